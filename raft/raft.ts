@@ -1,0 +1,731 @@
+import { RaftLog } from './log.js';
+import type { RandomSource } from './random.js';
+import {
+  becomeProbe,
+  becomeReplicate,
+  becomeSnapshot,
+  isPaused,
+  maybeDecrTo,
+  maybeUpdate,
+  newProgress,
+  ProgressTracker,
+  type Progress,
+} from './tracker.js';
+import {
+  CampaignTransferContext,
+  LeaseSkippedContext,
+  LocalMessageTypes,
+  makeMessage,
+  None,
+  RaftError,
+  voteResponseType,
+  type DurableState,
+  type Entry,
+  type HardState,
+  type Message,
+  type MessageType,
+  type SoftState,
+  type StateType,
+} from './types.js';
+
+export interface RaftConfig {
+  id: string;
+  voters: readonly string[];
+  /** Non-voting members: they replicate and may answer votes, but never campaign or count. */
+  learners?: readonly string[];
+  /** Ticks a follower waits without hearing from a leader before campaigning (randomized up to 2x). */
+  electionTick: number;
+  /** Ticks between a leader's heartbeats. Must be below electionTick. */
+  heartbeatTick: number;
+  preVote: boolean;
+  checkQuorum: boolean;
+  /** Each member needs its own source: identical sources draw identical timeouts. */
+  random: RandomSource;
+  /** What the member persisted before it stopped; absent for a fresh member. */
+  restored?: DurableState;
+  /**
+   * Ticks after start during which a member with restored state answers no
+   * higher-term (pre-)vote request: a leader's lease may still count on a heartbeat
+   * it acknowledged before it stopped. Not an etcd rule (Raft thesis §6.4.1).
+   */
+  restartVoteDelayTicks?: number;
+  /**
+   * The same delay for a member that started without state, applied only once it
+   * sees that the group already ran (a term above 1, a non-empty candidate log, or a leader).
+   */
+  freshVoteDelayTicks?: number;
+  /** Committed entries kept before older ones fold into the compaction marker. */
+  maxLogEntries?: number;
+}
+
+export type CampaignType = 'CampaignPreElection' | 'CampaignElection' | 'CampaignTransfer';
+
+export interface ProgressStatus {
+  match: number;
+  next: number;
+  state: string;
+  recentActive: boolean;
+  isLearner: boolean;
+}
+
+export interface Status {
+  id: string;
+  term: number;
+  vote: string;
+  commit: number;
+  lead: string;
+  state: StateType;
+  lastIndex: number;
+  lastTerm: number;
+  electionElapsed: number;
+  randomizedElectionTimeout: number;
+  leadTransferee: string;
+  /** This leader won with votes of followers that forgot a leader still in its lease. */
+  leaseSkipped: boolean;
+  /** Ticks since the node started (drives the restart vote delay). */
+  ticksSinceStart: number;
+  /** For a leader: each member's replication progress, in sorted id order. */
+  progress: Record<string, ProgressStatus>;
+}
+
+const DefaultMaxLogEntries = 64;
+
+function validateConfig(c: RaftConfig): void {
+  const fail = (msg: string): never => {
+    throw new RaftError('INVALID_CONFIG', msg);
+  };
+  if (typeof c.id !== 'string' || c.id === None) fail('id must be a non-empty string');
+  const learners = c.learners ?? [];
+  const all = [...c.voters, ...learners];
+  if (c.voters.length === 0) fail('voters must name at least one member');
+  if (new Set(all).size !== all.length) fail('voters and learners must be distinct and not repeat');
+  if (all.some((id) => typeof id !== 'string' || id === None)) fail('member ids must be non-empty strings');
+  if (!all.includes(c.id)) fail(`id ${c.id} must be one of the voters or learners`);
+  if (!Number.isInteger(c.heartbeatTick) || c.heartbeatTick <= 0) fail('heartbeatTick must be a positive integer');
+  if (!Number.isInteger(c.electionTick) || c.electionTick <= c.heartbeatTick) {
+    fail(`electionTick (${c.electionTick}) must be an integer greater than heartbeatTick (${c.heartbeatTick})`);
+  }
+  for (const [name, v] of [
+    ['restartVoteDelayTicks', c.restartVoteDelayTicks],
+    ['freshVoteDelayTicks', c.freshVoteDelayTicks],
+    ['maxLogEntries', c.maxLogEntries],
+  ] as const) {
+    if (v !== undefined && (!Number.isInteger(v) || v < 0)) fail(`${name} must be a non-negative integer`);
+  }
+  const hs = c.restored?.hardState;
+  if (hs && hs.vote !== None && !all.includes(hs.vote)) {
+    fail(`restored vote for ${hs.vote}, who is not a member`);
+  }
+}
+
+/** The election state machine (etcd's `raft` struct). Drive it through RawNode. */
+export class Raft {
+  readonly id: string;
+  term = 0;
+  vote = None;
+  lead = None;
+  state: StateType = 'Follower';
+  readonly log: RaftLog;
+  readonly trk: ProgressTracker;
+
+  /** Messages to send now. */
+  msgs: Message[] = [];
+  /** Messages to send only once the current unstable state is persisted. */
+  msgsAfterAppend: Message[] = [];
+
+  private readonly electionTimeout: number;
+  private readonly heartbeatTimeout: number;
+  private readonly preVote: boolean;
+  private readonly checkQuorum: boolean;
+  private readonly random: RandomSource;
+  private readonly maxLogEntries: number;
+
+  electionElapsed = 0;
+  private heartbeatElapsed = 0;
+  randomizedElectionTimeout = 0;
+  leadTransferee = None;
+
+  private readonly restarted: boolean;
+  private readonly restartVoteDelayTicks: number;
+  private readonly freshVoteDelayTicks: number;
+  private groupRanSeen: boolean;
+  ticksSinceStart = 0;
+
+  /** Ticks for which this follower's granted votes must carry LeaseSkipped. */
+  private leaseSkipTicksLeft = 0;
+  /** Collected from granted votes while a candidate; kept by the leader it becomes. */
+  private leaseSkippedVotes = false;
+  leaseSkipped = false;
+
+  private heartbeatSeq = 0;
+
+  constructor(config: RaftConfig) {
+    validateConfig(config);
+    this.id = config.id;
+    this.electionTimeout = config.electionTick;
+    this.heartbeatTimeout = config.heartbeatTick;
+    this.preVote = config.preVote;
+    this.checkQuorum = config.checkQuorum;
+    this.random = config.random;
+    this.maxLogEntries = config.maxLogEntries ?? DefaultMaxLogEntries;
+    this.log = new RaftLog(config.restored);
+    this.trk = new ProgressTracker(config.voters, config.learners ?? []);
+    const hs = config.restored?.hardState;
+    this.restarted = hs !== undefined && hs.term > 0;
+    this.restartVoteDelayTicks = config.restartVoteDelayTicks ?? 0;
+    this.freshVoteDelayTicks = config.freshVoteDelayTicks ?? 0;
+    this.groupRanSeen = this.restarted;
+    if (hs) {
+      this.term = hs.term;
+      this.vote = hs.vote;
+    }
+    // Restart: follower at the persisted term, no leader; the vote survives because the term is unchanged.
+    this.becomeFollower(this.term, None);
+  }
+
+  hardState(): HardState {
+    return { term: this.term, vote: this.vote, commit: this.log.committed };
+  }
+
+  softState(): SoftState {
+    return { lead: this.lead, state: this.state };
+  }
+
+  promotable(): boolean {
+    return this.trk.isVoter(this.id);
+  }
+
+  // ---- time ----
+
+  tick(): void {
+    this.ticksSinceStart++;
+    if (this.leaseSkipTicksLeft > 0) this.leaseSkipTicksLeft--;
+    if (this.state === 'Leader') this.tickHeartbeat();
+    else this.tickElection();
+  }
+
+  private tickElection(): void {
+    this.electionElapsed++;
+    if (this.promotable() && this.electionElapsed >= this.randomizedElectionTimeout) {
+      this.electionElapsed = 0;
+      this.step(makeMessage({ type: 'MsgHup', from: this.id }));
+    }
+  }
+
+  private tickHeartbeat(): void {
+    this.heartbeatElapsed++;
+    this.electionElapsed++;
+    if (this.electionElapsed >= this.electionTimeout) {
+      this.electionElapsed = 0;
+      if (this.checkQuorum) this.step(makeMessage({ type: 'MsgCheckQuorum', from: this.id }));
+      // A transfer that did not finish within one election timeout is abandoned.
+      if (this.state === 'Leader' && this.leadTransferee !== None) this.abortLeaderTransfer();
+    }
+    if (this.state !== 'Leader') return;
+    if (this.heartbeatElapsed >= this.heartbeatTimeout) {
+      this.heartbeatElapsed = 0;
+      this.step(makeMessage({ type: 'MsgBeat', from: this.id }));
+    }
+  }
+
+  // ---- state changes ----
+
+  private reset(term: number): void {
+    if (this.term !== term) {
+      this.term = term;
+      this.vote = None;
+    }
+    this.lead = None;
+    this.electionElapsed = 0;
+    this.heartbeatElapsed = 0;
+    this.randomizedElectionTimeout = this.electionTimeout + this.random.nextInt(this.electionTimeout);
+    this.abortLeaderTransfer();
+    this.trk.resetVotes();
+    this.leaseSkippedVotes = false;
+    this.leaseSkipped = false;
+    const last = this.log.lastIndex();
+    for (const [id, pr] of this.trk.progress) {
+      const fresh = newProgress(id === this.id ? last : 0, last + 1, pr.isLearner);
+      Object.assign(pr, fresh);
+    }
+  }
+
+  becomeFollower(term: number, lead: string): void {
+    this.reset(term);
+    this.lead = lead;
+    this.state = 'Follower';
+  }
+
+  becomePreCandidate(): void {
+    if (this.state === 'Leader') throw new RaftError('INVALID_STATE', 'leader cannot become pre-candidate');
+    // Term, vote and the election clock stay; only the leader and the tally clear.
+    this.trk.resetVotes();
+    this.leaseSkippedVotes = false;
+    this.lead = None;
+    this.state = 'PreCandidate';
+  }
+
+  becomeCandidate(): void {
+    if (this.state === 'Leader') throw new RaftError('INVALID_STATE', 'leader cannot become candidate');
+    this.reset(this.term + 1);
+    this.vote = this.id;
+    this.state = 'Candidate';
+  }
+
+  becomeLeader(): void {
+    if (this.state === 'Follower') throw new RaftError('INVALID_STATE', 'follower cannot become leader');
+    const leaseSkippedVotes = this.leaseSkippedVotes;
+    this.reset(this.term);
+    this.leaseSkipped = leaseSkippedVotes;
+    this.lead = this.id;
+    this.state = 'Leader';
+    const self = this.trk.progress.get(this.id)!;
+    becomeReplicate(self);
+    self.recentActive = true;
+    // Entries of earlier terms commit only once an entry of this term reaches a quorum.
+    this.appendEntry({ index: this.log.lastIndex() + 1, term: this.term });
+  }
+
+  private appendEntry(entry: Entry): void {
+    const last = this.log.append([entry]);
+    // The leader counts its own copy only once it is persisted: an append response to itself.
+    this.send(makeMessage({ type: 'MsgAppResp', to: this.id, index: last }));
+  }
+
+  // ---- campaigning ----
+
+  private hup(t: CampaignType): void {
+    if (this.state === 'Leader') return;
+    if (!this.promotable()) return;
+    this.campaign(t);
+  }
+
+  campaign(t: CampaignType): void {
+    if (!this.promotable()) return;
+    let term: number;
+    let voteMsg: MessageType;
+    if (t === 'CampaignPreElection') {
+      this.becomePreCandidate();
+      voteMsg = 'MsgPreVote';
+      // A pre-vote asks for the next term without taking it.
+      term = this.term + 1;
+    } else {
+      this.becomeCandidate();
+      voteMsg = 'MsgVote';
+      term = this.term;
+    }
+    const last = this.log.lastEntryId();
+    for (const id of this.trk.voters) {
+      if (id === this.id) {
+        // Our own vote counts once the state it depends on is persisted.
+        this.send(makeMessage({ type: voteResponseType(voteMsg), to: id, term }));
+        continue;
+      }
+      this.send(
+        makeMessage({
+          type: voteMsg,
+          to: id,
+          term,
+          index: last.index,
+          logTerm: last.term,
+          context: t === 'CampaignTransfer' ? CampaignTransferContext : '',
+        }),
+      );
+    }
+  }
+
+  private poll(from: string, granted: boolean, context: string): ReturnType<ProgressTracker['tallyVotes']> {
+    if (granted && context === LeaseSkippedContext && this.state === 'Candidate' && this.trk.isVoter(from)) {
+      this.leaseSkippedVotes = true;
+    }
+    this.trk.recordVote(from, granted);
+    return this.trk.tallyVotes();
+  }
+
+  // ---- messages ----
+
+  send(m: Message): void {
+    if (m.from === None) m.from = this.id;
+    if (m.type === 'MsgVote' || m.type === 'MsgVoteResp' || m.type === 'MsgPreVote' || m.type === 'MsgPreVoteResp') {
+      if (m.term === 0) throw new RaftError('INVALID_STATE', `${m.type} must carry a term`);
+    } else {
+      if (m.term !== 0) throw new RaftError('INVALID_STATE', `${m.type} must not set its term (${m.term})`);
+      if (m.type !== 'MsgProp') m.term = this.term;
+    }
+    if (m.type === 'MsgAppResp' || m.type === 'MsgVoteResp' || m.type === 'MsgPreVoteResp') {
+      // Durability: these answers promise state that must reach disk first.
+      this.msgsAfterAppend.push(m);
+    } else {
+      if (m.to === this.id) throw new RaftError('INVALID_STATE', `${m.type} addressed to self`);
+      this.msgs.push(m);
+    }
+  }
+
+  private inVoteDelay(): boolean {
+    const delay = this.restarted ? this.restartVoteDelayTicks : this.groupRanSeen ? this.freshVoteDelayTicks : 0;
+    return this.ticksSinceStart < delay;
+  }
+
+  private noteGroupRan(m: Message): void {
+    if (this.groupRanSeen) return;
+    const fromLeader = m.type === 'MsgApp' || m.type === 'MsgHeartbeat' || m.type === 'MsgSnap';
+    const voteWithHistory = (m.type === 'MsgVote' || m.type === 'MsgPreVote') && m.logTerm > 0;
+    if (m.term > 1 || fromLeader || voteWithHistory) this.groupRanSeen = true;
+  }
+
+  step(m: Message): void {
+    if (m.term !== 0) this.noteGroupRan(m);
+    if (m.term === 0) {
+      // Local message: no term checks.
+    } else if (m.term > this.term) {
+      if (m.type === 'MsgVote' || m.type === 'MsgPreVote') {
+        const force = m.context === CampaignTransferContext;
+        const inLease = this.checkQuorum && this.lead !== None && this.electionElapsed < this.electionTimeout;
+        // Within the lease (or the restart delay) a request is dropped: no answer, no term change.
+        if (!force && (inLease || this.inVoteDelay())) return;
+      }
+      if (m.type === 'MsgPreVote') {
+        // A pre-vote never changes the voter's term.
+      } else if (m.type === 'MsgPreVoteResp' && !m.reject) {
+        // A granted pre-vote echoes the future term; we take it only when we win.
+      } else if (m.type === 'MsgApp' || m.type === 'MsgHeartbeat' || m.type === 'MsgSnap') {
+        this.becomeFollower(m.term, m.from);
+      } else {
+        this.becomeFollower(m.term, None);
+      }
+    } else if (m.term < this.term) {
+      if ((this.checkQuorum || this.preVote) && (m.type === 'MsgHeartbeat' || m.type === 'MsgApp')) {
+        // Tell a stale leader the current term, so a partitioned leader steps down
+        // instead of pushing a disruptive candidate to raise terms forever.
+        this.send(makeMessage({ type: 'MsgAppResp', to: m.from }));
+      } else if (m.type === 'MsgPreVote') {
+        this.send(makeMessage({ type: 'MsgPreVoteResp', to: m.from, term: this.term, reject: true }));
+      }
+      return;
+    }
+
+    switch (m.type) {
+      case 'MsgHup':
+        this.hup(this.preVote ? 'CampaignPreElection' : 'CampaignElection');
+        return;
+      case 'MsgVote':
+      case 'MsgPreVote': {
+        const canVote =
+          this.vote === m.from ||
+          (this.vote === None && this.lead === None) ||
+          (m.type === 'MsgPreVote' && m.term > this.term);
+        if (canVote && this.log.isUpToDate({ index: m.index, term: m.logTerm })) {
+          // Granted: answer with the request's term so the candidate counts it.
+          const context = this.leaseSkipTicksLeft > 0 ? LeaseSkippedContext : '';
+          this.send(makeMessage({ type: voteResponseType(m.type), to: m.from, term: m.term, context }));
+          if (m.type === 'MsgVote') {
+            this.electionElapsed = 0;
+            this.vote = m.from;
+          }
+        } else {
+          this.send(makeMessage({ type: voteResponseType(m.type), to: m.from, term: this.term, reject: true }));
+        }
+        return;
+      }
+      default:
+        if (this.state === 'Leader') this.stepLeader(m);
+        else if (this.state === 'Follower') this.stepFollower(m);
+        else this.stepCandidate(m);
+    }
+  }
+
+  private stepLeader(m: Message): void {
+    switch (m.type) {
+      case 'MsgBeat':
+        this.bcastHeartbeat();
+        return;
+      case 'MsgCheckQuorum':
+        if (!this.trk.quorumActive()) this.becomeFollower(this.term, None);
+        for (const [id, pr] of this.trk.progress) if (id !== this.id) pr.recentActive = false;
+        return;
+      case 'MsgProp':
+        if (this.leadTransferee !== None) throw new RaftError('PROPOSAL_DROPPED', 'leadership transfer in progress');
+        this.appendEntry({ index: this.log.lastIndex() + 1, term: this.term });
+        this.bcastAppend();
+        return;
+      case 'MsgForgetLeader':
+        return;
+      default:
+        break;
+    }
+    const pr = this.trk.progress.get(m.from);
+    if (!pr) return;
+    switch (m.type) {
+      case 'MsgAppResp':
+        pr.recentActive = true;
+        if (m.reject) {
+          let nextProbeIdx = m.rejectHint;
+          if (m.logTerm > 0) nextProbeIdx = this.log.findConflictByTerm(m.rejectHint, m.logTerm).index;
+          if (maybeDecrTo(pr, m.index, nextProbeIdx)) {
+            if (pr.state === 'Replicate') becomeProbe(pr);
+            this.sendAppend(m.from);
+          }
+          return;
+        }
+        {
+          const oldPaused = isPaused(pr);
+          if (maybeUpdate(pr, m.index)) {
+            if (pr.state === 'Probe') becomeReplicate(pr);
+            else if (pr.state === 'Snapshot' && pr.match + 1 >= this.log.firstIndex()) {
+              becomeProbe(pr);
+              becomeReplicate(pr);
+            }
+            if (this.maybeCommit()) this.bcastAppend();
+            else if (oldPaused && m.from !== this.id) this.sendAppend(m.from);
+            if (m.from === this.leadTransferee && pr.match === this.log.lastIndex()) {
+              this.sendTimeoutNow(m.from);
+            }
+          }
+        }
+        return;
+      case 'MsgHeartbeatResp':
+        pr.recentActive = true;
+        pr.probeSent = false;
+        if (pr.match < this.log.lastIndex() || pr.state === 'Probe') this.sendAppend(m.from);
+        return;
+      case 'MsgUnreachable':
+        if (pr.state === 'Replicate') becomeProbe(pr);
+        return;
+      case 'MsgTransferLeader': {
+        if (pr.isLearner) return;
+        const transferee = m.from;
+        if (this.leadTransferee !== None) {
+          // A repeat for the same target keeps the running timer.
+          if (this.leadTransferee === transferee) return;
+          this.abortLeaderTransfer();
+        }
+        if (transferee === this.id) return;
+        this.electionElapsed = 0;
+        this.leadTransferee = transferee;
+        if (pr.match === this.log.lastIndex()) this.sendTimeoutNow(transferee);
+        else this.sendAppend(transferee);
+        return;
+      }
+      default:
+        return;
+    }
+  }
+
+  private stepCandidate(m: Message): void {
+    const myVoteResp: MessageType = this.state === 'PreCandidate' ? 'MsgPreVoteResp' : 'MsgVoteResp';
+    switch (m.type) {
+      case 'MsgProp':
+        throw new RaftError('PROPOSAL_DROPPED', 'no leader');
+      case 'MsgApp':
+        this.becomeFollower(m.term, m.from);
+        this.handleAppendEntries(m);
+        return;
+      case 'MsgHeartbeat':
+        this.becomeFollower(m.term, m.from);
+        this.handleHeartbeat(m);
+        return;
+      case 'MsgSnap':
+        this.becomeFollower(m.term, m.from);
+        this.handleSnapshot(m);
+        return;
+      default:
+        if (m.type !== myVoteResp) return;
+    }
+    const { result } = this.poll(m.from, !m.reject, m.context);
+    if (result === 'VoteWon') {
+      if (this.state === 'PreCandidate') {
+        this.campaign('CampaignElection');
+      } else {
+        this.becomeLeader();
+        this.bcastAppend();
+      }
+    } else if (result === 'VoteLost') {
+      // Back to follower in the same term; a higher term was already adopted in step().
+      this.becomeFollower(this.term, None);
+    }
+  }
+
+  private stepFollower(m: Message): void {
+    switch (m.type) {
+      case 'MsgProp':
+        if (this.lead === None) throw new RaftError('PROPOSAL_DROPPED', 'no leader');
+        m.to = this.lead;
+        this.send(m);
+        return;
+      case 'MsgApp':
+        this.electionElapsed = 0;
+        this.lead = m.from;
+        this.handleAppendEntries(m);
+        return;
+      case 'MsgHeartbeat':
+        this.electionElapsed = 0;
+        this.lead = m.from;
+        this.handleHeartbeat(m);
+        return;
+      case 'MsgSnap':
+        this.electionElapsed = 0;
+        this.lead = m.from;
+        this.handleSnapshot(m);
+        return;
+      case 'MsgTransferLeader':
+        if (this.lead === None) return;
+        m.to = this.lead;
+        m.term = 0;
+        this.send(m);
+        return;
+      case 'MsgForgetLeader':
+        if (this.lead === None) return;
+        // Forgetting a leader we still honoured skips its lease: say so in the votes we grant
+        // until that lease would have run out anyway.
+        if (this.checkQuorum && this.electionElapsed < this.electionTimeout) {
+          this.leaseSkipTicksLeft = this.electionTimeout - this.electionElapsed;
+        }
+        this.lead = None;
+        return;
+      case 'MsgTimeoutNow':
+        this.hup('CampaignTransfer');
+        return;
+      default:
+        return;
+    }
+  }
+
+  private handleAppendEntries(m: Message): void {
+    if (m.index < this.log.committed) {
+      this.send(makeMessage({ type: 'MsgAppResp', to: m.from, index: this.log.committed }));
+      return;
+    }
+    const lastNew = this.log.maybeAppend(m.index, m.logTerm, m.commit, m.entries);
+    if (lastNew !== undefined) {
+      this.send(makeMessage({ type: 'MsgAppResp', to: m.from, index: lastNew }));
+      return;
+    }
+    const hint = this.log.findConflictByTerm(Math.min(m.index, this.log.lastIndex()), m.logTerm);
+    this.send(
+      makeMessage({
+        type: 'MsgAppResp',
+        to: m.from,
+        index: m.index,
+        reject: true,
+        rejectHint: hint.index,
+        logTerm: hint.term,
+      }),
+    );
+  }
+
+  private handleHeartbeat(m: Message): void {
+    // The leader sends min(its commit, our match), so this never passes our log.
+    this.log.commitTo(Math.min(m.commit, this.log.lastIndex()));
+    this.send(makeMessage({ type: 'MsgHeartbeatResp', to: m.from, context: m.context }));
+  }
+
+  private handleSnapshot(m: Message): void {
+    const s = m.snapshot;
+    if (!s) return;
+    if (s.index <= this.log.committed) {
+      this.send(makeMessage({ type: 'MsgAppResp', to: m.from, index: this.log.committed }));
+      return;
+    }
+    if (this.log.matchTerm(s.index, s.term)) {
+      this.log.commitTo(s.index);
+    } else {
+      this.log.restore(s);
+    }
+    this.send(makeMessage({ type: 'MsgAppResp', to: m.from, index: this.log.lastIndex() }));
+  }
+
+  // ---- leader helpers ----
+
+  private maybeCommit(): boolean {
+    return this.log.maybeCommit(this.trk.committedIndex(), this.term);
+  }
+
+  private sendAppend(to: string, sendIfEmpty = true): boolean {
+    const pr = this.trk.progress.get(to);
+    if (!pr || to === this.id || isPaused(pr)) return false;
+    const prevIndex = pr.next - 1;
+    const prevTerm = this.log.term(prevIndex);
+    if (prevTerm === undefined) return this.sendSnapshot(to, pr);
+    const entries = pr.next <= this.log.lastIndex() ? this.log.entriesFrom(pr.next) : [];
+    if (entries.length === 0 && !sendIfEmpty) return false;
+    this.send(
+      makeMessage({ type: 'MsgApp', to, index: prevIndex, logTerm: prevTerm, entries, commit: this.log.committed }),
+    );
+    if (pr.state === 'Replicate' && entries.length > 0) pr.next = entries[entries.length - 1]!.index + 1;
+    else if (pr.state === 'Probe') pr.probeSent = true;
+    return true;
+  }
+
+  private sendSnapshot(to: string, pr: Progress): boolean {
+    if (!pr.recentActive) return false;
+    const snapshot = this.log.snapshot();
+    this.send(makeMessage({ type: 'MsgSnap', to, snapshot: { index: snapshot.index, term: snapshot.term } }));
+    becomeSnapshot(pr, snapshot.index);
+    return true;
+  }
+
+  bcastAppend(): void {
+    for (const id of this.trk.ids()) if (id !== this.id) this.sendAppend(id);
+  }
+
+  private bcastHeartbeat(): void {
+    // The sequence lets the driver match acknowledgements to send times for the lease.
+    this.heartbeatSeq++;
+    const context = String(this.heartbeatSeq);
+    for (const id of this.trk.ids()) {
+      if (id === this.id) continue;
+      const pr = this.trk.progress.get(id)!;
+      const commit = Math.min(pr.match, this.log.committed);
+      this.send(makeMessage({ type: 'MsgHeartbeat', to: id, commit, context }));
+    }
+  }
+
+  private sendTimeoutNow(to: string): void {
+    this.send(makeMessage({ type: 'MsgTimeoutNow', to }));
+  }
+
+  abortLeaderTransfer(): void {
+    this.leadTransferee = None;
+  }
+
+  /** Called by RawNode once a Ready's state is on disk. */
+  compactLog(): void {
+    this.log.compact(this.maxLogEntries);
+  }
+
+  isLocalMessage(type: MessageType): boolean {
+    return LocalMessageTypes.has(type);
+  }
+
+  status(): Status {
+    const progress: Record<string, ProgressStatus> = {};
+    if (this.state === 'Leader') {
+      for (const id of this.trk.ids()) {
+        const pr = this.trk.progress.get(id)!;
+        progress[id] = {
+          match: pr.match,
+          next: pr.next,
+          state: pr.state,
+          recentActive: pr.recentActive,
+          isLearner: pr.isLearner,
+        };
+      }
+    }
+    return {
+      id: this.id,
+      term: this.term,
+      vote: this.vote,
+      commit: this.log.committed,
+      lead: this.lead,
+      state: this.state,
+      lastIndex: this.log.lastIndex(),
+      lastTerm: this.log.lastTerm(),
+      electionElapsed: this.electionElapsed,
+      randomizedElectionTimeout: this.randomizedElectionTimeout,
+      leadTransferee: this.leadTransferee,
+      leaseSkipped: this.leaseSkipped,
+      ticksSinceStart: this.ticksSinceStart,
+      progress,
+    };
+  }
+}

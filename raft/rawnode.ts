@@ -1,0 +1,149 @@
+import { Raft, type RaftConfig, type Status } from './raft.js';
+import {
+  hardStateEqual,
+  makeMessage,
+  RaftError,
+  type EntryId,
+  type HardState,
+  type Message,
+  type Ready,
+  type SoftState,
+} from './types.js';
+
+/**
+ * The driver's handle on one member (etcd's RawNode, synchronous-storage mode).
+ *
+ * Driver loop: `if (node.hasReady()) { const rd = node.ready(); persist(rd.durableState);
+ * send(rd.messages); node.advance(rd); }`. Steps may happen between ready() and
+ * advance(); a second ready() before advance() is a bug and throws.
+ */
+export class RawNode {
+  private readonly raft: Raft;
+  private prevSoftState: SoftState;
+  private prevHardState: HardState;
+  /** What the outstanding Ready promised to persist, settled by advance(). */
+  private pending: { stable: EntryId; snapshot: EntryId | undefined; selfSteps: Message[] } | undefined;
+
+  constructor(config: RaftConfig) {
+    this.raft = new Raft(config);
+    this.prevSoftState = this.raft.softState();
+    this.prevHardState = this.raft.hardState();
+  }
+
+  get id(): string {
+    return this.raft.id;
+  }
+
+  tick(): void {
+    this.raft.tick();
+  }
+
+  /** Feeds a message from a peer. Local-only message types from the network are refused. */
+  step(m: Message): void {
+    if (this.raft.isLocalMessage(m.type)) {
+      throw new RaftError('INVALID_ARGUMENT', `${m.type} is local and cannot arrive from a peer`);
+    }
+    if (!this.raft.trk.progress.has(m.from) && isResponseType(m.type)) {
+      // A response from a non-member carries nothing we can use.
+      return;
+    }
+    this.raft.step(m);
+  }
+
+  campaign(): void {
+    this.raft.step(makeMessage({ type: 'MsgHup', from: this.raft.id }));
+  }
+
+  /** Forget the current leader (it is known to be going away) without waiting for a timeout. */
+  forgetLeader(): void {
+    this.raft.step(makeMessage({ type: 'MsgForgetLeader', from: this.raft.id }));
+  }
+
+  /** Ask the leader (this node or the one it follows) to hand leadership to `transferee`. */
+  transferLeader(transferee: string): void {
+    this.raft.step(makeMessage({ type: 'MsgTransferLeader', from: transferee }));
+  }
+
+  reportUnreachable(id: string): void {
+    this.raft.step(makeMessage({ type: 'MsgUnreachable', from: id }));
+  }
+
+  /** Appends one empty entry through the leader (used by tests; the elector has no payloads). */
+  propose(): void {
+    this.raft.step(makeMessage({ type: 'MsgProp', from: this.raft.id }));
+  }
+
+  status(): Status {
+    return this.raft.status();
+  }
+
+  hasReady(): boolean {
+    if (this.pending) return false;
+    const r = this.raft;
+    if (!softStateEqual(r.softState(), this.prevSoftState)) return true;
+    if (!hardStateEqual(r.hardState(), this.prevHardState)) return true;
+    if (r.log.hasUnstable()) return true;
+    return r.msgs.length > 0 || r.msgsAfterAppend.length > 0;
+  }
+
+  ready(): Ready {
+    if (this.pending) throw new RaftError('READY_NOT_ADVANCED', 'ready() called again before advance()');
+    const r = this.raft;
+    const soft = r.softState();
+    const hard = r.hardState();
+    const entries = r.log.unstableEntries();
+    const snapshot = r.log.pendingSnapshotId();
+    const hardChanged = !hardStateEqual(hard, this.prevHardState);
+    const rd: Ready = {
+      entries,
+      messages: r.msgs,
+      mustSync:
+        hard.term !== this.prevHardState.term ||
+        hard.vote !== this.prevHardState.vote ||
+        entries.length > 0 ||
+        snapshot !== undefined,
+    };
+    if (!softStateEqual(soft, this.prevSoftState)) rd.softState = soft;
+    if (hardChanged) rd.hardState = hard;
+    if (snapshot) rd.snapshot = snapshot;
+    if (hardChanged || entries.length > 0 || snapshot) {
+      const marker = r.log.snapshot();
+      rd.durableState = {
+        hardState: hard,
+        snapshot: { index: marker.index, term: marker.term },
+        entries: r.log.allEntries(),
+      };
+    }
+    const selfSteps: Message[] = [];
+    for (const m of r.msgsAfterAppend) {
+      if (m.to === r.id) selfSteps.push(m);
+      else rd.messages.push(m);
+    }
+    r.msgs = [];
+    r.msgsAfterAppend = [];
+    this.prevSoftState = soft;
+    this.prevHardState = hard;
+    this.pending = { stable: r.log.lastEntryId(), snapshot, selfSteps };
+    return rd;
+  }
+
+  /** The Ready's state is on disk and its messages are sent. */
+  advance(_rd?: Ready): void {
+    const pending = this.pending;
+    if (!pending) throw new RaftError('NO_READY', 'advance() without an outstanding ready()');
+    this.pending = undefined;
+    const r = this.raft;
+    r.log.stableTo(pending.stable);
+    if (pending.snapshot) r.log.stableSnapshot(pending.snapshot);
+    for (const m of pending.selfSteps) r.step(m);
+    r.compactLog();
+  }
+}
+
+function softStateEqual(a: SoftState, b: SoftState): boolean {
+  return a.lead === b.lead && a.state === b.state;
+}
+
+function isResponseType(type: Message['type']): boolean {
+  return type === 'MsgAppResp' || type === 'MsgHeartbeatResp' || type === 'MsgVoteResp' || type === 'MsgPreVoteResp';
+}
