@@ -1,0 +1,113 @@
+/**
+ * The seams between a running member and everything around it. The member
+ * (cluster/member.ts) implements `Member`; the transport, the state file, the
+ * HTTP API and the Kubernetes parts code against these types only.
+ */
+import type { DurableState, Message, StateType } from '../raft/index.js';
+
+export interface PeerAddress {
+  id: string;
+  host: string;
+  port: number;
+}
+
+export interface PeerInfo {
+  id: string;
+  /** `host:port`, or null while discovery has not found it yet. */
+  address: string | null;
+  connected: boolean;
+}
+
+/** Why a message did not leave (label values of raft_elector_messages_dropped_total). */
+export type DropReason =
+  | 'peer_unknown'
+  | 'not_connected'
+  | 'send_buffer_full'
+  | 'frame_invalid'
+  | 'frame_oversized'
+  | 'unauthenticated'
+  | 'wrong_cluster';
+
+export interface TransportEvents {
+  /** A validated message from an authenticated peer. */
+  onMessage(message: Message): void;
+  /** A peer could not be reached (connect failed or the link dropped). */
+  onUnreachable(peerId: string): void;
+  onPeerConnectionChange?(peerId: string, connected: boolean): void;
+  onDrop?(reason: DropReason, peerId: string | null): void;
+}
+
+export interface PeerTransport {
+  start(): Promise<void>;
+  /** Never blocks and never throws for a peer problem: raft tolerates loss, so it drops and reports. */
+  send(message: Message): void;
+  /** Discovery may move a peer; the transport reconnects to the new address. */
+  setPeerAddress(id: string, host: string, port: number): void;
+  peers(): PeerInfo[];
+  close(): Promise<void>;
+}
+
+export interface StateStore {
+  /** undefined for a fresh member (no file); throws a typed error naming the file when it is unreadable. */
+  load(): DurableState | undefined;
+  /** Written, fsynced and renamed into place (and the directory fsynced) before it returns. */
+  save(state: DurableState): void;
+}
+
+/** What the app is told: GET /leader is built from this. */
+export interface LeadershipView {
+  self: string;
+  /** The leader this member knows of, or null. */
+  leader: string | null;
+  /** The fencing token: only grows. */
+  term: number;
+  role: StateType;
+  /** Raft leader, holding a valid lease, and not transferring leadership. */
+  isLeader: boolean;
+  /** Remaining lease for a leader that holds one, else null. */
+  leaseExpiresInMs: number | null;
+  /** When this member first saw the current (leader, term), ISO 8601; null without a leader. */
+  since: string | null;
+}
+
+export interface MemberInfo extends PeerInfo {
+  /** The role as last known from here: this member's own, or the leader we follow. */
+  role: 'leader' | 'follower' | 'unknown';
+}
+
+export type ElectionKind = 'pre-vote' | 'vote' | 'transfer';
+
+/** Counters and timings the member reports; the API's Prometheus registry implements it. */
+export interface MemberMetrics {
+  messageSent(type: Message['type']): void;
+  messageReceived(type: Message['type']): void;
+  messageDropped(reason: DropReason | 'not_leader' | 'decode'): void;
+  electionStarted(kind: ElectionKind): void;
+  /** From losing a leader to knowing a new one. */
+  electionDuration(seconds: number): void;
+  leaderChanged(): void;
+  statePersistDuration(seconds: number): void;
+  peerConnected(peerId: string, connected: boolean): void;
+}
+
+export interface TransferResult {
+  /** The member that leads afterwards, or null if none is known yet. */
+  leader: string | null;
+  transferred: boolean;
+}
+
+export interface Member {
+  readonly id: string;
+  view(): LeadershipView;
+  members(): MemberInfo[];
+  /** Called on every change of the view (leader, term, role, isLeader). Returns an unsubscribe. */
+  onChange(listener: (view: LeadershipView) => void): () => void;
+  forgetLeader(): void;
+  campaign(): void;
+  /** On the leader: hand over to `to` or to the most up-to-date connected follower; resolves when done or timed out. */
+  transferLeadership(to?: string): Promise<TransferResult>;
+  /** Raft's last index and term, for choosing who campaigns after a ForgetLeader. */
+  lastLogId(): { index: number; term: number };
+  /** Worst lateness of a tick against its schedule since start, in ms (for bench/api). */
+  worstTickLatenessMs(): number;
+}
