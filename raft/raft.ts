@@ -627,10 +627,13 @@ export class Raft {
       return;
     }
     if (this.log.matchTerm(s.index, s.term)) {
+      // Our log already holds the marker's entry: fast-forward the commit, but vouch
+      // only for what is committed, not for a tail the leader may not share (etcd's restore() == false).
       this.log.commitTo(s.index);
-    } else {
-      this.log.restore(s);
+      this.send(makeMessage({ type: 'MsgAppResp', to: m.from, index: this.log.committed }));
+      return;
     }
+    this.log.restore(s);
     this.send(makeMessage({ type: 'MsgAppResp', to: m.from, index: this.log.lastIndex() }));
   }
 
