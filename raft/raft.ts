@@ -4,11 +4,13 @@ import {
   becomeProbe,
   becomeReplicate,
   becomeSnapshot,
+  canBumpCommit,
   isPaused,
   maybeDecrTo,
   maybeUpdate,
   newProgress,
   ProgressTracker,
+  sentCommit,
   type Progress,
 } from './tracker.js';
 import {
@@ -467,19 +469,23 @@ export class Raft {
           }
           return;
         }
-        {
-          const oldPaused = isPaused(pr);
-          if (maybeUpdate(pr, m.index)) {
-            if (pr.state === 'Probe') becomeReplicate(pr);
-            else if (pr.state === 'Snapshot' && pr.match + 1 >= this.log.firstIndex()) {
-              becomeProbe(pr);
-              becomeReplicate(pr);
-            }
-            if (this.maybeCommit()) this.bcastAppend();
-            else if (oldPaused && m.from !== this.id) this.sendAppend(m.from);
-            if (m.from === this.leadTransferee && pr.match === this.log.lastIndex()) {
-              this.sendTimeoutNow(m.from);
-            }
+        // An ack that repeats the match still moves a probing peer back to Replicate
+        // (etcd: MaybeUpdate || Match == Index && StateProbe), e.g. after reportUnreachable.
+        if (maybeUpdate(pr, m.index) || (pr.match === m.index && pr.state === 'Probe')) {
+          if (pr.state === 'Probe') becomeReplicate(pr);
+          else if (pr.state === 'Snapshot' && pr.match + 1 >= this.log.firstIndex()) {
+            becomeProbe(pr);
+            becomeReplicate(pr);
+          }
+          if (this.maybeCommit()) this.bcastAppend();
+          else if (m.from !== this.id) {
+            // The peer may lack our commit index: tell it now rather than at the next heartbeat.
+            if (canBumpCommit(pr, this.log.committed)) this.sendAppend(m.from);
+            // Then whatever entries it still lacks, without empty appends (etcd maybeSendAppend(to, false)).
+            else this.sendAppend(m.from, false);
+          }
+          if (m.from === this.leadTransferee && pr.match === this.log.lastIndex()) {
+            this.sendTimeoutNow(m.from);
           }
         }
         return;
@@ -656,6 +662,7 @@ export class Raft {
     );
     if (pr.state === 'Replicate' && entries.length > 0) pr.next = entries[entries.length - 1]!.index + 1;
     else if (pr.state === 'Probe') pr.probeSent = true;
+    sentCommit(pr, this.log.committed);
     return true;
   }
 
@@ -680,6 +687,7 @@ export class Raft {
       const pr = this.trk.progress.get(id)!;
       const commit = Math.min(pr.match, this.log.committed);
       this.send(makeMessage({ type: 'MsgHeartbeat', to: id, commit, context }));
+      sentCommit(pr, commit);
     }
   }
 

@@ -8,6 +8,8 @@ export interface Progress {
   /** In Probe, one append is outstanding until a response or a heartbeat response arrives. */
   probeSent: boolean;
   pendingSnapshot: number;
+  /** The highest commit index sent to the peer, capped at next-1 (etcd's pendingCommit). */
+  sentCommit: number;
   /** Set by any response from the peer; cleared by each CheckQuorum round. */
   recentActive: boolean;
   isLearner: boolean;
@@ -85,7 +87,16 @@ export class ProgressTracker {
 }
 
 export function newProgress(match: number, next: number, isLearner: boolean): Progress {
-  return { match, next, state: 'Probe', probeSent: false, pendingSnapshot: 0, recentActive: false, isLearner };
+  return {
+    match,
+    next,
+    state: 'Probe',
+    probeSent: false,
+    pendingSnapshot: 0,
+    sentCommit: 0,
+    recentActive: false,
+    isLearner,
+  };
 }
 
 export function becomeProbe(pr: Progress): void {
@@ -96,6 +107,7 @@ export function becomeProbe(pr: Progress): void {
   } else {
     pr.state = 'Probe';
     pr.next = pr.match + 1;
+    pr.sentCommit = Math.min(pr.sentCommit, pr.match);
   }
   pr.probeSent = false;
   pr.pendingSnapshot = 0;
@@ -104,6 +116,7 @@ export function becomeProbe(pr: Progress): void {
 export function becomeReplicate(pr: Progress): void {
   pr.state = 'Replicate';
   pr.next = pr.match + 1;
+  pr.sentCommit = Math.min(pr.sentCommit, pr.match);
   pr.probeSent = false;
   pr.pendingSnapshot = 0;
 }
@@ -131,12 +144,24 @@ export function maybeDecrTo(pr: Progress, rejected: number, matchHint: number): 
   if (pr.state === 'Replicate') {
     if (rejected <= pr.match) return false;
     pr.next = pr.match + 1;
+    pr.sentCommit = Math.min(pr.sentCommit, pr.match);
     return true;
   }
   if (pr.next - 1 !== rejected) return false;
   pr.next = Math.max(Math.min(rejected, matchHint + 1), pr.match + 1);
+  pr.sentCommit = Math.min(pr.sentCommit, pr.next - 1);
   pr.probeSent = false;
   return true;
+}
+
+/** Sending `index` as the commit could still raise the peer's commit (etcd's CanBumpCommit). */
+export function canBumpCommit(pr: Progress, index: number): boolean {
+  return pr.sentCommit < Math.min(index, pr.next - 1);
+}
+
+/** Records a commit index sent to the peer; it can only matter up to next-1. */
+export function sentCommit(pr: Progress, commit: number): void {
+  pr.sentCommit = Math.min(Math.max(pr.sentCommit, commit), pr.next - 1);
 }
 
 export function isPaused(pr: Progress): boolean {
