@@ -194,7 +194,8 @@ export class Raft {
   }
 
   promotable(): boolean {
-    return this.trk.isVoter(this.id);
+    // A voter with a received compaction marker not yet on disk waits (etcd: !hasNextOrInProgressSnapshot).
+    return this.trk.isVoter(this.id) && this.log.pendingSnapshotId() === undefined;
   }
 
   // ---- time ----
