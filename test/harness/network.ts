@@ -1,4 +1,63 @@
-import { RawNode, seededRandom, type DurableState, type Message, type MessageType, type RaftConfig, type Status } from '../../raft/index.js';
+import {
+  RawNode,
+  seededRandom,
+  type DurableState,
+  type Entry,
+  type Message,
+  type MessageType,
+  type RaftConfig,
+  type RandomSource,
+  type Status,
+} from '../../raft/index.js';
+import { Raft } from '../../raft/raft.js';
+
+/**
+ * A random source that always draws `offset` (capped below the bound), so the
+ * randomized election timeout is exactly `electionTick + offset`: etcd's
+ * setRandomizedElectionTimeout, expressed as an input instead of a poke.
+ */
+export function fixedRandom(offset: number): RandomSource {
+  return { nextInt: (maxExclusive: number) => Math.min(offset, maxExclusive - 1) };
+}
+
+/** A persisted state with the given hard state and a log whose entry i+1 has term `entryTerms[i]`. */
+export function durableState(term: number, vote: string, entryTerms: number[] = [], commit = 0): DurableState {
+  const entries: Entry[] = entryTerms.map((t, i) => ({ index: i + 1, term: t }));
+  return { hardState: { term, vote, commit }, snapshot: { index: 0, term: 0 }, entries };
+}
+
+/** A bare state machine for unit scenarios (etcd's newTestRaft): electionTick 10, heartbeatTick 1. */
+export function newTestRaft(id: string, voters: string[], overrides: Partial<RaftConfig> = {}): Raft {
+  return new Raft({
+    id,
+    voters,
+    electionTick: 10,
+    heartbeatTick: 1,
+    preVote: false,
+    checkQuorum: false,
+    random: fixedRandom(0),
+    ...overrides,
+  });
+}
+
+/**
+ * Steps the self-addressed responses held for persistence, then returns and
+ * clears every message to peers (etcd's readMessages: storage is taken as synced).
+ */
+export function readMessages(r: Raft): Message[] {
+  for (;;) {
+    const held = r.msgsAfterAppend;
+    if (held.length === 0) break;
+    r.msgsAfterAppend = [];
+    for (const m of held) {
+      if (m.to === r.id) r.step(m);
+      else r.msgs.push(m);
+    }
+  }
+  const out = r.msgs;
+  r.msgs = [];
+  return out;
+}
 
 export interface NetworkOptions {
   electionTick?: number;
