@@ -1,0 +1,46 @@
+/**
+ * Typed errors for cluster/: callers branch on `code`, never on message text.
+ * Codes are stable; add new ones at the end of the union.
+ */
+export type ClusterErrorCode =
+  /** The state file exists but its content is damaged (checksum, JSON, version, shape). */
+  | 'STATE_FILE_CORRUPT'
+  /** The state file (or its data dir) exists but cannot be read. */
+  | 'STATE_FILE_UNREADABLE'
+  /** The state could not be written, fsynced or renamed into place. */
+  | 'STATE_FILE_WRITE_FAILED'
+  /** save() was given a state that load() would refuse (a bug in the caller). */
+  | 'STATE_INVALID'
+  /** A peer frame is not valid JSON or fails the message schema. */
+  | 'FRAME_MALFORMED'
+  /** A peer frame is larger than the configured limit. */
+  | 'FRAME_OVERSIZED'
+  /** A peer frame speaks another protocol version. */
+  | 'FRAME_UNSUPPORTED_VERSION'
+  /** A peer frame names another cluster. */
+  | 'FRAME_WRONG_CLUSTER'
+  /** A handshake message is malformed or out of order. */
+  | 'HANDSHAKE_MALFORMED'
+  /** Transport options are inconsistent or out of range. */
+  | 'INVALID_TRANSPORT_OPTIONS'
+  /** Member options are inconsistent or out of range. */
+  | 'INVALID_MEMBER_OPTIONS'
+  /** The request needs the leader and this member is not it. */
+  | 'NOT_LEADER'
+  /** A leadership transfer target is unknown, this member, or not a voter. */
+  | 'INVALID_TRANSFER_TARGET'
+  /** The member is not running (not started yet, or stopped). */
+  | 'MEMBER_STOPPED';
+
+export class ClusterError extends Error {
+  readonly code: ClusterErrorCode;
+  constructor(code: ClusterErrorCode, message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = 'ClusterError';
+    this.code = code;
+  }
+}
+
+export function isClusterError(err: unknown, code?: ClusterErrorCode): err is ClusterError {
+  return err instanceof ClusterError && (code === undefined || err.code === code);
+}

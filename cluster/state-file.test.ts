@@ -1,0 +1,197 @@
+import { createHash } from 'node:crypto';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { Writable } from 'node:stream';
+import { pino } from 'pino';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import type { DurableState } from '../raft/index.js';
+import { ClusterError } from './errors.js';
+import { STATE_FILE_NAME, StateFile, serializeState } from './state-file.js';
+
+function captureLogger(): { logger: pino.Logger; lines: () => Record<string, unknown>[] } {
+  const chunks: string[] = [];
+  const stream = new Writable({
+    write(chunk: Buffer, _enc, cb) {
+      chunks.push(chunk.toString());
+      cb();
+    },
+  });
+  const logger = pino({ level: 'debug' }, stream);
+  return {
+    logger,
+    lines: () =>
+      chunks
+        .join('')
+        .split('\n')
+        .filter((l) => l.length > 0)
+        .map((l) => JSON.parse(l) as Record<string, unknown>),
+  };
+}
+
+const sample: DurableState = {
+  hardState: { term: 7, vote: 'member-b', commit: 5 },
+  snapshot: { index: 3, term: 2 },
+  entries: [
+    { index: 4, term: 2 },
+    { index: 5, term: 6 },
+    { index: 6, term: 7 },
+  ],
+};
+
+let dir: string;
+let filePath: string;
+beforeEach(() => {
+  dir = fs.mkdtempSync(path.join(os.tmpdir(), 'state-file-test-'));
+  filePath = path.join(dir, 'data', STATE_FILE_NAME);
+});
+afterEach(() => {
+  fs.rmSync(dir, { recursive: true, force: true });
+});
+
+function store(): StateFile {
+  return new StateFile(path.join(dir, 'data'), captureLogger().logger);
+}
+
+function expectCode(fn: () => unknown, code: string, messagePart: RegExp): ClusterError {
+  let caught: unknown;
+  try {
+    fn();
+  } catch (err) {
+    caught = err;
+  }
+  expect(caught).toBeInstanceOf(ClusterError);
+  const err = caught as ClusterError;
+  expect(err.code).toBe(code);
+  expect(err.message).toContain(filePath);
+  expect(err.message).toMatch(messagePart);
+  return err;
+}
+
+describe('StateFile', () => {
+  it('returns undefined for a fresh member and creates the data dir with mode 0700', () => {
+    const s = store();
+    expect(s.load()).toBeUndefined();
+    const mode = fs.statSync(path.join(dir, 'data')).mode & 0o777;
+    expect(mode).toBe(0o700);
+  });
+
+  it('round-trips a state, and the newest save wins', () => {
+    const s = store();
+    s.save(sample);
+    expect(store().load()).toEqual(sample);
+    const next: DurableState = { ...sample, hardState: { term: 8, vote: '', commit: 6 } };
+    s.save(next);
+    expect(store().load()).toEqual(next);
+    expect(fs.readdirSync(path.join(dir, 'data'))).toEqual([STATE_FILE_NAME]);
+  });
+
+  it('round-trips an empty log', () => {
+    const s = store();
+    const empty: DurableState = { hardState: { term: 0, vote: '', commit: 0 }, snapshot: { index: 0, term: 0 }, entries: [] };
+    s.save(empty);
+    expect(store().load()).toEqual(empty);
+  });
+
+  it('ignores and removes a temp file left by a crash before the rename', () => {
+    const s = store();
+    s.save(sample);
+    const other: DurableState = { ...sample, hardState: { term: 9, vote: 'member-c', commit: 5 } };
+    // A crash after writing the temp file but before the rename leaves exactly this behind.
+    fs.writeFileSync(filePath + '.tmp', serializeState(other));
+    const { logger, lines } = captureLogger();
+    expect(new StateFile(path.join(dir, 'data'), logger).load()).toEqual(sample);
+    expect(fs.existsSync(filePath + '.tmp')).toBe(false);
+    expect(lines().some((l) => String(l.msg).includes('interrupted save'))).toBe(true);
+  });
+
+  it('a torn temp file without a real file still means a fresh member', () => {
+    store().load(); // creates the dir
+    fs.writeFileSync(filePath + '.tmp', serializeState(sample).slice(0, 20));
+    expect(store().load()).toBeUndefined();
+  });
+
+  const goodText = (): string => serializeState(sample);
+  const corruptions: Array<{ name: string; text: () => string; message: RegExp }> = [
+    { name: 'an empty file', text: () => '', message: /not valid JSON/ },
+    { name: 'a torn write', text: () => goodText().slice(0, goodText().length - 30), message: /not valid JSON/ },
+    { name: 'an edited term', text: () => goodText().replace('"term":7', '"term":8'), message: /checksum mismatch/ },
+    { name: 'an edited vote', text: () => goodText().replace('member-b', 'member-c'), message: /checksum mismatch/ },
+    { name: 'a JSON array', text: () => '[1,2]', message: /file must be an object/ },
+    {
+      name: 'an unknown version',
+      text: () => goodText().replace('"version":1', '"version":2'),
+      message: /version 2 is not supported/,
+    },
+    { name: 'another format', text: () => goodText().replace('raft-elector-state', 'other'), message: /file\.format/ },
+    { name: 'a missing checksum', text: () => goodText().replace(/"sha256":"[0-9a-f]+",/, ''), message: /sha256 is missing/ },
+  ];
+  for (const c of corruptions) {
+    it(`refuses ${c.name} with STATE_FILE_CORRUPT naming the file`, () => {
+      store().load();
+      fs.writeFileSync(filePath, c.text());
+      expectCode(() => store().load(), 'STATE_FILE_CORRUPT', c.message);
+    });
+  }
+
+  // Shapes that pass the checksum (written with a valid sum) but break the log's invariants.
+  const badShapes: Array<{ name: string; state: unknown; message: RegExp }> = [
+    { name: 'a negative term', state: { ...sample, hardState: { term: -1, vote: '', commit: 0 } }, message: /hardState\.term must be a non-negative/ },
+    { name: 'a fractional commit', state: { ...sample, hardState: { term: 7, vote: '', commit: 4.5 } }, message: /commit must be a non-negative safe integer/ },
+    { name: 'a numeric vote', state: { ...sample, hardState: { term: 7, vote: 3, commit: 5 } }, message: /vote must be "" or a member id/ },
+    {
+      name: 'a gap in the entries',
+      state: { ...sample, entries: [{ index: 4, term: 2 }, { index: 6, term: 7 }] },
+      message: /entries\[1\]\.index is 6, expected 5/,
+    },
+    {
+      name: 'falling entry terms',
+      state: { ...sample, entries: [{ index: 4, term: 3 }, { index: 5, term: 2 }] },
+      message: /entries\[1\]\.term 2 is below/,
+    },
+    { name: 'an entry term above the current term', state: { ...sample, entries: [{ index: 4, term: 8 }] }, message: /above the current term/ },
+    { name: 'commit beyond the log', state: { ...sample, hardState: { term: 7, vote: '', commit: 10 } }, message: /commit 10 lies outside the log \[3, 6\]/ },
+    { name: 'a missing snapshot', state: { hardState: sample.hardState, entries: [] }, message: /state\.snapshot is missing/ },
+  ];
+  for (const c of badShapes) {
+    it(`refuses ${c.name} with STATE_FILE_CORRUPT naming the field`, () => {
+      store().load();
+      const stateJson = JSON.stringify(c.state);
+      const sum = createHash('sha256').update(stateJson).digest('hex');
+      fs.writeFileSync(filePath, `{"format":"raft-elector-state","version":1,"sha256":"${sum}","state":${stateJson}}`);
+      expectCode(() => store().load(), 'STATE_FILE_CORRUPT', c.message);
+    });
+  }
+
+  it('refuses a state file that is a directory with STATE_FILE_UNREADABLE', () => {
+    fs.mkdirSync(filePath, { recursive: true });
+    expectCode(() => store().load(), 'STATE_FILE_UNREADABLE', /not a regular file/);
+  });
+
+  it('refuses to save a state load() would reject, and leaves the old file alone', () => {
+    const s = store();
+    s.save(sample);
+    const bad = { ...sample, hardState: { term: 7, vote: '', commit: 99 } };
+    let caught: unknown;
+    try {
+      s.save(bad);
+    } catch (err) {
+      caught = err;
+    }
+    expect((caught as ClusterError).code).toBe('STATE_INVALID');
+    expect(store().load()).toEqual(sample);
+  });
+
+  it('reports a data dir that cannot be created', () => {
+    const blocker = path.join(dir, 'data');
+    fs.writeFileSync(blocker, 'a file where the dir should be');
+    let caught: unknown;
+    try {
+      store().load();
+    } catch (err) {
+      caught = err;
+    }
+    expect((caught as ClusterError).code).toBe('STATE_FILE_UNREADABLE');
+    expect((caught as ClusterError).message).toContain(blocker);
+  });
+});

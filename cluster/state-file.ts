@@ -1,0 +1,244 @@
+/**
+ * The durable raft state of one member: a single JSON file in the data dir,
+ *
+ *   {"format":"raft-elector-state","version":1,"sha256":"<hex>","state":{hardState, snapshot, entries}}
+ *
+ * where sha256 covers JSON.stringify(state) as written, so a torn write or a hand
+ * edit is detected. A save writes a temp file beside it, fsyncs it, renames it over
+ * the old file and fsyncs the directory: after a crash the file holds either the
+ * old or the new state, never a mix (the rename is atomic on POSIX file systems).
+ * A damaged file stops the member with a typed error naming the file: silently
+ * starting fresh could let it vote twice in a term.
+ */
+import { createHash } from 'node:crypto';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import type { Logger } from 'pino';
+import type { DurableState, Entry, EntryId } from '../raft/index.js';
+import type { StateStore } from './interfaces.js';
+import { ClusterError } from './errors.js';
+import {
+  ShapeError,
+  checkUnknownKeys,
+  describe,
+  field,
+  isValidMemberId,
+  readEntryId,
+  readNat,
+  readObject,
+  MAX_ID_LENGTH,
+} from './codec.js';
+
+export const STATE_FILE_NAME = 'raft-state.json';
+export const STATE_FILE_FORMAT = 'raft-elector-state';
+export const STATE_FILE_VERSION = 1;
+/** A state file this large is not ours: the elector's log holds a few thousand tiny entries at most. */
+export const MAX_STATE_FILE_BYTES = 64 * 1024 * 1024;
+const TEMP_SUFFIX = '.tmp';
+
+export class StateFile implements StateStore {
+  readonly filePath: string;
+  private readonly tempPath: string;
+  private readonly log: Logger;
+  private dirReady = false;
+
+  constructor(
+    readonly dataDir: string,
+    logger: Logger,
+  ) {
+    this.filePath = path.join(dataDir, STATE_FILE_NAME);
+    this.tempPath = this.filePath + TEMP_SUFFIX;
+    this.log = logger.child({ component: 'state-file', file: this.filePath });
+  }
+
+  load(): DurableState | undefined {
+    this.ensureDir();
+    this.removeStaleTemp();
+    let text: string;
+    try {
+      const stat = fs.statSync(this.filePath);
+      if (!stat.isFile()) throw new ClusterError('STATE_FILE_UNREADABLE', `state file ${this.filePath} is not a regular file`);
+      if (stat.size > MAX_STATE_FILE_BYTES) {
+        throw new ClusterError(
+          'STATE_FILE_CORRUPT',
+          `state file ${this.filePath} is corrupt: ${stat.size} bytes, more than the ${MAX_STATE_FILE_BYTES} a state file can hold`,
+        );
+      }
+      text = fs.readFileSync(this.filePath, 'utf8');
+    } catch (err) {
+      if (err instanceof ClusterError) throw err;
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') {
+        this.log.info('no state file: starting as a fresh member');
+        return undefined;
+      }
+      throw new ClusterError('STATE_FILE_UNREADABLE', `state file ${this.filePath} cannot be read: ${(err as Error).message}`, {
+        cause: err,
+      });
+    }
+    const state = parseStateFile(text, this.filePath);
+    this.log.info(
+      { term: state.hardState.term, vote: state.hardState.vote, commit: state.hardState.commit, lastIndex: lastIndex(state) },
+      'loaded raft state',
+    );
+    return state;
+  }
+
+  save(state: DurableState): void {
+    try {
+      validateDurableState(state);
+    } catch (err) {
+      if (err instanceof ShapeError) {
+        throw new ClusterError('STATE_INVALID', `refusing to write an invalid state to ${this.filePath}: ${err.message}`);
+      }
+      throw err;
+    }
+    this.ensureDir();
+    const text = serializeState(state);
+    let step = 'open the temp file';
+    try {
+      const fd = fs.openSync(this.tempPath, 'w', 0o600);
+      try {
+        step = 'write the temp file';
+        fs.writeFileSync(fd, text, 'utf8');
+        step = 'fsync the temp file';
+        fs.fsyncSync(fd);
+      } finally {
+        fs.closeSync(fd);
+      }
+      step = 'rename the temp file into place';
+      fs.renameSync(this.tempPath, this.filePath);
+      step = 'fsync the data dir';
+      fsyncDir(this.dataDir);
+    } catch (err) {
+      throw new ClusterError('STATE_FILE_WRITE_FAILED', `cannot save state to ${this.filePath}: failed to ${step}: ${(err as Error).message}`, {
+        cause: err,
+      });
+    }
+  }
+
+  private ensureDir(): void {
+    if (this.dirReady) return;
+    try {
+      fs.mkdirSync(this.dataDir, { recursive: true, mode: 0o700 });
+      if (!fs.statSync(this.dataDir).isDirectory()) throw new Error('not a directory');
+    } catch (err) {
+      throw new ClusterError('STATE_FILE_UNREADABLE', `data dir ${this.dataDir} is not usable: ${(err as Error).message}`, {
+        cause: err,
+      });
+    }
+    this.dirReady = true;
+  }
+
+  /** A temp file is left only by a crash before its rename: the real file is still the truth. */
+  private removeStaleTemp(): void {
+    try {
+      fs.unlinkSync(this.tempPath);
+      this.log.warn({ temp: this.tempPath }, 'removed a temp state file left by an interrupted save');
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') {
+        this.log.warn({ temp: this.tempPath, err: (err as Error).message }, 'cannot remove a stale temp state file');
+      }
+    }
+  }
+}
+
+function fsyncDir(dir: string): void {
+  const fd = fs.openSync(dir, 'r');
+  try {
+    fs.fsyncSync(fd);
+  } finally {
+    fs.closeSync(fd);
+  }
+}
+
+function lastIndex(state: DurableState): number {
+  return state.snapshot.index + state.entries.length;
+}
+
+function checksum(stateJson: string): string {
+  return createHash('sha256').update(stateJson, 'utf8').digest('hex');
+}
+
+/** The whole file's text for `state`; exported for tests that craft damaged files. */
+export function serializeState(state: DurableState): string {
+  const stateJson = JSON.stringify({
+    hardState: { term: state.hardState.term, vote: state.hardState.vote, commit: state.hardState.commit },
+    snapshot: { index: state.snapshot.index, term: state.snapshot.term },
+    entries: state.entries.map((e) => ({ index: e.index, term: e.term })),
+  });
+  return `{"format":"${STATE_FILE_FORMAT}","version":${STATE_FILE_VERSION},"sha256":"${checksum(stateJson)}","state":${stateJson}}\n`;
+}
+
+/** Parses and checks a state file's text; throws STATE_FILE_CORRUPT naming `filePath` and the fault. */
+export function parseStateFile(text: string, filePath: string): DurableState {
+  const corrupt = (what: string): ClusterError =>
+    new ClusterError('STATE_FILE_CORRUPT', `state file ${filePath} is corrupt: ${what}; restore it from a backup or, if this member's votes may be forgotten safely, move it away`);
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(text);
+  } catch (err) {
+    throw corrupt(`not valid JSON (${(err as Error).message})`);
+  }
+  try {
+    const doc = readObject(parsed, 'file');
+    const format = field(doc, 'format', 'file');
+    if (format !== STATE_FILE_FORMAT) throw new ShapeError(`file.format must be "${STATE_FILE_FORMAT}", got ${describe(format)}`);
+    const version = field(doc, 'version', 'file');
+    if (version !== STATE_FILE_VERSION) {
+      throw new ShapeError(`version ${describe(version)} is not supported (this build reads version ${STATE_FILE_VERSION})`);
+    }
+    const sum = field(doc, 'sha256', 'file');
+    if (typeof sum !== 'string') throw new ShapeError(`file.sha256 must be a string, got ${describe(sum)}`);
+    const rawState = field(doc, 'state', 'file');
+    if (checksum(JSON.stringify(rawState)) !== sum) {
+      throw new ShapeError('checksum mismatch (the file was torn or edited)');
+    }
+    return validateDurableState(rawState);
+  } catch (err) {
+    if (err instanceof ShapeError) throw corrupt(err.message);
+    throw err;
+  }
+}
+
+const stateKeys: ReadonlySet<string> = new Set(['hardState', 'snapshot', 'entries']);
+const hardStateKeys: ReadonlySet<string> = new Set(['term', 'vote', 'commit']);
+
+/**
+ * The invariants raft's log relies on (raft/log.ts checkInvariants), checked here so a
+ * bad file is reported as such and not as a core crash: entries follow the compaction
+ * marker contiguously with non-decreasing terms, none above the current term, and
+ * commit lies within the log. Throws ShapeError.
+ */
+export function validateDurableState(value: unknown): DurableState {
+  const s = readObject(value, 'state');
+  checkUnknownKeys(s, stateKeys, 'state');
+  const hs = readObject(field(s, 'hardState', 'state'), 'state.hardState');
+  checkUnknownKeys(hs, hardStateKeys, 'state.hardState');
+  const term = readNat(hs, 'term', 'state.hardState');
+  const vote = field(hs, 'vote', 'state.hardState');
+  if (vote !== '' && !isValidMemberId(vote)) {
+    throw new ShapeError(`state.hardState.vote must be "" or a member id (at most ${MAX_ID_LENGTH} characters), got ${describe(vote)}`);
+  }
+  const commit = readNat(hs, 'commit', 'state.hardState');
+  const snapshot: EntryId = readEntryId(field(s, 'snapshot', 'state'), 'state.snapshot');
+  if (snapshot.term > term) throw new ShapeError(`state.snapshot.term ${snapshot.term} is above the current term ${term}`);
+  const rawEntries = field(s, 'entries', 'state');
+  if (!Array.isArray(rawEntries)) throw new ShapeError(`state.entries must be an array, got ${describe(rawEntries)}`);
+  const entries: Entry[] = [];
+  let expected = snapshot.index + 1;
+  let prevTerm = snapshot.term;
+  for (let i = 0; i < rawEntries.length; i++) {
+    const e = readEntryId(rawEntries[i], `state.entries[${i}]`);
+    if (e.index !== expected) throw new ShapeError(`state.entries[${i}].index is ${e.index}, expected ${expected} (entries must be contiguous)`);
+    if (e.term < prevTerm) throw new ShapeError(`state.entries[${i}].term ${e.term} is below the previous term ${prevTerm}`);
+    if (e.term > term) throw new ShapeError(`state.entries[${i}].term ${e.term} is above the current term ${term}`);
+    entries.push(e);
+    expected++;
+    prevTerm = e.term;
+  }
+  const last = snapshot.index + entries.length;
+  if (commit < snapshot.index || commit > last) {
+    throw new ShapeError(`state.hardState.commit ${commit} lies outside the log [${snapshot.index}, ${last}]`);
+  }
+  return { hardState: { term, vote, commit }, snapshot, entries };
+}
