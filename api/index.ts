@@ -1,0 +1,4 @@
+export { createApiServer, leaderBody, HttpError, type ApiServer, type ApiServerDeps, type LeaderBody } from './server.js';
+export { ElectorMetrics, type ElectorMetricsOptions, type LeadershipSource } from './metrics.js';
+export { resolveApiOptions, DEFAULT_API_OPTIONS, ApiConfigError, type ApiOptions } from './options.js';
+export { isLoopbackAddress } from './loopback.js';

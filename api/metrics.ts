@@ -1,0 +1,192 @@
+/**
+ * The Prometheus side of a member: implements `MemberMetrics` (the member pushes
+ * counters and timings into it) and derives the leadership gauges from
+ * `member.view()` at scrape time, so a scrape never shows a stale leader.
+ * Each instance owns its own Registry (never prom-client's global one), so one
+ * process or one test can hold several.
+ */
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import type { ElectionKind, LeadershipView, MemberInfo, MemberMetrics } from '../cluster/interfaces.js';
+
+type MessageType = Parameters<MemberMetrics['messageSent']>[0];
+type DroppedReason = Parameters<MemberMetrics['messageDropped']>[0];
+
+/** What the scrape-time gauges are read from (a `Member` satisfies it). */
+export interface LeadershipSource {
+  view(): LeadershipView;
+  members(): MemberInfo[];
+}
+
+export interface ElectorMetricsOptions {
+  /** Add prom-client's process and Node.js metrics (process_*, nodejs_*). Default true. */
+  defaultMetrics?: boolean;
+  /** Labels added to every series (for example {cluster: "orders"}). */
+  defaultLabels?: Record<string, string>;
+}
+
+const ELECTION_KINDS: readonly ElectionKind[] = ['pre-vote', 'vote', 'transfer'];
+
+/** From losing a leader to knowing a new one: milliseconds on a graceful stop, about one election timeout on a crash. */
+const ELECTION_DURATION_BUCKETS_S = [0.01, 0.05, 0.1, 0.25, 0.5, 1, 1.5, 2, 3, 5, 10, 30];
+/** write + fsync + rename + directory fsync of a small file. */
+const PERSIST_DURATION_BUCKETS_S = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1];
+
+export class ElectorMetrics implements MemberMetrics {
+  readonly registry: Registry;
+  private source: LeadershipSource | null = null;
+
+  private readonly isLeader: Gauge;
+  private readonly hasLeader: Gauge;
+  private readonly term: Gauge;
+  private readonly leaseRemaining: Gauge;
+  private readonly peerConnectedGauge: Gauge<'peer'>;
+  private readonly leaderChanges: Counter;
+  private readonly electionsStarted: Counter<'kind'>;
+  private readonly electionDurationHistogram: Histogram;
+  private readonly messagesSent: Counter<'type'>;
+  private readonly messagesReceived: Counter<'type'>;
+  private readonly messagesDropped: Counter<'reason'>;
+  private readonly persistDuration: Histogram;
+
+  constructor(options: ElectorMetricsOptions = {}) {
+    this.registry = new Registry();
+    if (options.defaultLabels) this.registry.setDefaultLabels(options.defaultLabels);
+    const registers = [this.registry];
+    // Arrow functions keep `this` bound to the instance inside prom-client's collect().
+    const view = (): LeadershipView | null => this.source?.view() ?? null;
+
+    this.isLeader = new Gauge({
+      name: 'raft_elector_is_leader',
+      help: 'Whether this member is the leader holding a valid lease (1) or not (0); as etcd_server_is_leader.',
+      registers,
+      collect: () => this.isLeader.set(view()?.isLeader ? 1 : 0),
+    });
+    this.hasLeader = new Gauge({
+      name: 'raft_elector_has_leader',
+      help: 'Whether this member knows a leader (1) or not (0); as etcd_server_has_leader.',
+      registers,
+      collect: () => this.hasLeader.set((view()?.leader ?? null) !== null ? 1 : 0),
+    });
+    this.term = new Gauge({
+      name: 'raft_elector_term',
+      help: 'The current raft term, which is the fencing token handed to the app.',
+      registers,
+      collect: () => this.term.set(view()?.term ?? 0),
+    });
+    this.leaseRemaining = new Gauge({
+      name: 'raft_elector_lease_remaining_seconds',
+      help: 'Remaining leader lease in seconds; 0 on followers and on a leader without a valid lease.',
+      registers,
+      collect: () => this.leaseRemaining.set((view()?.leaseExpiresInMs ?? 0) / 1000),
+    });
+    this.peerConnectedGauge = new Gauge({
+      name: 'raft_elector_peer_connected',
+      help: 'Whether the transport to a peer is connected (1) or not (0).',
+      labelNames: ['peer'],
+      registers,
+      collect: () => this.collectPeers(),
+    });
+    this.leaderChanges = new Counter({
+      name: 'raft_elector_leader_changes_seen_total',
+      help: 'Number of leader changes seen by this member; as etcd_server_leader_changes_seen_total.',
+      registers,
+    });
+    this.electionsStarted = new Counter({
+      name: 'raft_elector_elections_started_total',
+      help: 'Campaigns this member started, by kind (pre-vote, vote, transfer).',
+      labelNames: ['kind'],
+      registers,
+    });
+    // Zero series for every kind, so rate() works before the first election of that kind.
+    for (const kind of ELECTION_KINDS) this.electionsStarted.inc({ kind }, 0);
+    this.electionDurationHistogram = new Histogram({
+      name: 'raft_elector_election_duration_seconds',
+      help: 'Time from losing a leader to knowing a new one.',
+      buckets: ELECTION_DURATION_BUCKETS_S,
+      registers,
+    });
+    this.messagesSent = new Counter({
+      name: 'raft_elector_messages_sent_total',
+      help: 'Raft messages handed to the transport, by message type.',
+      labelNames: ['type'],
+      registers,
+    });
+    this.messagesReceived = new Counter({
+      name: 'raft_elector_messages_received_total',
+      help: 'Raft messages received from peers, by message type.',
+      labelNames: ['type'],
+      registers,
+    });
+    this.messagesDropped = new Counter({
+      name: 'raft_elector_messages_dropped_total',
+      help: 'Raft messages dropped, by reason.',
+      labelNames: ['reason'],
+      registers,
+    });
+    this.persistDuration = new Histogram({
+      name: 'raft_elector_state_persist_duration_seconds',
+      help: 'Time to write, fsync and rename the durable state (term, vote, commit).',
+      buckets: PERSIST_DURATION_BUCKETS_S,
+      registers,
+    });
+    if (options.defaultMetrics ?? true) collectDefaultMetrics({ register: this.registry });
+  }
+
+  /** Read the leadership gauges from this member at every scrape. */
+  track(source: LeadershipSource): void {
+    this.source = source;
+  }
+
+  get contentType(): string {
+    return this.registry.contentType;
+  }
+
+  /** The Prometheus text exposition of every metric in this registry. */
+  scrape(): Promise<string> {
+    return this.registry.metrics();
+  }
+
+  messageSent(type: MessageType): void {
+    this.messagesSent.inc({ type });
+  }
+
+  messageReceived(type: MessageType): void {
+    this.messagesReceived.inc({ type });
+  }
+
+  messageDropped(reason: DroppedReason): void {
+    this.messagesDropped.inc({ reason });
+  }
+
+  electionStarted(kind: ElectionKind): void {
+    this.electionsStarted.inc({ kind });
+  }
+
+  electionDuration(seconds: number): void {
+    if (Number.isFinite(seconds) && seconds >= 0) this.electionDurationHistogram.observe(seconds);
+  }
+
+  leaderChanged(): void {
+    this.leaderChanges.inc();
+  }
+
+  statePersistDuration(seconds: number): void {
+    if (Number.isFinite(seconds) && seconds >= 0) this.persistDuration.observe(seconds);
+  }
+
+  peerConnected(peerId: string, connected: boolean): void {
+    this.peerConnectedGauge.set({ peer: peerId }, connected ? 1 : 0);
+  }
+
+  /** With a tracked member, the peers it lists now (sorted, self excluded) replace what was pushed. */
+  private collectPeers(): void {
+    if (!this.source) return;
+    const self = this.source.view().self;
+    const peers = this.source
+      .members()
+      .filter((m) => m.id !== self)
+      .sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
+    this.peerConnectedGauge.reset();
+    for (const peer of peers) this.peerConnectedGauge.set({ peer: peer.id }, peer.connected ? 1 : 0);
+  }
+}

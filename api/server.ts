@@ -1,0 +1,561 @@
+/**
+ * The HTTP API the app container talks to (localhost:4040): who leads, whether
+ * this pod may act as leader right now, a push stream and a long-poll for
+ * changes, leader-elector compatibility, health, admin and Prometheus metrics.
+ * It codes against the `Member` interface only; see docs/api.md.
+ */
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import express, { type NextFunction, type Request, type RequestHandler, type Response } from 'express';
+import type { Logger } from 'pino';
+import type { LeadershipView, Member } from '../cluster/interfaces.js';
+import { EventLoopLagProbe } from './event-loop.js';
+import { isLoopbackAddress } from './loopback.js';
+import { ElectorMetrics } from './metrics.js';
+import { resolveApiOptions, type ApiOptions } from './options.js';
+
+export interface ApiServerDeps {
+  member: Member;
+  logger: Logger;
+  /** The registry the member reports into; the server reads its gauges from `member`. A fresh one when omitted. */
+  metrics?: ElectorMetrics;
+  options?: Partial<ApiOptions>;
+}
+
+export interface ApiServer {
+  /** Binds and resolves with the bound address (port 0 picks a free port). */
+  listen(host: string, port: number): Promise<AddressInfo>;
+  /** The bound port, or null before listen / after close. */
+  readonly port: number | null;
+  readonly metrics: ElectorMetrics;
+  readonly options: Readonly<ApiOptions>;
+  /** Open streams and waiting long-polls (for tests and debugging). */
+  stats(): { watchStreams: number; longPollWaiters: number };
+  /** Ends watch streams, answers waiting long-polls with the current view, then closes every connection. */
+  close(): Promise<void>;
+}
+
+/** The body of GET /leader, of each /leader/watch event and of a long-poll answer. */
+export interface LeaderBody {
+  leader: string | null;
+  self: string;
+  isLeader: boolean;
+  term: number;
+  leaseExpiresInMs: number | null;
+  since: string | null;
+  members: { id: string; address: string | null; connected: boolean; role: 'leader' | 'follower' | 'unknown' }[];
+}
+
+/** An answer with a status, a stable error code and a message; the error handler turns it into JSON. */
+export class HttpError extends Error {
+  constructor(
+    readonly status: number,
+    readonly code: string,
+    message: string,
+    readonly extra: Record<string, unknown> = {},
+    readonly headers: Record<string, string> = {},
+  ) {
+    super(message);
+    this.name = 'HttpError';
+  }
+}
+
+export function leaderBody(view: LeadershipView, member: Pick<Member, 'members'>): LeaderBody {
+  const members = member
+    .members()
+    .map((m) => ({ id: m.id, address: m.address, connected: m.connected, role: m.role }))
+    .sort((a, b) => compareIds(a.id, b.id));
+  return {
+    leader: view.leader,
+    self: view.self,
+    isLeader: view.isLeader,
+    term: view.term,
+    // Rounded down: telling the app it holds the lease longer than it does is the unsafe direction.
+    leaseExpiresInMs: view.leaseExpiresInMs === null ? null : Math.max(0, Math.floor(view.leaseExpiresInMs)),
+    since: view.since,
+    members,
+  };
+}
+
+/** What makes a watch event: leader, term, isLeader, and holding a lease or not. Role churn alone does not. */
+function changeKey(view: LeadershipView): string {
+  return JSON.stringify([view.leader, view.term, view.isLeader, view.leaseExpiresInMs !== null]);
+}
+
+function compareIds(a: string, b: string): number {
+  return a < b ? -1 : a > b ? 1 : 0;
+}
+
+interface WatchStream {
+  res: ServerResponse;
+  remoteAddress: string | undefined;
+}
+
+interface LongPollWaiter {
+  res: Response;
+  /** True when `view` differs from what the client said it has. */
+  changed(view: LeadershipView): boolean;
+  timer: NodeJS.Timeout;
+}
+
+const GET_ONLY = 'GET, HEAD';
+const POST_ONLY = 'POST';
+
+export function createApiServer(deps: ApiServerDeps): ApiServer {
+  const options = resolveApiOptions(deps.options);
+  const { member } = deps;
+  const log = deps.logger.child({ component: 'api' });
+  const metrics = deps.metrics ?? new ElectorMetrics();
+  metrics.track(member);
+
+  const lagProbe = new EventLoopLagProbe(options.eventLoopProbeIntervalMs, options.eventLoopWindowMs);
+  const streams = new Set<WatchStream>();
+  const waiters = new Set<LongPollWaiter>();
+  let eventId = 1;
+  let lastKey = changeKey(member.view());
+  let transferInFlight = false;
+  let heartbeatTimer: NodeJS.Timeout | null = null;
+  let httpServer: Server | null = null;
+  let boundPort: number | null = null;
+  let closing = false;
+
+  const unsubscribe = member.onChange((view) => {
+    try {
+      onViewChange(view);
+    } catch (err) {
+      // The member's loop must never fail because of a client of ours.
+      log.error({ err }, 'failed to publish a leadership change');
+    }
+  });
+
+  function onViewChange(view: LeadershipView): void {
+    for (const waiter of waiters) {
+      if (waiter.changed(view)) finishWaiter(waiter, view);
+    }
+    const key = changeKey(view);
+    if (key === lastKey) return;
+    lastKey = key;
+    eventId += 1;
+    const frame = sseEvent(eventId, leaderBody(view, member));
+    for (const stream of streams) writeStream(stream, frame);
+  }
+
+  function sseEvent(id: number, body: LeaderBody): string {
+    return `id: ${id}\ndata: ${JSON.stringify(body)}\n\n`;
+  }
+
+  function writeStream(stream: WatchStream, chunk: string): void {
+    if (stream.res.writableLength > options.maxWatchBufferBytes) {
+      log.warn(
+        { remoteAddress: stream.remoteAddress, unreadBytes: stream.res.writableLength },
+        'closing a /leader/watch stream whose client stopped reading',
+      );
+      streams.delete(stream);
+      stream.res.destroy();
+      return;
+    }
+    stream.res.write(chunk);
+  }
+
+  function finishWaiter(waiter: LongPollWaiter, view: LeadershipView): void {
+    waiters.delete(waiter);
+    clearTimeout(waiter.timer);
+    if (!waiter.res.headersSent) sendJson(waiter.res, 200, leaderBody(view, member));
+  }
+
+  const app = express();
+  app.disable('x-powered-by');
+  app.set('etag', false);
+  app.set('query parser', 'simple');
+
+  app.use((_req, res, next) => {
+    // Leadership answers are only true at the instant they are made.
+    res.set('Cache-Control', 'no-store');
+    next();
+  });
+
+  // GET / as the classic leader-elector sidecar answered: {"name":"<leader>"}, "" when none is known.
+  route('/', { GET: (_req, res) => sendJson(res, 200, { name: member.view().leader ?? '' }) });
+
+  // GET /isLeader as the later leader-elector example answered, byte for byte.
+  route('/isLeader', {
+    GET: (_req, res) => {
+      res.status(200).type('application/json').send(`{"isLeader": ${member.view().isLeader ? 'true' : 'false'}}`);
+    },
+  });
+
+  route('/leader', { GET: getLeader });
+  route('/leader/watch', { GET: watchLeader });
+  route('/healthz', { GET: healthz });
+  route('/readyz', { GET: readyz });
+  route('/metrics', {
+    GET: async (_req, res) => {
+      const text = await metrics.scrape();
+      res.status(200).type(metrics.contentType).send(text);
+    },
+  });
+  route('/leader/transfer', { POST: [adminOnly, ...jsonBody(), transfer] });
+  route('/leader/step-down', { POST: [adminOnly, ...jsonBody(), stepDown] });
+
+  app.use((req, _res, next) => {
+    next(new HttpError(404, 'not_found', `no route for ${req.method} ${req.path}`));
+  });
+  app.use(errorHandler);
+
+  function route(path: string, handlers: { GET?: RequestHandler; POST?: RequestHandler | RequestHandler[] }): void {
+    const r = app.route(path);
+    if (handlers.GET) r.get(handlers.GET);
+    if (handlers.POST) r.post(...[handlers.POST].flat());
+    const allow = handlers.GET ? GET_ONLY : POST_ONLY;
+    r.all((req, _res, next) => {
+      next(new HttpError(405, 'method_not_allowed', `${req.method} is not allowed on ${path}; use ${allow}`, {}, { Allow: allow }));
+    });
+  }
+
+  function getLeader(req: Request, res: Response): void {
+    const query = readQuery(req, ['waitForChange', 'timeoutMs', 'isLeader', 'leader']);
+    const waitTerm = query.has('waitForChange') ? parseInteger(query, 'waitForChange', 0, Number.MAX_SAFE_INTEGER) : null;
+    if (waitTerm === null) {
+      for (const name of ['timeoutMs', 'isLeader', 'leader']) {
+        if (query.has(name)) throw badParam(name, `only applies together with waitForChange`);
+      }
+      sendJson(res, 200, leaderBody(member.view(), member));
+      return;
+    }
+    const timeoutMs = query.has('timeoutMs')
+      ? parseInteger(query, 'timeoutMs', 0, options.maxLongPollTimeoutMs)
+      : options.defaultLongPollTimeoutMs;
+    const knownIsLeader = query.has('isLeader') ? parseBoolean(query, 'isLeader') : undefined;
+    // leader= (empty) means "I know of no leader".
+    const knownLeader = query.has('leader') ? query.get('leader') || null : undefined;
+    const changed = (view: LeadershipView): boolean =>
+      view.term !== waitTerm ||
+      (knownIsLeader !== undefined && view.isLeader !== knownIsLeader) ||
+      (knownLeader !== undefined && view.leader !== knownLeader);
+
+    const view = member.view();
+    if (changed(view) || timeoutMs === 0 || closing) {
+      sendJson(res, 200, leaderBody(view, member));
+      return;
+    }
+    if (waiters.size >= options.maxLongPollWaiters) {
+      throw new HttpError(
+        503,
+        'too_many_waiters',
+        `${options.maxLongPollWaiters} long-polls are already waiting; retry, or use /leader/watch`,
+        {},
+        { 'Retry-After': '1' },
+      );
+    }
+    const waiter: LongPollWaiter = {
+      res,
+      changed,
+      timer: setTimeout(() => finishWaiter(waiter, member.view()), timeoutMs),
+    };
+    waiters.add(waiter);
+    res.on('close', () => {
+      waiters.delete(waiter);
+      clearTimeout(waiter.timer);
+    });
+  }
+
+  function watchLeader(req: Request, res: Response): void {
+    readQuery(req, []);
+    if (closing) throw new HttpError(503, 'shutting_down', 'the server is shutting down');
+    if (streams.size >= options.maxWatchStreams) {
+      throw new HttpError(
+        503,
+        'too_many_streams',
+        `${options.maxWatchStreams} /leader/watch streams are already open`,
+        {},
+        { 'Retry-After': '5' },
+      );
+    }
+    res.status(200);
+    res.set({
+      'Content-Type': 'text/event-stream; charset=utf-8',
+      'Cache-Control': 'no-store',
+      Connection: 'keep-alive',
+      // Tells nginx-style proxies not to buffer the stream.
+      'X-Accel-Buffering': 'no',
+    });
+    if (req.method === 'HEAD') {
+      res.end();
+      return;
+    }
+    res.flushHeaders();
+    // A stream is idle between changes for far longer than any socket timeout should cut it.
+    req.socket.setTimeout(0);
+    req.socket.setNoDelay(true);
+    req.socket.setKeepAlive(true);
+    const stream: WatchStream = { res, remoteAddress: req.socket.remoteAddress };
+    streams.add(stream);
+    res.on('close', () => streams.delete(stream));
+    res.write(`retry: 1000\n`);
+    writeStream(stream, sseEvent(eventId, leaderBody(member.view(), member)));
+  }
+
+  function healthz(req: Request, res: Response): void {
+    readQuery(req, []);
+    const eventLoopDelayMs = Math.round(lagProbe.worstLagMs());
+    const healthy = eventLoopDelayMs <= options.maxEventLoopDelayMs;
+    sendJson(res, healthy ? 200 : 503, {
+      status: healthy ? 'ok' : 'event_loop_blocked',
+      eventLoopDelayMs,
+      maxEventLoopDelayMs: options.maxEventLoopDelayMs,
+    });
+  }
+
+  function readyz(req: Request, res: Response): void {
+    const query = readQuery(req, ['leader']);
+    const requireLeader = query.has('leader') ? parseBoolean(query, 'leader') : false;
+    const view = member.view();
+    const others = member.members().filter((m) => m.id !== view.self);
+    const membersCount = others.length + 1;
+    const connected = 1 + others.filter((m) => m.connected).length;
+    const quorum = Math.floor(membersCount / 2) + 1;
+    let reason: string;
+    let ready: boolean;
+    if (requireLeader) {
+      ready = view.isLeader;
+      reason = ready ? 'leader' : 'not_leader';
+    } else if (view.leader !== null) {
+      ready = true;
+      reason = 'leader_known';
+    } else if (connected >= quorum) {
+      ready = true;
+      reason = 'quorum_connected';
+    } else {
+      ready = false;
+      reason = 'no_leader_and_no_quorum';
+    }
+    sendJson(res, ready ? 200 : 503, {
+      ready,
+      reason,
+      leader: view.leader,
+      isLeader: view.isLeader,
+      connected,
+      quorum,
+      members: membersCount,
+    });
+  }
+
+  function adminOnly(req: Request, _res: Response, next: NextFunction): void {
+    const remoteAddress = req.socket.remoteAddress;
+    if (isLoopbackAddress(remoteAddress)) {
+      next();
+      return;
+    }
+    log.warn({ remoteAddress, method: req.method, path: req.path }, 'admin request from a non-loopback address refused');
+    next(new HttpError(403, 'forbidden', `${req.path} only accepts requests from the loopback interface`));
+  }
+
+  function jsonBody(): RequestHandler[] {
+    const parse = express.json({ limit: options.maxBodyBytes, type: 'application/json', strict: true });
+    const requireJsonType: RequestHandler = (req, _res, next) => {
+      // A body we would not parse must not silently turn "transfer to X" into "transfer to anyone".
+      if (hasBody(req) && !req.is('application/json')) {
+        next(new HttpError(415, 'unsupported_media_type', 'send the body as application/json, or send none'));
+        return;
+      }
+      next();
+    };
+    return [requireJsonType, parse];
+  }
+
+  async function transfer(req: Request, res: Response): Promise<void> {
+    readQuery(req, []);
+    const body: unknown = req.body;
+    let to: string | undefined;
+    if (body !== undefined) {
+      if (typeof body !== 'object' || body === null || Array.isArray(body)) {
+        throw new HttpError(400, 'bad_body', 'the body must be a JSON object like {"to": "<member id>"}');
+      }
+      for (const key of Object.keys(body)) {
+        if (key !== 'to') throw new HttpError(400, 'bad_body', `unknown field ${JSON.stringify(key)}; only "to" is accepted`);
+      }
+      const value = (body as { to?: unknown }).to;
+      if (value !== undefined) {
+        if (typeof value !== 'string' || value === '') {
+          throw new HttpError(400, 'bad_body', '"to" must be a non-empty member id string');
+        }
+        to = value;
+      }
+    }
+    if (to !== undefined) {
+      const view = member.view();
+      if (to === view.self) throw new HttpError(400, 'bad_body', `"to" names this member (${to}), which already leads`);
+      const ids = member.members().map((m) => m.id);
+      if (!ids.includes(to)) {
+        throw new HttpError(400, 'bad_body', `"to" names ${JSON.stringify(to)}, which is not a member (members: ${ids.sort(compareIds).join(', ')})`);
+      }
+    }
+    await runTransfer(res, to);
+  }
+
+  async function stepDown(req: Request, res: Response): Promise<void> {
+    readQuery(req, []);
+    await runTransfer(res, undefined);
+  }
+
+  async function runTransfer(res: Response, to: string | undefined): Promise<void> {
+    const view = member.view();
+    if (view.role !== 'Leader') {
+      throw new HttpError(409, 'not_leader', `this member (${view.self}) is not the leader; ask the leader`, {
+        leader: view.leader,
+      });
+    }
+    // One transfer at a time: a second would race the first for the same followers.
+    if (transferInFlight) throw new HttpError(409, 'transfer_in_progress', 'a leadership transfer is already under way');
+    transferInFlight = true;
+    log.info({ from: view.self, to: to ?? null, term: view.term }, 'leadership transfer requested');
+    try {
+      const result = await member.transferLeadership(to);
+      log.info({ from: view.self, to: to ?? null, ...result }, 'leadership transfer finished');
+      if (result.transferred) {
+        sendJson(res, 200, { transferred: true, from: view.self, leader: result.leader });
+      } else {
+        throw new HttpError(503, 'transfer_incomplete', 'the transfer did not complete in time; this member may still lead', {
+          leader: result.leader,
+        });
+      }
+    } finally {
+      transferInFlight = false;
+    }
+  }
+
+  function errorHandler(err: unknown, req: Request, res: Response, _next: NextFunction): void {
+    let status = 500;
+    let body: Record<string, unknown> = { error: 'internal', message: 'internal error' };
+    let headers: Record<string, string> = {};
+    if (err instanceof HttpError) {
+      status = err.status;
+      body = { error: err.code, message: err.message, ...err.extra };
+      headers = err.headers;
+    } else if (isClientError(err)) {
+      // body-parser's errors (bad JSON, too large) carry a 4xx status and a message safe to show.
+      status = err.status;
+      body = { error: err.type ?? 'bad_request', message: err.message };
+    } else {
+      log.error({ err, method: req.method, path: req.path }, 'request failed');
+    }
+    if (res.headersSent) {
+      res.destroy();
+      return;
+    }
+    res.set(headers);
+    sendJson(res, status, body);
+  }
+
+  function startHeartbeats(): void {
+    heartbeatTimer = setInterval(() => {
+      for (const stream of streams) writeStream(stream, ': heartbeat\n\n');
+    }, options.watchHeartbeatMs);
+    heartbeatTimer.unref();
+  }
+
+  return {
+    get port() {
+      return boundPort;
+    },
+    metrics,
+    options,
+    stats: () => ({ watchStreams: streams.size, longPollWaiters: waiters.size }),
+
+    listen(host: string, port: number): Promise<AddressInfo> {
+      if (httpServer) return Promise.reject(new Error('api server is already listening'));
+      const server = createServer(app);
+      server.keepAliveTimeout = options.keepAliveTimeoutMs;
+      server.headersTimeout = options.headersTimeoutMs;
+      server.requestTimeout = options.requestTimeoutMs;
+      httpServer = server;
+      return new Promise((resolve, reject) => {
+        const onError = (err: Error): void => {
+          httpServer = null;
+          reject(err);
+        };
+        server.once('error', onError);
+        server.listen(port, host, () => {
+          server.off('error', onError);
+          server.on('error', (err) => log.error({ err }, 'api server error'));
+          const address = server.address() as AddressInfo;
+          boundPort = address.port;
+          lagProbe.start();
+          startHeartbeats();
+          log.info({ host: address.address, port: address.port }, 'api listening');
+          resolve(address);
+        });
+      });
+    },
+
+    async close(): Promise<void> {
+      closing = true;
+      unsubscribe();
+      lagProbe.stop();
+      if (heartbeatTimer) clearInterval(heartbeatTimer);
+      heartbeatTimer = null;
+      const view = member.view();
+      for (const waiter of [...waiters]) finishWaiter(waiter, view);
+      for (const stream of streams) stream.res.end();
+      streams.clear();
+      const server = httpServer;
+      httpServer = null;
+      boundPort = null;
+      if (!server) return;
+      await new Promise<void>((resolve) => {
+        server.close(() => resolve());
+        server.closeIdleConnections();
+        // Connections still busy after the answers above (a transfer in flight) are cut.
+        setTimeout(() => server.closeAllConnections(), 1_000).unref();
+      });
+    },
+  };
+}
+
+function sendJson(res: Response, status: number, body: unknown): void {
+  res.status(status).json(body);
+}
+
+function hasBody(req: IncomingMessage): boolean {
+  return req.headers['transfer-encoding'] !== undefined || (req.headers['content-length'] ?? '0') !== '0';
+}
+
+function isClientError(err: unknown): err is { status: number; message: string; type?: string } {
+  if (typeof err !== 'object' || err === null) return false;
+  const e = err as { status?: unknown; expose?: unknown };
+  return typeof e.status === 'number' && e.status >= 400 && e.status < 500 && e.expose === true;
+}
+
+/** The query as single values; unknown or repeated parameters are a 400 naming them (a typo must not pass silently). */
+function readQuery(req: Request, allowed: readonly string[]): Map<string, string> {
+  const result = new Map<string, string>();
+  const query = req.query as Record<string, unknown>;
+  for (const [name, value] of Object.entries(query)) {
+    if (!allowed.includes(name)) {
+      throw badParam(name, allowed.length ? `is not a parameter of ${req.path} (accepted: ${allowed.join(', ')})` : `is not a parameter of ${req.path}, which takes none`);
+    }
+    if (typeof value !== 'string') throw badParam(name, 'must be given once');
+    result.set(name, value);
+  }
+  return result;
+}
+
+function parseInteger(query: Map<string, string>, name: string, min: number, max: number): number {
+  const raw = query.get(name) ?? '';
+  const value = /^\d{1,16}$/.test(raw) ? Number(raw) : NaN;
+  if (!Number.isSafeInteger(value) || value < min || value > max) {
+    throw badParam(name, `must be an integer from ${min} to ${max}, got ${JSON.stringify(raw)}`);
+  }
+  return value;
+}
+
+function parseBoolean(query: Map<string, string>, name: string): boolean {
+  const raw = query.get(name);
+  if (raw === 'true') return true;
+  if (raw === 'false') return false;
+  throw badParam(name, `must be true or false, got ${JSON.stringify(raw)}`);
+}
+
+function badParam(name: string, message: string): HttpError {
+  return new HttpError(400, 'bad_parameter', `query parameter ${name} ${message}`, { parameter: name });
+}
