@@ -88,7 +88,7 @@ describe('ForgetLeader', () => {
     nt.act('b', (n) => n.forgetLeader());
     nt.campaign('c');
     // b answered with a rejection; a is gone: c waits as pre-candidate with one grant of three.
-    expect(nt.delivered.filter((m) => m.type === 'MsgPreVoteResp' && m.from === 'b').map((m) => m.reject)).toEqual([true]);
+    expect(nt.delivered.filter((m) => m.type === 'MsgPreVoteResp' && m.from === 'b' && m.to === 'c').map((m) => m.reject)).toEqual([true]);
     expect(nt.status('c')).toMatchObject({ state: 'PreCandidate', term: 1 });
     expect(nt.status('b')).toMatchObject({ term: 1, lead: '' });
     nt.campaign('b');
