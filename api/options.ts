@@ -55,7 +55,7 @@ export class ApiConfigError extends Error {
     readonly setting: keyof ApiOptions,
     message: string,
   ) {
-    super(`api option ${setting}: ${message}`);
+    super(`api option ${setting} ${message}`);
     this.name = 'ApiConfigError';
   }
 }

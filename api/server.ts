@@ -5,7 +5,7 @@
  * It codes against the `Member` interface only; see docs/api.md.
  */
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import type { AddressInfo, Socket } from 'node:net';
 import express, { type NextFunction, type Request, type RequestHandler, type Response } from 'express';
 import type { Logger } from 'pino';
 import type { LeadershipView, Member } from '../cluster/interfaces.js';
@@ -118,6 +118,8 @@ export function createApiServer(deps: ApiServerDeps): ApiServer {
   let httpServer: Server | null = null;
   let boundPort: number | null = null;
   let closing = false;
+  /** Open sockets and how many responses each has in flight, so close() can cut the idle ones at once. */
+  const sockets = new Map<Socket, number>();
 
   const unsubscribe = member.onChange((view) => {
     try {
@@ -256,6 +258,8 @@ export function createApiServer(deps: ApiServerDeps): ApiServer {
     res.on('close', () => {
       waiters.delete(waiter);
       clearTimeout(waiter.timer);
+      // A client that left half-closes its socket; ours would stay open waiting for an answer nobody reads.
+      if (!res.writableEnded) res.destroy();
     });
   }
 
@@ -290,7 +294,10 @@ export function createApiServer(deps: ApiServerDeps): ApiServer {
     req.socket.setKeepAlive(true);
     const stream: WatchStream = { res, remoteAddress: req.socket.remoteAddress };
     streams.add(stream);
-    res.on('close', () => streams.delete(stream));
+    res.on('close', () => {
+      streams.delete(stream);
+      if (!res.writableEnded) res.destroy();
+    });
     res.write(`retry: 1000\n`);
     writeStream(stream, sseEvent(eventId, leaderBody(member.view(), member)));
   }
@@ -465,6 +472,19 @@ export function createApiServer(deps: ApiServerDeps): ApiServer {
     listen(host: string, port: number): Promise<AddressInfo> {
       if (httpServer) return Promise.reject(new Error('api server is already listening'));
       const server = createServer(app);
+      server.on('connection', (socket: Socket) => {
+        sockets.set(socket, 0);
+        socket.on('close', () => sockets.delete(socket));
+      });
+      server.on('request', (req: IncomingMessage, res: ServerResponse) => {
+        const socket = req.socket;
+        sockets.set(socket, (sockets.get(socket) ?? 0) + 1);
+        res.on('close', () => {
+          const inFlight = (sockets.get(socket) ?? 1) - 1;
+          sockets.set(socket, inFlight);
+          if (closing && inFlight === 0) socket.destroySoon();
+        });
+      });
       server.keepAliveTimeout = options.keepAliveTimeoutMs;
       server.headersTimeout = options.headersTimeoutMs;
       server.requestTimeout = options.requestTimeoutMs;
@@ -494,8 +514,14 @@ export function createApiServer(deps: ApiServerDeps): ApiServer {
       lagProbe.stop();
       if (heartbeatTimer) clearInterval(heartbeatTimer);
       heartbeatTimer = null;
-      const view = member.view();
-      for (const waiter of [...waiters]) finishWaiter(waiter, view);
+      for (const waiter of [...waiters]) {
+        try {
+          finishWaiter(waiter, member.view());
+        } catch (err) {
+          log.error({ err }, 'could not answer a long-poll at shutdown');
+          waiter.res.destroy();
+        }
+      }
       for (const stream of streams) stream.res.end();
       streams.clear();
       const server = httpServer;
@@ -504,8 +530,9 @@ export function createApiServer(deps: ApiServerDeps): ApiServer {
       if (!server) return;
       await new Promise<void>((resolve) => {
         server.close(() => resolve());
-        server.closeIdleConnections();
-        // Connections still busy after the answers above (a transfer in flight) are cut.
+        // Idle keep-alive sockets, and sockets a client opened but never used, close now; busy ones
+        // close when their answer is written (above), a transfer in flight at the latest after 1 s.
+        for (const [socket, inFlight] of sockets) if (inFlight === 0) socket.destroy();
         setTimeout(() => server.closeAllConnections(), 1_000).unref();
       });
     },
