@@ -1,0 +1,654 @@
+import {
+  None,
+  RawNode,
+  seededRandom,
+  type DurableState,
+  type Message,
+  type RandomSource,
+  type Ready,
+  type Status,
+} from '../../raft/index.js';
+
+/**
+ * A deterministic discrete-event network for RawNodes.
+ *
+ * Virtual time runs in slots; a tick of the members' logical clocks happens every
+ * SLOTS_PER_TICK slots, and messages are delivered in the slots between ticks, in
+ * (delivery slot, send order) order. Every random choice (drop, delay, duplicate,
+ * crash point, restart delay, the members' own election timeouts) comes from sources
+ * seeded by `seed`, so the same seed and the same calls give the same trace.
+ *
+ * Members are driven exactly as a real driver does: after every input, while the node
+ * has a Ready, persist its durable state, then send its messages, then advance. A crash
+ * may fall before the write or between the write and the send, so a member can come
+ * back having persisted a vote whose response never left.
+ *
+ * The invariants are checked after every event (each tick, each delivery, each Ready,
+ * each message sent) and a breach throws a SimViolation naming the tick and the member.
+ */
+
+export const SLOTS_PER_TICK = 4;
+/** Clock rates are given in eighths of the global tick rate: 8 is an undrifted clock. */
+export const CLOCK_EIGHTHS_NOMINAL = 8;
+export const CLOCK_EIGHTHS_MIN = 4;
+
+export interface FaultRates {
+  /** Chance, in percent, that a message is lost on the wire. */
+  dropPercent: number;
+  /** Chance, in percent, that a message arrives twice (each copy with its own delay). */
+  duplicatePercent: number;
+  /** Extra delay drawn uniformly from [0, maxDelaySlots]; different delays reorder messages. */
+  maxDelaySlots: number;
+  /** Chance, in per mille, that the member crashes while it handles one Ready. */
+  crashPerMille: number;
+  /** Ticks a crashed member stays down, drawn from [1, maxDownTicks]; 0 means it stays down until restarted. */
+  maxDownTicks: number;
+}
+
+export const NO_FAULTS: FaultRates = {
+  dropPercent: 0,
+  duplicatePercent: 0,
+  maxDelaySlots: 0,
+  crashPerMille: 0,
+  maxDownTicks: 0,
+};
+
+export interface SimOptions {
+  ids: readonly string[];
+  electionTick: number;
+  heartbeatTick: number;
+  preVote: boolean;
+  checkQuorum: boolean;
+  restartVoteDelayTicks: number;
+  seed: number;
+  faults?: FaultRates;
+  /** Per-member clock rate in eighths of a global tick, within [CLOCK_EIGHTHS_MIN, 8]. */
+  clockEighths?: Readonly<Record<string, number>>;
+  /** Record a human-readable line per event (for determinism tests and failure reports). */
+  trace?: boolean;
+}
+
+export type CrashPoint = 'idle' | 'beforePersist' | 'afterPersist';
+
+export class SimViolation extends Error {
+  constructor(
+    readonly invariant: string,
+    message: string,
+  ) {
+    super(`[${invariant}] ${message}`);
+    this.name = 'SimViolation';
+  }
+}
+
+export interface SimStats {
+  ticks: number;
+  delivered: number;
+  dropped: number;
+  duplicated: number;
+  /** Messages that arrived later than the slot after they were sent. */
+  delayed: number;
+  /** Deliveries that overtook an earlier message on the same link. */
+  reordered: number;
+  /** Messages lost to a partition or to a down receiver. */
+  cutOff: number;
+  crashes: number;
+  /** Crashes that fell between writing a Ready's state and sending its messages. */
+  crashesAfterPersist: number;
+  crashesBeforePersist: number;
+  restarts: number;
+  partitions: number;
+  /** Terms that had a leader. */
+  leaders: number;
+  /** Terms anyone reached (each is one election attempt that got past pre-vote). */
+  maxTerm: number;
+  /** Persisted votes recorded (member, term) pairs. */
+  votesPersisted: number;
+}
+
+interface Member {
+  readonly id: string;
+  readonly index: number;
+  node: RawNode | undefined;
+  incarnation: number;
+  disk: DurableState | undefined;
+  /** Highest term and commit ever written to disk by this member. */
+  diskTerm: number;
+  diskCommit: number;
+  /** Highest term and commit seen in the running incarnation. */
+  seenTerm: number;
+  seenCommit: number;
+  clockEighths: number;
+  clockAccumulator: number;
+  restartAtTick: number | undefined;
+  armedCrash: { point: Exclude<CrashPoint, 'idle'>; downTicks: number } | undefined;
+}
+
+interface InFlight {
+  slot: number;
+  seq: number;
+  sentSlot: number;
+  /** Send order on this link, to count reordering. */
+  linkSeq: number;
+  message: Message;
+}
+
+/** A binary min-heap of in-flight messages by (delivery slot, send sequence). */
+class InFlightQueue {
+  private readonly heap: InFlight[] = [];
+
+  get size(): number {
+    return this.heap.length;
+  }
+
+  countSentBefore(slot: number): number {
+    let n = 0;
+    for (const f of this.heap) if (f.sentSlot < slot) n++;
+    return n;
+  }
+
+  peek(): InFlight | undefined {
+    return this.heap[0];
+  }
+
+  push(item: InFlight): void {
+    const h = this.heap;
+    h.push(item);
+    let i = h.length - 1;
+    while (i > 0) {
+      const parent = (i - 1) >> 1;
+      if (!before(h[i]!, h[parent]!)) break;
+      [h[i], h[parent]] = [h[parent]!, h[i]!];
+      i = parent;
+    }
+  }
+
+  pop(): InFlight | undefined {
+    const h = this.heap;
+    const top = h[0];
+    const last = h.pop();
+    if (top === undefined || last === undefined || h.length === 0) return top;
+    h[0] = last;
+    let i = 0;
+    for (;;) {
+      const l = 2 * i + 1;
+      const r = l + 1;
+      let m = i;
+      if (l < h.length && before(h[l]!, h[m]!)) m = l;
+      if (r < h.length && before(h[r]!, h[m]!)) m = r;
+      if (m === i) break;
+      [h[i], h[m]] = [h[m]!, h[i]!];
+      i = m;
+    }
+    return top;
+  }
+}
+
+function before(a: InFlight, b: InFlight): boolean {
+  return a.slot < b.slot || (a.slot === b.slot && a.seq < b.seq);
+}
+
+/** Each member incarnation gets its own seed: identical sources would draw identical timeouts. */
+function memberSeed(seed: number, index: number, incarnation: number): number {
+  return (Math.imul(seed ^ 0x5bd1e995, 31) + index * 7919 + incarnation * 104729) >>> 0;
+}
+
+function describe(m: Message): string {
+  let s = `${m.type} ${m.from}->${m.to} t${m.term}`;
+  if (m.type === 'MsgApp') s += ` i${m.index}/${m.logTerm} n${m.entries.length} c${m.commit}`;
+  else if (m.type === 'MsgAppResp') s += ` i${m.index}${m.reject ? ' reject' : ''}`;
+  else if (m.type === 'MsgVote' || m.type === 'MsgPreVote') s += ` last${m.index}/${m.logTerm}`;
+  else if (m.type === 'MsgVoteResp' || m.type === 'MsgPreVoteResp') s += m.reject ? ' reject' : ' grant';
+  else if (m.type === 'MsgHeartbeat') s += ` c${m.commit}`;
+  if (m.context !== '') s += ` ctx=${m.context}`;
+  return s;
+}
+
+export class Simulation {
+  readonly ids: readonly string[];
+  readonly stats: SimStats = {
+    ticks: 0,
+    delivered: 0,
+    dropped: 0,
+    duplicated: 0,
+    delayed: 0,
+    reordered: 0,
+    cutOff: 0,
+    crashes: 0,
+    crashesAfterPersist: 0,
+    crashesBeforePersist: 0,
+    restarts: 0,
+    partitions: 0,
+    leaders: 0,
+    maxTerm: 0,
+    votesPersisted: 0,
+  };
+  /** One line per event when `trace` is on. */
+  readonly trace: string[] = [];
+  /** Every term that had a leader, and who it was (election safety's witness). */
+  readonly leaderByTerm = new Map<number, string>();
+
+  private readonly options: SimOptions;
+  private faults: FaultRates;
+  private readonly members = new Map<string, Member>();
+  private readonly net: RandomSource;
+  private readonly queue = new InFlightQueue();
+  private seq = 0;
+  private readonly linkSendSeq = new Map<string, number>();
+  private readonly linkDeliveredSeq = new Map<string, number>();
+  /** Side of the partition each member is on; members on different sides cannot talk. */
+  private side = new Map<string, number>();
+  /** Every (term → candidate) a member ever wrote to disk, across its restarts. */
+  private readonly persistedVotes = new Map<string, Map<number, string>>();
+  /** Term of each index any member persisted as committed (state machine safety). */
+  private readonly committedTerms = new Map<number, number>();
+  private tickNow = 0;
+  private slotNow = 0;
+
+  constructor(options: SimOptions) {
+    this.options = options;
+    this.ids = [...options.ids].sort();
+    this.faults = { ...(options.faults ?? NO_FAULTS) };
+    this.net = seededRandom(options.seed);
+    this.ids.forEach((id, index) => {
+      const clockEighths = options.clockEighths?.[id] ?? CLOCK_EIGHTHS_NOMINAL;
+      if (clockEighths < CLOCK_EIGHTHS_MIN || clockEighths > CLOCK_EIGHTHS_NOMINAL) {
+        throw new RangeError(`clock rate of ${id} must be within [${CLOCK_EIGHTHS_MIN}, 8] eighths, got ${clockEighths}`);
+      }
+      this.members.set(id, {
+        id,
+        index,
+        node: undefined,
+        incarnation: 0,
+        disk: undefined,
+        diskTerm: 0,
+        diskCommit: 0,
+        seenTerm: 0,
+        seenCommit: 0,
+        clockEighths,
+        clockAccumulator: 0,
+        restartAtTick: undefined,
+        armedCrash: undefined,
+      });
+      this.persistedVotes.set(id, new Map());
+    });
+    for (const id of this.ids) this.start(id);
+  }
+
+  get tick(): number {
+    return this.tickNow;
+  }
+
+  /** Virtual time in slots (SLOTS_PER_TICK per tick). */
+  get slot(): number {
+    return this.slotNow;
+  }
+
+  /** Messages still on the wire that were sent before `slot`. */
+  inFlightSentBefore(slot: number): number {
+    return this.queue.countSentBefore(slot);
+  }
+
+  /** Changes a member's clock rate, in eighths of the global tick rate. */
+  setClockEighths(id: string, eighths: number): void {
+    if (eighths < CLOCK_EIGHTHS_MIN || eighths > CLOCK_EIGHTHS_NOMINAL) {
+      throw new RangeError(`clock rate of ${id} must be within [${CLOCK_EIGHTHS_MIN}, 8] eighths, got ${eighths}`);
+    }
+    this.member(id).clockEighths = eighths;
+    this.log(`${id} clock ${eighths}/8`);
+  }
+
+  setFaults(faults: FaultRates): void {
+    this.faults = { ...faults };
+  }
+
+  // ---- observation ----
+
+  isUp(id: string): boolean {
+    return this.member(id).node !== undefined;
+  }
+
+  status(id: string): Status {
+    const node = this.member(id).node;
+    if (!node) throw new Error(`member ${id} is down`);
+    return node.status();
+  }
+
+  /** What the member has on disk (what would survive a crash now). */
+  disk(id: string): DurableState | undefined {
+    return this.member(id).disk;
+  }
+
+  upIds(): string[] {
+    return this.ids.filter((id) => this.isUp(id));
+  }
+
+  /** Running members that believe they lead, with their terms. */
+  leaders(): { id: string; term: number }[] {
+    const out: { id: string; term: number }[] = [];
+    for (const id of this.upIds()) {
+      const s = this.status(id);
+      if (s.state === 'Leader') out.push({ id, term: s.term });
+    }
+    return out;
+  }
+
+  /** The leader every member is up and follows in its term, if there is one. */
+  agreedLeader(): string | undefined {
+    let leader: string | undefined;
+    let term = -1;
+    for (const id of this.ids) {
+      const node = this.member(id).node;
+      if (!node) return undefined;
+      const s = node.status();
+      if (s.lead === None) return undefined;
+      if (leader === undefined) {
+        leader = s.lead;
+        term = s.term;
+      } else if (s.lead !== leader || s.term !== term) {
+        return undefined;
+      }
+    }
+    if (leader === undefined) return undefined;
+    const ls = this.member(leader).node?.status();
+    return ls && ls.state === 'Leader' && ls.term === term ? leader : undefined;
+  }
+
+  // ---- faults and actions ----
+
+  /** Splits the members into sides; a member not named stays on side 0. */
+  partition(...groups: readonly string[][]): void {
+    this.side = new Map();
+    groups.forEach((g, i) => g.forEach((id) => this.side.set(id, i + 1)));
+    this.stats.partitions++;
+    this.log(`partition ${groups.map((g) => `[${[...g].sort().join(',')}]`).join(' ')}`);
+  }
+
+  heal(): void {
+    this.side = new Map();
+    this.log('heal');
+  }
+
+  /** Crashes a member now (idle), or at its next Ready at the given point. */
+  crash(id: string, point: CrashPoint = 'idle', downTicks = 0): void {
+    const m = this.member(id);
+    if (!m.node) return;
+    if (point === 'idle') this.crashNow(m, 'idle', downTicks);
+    else m.armedCrash = { point, downTicks };
+  }
+
+  restart(id: string): void {
+    const m = this.member(id);
+    if (m.node) return;
+    this.start(id);
+    this.stats.restarts++;
+    this.drainReady(m);
+  }
+
+  campaign(id: string): void {
+    this.act(id, 'campaign', (n) => n.campaign());
+  }
+
+  forgetLeader(id: string): void {
+    this.act(id, 'forgetLeader', (n) => n.forgetLeader());
+  }
+
+  transferLeader(id: string, to: string): void {
+    this.act(id, `transferLeader ${to}`, (n) => n.transferLeader(to));
+  }
+
+  private act(id: string, what: string, action: (n: RawNode) => void): void {
+    const m = this.member(id);
+    if (!m.node) return;
+    this.log(`${id} ${what}`);
+    action(m.node);
+    this.afterInput(m);
+  }
+
+  // ---- time ----
+
+  /** Runs `n` global ticks: each running member ticks at its clock rate, then the slots until the next tick deliver. */
+  runTicks(n: number): void {
+    for (let i = 0; i < n; i++) this.step();
+  }
+
+  /** Runs until `done()` holds after a tick, or `limit` ticks pass; returns the ticks used or undefined. */
+  runUntil(done: () => boolean, limit: number): number | undefined {
+    for (let i = 1; i <= limit; i++) {
+      this.step();
+      if (done()) return i;
+    }
+    return undefined;
+  }
+
+  private step(): void {
+    this.tickNow++;
+    this.stats.ticks++;
+    this.slotNow = this.tickNow * SLOTS_PER_TICK;
+    for (const id of this.ids) {
+      const m = this.member(id);
+      if (!m.node && m.restartAtTick !== undefined && m.restartAtTick <= this.tickNow) this.restart(id);
+    }
+    for (const id of this.ids) {
+      const m = this.member(id);
+      if (!m.node) continue;
+      // Drifted clocks: a member ticks only when its accumulated rate reaches a whole tick.
+      m.clockAccumulator += m.clockEighths;
+      if (m.clockAccumulator < CLOCK_EIGHTHS_NOMINAL) continue;
+      m.clockAccumulator -= CLOCK_EIGHTHS_NOMINAL;
+      if (this.options.trace) this.log(`${id} tick`);
+      m.node.tick();
+      this.afterInput(m);
+    }
+    const nextTickSlot = (this.tickNow + 1) * SLOTS_PER_TICK;
+    for (;;) {
+      const head = this.queue.peek();
+      if (!head || head.slot >= nextTickSlot) break;
+      this.queue.pop();
+      this.slotNow = head.slot;
+      this.deliver(head);
+    }
+  }
+
+  // ---- the driver ----
+
+  private start(id: string): void {
+    const m = this.member(id);
+    m.incarnation++;
+    m.restartAtTick = undefined;
+    m.armedCrash = undefined;
+    m.clockAccumulator = 0;
+    const config = {
+      id,
+      voters: this.ids,
+      electionTick: this.options.electionTick,
+      heartbeatTick: this.options.heartbeatTick,
+      preVote: this.options.preVote,
+      checkQuorum: this.options.checkQuorum,
+      restartVoteDelayTicks: this.options.restartVoteDelayTicks,
+      random: seededRandom(memberSeed(this.options.seed, m.index, m.incarnation)),
+      ...(m.disk ? { restored: cloneDurable(m.disk) } : {}),
+    };
+    m.node = new RawNode(config);
+    m.seenTerm = 0;
+    m.seenCommit = 0;
+    this.log(`${id} start #${m.incarnation}${m.disk ? ` from t${m.disk.hardState.term} v${m.disk.hardState.vote || '-'} c${m.disk.hardState.commit}` : ''}`);
+    this.checkMember(m);
+  }
+
+  private crashNow(m: Member, point: CrashPoint, downTicks: number): void {
+    m.node = undefined;
+    m.armedCrash = undefined;
+    this.stats.crashes++;
+    if (point === 'afterPersist') this.stats.crashesAfterPersist++;
+    if (point === 'beforePersist') this.stats.crashesBeforePersist++;
+    m.restartAtTick = downTicks > 0 ? this.tickNow + downTicks : undefined;
+    this.log(`${m.id} crash ${point}${downTicks > 0 ? ` down ${downTicks}` : ''}`);
+  }
+
+  private afterInput(m: Member): void {
+    this.checkMember(m);
+    this.drainReady(m);
+  }
+
+  /** Persist, then send, then advance, for every Ready; a crash may cut in before or after the write. */
+  private drainReady(m: Member): void {
+    while (m.node && m.node.hasReady()) {
+      const rd: Ready = m.node.ready();
+      let crash = m.armedCrash;
+      if (crash === undefined && this.faults.crashPerMille > 0 && this.net.nextInt(1000) < this.faults.crashPerMille) {
+        const point = this.net.nextInt(2) === 0 ? 'beforePersist' : 'afterPersist';
+        crash = { point, downTicks: this.drawDownTicks() };
+      }
+      if (crash?.point === 'beforePersist') {
+        this.crashNow(m, crash.point, crash.downTicks);
+        return;
+      }
+      if (rd.durableState) this.persist(m, rd.durableState);
+      if (crash?.point === 'afterPersist') {
+        this.crashNow(m, crash.point, crash.downTicks);
+        return;
+      }
+      for (const msg of rd.messages) this.send(msg);
+      m.node.advance(rd);
+      this.checkMember(m);
+    }
+  }
+
+  private drawDownTicks(): number {
+    return this.faults.maxDownTicks > 0 ? 1 + this.net.nextInt(this.faults.maxDownTicks) : 0;
+  }
+
+  private persist(m: Member, ds: DurableState): void {
+    const hs = ds.hardState;
+    if (hs.term < m.diskTerm) {
+      throw this.violation('term-monotonic', `${m.id} wrote term ${hs.term} after it had written ${m.diskTerm}`);
+    }
+    if (hs.commit < m.diskCommit) {
+      throw this.violation('commit-monotonic', `${m.id} wrote commit ${hs.commit} after it had written ${m.diskCommit}`);
+    }
+    if (hs.vote !== None) {
+      const votes = this.persistedVotes.get(m.id)!;
+      const earlier = votes.get(hs.term);
+      if (earlier !== undefined && earlier !== hs.vote) {
+        throw this.violation('one-vote-per-term', `${m.id} persisted a vote for ${hs.vote} in term ${hs.term} after it had persisted a vote for ${earlier}`);
+      }
+      if (earlier === undefined) {
+        votes.set(hs.term, hs.vote);
+        this.stats.votesPersisted++;
+      }
+    }
+    for (const e of ds.entries) {
+      if (e.index > hs.commit) break;
+      const term = this.committedTerms.get(e.index);
+      if (term === undefined) this.committedTerms.set(e.index, e.term);
+      else if (term !== e.term) {
+        throw this.violation('committed-entries-agree', `${m.id} committed index ${e.index} at term ${e.term}; another member committed it at term ${term}`);
+      }
+    }
+    m.disk = cloneDurable(ds);
+    m.diskTerm = hs.term;
+    m.diskCommit = hs.commit;
+    if (this.options.trace) this.log(`${m.id} persist t${hs.term} v${hs.vote || '-'} c${hs.commit} last${ds.entries.length > 0 ? ds.entries[ds.entries.length - 1]!.index : ds.snapshot.index}`);
+  }
+
+  private send(msg: Message): void {
+    const from = this.member(msg.from);
+    if (msg.type === 'MsgVoteResp' && !msg.reject) {
+      // Durability: the granted vote (or a later term) is on disk before the answer leaves.
+      const disk = from.disk?.hardState;
+      if (!disk || disk.term < msg.term || (disk.term === msg.term && disk.vote !== msg.to)) {
+        throw this.violation('vote-durable-before-sent', `${msg.from} sent a vote for ${msg.to} in term ${msg.term} with t${disk?.term ?? 0} v${disk?.vote || '-'} on disk`);
+      }
+    }
+    if (this.faults.dropPercent > 0 && this.net.nextInt(100) < this.faults.dropPercent) {
+      this.stats.dropped++;
+      if (this.options.trace) this.log(`drop ${describe(msg)}`);
+      return;
+    }
+    const copies = this.faults.duplicatePercent > 0 && this.net.nextInt(100) < this.faults.duplicatePercent ? 2 : 1;
+    if (copies === 2) this.stats.duplicated++;
+    const link = `${msg.from}>${msg.to}`;
+    for (let c = 0; c < copies; c++) {
+      const delay = this.faults.maxDelaySlots > 0 ? this.net.nextInt(this.faults.maxDelaySlots + 1) : 0;
+      const linkSeq = (this.linkSendSeq.get(link) ?? 0) + 1;
+      this.linkSendSeq.set(link, linkSeq);
+      // A copy is its own object: the receiver may not share state with the sender.
+      this.queue.push({ slot: this.slotNow + 1 + delay, seq: this.seq++, sentSlot: this.slotNow, linkSeq, message: cloneMessage(msg) });
+    }
+  }
+
+  private deliver(f: InFlight): void {
+    const msg = f.message;
+    const to = this.members.get(msg.to);
+    if (!to) throw this.violation('addressing', `message to unknown member ${msg.to}`);
+    if (!to.node || (this.side.get(msg.from) ?? 0) !== (this.side.get(msg.to) ?? 0)) {
+      this.stats.cutOff++;
+      if (this.options.trace) this.log(`lost ${describe(msg)}${to.node ? ' (partition)' : ' (down)'}`);
+      return;
+    }
+    this.stats.delivered++;
+    if (f.slot > f.sentSlot + 1) this.stats.delayed++;
+    const link = `${msg.from}>${msg.to}`;
+    const lastDelivered = this.linkDeliveredSeq.get(link) ?? 0;
+    if (f.linkSeq < lastDelivered) this.stats.reordered++;
+    else this.linkDeliveredSeq.set(link, f.linkSeq);
+    if (this.options.trace) this.log(`deliver ${describe(msg)} sent@${f.sentSlot}`);
+    to.node.step(msg);
+    this.afterInput(to);
+  }
+
+  // ---- invariants ----
+
+  private checkMember(m: Member): void {
+    const node = m.node;
+    if (!node) return;
+    const s = node.status();
+    if (s.term < m.seenTerm || s.term < m.diskTerm) {
+      throw this.violation('term-monotonic', `${m.id} is at term ${s.term} after term ${Math.max(m.seenTerm, m.diskTerm)} (persisted ${m.diskTerm})`);
+    }
+    if (s.commit < m.seenCommit || s.commit < m.diskCommit) {
+      throw this.violation('commit-monotonic', `${m.id} has commit ${s.commit} after ${Math.max(m.seenCommit, m.diskCommit)} (persisted ${m.diskCommit})`);
+    }
+    m.seenTerm = s.term;
+    m.seenCommit = s.commit;
+    if (s.term > this.stats.maxTerm) this.stats.maxTerm = s.term;
+    if (s.state === 'Leader') {
+      const leader = this.leaderByTerm.get(s.term);
+      if (leader === undefined) {
+        this.leaderByTerm.set(s.term, m.id);
+        this.stats.leaders++;
+        this.log(`${m.id} leads term ${s.term}`);
+      } else if (leader !== m.id) {
+        throw this.violation('one-leader-per-term', `${m.id} became leader of term ${s.term}, which ${leader} already led`);
+      }
+    }
+  }
+
+  private violation(invariant: string, text: string): SimViolation {
+    return new SimViolation(invariant, `tick ${this.tickNow} (slot ${this.slotNow}), seed ${this.options.seed}: ${text}`);
+  }
+
+  private log(line: string): void {
+    if (this.options.trace) this.trace.push(`${this.slotNow}: ${line}`);
+  }
+
+  private member(id: string): Member {
+    const m = this.members.get(id);
+    if (!m) throw new Error(`unknown member ${id}`);
+    return m;
+  }
+}
+
+function cloneDurable(ds: DurableState): DurableState {
+  return {
+    hardState: { ...ds.hardState },
+    snapshot: { ...ds.snapshot },
+    entries: ds.entries.map((e) => ({ index: e.index, term: e.term })),
+  };
+}
+
+function cloneMessage(m: Message): Message {
+  const copy: Message = { ...m, entries: m.entries.map((e) => ({ index: e.index, term: e.term })) };
+  if (m.snapshot) copy.snapshot = { ...m.snapshot };
+  return copy;
+}
