@@ -1,0 +1,527 @@
+import { randomInt } from 'node:crypto';
+import { performance } from 'node:perf_hooks';
+import type { Logger } from 'pino';
+import {
+  CampaignTransferContext,
+  None,
+  RaftError,
+  RawNode,
+  type Message,
+  type RandomSource,
+  type Ready,
+  type StateType,
+  type Status,
+} from '../raft/index.js';
+import { ClusterError } from './errors.js';
+import type {
+  LeadershipView,
+  Member,
+  MemberInfo,
+  MemberMetrics,
+  PeerTransport,
+  StateStore,
+  TransferResult,
+  TransportEvents,
+} from './interfaces.js';
+import { LeaderLease } from './lease.js';
+
+export interface MemberOptions {
+  id: string;
+  /** Fixed by configuration; discovery only supplies addresses. */
+  voters: readonly string[];
+  tickMs: number;
+  electionTicks: number;
+  heartbeatTicks: number;
+  preVote?: boolean;
+  checkQuorum?: boolean;
+  /** Clock-rate difference tolerated between members over one lease window. */
+  maxClockDriftMs: number;
+  store: StateStore;
+  createTransport(events: TransportEvents): PeerTransport;
+  logger: Logger;
+  metrics?: MemberMetrics;
+  random?: RandomSource;
+  /** Monotonic clock in ms; injectable for tests. */
+  monotonicNowMs?: () => number;
+  wallClock?: () => Date;
+}
+
+/** Validated, derived settings. */
+interface Timing {
+  tickMs: number;
+  electionTicks: number;
+  heartbeatTicks: number;
+  electionTimeoutMs: number;
+  leaseWindowMs: number;
+}
+
+export function validateMemberOptions(o: MemberOptions): Timing {
+  const fail = (msg: string): never => {
+    throw new ClusterError('INVALID_MEMBER_OPTIONS', msg);
+  };
+  if (!o.id) fail('id must be a non-empty member id');
+  if (!o.voters.includes(o.id)) fail(`id ${o.id} must be one of the voters (${[...o.voters].sort().join(', ')})`);
+  if (!Number.isInteger(o.tickMs) || o.tickMs < 1) fail(`tickMs must be a positive integer, got ${o.tickMs}`);
+  if (!Number.isInteger(o.heartbeatTicks) || o.heartbeatTicks < 1) {
+    fail(`heartbeatTicks must be a positive integer, got ${o.heartbeatTicks}`);
+  }
+  if (!Number.isInteger(o.electionTicks) || o.electionTicks <= o.heartbeatTicks) {
+    fail(`electionTicks (${o.electionTicks}) must be an integer greater than heartbeatTicks (${o.heartbeatTicks})`);
+  }
+  if (!Number.isFinite(o.maxClockDriftMs) || o.maxClockDriftMs < 0) {
+    fail(`maxClockDriftMs must be a non-negative number, got ${o.maxClockDriftMs}`);
+  }
+  // A follower refuses votes for electionTicks ticks after a heartbeat; the first of those
+  // ticks may come at once, so only (electionTicks - 1) whole ticks are guaranteed.
+  const leaseWindowMs = (o.electionTicks - 1) * o.tickMs - o.maxClockDriftMs;
+  if (leaseWindowMs <= 0) {
+    fail(
+      `the lease window (electionTicks - 1) * tickMs - maxClockDriftMs = (${o.electionTicks} - 1) * ${o.tickMs} - ` +
+        `${o.maxClockDriftMs} = ${leaseWindowMs} ms must be positive: raise electionTicks or lower maxClockDriftMs`,
+    );
+  }
+  return {
+    tickMs: o.tickMs,
+    electionTicks: o.electionTicks,
+    heartbeatTicks: o.heartbeatTicks,
+    electionTimeoutMs: o.electionTicks * o.tickMs,
+    leaseWindowMs,
+  };
+}
+
+const cryptoRandom: RandomSource = { nextInt: (max) => randomInt(max) };
+
+interface PendingTransfer {
+  resolve(result: TransferResult): void;
+  deadlineMs: number;
+}
+
+/**
+ * One running member: owns the RawNode, its tick loop, and the Ready cycle
+ * (persist, then send, then advance). Everything runs on the event loop, and the
+ * state file is written synchronously, so no message can overtake the write it
+ * depends on.
+ */
+export class RaftMember implements Member {
+  readonly id: string;
+  private readonly options: MemberOptions;
+  private readonly timing: Timing;
+  private readonly log: Logger;
+  private readonly metrics: MemberMetrics | undefined;
+  private readonly nowMs: () => number;
+  private readonly wallClock: () => Date;
+  private readonly lease: LeaderLease;
+  private node: RawNode | undefined;
+  private transport: PeerTransport | undefined;
+  private tickTimer: NodeJS.Timeout | undefined;
+  private leaseTimer: NodeJS.Timeout | undefined;
+  private running = false;
+
+  private readonly listeners = new Set<(view: LeadershipView) => void>();
+  private lastView: LeadershipView | undefined;
+  private soft: { lead: string; state: StateType } = { lead: None, state: 'Follower' };
+  private term = 0;
+  private leaderSince: { lead: string; term: number; at: Date } | undefined;
+  /** When this member, as leader, may first claim its lease (after a lease-skipped election). */
+  private claimNotBeforeMs = 0;
+  /** The term in which this member started a transfer: it never claims leadership again in it. */
+  private transferredInTerm = -1;
+  private lastTransferAttemptMs = -Infinity;
+  private readonly pendingTransfers = new Set<PendingTransfer>();
+  private leaderLostAtMs: number | undefined;
+
+  private nextTickAtMs = 0;
+  private worstLatenessMs = 0;
+
+  constructor(options: MemberOptions) {
+    this.timing = validateMemberOptions(options);
+    this.options = options;
+    this.id = options.id;
+    this.log = options.logger.child({ component: 'member', id: options.id });
+    this.metrics = options.metrics;
+    this.nowMs = options.monotonicNowMs ?? (() => performance.now());
+    this.wallClock = options.wallClock ?? (() => new Date());
+    this.lease = new LeaderLease(options.id, options.voters, this.timing.leaseWindowMs);
+  }
+
+  get leaseWindowMs(): number {
+    return this.timing.leaseWindowMs;
+  }
+
+  get electionTimeoutMs(): number {
+    return this.timing.electionTimeoutMs;
+  }
+
+  /** Loads the state file (a corrupt one throws, naming the file), starts the transport and the ticks. */
+  async start(): Promise<void> {
+    if (this.running) return;
+    const restored = this.options.store.load();
+    const t = this.timing;
+    this.node = new RawNode({
+      id: this.id,
+      voters: this.options.voters,
+      electionTick: t.electionTicks,
+      heartbeatTick: t.heartbeatTicks,
+      preVote: this.options.preVote ?? true,
+      checkQuorum: this.options.checkQuorum ?? true,
+      random: this.options.random ?? cryptoRandom,
+      ...(restored ? { restored } : {}),
+      // A restarted member may have acknowledged a heartbeat just before it stopped; a leader's
+      // lease counts on that, so it answers no vote for one election timeout. A member with no
+      // state may even have voted before its disk was lost: it waits two, once it sees the group ran.
+      restartVoteDelayTicks: t.electionTicks,
+      freshVoteDelayTicks: 2 * t.electionTicks,
+    });
+    const status = this.node.status();
+    this.term = status.term;
+    this.log.info(
+      { term: status.term, vote: status.vote || null, commit: status.commit, restored: restored !== undefined },
+      restored ? 'member starting from its state file' : 'member starting fresh (no state file)',
+    );
+    this.transport = this.options.createTransport({
+      onMessage: (m) => this.onPeerMessage(m),
+      onUnreachable: (peer) => this.onUnreachable(peer),
+      onPeerConnectionChange: (peer, connected) => {
+        this.metrics?.peerConnected(peer, connected);
+        this.log.info({ peer, connected }, connected ? 'peer connected' : 'peer disconnected');
+      },
+      onDrop: (reason) => this.metrics?.messageDropped(reason),
+    });
+    await this.transport.start();
+    this.running = true;
+    this.nextTickAtMs = this.nowMs() + t.tickMs;
+    this.scheduleTick();
+    this.publish();
+  }
+
+  /** Stops ticking and closes the transport; the state file already holds everything durable. */
+  async stop(): Promise<void> {
+    if (!this.running) return;
+    this.running = false;
+    if (this.tickTimer) clearTimeout(this.tickTimer);
+    if (this.leaseTimer) clearTimeout(this.leaseTimer);
+    this.tickTimer = undefined;
+    this.leaseTimer = undefined;
+    for (const p of this.pendingTransfers) p.resolve({ leader: this.leaderOrNull(), transferred: false });
+    this.pendingTransfers.clear();
+    await this.transport?.close();
+    this.log.info({ term: this.term }, 'member stopped');
+  }
+
+  /**
+   * Graceful stop: a leader first hands over to the most up-to-date connected follower and
+   * waits for it (bounded by one election timeout), so the group does not wait for a timeout.
+   */
+  async shutdown(): Promise<TransferResult | undefined> {
+    let result: TransferResult | undefined;
+    if (this.running && this.soft.state === 'Leader') {
+      try {
+        result = await this.transferLeadership();
+        this.log.info({ ...result }, result.transferred ? 'handed leadership over' : 'leadership handover timed out');
+      } catch (err) {
+        this.log.warn({ err }, 'no follower to hand leadership to');
+      }
+    }
+    await this.stop();
+    return result;
+  }
+
+  // ---- the Member interface ----
+
+  view(): LeadershipView {
+    return this.computeView(this.nowMs());
+  }
+
+  members(): MemberInfo[] {
+    const leader = this.leaderOrNull();
+    const peers = new Map((this.transport?.peers() ?? []).map((p) => [p.id, p]));
+    return [...this.options.voters].sort().map((id) => {
+      const peer = peers.get(id);
+      const role: MemberInfo['role'] = leader === null ? 'unknown' : id === leader ? 'leader' : 'follower';
+      if (id === this.id) return { id, address: null, connected: true, role };
+      return { id, address: peer?.address ?? null, connected: peer?.connected ?? false, role };
+    });
+  }
+
+  onChange(listener: (view: LeadershipView) => void): () => void {
+    this.listeners.add(listener);
+    return () => this.listeners.delete(listener);
+  }
+
+  forgetLeader(): void {
+    this.withNode('forgetLeader', (n) => n.forgetLeader());
+  }
+
+  campaign(): void {
+    this.withNode('campaign', (n) => n.campaign());
+  }
+
+  lastLogId(): { index: number; term: number } {
+    const s = this.requireNode().status();
+    return { index: s.lastIndex, term: s.lastTerm };
+  }
+
+  worstTickLatenessMs(): number {
+    return this.worstLatenessMs;
+  }
+
+  status(): Status {
+    return this.requireNode().status();
+  }
+
+  transferLeadership(to?: string): Promise<TransferResult> {
+    const node = this.requireNode();
+    const status = node.status();
+    if (status.state !== 'Leader') {
+      return Promise.reject(
+        new ClusterError('NOT_LEADER', `only the leader can transfer leadership; the leader is ${this.leaderOrNull() ?? 'unknown'}`),
+      );
+    }
+    const target = to ?? this.bestFollower(status);
+    if (target === undefined) {
+      return Promise.reject(new ClusterError('INVALID_TRANSFER_TARGET', 'no connected follower to transfer leadership to'));
+    }
+    if (target === this.id || !this.options.voters.includes(target)) {
+      return Promise.reject(
+        new ClusterError('INVALID_TRANSFER_TARGET', `transfer target ${target} must be another voter of this group`),
+      );
+    }
+    return new Promise<TransferResult>((resolve) => {
+      this.pendingTransfers.add({ resolve, deadlineMs: this.nowMs() + this.timing.electionTimeoutMs + this.timing.tickMs });
+      this.startTransfer(target);
+    });
+  }
+
+  // ---- driving the node ----
+
+  private requireNode(): RawNode {
+    if (!this.node) throw new ClusterError('MEMBER_STOPPED', `member ${this.id} has not started`);
+    return this.node;
+  }
+
+  private withNode(what: string, action: (n: RawNode) => void): void {
+    const node = this.requireNode();
+    if (!this.running) throw new ClusterError('MEMBER_STOPPED', `member ${this.id} is stopped; cannot ${what}`);
+    action(node);
+    this.processReady();
+  }
+
+  private startTransfer(target: string): void {
+    this.lastTransferAttemptMs = this.nowMs();
+    this.transferredInTerm = this.term;
+    this.log.info({ term: this.term, to: target }, 'transferring leadership');
+    this.withNode('transfer leadership', (n) => n.transferLeader(target));
+  }
+
+  /** The most up-to-date connected follower, ties broken by id. */
+  private bestFollower(status: Status): string | undefined {
+    const connected = new Set((this.transport?.peers() ?? []).filter((p) => p.connected).map((p) => p.id));
+    let best: { id: string; match: number } | undefined;
+    for (const id of Object.keys(status.progress).sort()) {
+      const pr = status.progress[id]!;
+      if (id === this.id || pr.isLearner || !connected.has(id)) continue;
+      if (!best || pr.match > best.match) best = { id, match: pr.match };
+    }
+    return best?.id;
+  }
+
+  private scheduleTick(): void {
+    if (!this.running) return;
+    const delay = Math.max(0, this.nextTickAtMs - this.nowMs());
+    this.tickTimer = setTimeout(() => this.onTick(), delay);
+  }
+
+  private onTick(): void {
+    if (!this.running) return;
+    const now = this.nowMs();
+    const lateness = now - this.nextTickAtMs;
+    if (lateness > this.worstLatenessMs) this.worstLatenessMs = lateness;
+    // A late timer does not burst missed ticks: raft's clock only needs to be no faster than real time.
+    this.nextTickAtMs = Math.max(this.nextTickAtMs + this.timing.tickMs, now + 1);
+    try {
+      this.node!.tick();
+      this.processReady();
+      this.afterTick(now);
+    } catch (err) {
+      this.log.error({ err }, 'tick failed');
+    }
+    this.scheduleTick();
+  }
+
+  private afterTick(now: number): void {
+    for (const p of this.pendingTransfers) {
+      if (now >= p.deadlineMs) {
+        this.pendingTransfers.delete(p);
+        p.resolve({ leader: this.leaderOrNull(), transferred: false });
+      }
+    }
+    // A leader that began a transfer never claims this term again (a delayed MsgTimeoutNow can
+    // still elect the target, whose voters skip their lease). If the core gave the transfer up,
+    // try again so the group moves to a term with a claimable leader.
+    const status = this.node!.status();
+    if (
+      status.state === 'Leader' &&
+      this.transferredInTerm === status.term &&
+      status.leadTransferee === None &&
+      now - this.lastTransferAttemptMs >= this.timing.electionTimeoutMs
+    ) {
+      const target = this.bestFollower(status);
+      if (target !== undefined) this.startTransfer(target);
+    }
+  }
+
+  private onPeerMessage(m: Message): void {
+    if (!this.running || !this.node) return;
+    this.metrics?.messageReceived(m.type);
+    if (m.type === 'MsgHeartbeatResp' && m.term === this.term) this.lease.heartbeatAcked(m.from, m.context);
+    try {
+      this.node.step(m);
+    } catch (err) {
+      if (err instanceof RaftError) {
+        this.metrics?.messageDropped('decode');
+        this.log.warn({ peer: m.from, type: m.type, code: err.code, err: err.message }, 'peer message refused by raft');
+        return;
+      }
+      throw err;
+    }
+    this.processReady();
+  }
+
+  private onUnreachable(peer: string): void {
+    if (!this.running || !this.node) return;
+    this.node.reportUnreachable(peer);
+    this.processReady();
+  }
+
+  /** The driver contract: persist, then send, then advance; repeat while there is work. */
+  private processReady(): void {
+    const node = this.node;
+    if (!node) return;
+    while (node.hasReady()) {
+      const rd = node.ready();
+      if (rd.durableState) {
+        const started = performance.now();
+        this.options.store.save(rd.durableState);
+        this.metrics?.statePersistDuration((performance.now() - started) / 1000);
+      }
+      if (rd.hardState) this.term = rd.hardState.term;
+      if (rd.softState) this.onSoftState(rd);
+      const now = this.nowMs();
+      for (const m of rd.messages) {
+        if (m.type === 'MsgHeartbeat') this.lease.heartbeatSent(m.context, now);
+        this.transport?.send(m);
+        this.metrics?.messageSent(m.type);
+      }
+      node.advance(rd);
+    }
+    const status = node.status();
+    if (status.state === 'Leader' && status.leadTransferee !== None) this.transferredInTerm = status.term;
+    this.publish();
+  }
+
+  private onSoftState(rd: Ready): void {
+    const next = rd.softState!;
+    const prev = this.soft;
+    this.soft = { lead: next.lead, state: next.state };
+    const status = this.node!.status();
+    const now = this.nowMs();
+    if (next.state !== prev.state) {
+      if (next.state === 'PreCandidate') this.metrics?.electionStarted('pre-vote');
+      if (next.state === 'Candidate') {
+        const transfer = rd.messages.some((m) => m.type === 'MsgVote' && m.context === CampaignTransferContext);
+        this.metrics?.electionStarted(transfer ? 'transfer' : 'vote');
+      }
+      if (next.state === 'Leader') {
+        this.lease.reset();
+        // Followers that forgot the old leader skipped its lease: wait it out before claiming.
+        this.claimNotBeforeMs = status.leaseSkipped ? now + this.timing.leaseWindowMs : 0;
+      }
+    }
+    if (next.lead !== prev.lead) {
+      if (next.lead === None) {
+        this.leaderLostAtMs ??= now;
+      } else {
+        this.metrics?.leaderChanged();
+        if (this.leaderLostAtMs !== undefined) this.metrics?.electionDuration((now - this.leaderLostAtMs) / 1000);
+        this.leaderLostAtMs = undefined;
+      }
+    }
+    this.log.info(
+      { term: status.term, role: next.state, leader: next.lead || null, previousRole: prev.state },
+      `role ${next.state}, term ${status.term}, leader ${next.lead || 'none'}`,
+    );
+  }
+
+  private leaderOrNull(): string | null {
+    return this.soft.lead === None ? null : this.soft.lead;
+  }
+
+  private computeView(now: number): LeadershipView {
+    const leader = this.leaderOrNull();
+    let isLeader = false;
+    let leaseExpiresInMs: number | null = null;
+    if (this.node && this.running && this.soft.state === 'Leader') {
+      const expiresAt = this.lease.expiresAtMs(now);
+      const transferring = this.transferredInTerm === this.term;
+      if (expiresAt !== undefined && expiresAt > now && !transferring && now >= this.claimNotBeforeMs) {
+        isLeader = true;
+        leaseExpiresInMs = Math.floor(expiresAt - now);
+      }
+    }
+    if (leader === null) {
+      this.leaderSince = undefined;
+    } else if (!this.leaderSince || this.leaderSince.lead !== leader || this.leaderSince.term !== this.term) {
+      this.leaderSince = { lead: leader, term: this.term, at: this.wallClock() };
+    }
+    return {
+      self: this.id,
+      leader,
+      term: this.term,
+      role: this.soft.state,
+      isLeader,
+      leaseExpiresInMs,
+      since: this.leaderSince ? this.leaderSince.at.toISOString() : null,
+    };
+  }
+
+  /** Emits the view when it changed, and arms a timer for the moment the lease or the claim wait ends. */
+  private publish(): void {
+    const now = this.nowMs();
+    const view = this.computeView(now);
+    const prev = this.lastView;
+    const changed =
+      !prev ||
+      prev.leader !== view.leader ||
+      prev.term !== view.term ||
+      prev.role !== view.role ||
+      prev.isLeader !== view.isLeader;
+    this.lastView = view;
+    if (changed) {
+      for (const p of this.pendingTransfers) {
+        if (view.leader !== null && view.leader !== this.id) {
+          this.pendingTransfers.delete(p);
+          p.resolve({ leader: view.leader, transferred: true });
+        }
+      }
+      for (const listener of this.listeners) {
+        try {
+          listener(view);
+        } catch (err) {
+          this.log.error({ err }, 'view listener failed');
+        }
+      }
+    }
+    this.armLeaseTimer(now, view);
+  }
+
+  private armLeaseTimer(now: number, view: LeadershipView): void {
+    if (this.leaseTimer) clearTimeout(this.leaseTimer);
+    this.leaseTimer = undefined;
+    if (!this.running || this.soft.state !== 'Leader') return;
+    let wakeAt: number | undefined;
+    if (view.isLeader && view.leaseExpiresInMs !== null) wakeAt = now + view.leaseExpiresInMs + 1;
+    else if (this.claimNotBeforeMs > now) wakeAt = this.claimNotBeforeMs;
+    if (wakeAt === undefined) return;
+    this.leaseTimer = setTimeout(() => this.publish(), Math.max(0, wakeAt - now));
+  }
+}
