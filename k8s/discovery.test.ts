@@ -215,18 +215,25 @@ describe('DnsDiscovery against a real DNS server', () => {
     expect(transport.calls).toHaveLength(2);
   });
 
-  it('keeps the last address when a pod disappears from DNS (NXDOMAIN)', async () => {
+  it.each([
+    ['from the SRV answer', true, '10.1.0.12:5000', 'ENOTLISTED'],
+    ['from DNS altogether (NXDOMAIN on the fallback)', false, '10.1.0.12:4041', 'ENOTFOUND'],
+  ])('keeps the last address when a pod disappears %s', async (_case, withSrv, address, code) => {
     threePods();
-    dns.setServicePort(null);
+    if (!withSrv) dns.setServicePort(null);
     const d = discovery();
     await d.start();
     dns.removePod('web-2');
     await d.resolveNow();
     await d.resolveNow();
-    expect(d.addresses()['web-2']).toBe('10.1.0.12:4041');
+    expect(d.addresses()).toEqual({ 'web-1': withSrv ? '10.1.0.11:5000' : '10.1.0.11:4041', 'web-2': address });
     expect(linesWith('peer address lookup failed, keeping the last address')).toMatchObject([
-      { peer: 'web-2', code: 'ENOTFOUND' },
+      { peer: 'web-2', code, lastAddress: address },
     ]);
+    dns.setPod('web-2', '10.1.0.42');
+    await d.resolveNow();
+    expect(d.addresses()['web-2']).toBe(address.replace('10.1.0.12', '10.1.0.42'));
+    expect(linesWith('peer address lookup recovered')).toMatchObject([{ peer: 'web-2', previousCode: code }]);
   });
 
   it('re-resolves soon after a peer is reported unreachable, once for a burst', async () => {

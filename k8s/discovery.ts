@@ -104,7 +104,7 @@ export interface PeerDiscoveryStatus {
   id: string;
   /** `host:port` last handed to the transport, or null. */
   address: string | null;
-  /** 'ok', or the error code of the latest failed lookup for this peer. */
+  /** 'ok', or the error code of the latest failed lookup for this peer ('ENOTLISTED': missing from the SRV answer). */
   lookup: string;
 }
 
@@ -418,6 +418,9 @@ export class DnsDiscovery {
       await Promise.all(
         [...fromSrv].map(async ([pod, port]) => found.set(pod, await this.lookupHost(this.podHostname(pod), port, 'srv'))),
       );
+      for (const id of this.peerIds) {
+        if (!found.has(id)) found.set(id, { ok: false, code: 'ENOTLISTED', name: this.srvName });
+      }
     } else {
       await Promise.all(
         this.peerIds.map(async (pod) =>
