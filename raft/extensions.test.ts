@@ -1,0 +1,174 @@
+import { describe, expect, it } from 'vitest';
+import { durableState, fixedRandom, newTestRaft, readMessages, TestNetwork } from '../test/harness/network.js';
+import { CampaignTransferContext, LeaseSkippedContext, makeMessage } from './types.js';
+
+// raft-elector's own rules on top of etcd-raft (documented in RaftConfig and types.ts).
+
+/** Ticks a member with its output lost. */
+function tickSilently(nt: TestNetwork, id: string, times: number): void {
+  for (let i = 0; i < times; i++) nt.node(id).tick();
+  nt.drain(id);
+}
+
+describe('restartVoteDelayTicks', () => {
+  const delay = 5;
+  const options = { configure: () => ({ restartVoteDelayTicks: delay, random: fixedRandom(0) }) };
+
+  it.each(['MsgVote', 'MsgPreVote'] as const)('a restarted member drops a higher-term %s until the delay has passed', (type) => {
+    const r = newTestRaft('b', ['a', 'b', 'c'], { restartVoteDelayTicks: delay, restored: durableState(2, 'a', [1, 2], 2) });
+    const request = makeMessage({ type, from: 'c', to: 'b', term: 3, index: 2, logTerm: 2 });
+    for (let t = 0; t < delay; t++) {
+      r.step(request);
+      expect(readMessages(r), `tick ${t}`).toEqual([]);
+      expect(r.term).toBe(2);
+      r.tick();
+    }
+    r.step(request);
+    expect(readMessages(r)).toMatchObject([{ type: `${type}Resp`, reject: false, term: 3 }]);
+  });
+
+  it('a transfer campaign is answered during the delay', () => {
+    const r = newTestRaft('b', ['a', 'b', 'c'], { restartVoteDelayTicks: delay, restored: durableState(2, 'a', [1, 2], 2) });
+    r.step(makeMessage({ type: 'MsgVote', from: 'c', to: 'b', term: 3, index: 2, logTerm: 2, context: CampaignTransferContext }));
+    expect(readMessages(r)).toMatchObject([{ type: 'MsgVoteResp', reject: false, term: 3 }]);
+    expect(r).toMatchObject({ term: 3, vote: 'c' });
+  });
+
+  it('in a group: a candidate cannot win with a just-restarted voter, and wins once the delay passed', () => {
+    const nt = new TestNetwork(['a', 'b', 'c'], options);
+    nt.campaign('a');
+    nt.restart('b');
+    nt.isolate('a');
+    nt.campaign('c');
+    expect(nt.status('c')).toMatchObject({ state: 'Candidate', term: 2 });
+    expect(nt.status('b')).toMatchObject({ term: 1, vote: 'a' });
+    tickSilently(nt, 'b', delay);
+    nt.campaign('c');
+    expect(nt.status('c')).toMatchObject({ state: 'Leader', term: 3 });
+  });
+
+  it('a member that starts without state is not delayed by restartVoteDelayTicks', () => {
+    const r = newTestRaft('b', ['a', 'b', 'c'], { restartVoteDelayTicks: delay });
+    r.step(makeMessage({ type: 'MsgVote', from: 'c', to: 'b', term: 1 }));
+    expect(readMessages(r)).toMatchObject([{ type: 'MsgVoteResp', reject: false, term: 1 }]);
+  });
+
+  it('the delay counts ticks since start, reported by status()', () => {
+    const nt = new TestNetwork(['a', 'b', 'c'], options);
+    nt.tick('b', 3);
+    expect(nt.status('b').ticksSinceStart).toBe(3);
+    nt.restart('b');
+    expect(nt.status('b').ticksSinceStart).toBe(0);
+  });
+});
+
+describe('freshVoteDelayTicks', () => {
+  const delay = 5;
+
+  it('a brand-new group at term 0 elects at once', () => {
+    const nt = new TestNetwork(['a', 'b', 'c'], { configure: () => ({ freshVoteDelayTicks: 50 }) });
+    nt.campaign('a');
+    expect(nt.status('a')).toMatchObject({ state: 'Leader', term: 1 });
+    for (const id of ['b', 'c']) expect(nt.status(id)).toMatchObject({ term: 1, vote: 'a', lead: 'a' });
+  });
+
+  it('a fresh member that sees the group already ran delays its votes; then votes', () => {
+    const nt = new TestNetwork(['a', 'b', 'c'], { configure: () => ({ freshVoteDelayTicks: delay, random: fixedRandom(0) }) });
+    // Everyone has been up longer than the delay (timeouts are 10 ticks: nobody campaigns yet).
+    for (const id of ['a', 'b', 'c']) tickSilently(nt, id, delay);
+    nt.campaign('a');
+    nt.campaign('c'); // the group is at term 2
+    nt.wipe('b'); // b comes back with an empty disk
+    nt.start('b');
+    nt.isolate('c');
+    nt.campaign('a'); // term 3 > 1: b learns the group ran and holds its vote
+    expect(nt.status('a')).toMatchObject({ state: 'Candidate', term: 3 });
+    expect(nt.status('b')).toMatchObject({ term: 0, vote: '' });
+    tickSilently(nt, 'b', delay);
+    nt.campaign('a');
+    expect(nt.status('a')).toMatchObject({ state: 'Leader', term: 4 });
+    expect(nt.status('b')).toMatchObject({ term: 4, vote: 'a', lead: 'a' });
+  });
+
+  it('a fresh member that hears a leader heartbeat first also counts as having seen the group run', () => {
+    const r = newTestRaft('b', ['a', 'b', 'c'], { freshVoteDelayTicks: delay });
+    r.step(makeMessage({ type: 'MsgHeartbeat', from: 'a', to: 'b', term: 1 }));
+    readMessages(r);
+    r.step(makeMessage({ type: 'MsgVote', from: 'c', to: 'b', term: 2, index: 0, logTerm: 0 }));
+    expect(readMessages(r)).toEqual([]);
+    expect(r.term).toBe(1);
+  });
+});
+
+describe('LeaseSkipped', () => {
+  function elected() {
+    const nt = new TestNetwork(['a', 'b', 'c'], { checkQuorum: true, preVote: true, configure: () => ({ random: fixedRandom(5) }) });
+    nt.campaign('a');
+    expect(nt.status('a')).toMatchObject({ state: 'Leader', leaseSkipped: false });
+    return nt;
+  }
+
+  it('a normal election reports leaseSkipped false', () => {
+    const nt = elected();
+    nt.isolate('a');
+    nt.tickAll(40);
+    const [leader] = nt.leaders().filter((l) => l.id !== 'a');
+    expect(leader).toBeDefined();
+    expect(nt.status(leader!.id).leaseSkipped).toBe(false);
+    expect(nt.delivered.filter((m) => m.context === LeaseSkippedContext)).toEqual([]);
+  });
+
+  it('votes from a follower that forgot a leader within its lease are marked; their winner reports leaseSkipped', () => {
+    const nt = elected();
+    nt.isolate('a');
+    nt.act('b', (n) => n.forgetLeader());
+    nt.act('c', (n) => n.forgetLeader());
+    nt.campaign('c');
+    expect(nt.status('c')).toMatchObject({ state: 'Leader', term: 2, leaseSkipped: true });
+    const grants = nt.delivered.filter((m) => m.from === 'b' && m.to === 'c' && (m.type === 'MsgVoteResp' || m.type === 'MsgPreVoteResp'));
+    expect(grants.map((m) => [m.type, m.reject, m.context])).toEqual([
+      ['MsgPreVoteResp', false, LeaseSkippedContext],
+      ['MsgVoteResp', false, LeaseSkippedContext],
+    ]);
+  });
+
+  it('a follower that forgets its leader after the lease ran out grants plain votes', () => {
+    const nt = elected();
+    nt.isolate('a');
+    tickSilently(nt, 'b', 10); // lease over (timeout is 15, so b does not campaign)
+    nt.act('b', (n) => n.forgetLeader());
+    nt.act('c', (n) => n.forgetLeader());
+    nt.campaign('c');
+    expect(nt.status('c')).toMatchObject({ state: 'Leader', term: 2, leaseSkipped: false });
+  });
+
+  it('the mark lasts only for the rest of the forgotten lease', () => {
+    const r = newTestRaft('b', ['a', 'b', 'c'], { checkQuorum: true, preVote: true, random: fixedRandom(5) });
+    r.becomeFollower(1, 'a');
+    for (let i = 0; i < 4; i++) r.tick();
+    r.step(makeMessage({ type: 'MsgForgetLeader', from: 'b' }));
+    const ask = (term: number) => {
+      r.step(makeMessage({ type: 'MsgPreVote', from: 'c', to: 'b', term }));
+      return readMessages(r)[0]!.context;
+    };
+    expect(ask(2)).toBe(LeaseSkippedContext);
+    for (let i = 0; i < 5; i++) r.tick();
+    expect(ask(2)).toBe(LeaseSkippedContext);
+    r.tick(); // 10 ticks since a was last heard: its lease is over
+    expect(ask(2)).toBe('');
+  });
+
+  it('a leader loses the mark at its next election', () => {
+    const nt = elected();
+    nt.isolate('a');
+    nt.act('b', (n) => n.forgetLeader());
+    nt.act('c', (n) => n.forgetLeader());
+    nt.campaign('c');
+    expect(nt.status('c').leaseSkipped).toBe(true);
+    nt.recover();
+    nt.tickAll(30);
+    nt.act('c', (n) => n.transferLeader('b'));
+    expect(nt.status('b')).toMatchObject({ state: 'Leader', leaseSkipped: false });
+    expect(nt.status('c')).toMatchObject({ state: 'Follower', leaseSkipped: false });
+  });
+});
