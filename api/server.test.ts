@@ -568,6 +568,29 @@ describe('admin routes', () => {
     expect(body).toMatchObject({ error: 'transfer_incomplete', leader: 'pod-a' });
   });
 
+  it("maps the member's typed refusals to 409/503, and anything else to 500 without details", async () => {
+    const h = await start();
+    becomeLeader(h, 3);
+    const refuse = (code: string, message: string) => () => Promise.reject(Object.assign(new Error(message), { code }));
+    const cases: [string, number, string][] = [
+      ['NOT_LEADER', 409, 'not_leader'],
+      ['INVALID_TRANSFER_TARGET', 409, 'no_transfer_target'],
+      ['MEMBER_STOPPED', 503, 'member_stopped'],
+    ];
+    for (const [code, status, error] of cases) {
+      h.member.transferImpl = refuse(code, `refused: ${code}`);
+      const res = await post(`${h.base}/leader/step-down`);
+      expect({ code, status: res.status, body: res.body }).toMatchObject({ code, status, body: { error, message: `refused: ${code}` } });
+    }
+    h.member.transferImpl = refuse('EIO', 'disk on fire at /var/lib/secret');
+    const res = await post(`${h.base}/leader/step-down`);
+    expect(res.status).toBe(500);
+    expect(res.body).toEqual({ error: 'internal', message: 'internal error' });
+    // The transfer guard is released after a failure.
+    h.member.transferImpl = async () => ({ leader: 'pod-b', transferred: true });
+    expect((await post(`${h.base}/leader/step-down`)).status).toBe(200);
+  });
+
   it('answers 405 with Allow: POST to a GET', async () => {
     const h = await start();
     const { status, headers, body } = await getJson(`${h.base}/leader/transfer`);

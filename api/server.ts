@@ -417,7 +417,9 @@ export function createApiServer(deps: ApiServerDeps): ApiServer {
     transferInFlight = true;
     log.info({ from: view.self, to: to ?? null, term: view.term }, 'leadership transfer requested');
     try {
-      const result = await member.transferLeadership(to);
+      const result = await member.transferLeadership(to).catch((err: unknown) => {
+        throw transferErrorToHttp(err, member);
+      });
       log.info({ from: view.self, to: to ?? null, ...result }, 'leadership transfer finished');
       if (result.transferred) {
         sendJson(res, 200, { transferred: true, from: view.self, leader: result.leader });
@@ -537,6 +539,25 @@ export function createApiServer(deps: ApiServerDeps): ApiServer {
       });
     },
   };
+}
+
+/**
+ * The member refuses a transfer with a typed error (cluster/errors.ts codes); the state it names
+ * changed between our check and the call, so it is the client's conflict, not a server fault.
+ */
+function transferErrorToHttp(err: unknown, member: Member): unknown {
+  const code = typeof err === 'object' && err !== null ? (err as { code?: unknown }).code : undefined;
+  const message = err instanceof Error ? err.message : String(err);
+  switch (code) {
+    case 'NOT_LEADER':
+      return new HttpError(409, 'not_leader', message, { leader: member.view().leader });
+    case 'INVALID_TRANSFER_TARGET':
+      return new HttpError(409, 'no_transfer_target', message);
+    case 'MEMBER_STOPPED':
+      return new HttpError(503, 'member_stopped', message);
+    default:
+      return err;
+  }
 }
 
 function sendJson(res: Response, status: number, body: unknown): void {
