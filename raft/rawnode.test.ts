@@ -288,6 +288,21 @@ describe('log compaction and MsgSnap catch-up', () => {
   });
 });
 
+describe('snapshot and campaigning', () => {
+  it('etcd promotable(): a member does not campaign while a received snapshot is not yet persisted', () => {
+    const b = node('b', ['a', 'b', 'c']);
+    b.step(makeMessage({ type: 'MsgSnap', from: 'a', to: 'b', term: 1, snapshot: { index: 5, term: 1 } }));
+    b.campaign();
+    expect(b.status()).toMatchObject({ state: 'Follower', term: 1, lastIndex: 5 });
+    const rd = b.ready();
+    expect(rd.snapshot).toEqual({ index: 5, term: 1 });
+    expect(rd.durableState?.snapshot).toEqual({ index: 5, term: 1 });
+    b.advance(rd);
+    b.campaign();
+    expect(b.status()).toMatchObject({ state: 'Candidate', term: 2 });
+  });
+});
+
 describe('config validation', () => {
   const base: RaftConfig = {
     id: 'a',
