@@ -66,6 +66,13 @@ export interface SimOptions {
   clockEighths?: Readonly<Record<string, number>>;
   /** Record a human-readable line per event (for determinism tests and failure reports). */
   trace?: boolean;
+  /**
+   * A broken driver, to prove the checks can fail: it sends a Ready's messages before
+   * writing its state, and a crash may fall between the two.
+   */
+  unsafeSendBeforePersist?: boolean;
+  /** Check that a granted vote is on disk before it leaves (default true). */
+  checkVoteDurability?: boolean;
 }
 
 export type CrashPoint = 'idle' | 'beforePersist' | 'afterPersist';
@@ -499,6 +506,17 @@ export class Simulation {
         const point = this.net.nextInt(2) === 0 ? 'beforePersist' : 'afterPersist';
         crash = { point, downTicks: this.drawDownTicks() };
       }
+      if (this.options.unsafeSendBeforePersist) {
+        for (const msg of rd.messages) this.send(msg);
+        if (crash) {
+          this.crashNow(m, crash.point, crash.downTicks);
+          return;
+        }
+        if (rd.durableState) this.persist(m, rd.durableState);
+        m.node.advance(rd);
+        this.checkMember(m);
+        continue;
+      }
       if (crash?.point === 'beforePersist') {
         this.crashNow(m, crash.point, crash.downTicks);
         return;
@@ -553,7 +571,7 @@ export class Simulation {
 
   private send(msg: Message): void {
     const from = this.member(msg.from);
-    if (msg.type === 'MsgVoteResp' && !msg.reject) {
+    if (msg.type === 'MsgVoteResp' && !msg.reject && this.options.checkVoteDurability !== false) {
       // Durability: the granted vote (or a later term) is on disk before the answer leaves.
       const disk = from.disk?.hardState;
       if (!disk || disk.term < msg.term || (disk.term === msg.term && disk.vote !== msg.to)) {
