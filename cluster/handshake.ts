@@ -1,0 +1,241 @@
+/**
+ * The peer handshake: four small JSON text frames right after the WebSocket opens,
+ * before any raft frame may flow.
+ *
+ *   dialer  -> acceptor  hello     {kind, v, cluster, from, to, auth, nonce: Nd}
+ *   acceptor -> dialer   challenge {kind, v, cluster, from, to, auth, nonce: Na}
+ *   dialer  -> acceptor  proof     {kind, mac: HMAC(secret, "…dialer-proof",   v, cluster, dialer, acceptor, Nd, Na)}
+ *   acceptor -> dialer   welcome   {kind, mac: HMAC(secret, "…acceptor-proof", v, cluster, dialer, acceptor, Nd, Na)}
+ *
+ * Both sides contribute a fresh 32-byte nonce, so neither proof can be replayed on
+ * another connection; the two proofs carry different labels, so the acceptor's
+ * proof cannot be reflected back as the dialer's (or the other way round). The
+ * dialer proves first, so a stranger who merely connects to the port never sees a
+ * MAC under the secret. Fields are length-prefixed before hashing (no ambiguity
+ * between "ab"+"c" and "a"+"bc"), MACs are compared in constant time, and the
+ * secret never goes on the wire. With `auth: "none"` (insecure mode) the MACs are
+ * empty, but version, cluster and ids are still checked; a side with a secret
+ * refuses a side without one.
+ *
+ * Compatibility rule for later protocol versions: `kind` and `v` stay readable in
+ * every hello/challenge, so a member can always say "bad version" instead of "malformed".
+ */
+import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
+import { PROTOCOL_VERSION, ShapeError, describe, field, isValidClusterName, readObject, readId } from './codec.js';
+
+export const NONCE_BYTES = 32;
+const MAC_BYTES = 32;
+const DIALER_LABEL = 'raft-elector/v1/dialer-proof';
+const ACCEPTOR_LABEL = 'raft-elector/v1/acceptor-proof';
+
+export type AuthMode = 'hmac-sha256' | 'none';
+
+/** Why a handshake was refused; also the `reason` field of the refusal log line. */
+export type RefusalReason =
+  | 'wrong_secret'
+  | 'wrong_cluster'
+  | 'unknown_member'
+  | 'bad_version'
+  | 'auth_mode_mismatch'
+  | 'wrong_member'
+  | 'wrong_dial_direction'
+  | 'malformed'
+  | 'timeout';
+
+/**
+ * WebSocket close codes (4000-4999 are for applications). The peer that is refused
+ * reads the code and logs the reason too.
+ */
+export const CloseCodes = {
+  normal: 1000,
+  goingAway: 1001,
+  messageTooBig: 1009,
+  wrong_secret: 4001,
+  wrong_cluster: 4002,
+  unknown_member: 4003,
+  bad_version: 4004,
+  auth_mode_mismatch: 4005,
+  wrong_member: 4006,
+  wrong_dial_direction: 4007,
+  malformed: 4008,
+  timeout: 4009,
+  /** Too many bad frames from an authenticated peer. */
+  misbehaving: 4010,
+  /** The peer's address changed, or a newer connection from the same peer replaced this one. */
+  replaced: 4011,
+} as const;
+
+const refusalByCode = new Map<number, RefusalReason>(
+  (Object.entries(CloseCodes) as Array<[string, number]>)
+    .filter(([, code]) => code >= 4001 && code <= 4009)
+    .map(([name, code]) => [code, name as RefusalReason]),
+);
+
+export function refusalForCloseCode(code: number): RefusalReason | undefined {
+  return refusalByCode.get(code);
+}
+
+export class HandshakeRefusal extends Error {
+  override name = 'HandshakeRefusal';
+  /** The id the other side claimed, for the refusal log line (unverified). */
+  claimedId: string | undefined;
+  constructor(
+    readonly reason: RefusalReason,
+    message: string,
+  ) {
+    super(message);
+  }
+  get closeCode(): number {
+    return CloseCodes[this.reason];
+  }
+}
+
+export interface Hello {
+  kind: 'hello' | 'challenge';
+  v: number;
+  cluster: string;
+  from: string;
+  to: string;
+  auth: AuthMode;
+  nonce: string;
+}
+
+export interface Proof {
+  kind: 'proof' | 'welcome';
+  mac: string;
+}
+
+export function newNonce(): string {
+  return randomBytes(NONCE_BYTES).toString('base64url');
+}
+
+/** What this side expects of the other, for checking its hello or challenge. */
+export interface HelloExpectation {
+  kind: Hello['kind'];
+  cluster: string;
+  self: string;
+  auth: AuthMode;
+  isMember(id: string): boolean;
+  /** For a challenge: the member we dialed. */
+  expectedPeer?: string;
+}
+
+/**
+ * Checks a hello or challenge. Order matters for the refusal reason: version first
+ * (a newer peer may shape the rest differently), then cluster, then ids, then auth.
+ */
+export function parseHello(text: string, exp: HelloExpectation): Hello {
+  const obj = parseObject(text, exp.kind);
+  try {
+    return checkHello(obj, exp);
+  } catch (err) {
+    if (err instanceof HandshakeRefusal && typeof obj.from === 'string') err.claimedId = obj.from.slice(0, 253);
+    throw err;
+  }
+}
+
+function checkHello(obj: Record<string, unknown>, exp: HelloExpectation): Hello {
+  const kind = field(obj, 'kind', exp.kind);
+  if (kind !== exp.kind) throw new HandshakeRefusal('malformed', `expected a ${exp.kind}, got kind ${describe(kind)}`);
+  const v = field(obj, 'v', exp.kind);
+  if (v !== PROTOCOL_VERSION) {
+    throw new HandshakeRefusal('bad_version', `peer speaks protocol version ${describe(v)}, this member speaks ${PROTOCOL_VERSION}`);
+  }
+  return shape(() => {
+    const cluster = field(obj, 'cluster', exp.kind);
+    if (!isValidClusterName(cluster)) throw new ShapeError(`${exp.kind}.cluster must be a cluster name, got ${describe(cluster)}`);
+    const from = readId(obj, 'from', exp.kind);
+    if (cluster !== exp.cluster) {
+      throw new HandshakeRefusal('wrong_cluster', `peer ${from} is in cluster ${JSON.stringify(cluster)}, this member is in ${JSON.stringify(exp.cluster)}`);
+    }
+    if (exp.expectedPeer !== undefined && from !== exp.expectedPeer) {
+      throw new HandshakeRefusal('wrong_member', `dialed member ${exp.expectedPeer} but ${from} answered (a stale or wrong address?)`);
+    }
+    if (from === exp.self || !exp.isMember(from)) {
+      throw new HandshakeRefusal('unknown_member', `member id ${JSON.stringify(from)} is not a peer of this cluster`);
+    }
+    const to = readId(obj, 'to', exp.kind);
+    if (to !== exp.self) throw new HandshakeRefusal('wrong_member', `peer ${from} wanted member ${to}, this is ${exp.self}`);
+    const auth = field(obj, 'auth', exp.kind);
+    if (auth !== 'hmac-sha256' && auth !== 'none') throw new ShapeError(`${exp.kind}.auth must be "hmac-sha256" or "none", got ${describe(auth)}`);
+    if (auth !== exp.auth) {
+      throw new HandshakeRefusal(
+        'auth_mode_mismatch',
+        exp.auth === 'none'
+          ? `peer ${from} authenticates with a shared secret but this member runs insecure`
+          : `peer ${from} runs insecure (no shared secret) but this member requires one`,
+      );
+    }
+    const nonce = field(obj, 'nonce', exp.kind);
+    if (typeof nonce !== 'string' || Buffer.from(nonce, 'base64url').length !== NONCE_BYTES || nonce.length > 64) {
+      throw new ShapeError(`${exp.kind}.nonce must be ${NONCE_BYTES} random bytes in base64url`);
+    }
+    return { kind: exp.kind, v, cluster, from, to, auth, nonce };
+  });
+}
+
+export function parseProof(text: string, kind: Proof['kind']): Proof {
+  const obj = parseObject(text, kind);
+  return shape(() => {
+    const k = field(obj, 'kind', kind);
+    if (k !== kind) throw new ShapeError(`expected a ${kind}, got kind ${describe(k)}`);
+    const mac = field(obj, 'mac', kind);
+    if (typeof mac !== 'string' || mac.length > 128) throw new ShapeError(`${kind}.mac must be a hex string`);
+    return { kind, mac };
+  });
+}
+
+export interface MacInput {
+  cluster: string;
+  dialer: string;
+  acceptor: string;
+  dialerNonce: string;
+  acceptorNonce: string;
+}
+
+export function computeMac(secret: Buffer, role: 'dialer' | 'acceptor', input: MacInput): string {
+  const h = createHmac('sha256', secret);
+  for (const part of [
+    role === 'dialer' ? DIALER_LABEL : ACCEPTOR_LABEL,
+    String(PROTOCOL_VERSION),
+    input.cluster,
+    input.dialer,
+    input.acceptor,
+    input.dialerNonce,
+    input.acceptorNonce,
+  ]) {
+    const bytes = Buffer.from(part, 'utf8');
+    const len = Buffer.alloc(4);
+    len.writeUInt32BE(bytes.length);
+    h.update(len);
+    h.update(bytes);
+  }
+  return h.digest('hex');
+}
+
+/** Constant-time check of a received MAC; a length mismatch is decided before comparing. */
+export function verifyMac(secret: Buffer, role: 'dialer' | 'acceptor', input: MacInput, received: string): boolean {
+  const expected = Buffer.from(computeMac(secret, role, input), 'hex');
+  const got = /^[0-9a-f]*$/.test(received) ? Buffer.from(received, 'hex') : Buffer.alloc(0);
+  if (got.length !== MAC_BYTES) return false;
+  return timingSafeEqual(expected, got);
+}
+
+function parseObject(text: string, what: string): Record<string, unknown> {
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(text);
+  } catch {
+    throw new HandshakeRefusal('malformed', `${what} is not valid JSON`);
+  }
+  return shape(() => readObject(parsed, what));
+}
+
+function shape<T>(fn: () => T): T {
+  try {
+    return fn();
+  } catch (err) {
+    if (err instanceof ShapeError) throw new HandshakeRefusal('malformed', err.message);
+    throw err;
+  }
+}

@@ -1,0 +1,477 @@
+import * as fs from 'node:fs';
+import * as net from 'node:net';
+import * as path from 'node:path';
+import { Writable } from 'node:stream';
+import { fileURLToPath } from 'node:url';
+import { pino } from 'pino';
+import { afterEach, describe, expect, it } from 'vitest';
+import { WebSocket } from 'ws';
+import { makeMessage, type Message } from '../raft/index.js';
+import { encodeMessage } from './codec.js';
+import { ClusterError } from './errors.js';
+import { CloseCodes, computeMac, newNonce } from './handshake.js';
+import type { DropReason } from './interfaces.js';
+import { WsTransport, reconnectDelayMs, type WsTransportOptions } from './transport.js';
+
+const tlsDir = path.join(path.dirname(fileURLToPath(import.meta.url)), '../test/fixtures/tls');
+const secret = Buffer.from('0123456789abcdef0123456789abcdef');
+const otherSecret = Buffer.from('fedcba9876543210fedcba9876543210');
+
+type LogLine = Record<string, unknown> & { msg: string };
+
+function captureLogger(): { logger: pino.Logger; lines: () => LogLine[] } {
+  const chunks: string[] = [];
+  const stream = new Writable({
+    write(chunk: Buffer, _enc, cb) {
+      chunks.push(chunk.toString());
+      cb();
+    },
+  });
+  return {
+    logger: pino({ level: 'debug' }, stream),
+    lines: () =>
+      chunks
+        .join('')
+        .split('\n')
+        .filter((l) => l.length > 0)
+        .map((l) => JSON.parse(l) as LogLine),
+  };
+}
+
+async function waitFor(what: string, cond: () => boolean, timeoutMs = 10_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!cond()) {
+    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for: ${what}`);
+    await new Promise((r) => setTimeout(r, 10));
+  }
+}
+
+interface Node {
+  id: string;
+  t: WsTransport;
+  received: Message[];
+  unreachable: string[];
+  drops: Array<{ reason: DropReason; peer: string | null }>;
+  connected: Map<string, boolean>;
+  logs: () => LogLine[];
+}
+
+const open: WsTransport[] = [];
+afterEach(async () => {
+  await Promise.all(open.splice(0).map((t) => t.close()));
+});
+
+async function node(
+  id: string,
+  peers: Array<{ id: string; port?: number }>,
+  extra: Partial<WsTransportOptions> = {},
+): Promise<Node> {
+  const { logger, lines } = captureLogger();
+  const n: Node = { id, t: undefined as unknown as WsTransport, received: [], unreachable: [], drops: [], connected: new Map(), logs: lines };
+  n.t = new WsTransport({
+    selfId: id,
+    clusterName: 'demo',
+    listen: { host: '127.0.0.1', port: 0 },
+    peers: peers.map((p) => (p.port === undefined ? { id: p.id } : { id: p.id, host: '127.0.0.1', port: p.port })),
+    ...(extra.insecure ? {} : { secret }),
+    reconnectBackoff: { initialMs: 20, maxMs: 200 },
+    random: () => 0.5,
+    logger,
+    events: {
+      onMessage: (m) => n.received.push(m),
+      onUnreachable: (p) => n.unreachable.push(p),
+      onDrop: (reason, peer) => n.drops.push({ reason, peer }),
+      onPeerConnectionChange: (p, c) => n.connected.set(p, c),
+    },
+    ...extra,
+  });
+  open.push(n.t);
+  await n.t.start();
+  return n;
+}
+
+function heartbeat(from: string, to: string, context = '1'): Message {
+  return makeMessage({ type: 'MsgHeartbeat', from, to, term: 2, commit: 0, context });
+}
+
+function connected(n: Node, peer: string): boolean {
+  return n.t.peers().find((p) => p.id === peer)?.connected === true;
+}
+
+function logsWith(n: Node, pred: (l: LogLine) => boolean): LogLine[] {
+  return n.logs().filter(pred);
+}
+
+/** A hand-driven peer that speaks the wire protocol, for frames no WsTransport would send. */
+class RawPeer {
+  readonly ws: WebSocket;
+  readonly inbox: string[] = [];
+  closed: { code: number; reason: string } | null = null;
+  private opened = false;
+
+  constructor(port: number) {
+    this.ws = new WebSocket(`ws://127.0.0.1:${port}/raft`, { maxPayload: 1 << 24 });
+    this.ws.on('open', () => (this.opened = true));
+    this.ws.on('message', (d) => this.inbox.push(d.toString()));
+    this.ws.on('close', (code, reason) => (this.closed = { code, reason: reason.toString() }));
+    this.ws.on('error', () => {});
+  }
+
+  async next(): Promise<Record<string, unknown>> {
+    await waitFor('a handshake frame from the transport', () => this.inbox.length > 0 || this.closed !== null);
+    const text = this.inbox.shift();
+    if (text === undefined) throw new Error(`closed: ${JSON.stringify(this.closed)}`);
+    return JSON.parse(text) as Record<string, unknown>;
+  }
+
+  /** Runs the dialer's half of the handshake; `hello` overrides fields of the hello. */
+  async handshake(self: string, to: string, opts: { key?: Buffer; hello?: Record<string, unknown> } = {}): Promise<void> {
+    await waitFor('raw peer open', () => this.opened || this.closed !== null);
+    const dialerNonce = newNonce();
+    this.ws.send(JSON.stringify({ kind: 'hello', v: 1, cluster: 'demo', from: self, to, auth: 'hmac-sha256', nonce: dialerNonce, ...opts.hello }));
+    const challenge = await this.next();
+    const input = { cluster: 'demo', dialer: self, acceptor: to, dialerNonce, acceptorNonce: String(challenge.nonce) };
+    this.ws.send(JSON.stringify({ kind: 'proof', mac: computeMac(opts.key ?? secret, 'dialer', input) }));
+    const welcome = await this.next();
+    expect(welcome.mac).toBe(computeMac(opts.key ?? secret, 'acceptor', input));
+  }
+
+  async waitClosed(): Promise<{ code: number; reason: string }> {
+    await waitFor('raw peer closed', () => this.closed !== null);
+    return this.closed!;
+  }
+}
+
+async function freePort(): Promise<number> {
+  const srv = net.createServer();
+  await new Promise<void>((r) => srv.listen(0, '127.0.0.1', r));
+  const port = (srv.address() as net.AddressInfo).port;
+  await new Promise<void>((r) => srv.close(() => r()));
+  return port;
+}
+
+describe('WsTransport', () => {
+  it('two members connect once (the smaller id dials) and exchange messages both ways', async () => {
+    const b = await node('b', [{ id: 'a' }]);
+    const a = await node('a', [{ id: 'b', port: b.t.port }]);
+    await waitFor('a and b connected', () => connected(a, 'b') && connected(b, 'a'));
+    a.t.send(heartbeat('a', 'b', '41'));
+    b.t.send(makeMessage({ type: 'MsgHeartbeatResp', from: 'b', to: 'a', term: 2, context: '41' }));
+    await waitFor('both delivered', () => a.received.length === 1 && b.received.length === 1);
+    expect(b.received[0]).toEqual(heartbeat('a', 'b', '41'));
+    expect(a.received[0]!.type).toBe('MsgHeartbeatResp');
+    expect(a.connected.get('b')).toBe(true);
+    expect(b.connected.get('a')).toBe(true);
+    // b never learned a's address and still reaches it: over the one connection a dialed.
+    expect(b.t.peers()).toEqual([{ id: 'a', address: null, connected: true }]);
+    expect(logsWith(a, (l) => l.msg === 'peer connected' && l.peer === 'b' && l.component === 'transport')).toHaveLength(1);
+  });
+
+  it('three members form a full mesh and deliver every message to its addressee', async () => {
+    const c = await node('c', [{ id: 'a' }, { id: 'b' }]);
+    const b = await node('b', [{ id: 'a' }, { id: 'c', port: c.t.port }]);
+    const a = await node('a', [{ id: 'b', port: b.t.port }, { id: 'c', port: c.t.port }]);
+    const nodes = [a, b, c];
+    await waitFor('full mesh', () => nodes.every((n) => n.t.peers().every((p) => p.connected)));
+    for (const from of nodes) for (const to of nodes) if (from !== to) from.t.send(heartbeat(from.id, to.id, `${from.id}->${to.id}`));
+    await waitFor('six messages', () => nodes.every((n) => n.received.length === 2));
+    for (const n of nodes) {
+      expect(n.received.every((m) => m.to === n.id && m.context === `${m.from}->${n.id}`)).toBe(true);
+    }
+    expect(a.t.peers().map((p) => p.id)).toEqual(['b', 'c']);
+  });
+
+  it('refuses a wrong secret on both sides, naming the peer, and never connects', async () => {
+    const b = await node('b', [{ id: 'a' }], { secret: otherSecret });
+    const a = await node('a', [{ id: 'b', port: b.t.port }]);
+    await waitFor('a refused', () => logsWith(a, (l) => l.reason === 'refused_by_peer:wrong_secret').length > 0);
+    await waitFor('a reports b unreachable', () => a.unreachable.includes('b'));
+    const refusal = logsWith(b, (l) => l.reason === 'wrong_secret');
+    expect(refusal).toHaveLength(1); // repeats within the interval are folded, not logged per redial
+    expect(refusal[0]).toMatchObject({ peer: 'a', component: 'transport', level: 40 });
+    expect(String(refusal[0]!.remote)).toMatch(/^127\.0\.0\.1:\d+$/);
+    expect(refusal[0]!.msg).toMatch(/failed to prove the shared secret/);
+    expect(logsWith(a, (l) => l.reason === 'refused_by_peer:wrong_secret')[0]).toMatchObject({ peer: 'b' });
+    expect(connected(a, 'b') || connected(b, 'a')).toBe(false);
+    expect(b.received).toHaveLength(0);
+    // Nothing on any log line carries the secret.
+    for (const l of [...a.logs(), ...b.logs()]) {
+      expect(JSON.stringify(l)).not.toContain(secret.toString());
+      expect(JSON.stringify(l)).not.toContain(otherSecret.toString());
+    }
+  });
+
+  it('refuses a member of another cluster', async () => {
+    const b = await node('b', [{ id: 'a' }]);
+    const a = await node('a', [{ id: 'b', port: b.t.port }], { clusterName: 'other' });
+    await waitFor('b refused', () => logsWith(b, (l) => l.reason === 'wrong_cluster').length > 0);
+    expect(logsWith(b, (l) => l.reason === 'wrong_cluster')[0]).toMatchObject({ peer: 'a' });
+    expect(logsWith(b, (l) => l.reason === 'wrong_cluster')[0]!.msg).toMatch(/"other".*"demo"/);
+    await waitFor('a told why', () => logsWith(a, (l) => l.reason === 'refused_by_peer:wrong_cluster' && l.peer === 'b').length > 0);
+  });
+
+  it('refuses an unknown member id, logging the claimed id and address', async () => {
+    const b = await node('b', [{ id: 'c' }]);
+    await node('a', [{ id: 'b', port: b.t.port }]);
+    await waitFor('b refused a', () => logsWith(b, (l) => l.reason === 'unknown_member').length > 0);
+    const line = logsWith(b, (l) => l.reason === 'unknown_member')[0]!;
+    expect(line.peer).toBe('a');
+    expect(String(line.remote)).toMatch(/^127\.0\.0\.1:/);
+    expect(b.drops).toContainEqual({ reason: 'unauthenticated', peer: null });
+  });
+
+  it('refuses a bad protocol version with close code 4004 and says which', async () => {
+    const b = await node('b', [{ id: 'a' }]);
+    const raw = new RawPeer(b.t.port);
+    await waitFor('open', () => raw.ws.readyState === WebSocket.OPEN);
+    raw.ws.send(JSON.stringify({ kind: 'hello', v: 2, cluster: 'demo', from: 'a', to: 'b', auth: 'hmac-sha256', nonce: newNonce() }));
+    const closed = await raw.waitClosed();
+    expect(closed.code).toBe(CloseCodes.bad_version);
+    expect(closed.reason).toMatch(/version 2.*speaks 1/);
+    expect(logsWith(b, (l) => l.reason === 'bad_version')[0]).toMatchObject({ peer: 'a' });
+  });
+
+  it('refuses a peer that dials against the dial rule, and one that runs insecure', async () => {
+    const b = await node('b', [{ id: 'a' }, { id: 'c' }]);
+    const raw = new RawPeer(b.t.port);
+    await waitFor('open', () => raw.ws.readyState === WebSocket.OPEN);
+    raw.ws.send(JSON.stringify({ kind: 'hello', v: 1, cluster: 'demo', from: 'c', to: 'b', auth: 'hmac-sha256', nonce: newNonce() }));
+    expect((await raw.waitClosed()).code).toBe(CloseCodes.wrong_dial_direction);
+
+    const insecure = await node('a', [{ id: 'b', port: b.t.port }], { insecure: true });
+    await waitFor('auth mismatch refused', () => logsWith(b, (l) => l.reason === 'auth_mode_mismatch' && l.peer === 'a').length > 0);
+    expect(logsWith(insecure, (l) => /authentication is OFF/.test(l.msg))).toHaveLength(1);
+  });
+
+  it('insecure members still check ids and exchange messages', async () => {
+    const b = await node('b', [{ id: 'a' }], { insecure: true });
+    const a = await node('a', [{ id: 'b', port: b.t.port }], { insecure: true });
+    await waitFor('connected', () => connected(a, 'b'));
+    a.t.send(heartbeat('a', 'b'));
+    await waitFor('delivered', () => b.received.length === 1);
+  });
+
+  it('an oversized frame closes the link with 1009, both sides log it, and the link comes back', async () => {
+    const b = await node('b', [{ id: 'a' }], { maxFrameBytes: 4096, maxBufferedBytesPerPeer: 65536 });
+    const a = await node('a', [{ id: 'b', port: b.t.port }], { maxFrameBytes: 65536 });
+    await waitFor('connected', () => connected(a, 'b'));
+    const entries = Array.from({ length: 400 }, (_, i) => ({ index: i + 1, term: 1 }));
+    a.t.send(makeMessage({ type: 'MsgApp', from: 'a', to: 'b', term: 1, entries }));
+    await waitFor('b logs the oversized frame', () => logsWith(b, (l) => l.reason === 'frame_oversized' && l.peer === 'a').length > 0);
+    await waitFor('a sees 1009', () => logsWith(a, (l) => l.code === 1009 && l.peer === 'b').length > 0);
+    expect(b.drops).toContainEqual({ reason: 'frame_oversized', peer: 'a' });
+    expect(b.received).toHaveLength(0);
+    await waitFor('reconnected', () => connected(a, 'b') && connected(b, 'a'));
+    a.t.send(heartbeat('a', 'b'));
+    await waitFor('delivered after reconnect', () => b.received.length === 1);
+  });
+
+  it('never sends a frame above its own limit: drops it locally instead', async () => {
+    const b = await node('b', [{ id: 'a' }]);
+    const a = await node('a', [{ id: 'b', port: b.t.port }], { maxFrameBytes: 2048 });
+    await waitFor('connected', () => connected(a, 'b'));
+    const entries = Array.from({ length: 400 }, (_, i) => ({ index: i + 1, term: 1 }));
+    a.t.send(makeMessage({ type: 'MsgApp', from: 'a', to: 'b', term: 1, entries }));
+    expect(a.drops).toEqual([{ reason: 'frame_oversized', peer: 'b' }]);
+    expect(connected(a, 'b')).toBe(true);
+  });
+
+  it('drops a malformed frame with one log line, survives it, and closes a link that keeps misbehaving', async () => {
+    const b = await node('b', [{ id: 'a' }], { maxBadFrames: 3 });
+    const raw = new RawPeer(b.t.port);
+    await raw.handshake('a', 'b');
+    await waitFor('b sees a', () => connected(b, 'a'));
+    raw.ws.send('{"v":1,"cluster":"demo","msg":{"type":"MsgHup"}}');
+    await waitFor('dropped and logged', () => b.drops.length === 1);
+    expect(b.drops[0]).toEqual({ reason: 'frame_invalid', peer: 'a' });
+    const line = logsWith(b, (l) => l.reason === 'frame_invalid')[0]!;
+    expect(line).toMatchObject({ peer: 'a', level: 40 });
+    expect(line.msg).toMatch(/MsgHup is local/);
+    // The link survives one bad frame: the next good one is delivered.
+    raw.ws.send(encodeMessage(heartbeat('a', 'b', 'after-bad'), 'demo'));
+    await waitFor('good frame delivered', () => b.received.length === 1);
+    expect(b.received[0]!.context).toBe('after-bad');
+    // Repeats are counted but not logged again within the interval.
+    raw.ws.send('not json');
+    raw.ws.send(encodeMessage(heartbeat('a', 'b'), 'other-cluster'));
+    await waitFor('three drops', () => b.drops.length === 3);
+    expect(b.drops.map((d) => d.reason)).toEqual(['frame_invalid', 'frame_invalid', 'wrong_cluster']);
+    expect(logsWith(b, (l) => l.reason === 'frame_invalid')).toHaveLength(1);
+    raw.ws.send('[]');
+    const closed = await raw.waitClosed();
+    expect(closed.code).toBe(CloseCodes.misbehaving);
+    expect(logsWith(b, (l) => /keeps sending bad frames/.test(l.msg) && l.peer === 'a')).toHaveLength(1);
+    await waitFor('b reports a gone', () => b.connected.get('a') === false && b.unreachable.includes('a'));
+  });
+
+  it('accepts only frames from the authenticated peer, except a forwarded MsgTransferLeader', async () => {
+    const c = await node('c', [{ id: 'a' }, { id: 'b' }]);
+    const raw = new RawPeer(c.t.port);
+    await raw.handshake('a', 'c');
+    raw.ws.send(encodeMessage(heartbeat('b', 'c'), 'demo')); // a pretends to be b
+    raw.ws.send(encodeMessage(heartbeat('a', 'x'), 'demo')); // not for this member
+    raw.ws.send(encodeMessage(makeMessage({ type: 'MsgTransferLeader', from: 'b', to: 'c' }), 'demo'));
+    raw.ws.send(encodeMessage(makeMessage({ type: 'MsgTransferLeader', from: 'zed', to: 'c' }), 'demo'));
+    await waitFor('all four handled', () => c.received.length + c.drops.length === 4);
+    expect(c.received.map((m) => [m.type, m.from])).toEqual([['MsgTransferLeader', 'b']]);
+    expect(c.drops).toEqual([
+      { reason: 'unauthenticated', peer: 'a' },
+      { reason: 'frame_invalid', peer: 'a' },
+      { reason: 'unauthenticated', peer: 'a' },
+    ]);
+  });
+
+  it('reconnects after the accepting peer restarts on the same port', async () => {
+    let b = await node('b', [{ id: 'a' }]);
+    const port = b.t.port;
+    const a = await node('a', [{ id: 'b', port }]);
+    await waitFor('connected', () => connected(a, 'b'));
+    await b.t.close();
+    await waitFor('a sees the drop', () => a.connected.get('b') === false && a.unreachable.includes('b'));
+    b = await node('b', [{ id: 'a' }], { listen: { host: '127.0.0.1', port } });
+    await waitFor('reconnected', () => connected(a, 'b') && connected(b, 'a'));
+    a.t.send(heartbeat('a', 'b'));
+    await waitFor('delivered', () => b.received.length === 1);
+  });
+
+  it('keeps the newest link when the dialing peer restarts', async () => {
+    const b = await node('b', [{ id: 'a' }]);
+    const a1 = await node('a', [{ id: 'b', port: b.t.port }]);
+    await waitFor('connected', () => connected(b, 'a'));
+    const a2 = await node('a', [{ id: 'b', port: b.t.port }]); // a restarted before b noticed the old socket die
+    await waitFor('a2 connected', () => connected(a2, 'b'));
+    expect(connected(b, 'a')).toBe(true);
+    b.t.send(heartbeat('b', 'a'));
+    await waitFor('delivered to the new a', () => a2.received.length === 1);
+    expect(a1.received).toHaveLength(0);
+  });
+
+  it('drops messages for an absent peer, reporting unreachable at a bounded rate', async () => {
+    const port = await freePort();
+    const a = await node('a', [{ id: 'b', port }, { id: 'c' }], { unreachableReportIntervalMs: 60_000 });
+    await waitFor('first connect failure reported', () => a.unreachable.length > 0);
+    const before = a.unreachable.filter((p) => p === 'c').length;
+    for (let i = 0; i < 1000; i++) a.t.send(heartbeat('a', 'c'));
+    a.t.send(heartbeat('a', 'nobody'));
+    expect(a.drops.filter((d) => d.reason === 'not_connected' && d.peer === 'c')).toHaveLength(1000);
+    expect(a.unreachable.filter((p) => p === 'c').length - before).toBe(1);
+    expect(a.drops).toContainEqual({ reason: 'peer_unknown', peer: null });
+    expect(a.t.peers()).toEqual([
+      { id: 'b', address: `127.0.0.1:${port}`, connected: false },
+      { id: 'c', address: null, connected: false },
+    ]);
+  });
+
+  it("bounds a slow peer's send buffer: drops and reports instead of growing", async () => {
+    const limit = 256 * 1024;
+    const b = await node('b', [{ id: 'a' }], { maxBufferedBytesPerPeer: limit });
+    const raw = new RawPeer(b.t.port);
+    await raw.handshake('a', 'b');
+    await waitFor('b sees a', () => connected(b, 'a'));
+    raw.ws.pause(); // a stops reading: the kernel buffers fill, then b's send buffer
+    const entries = Array.from({ length: 1500 }, (_, i) => ({ index: i + 1, term: 1 }));
+    const big = makeMessage({ type: 'MsgApp', from: 'b', to: 'a', term: 1, entries });
+    let maxSeen = 0;
+    const deadline = Date.now() + 20_000;
+    while (!b.drops.some((d) => d.reason === 'send_buffer_full') && Date.now() < deadline) {
+      for (let i = 0; i < 50; i++) {
+        b.t.send(big);
+        maxSeen = Math.max(maxSeen, b.t.bufferedBytes('a'));
+      }
+      await new Promise((r) => setTimeout(r, 5));
+    }
+    expect(b.drops.some((d) => d.reason === 'send_buffer_full' && d.peer === 'a')).toBe(true);
+    expect(maxSeen).toBeLessThanOrEqual(limit);
+    expect(b.unreachable).toContain('a');
+  });
+
+  it('speaks wss with the test CA, and a dialer that trusts another CA cannot connect', async () => {
+    const read = (f: string): Buffer => fs.readFileSync(path.join(tlsDir, f));
+    const tls = { cert: read('member.pem'), key: read('member-key.pem'), ca: read('ca.pem') };
+    const b = await node('b', [{ id: 'a' }, { id: 'c' }], { tls });
+    const a = await node('a', [{ id: 'b', port: b.t.port }], { tls });
+    await waitFor('connected over wss', () => connected(a, 'b'));
+    a.t.send(heartbeat('a', 'b'));
+    await waitFor('delivered', () => b.received.length === 1);
+    expect(logsWith(b, (l) => l.msg === 'listening for peers')[0]).toMatchObject({ tls: true });
+
+    const wrongCa = { ...tls, ca: read('other-ca.pem') };
+    const c = await node('c', [{ id: 'b', port: b.t.port }], { tls: wrongCa });
+    // c > b, so b would dial c; make a dialer with the wrong CA instead: 'a2' < 'b'.
+    const a2 = await node('a2', [{ id: 'b', port: b.t.port }], { tls: wrongCa });
+    await waitFor('a2 cannot connect', () => logsWith(a2, (l) => /cannot connect/.test(l.msg) && l.peer === 'b').length > 0);
+    const line = logsWith(a2, (l) => /cannot connect/.test(l.msg))[0]!;
+    expect(String(line.error)).toMatch(/certificate/i);
+    expect(connected(a2, 'b')).toBe(false);
+    expect(c.received).toHaveLength(0);
+  });
+
+  it('close() releases the port', async () => {
+    const a = await node('a', [{ id: 'b' }]);
+    const port = a.t.port;
+    await a.t.close();
+    const srv = net.createServer();
+    await new Promise<void>((resolve, reject) => {
+      srv.once('error', reject);
+      srv.listen(port, '127.0.0.1', resolve);
+    });
+    await new Promise<void>((r) => srv.close(() => r()));
+  });
+
+  it('validates its options up front, naming the broken relation', () => {
+    const base: WsTransportOptions = {
+      selfId: 'a',
+      clusterName: 'demo',
+      listen: { host: '127.0.0.1', port: 0 },
+      peers: [{ id: 'b' }],
+      secret,
+      logger: pino({ level: 'silent' }),
+      events: { onMessage: () => {}, onUnreachable: () => {} },
+    };
+    const cases: Array<[Partial<WsTransportOptions>, RegExp]> = [
+      [{ secret: Buffer.from('short') }, /5 bytes; at least 16/],
+      [{ insecure: true }, /secret and insecure are exclusive/],
+      [{ secret: undefined }, /shared secret is required/],
+      [{ maxFrameBytes: 65536, maxBufferedBytesPerPeer: 4096 }, /maxBufferedBytesPerPeer \(4096\) must be at least maxFrameBytes \(65536\)/],
+      [{ reconnectBackoff: { initialMs: 500, maxMs: 100 } }, /maxMs \(100\) must be at least initialMs \(500\)/],
+      [{ peers: [{ id: 'b' }, { id: 'b' }] }, /peer b is listed twice/],
+      [{ peers: [{ id: 'b', host: 'x' }] }, /both host and port/],
+      [{ selfId: 'has space' }, /selfId/],
+      [{ listen: { host: '127.0.0.1', port: 70000 } }, /listen\.port/],
+    ];
+    for (const [patch, message] of cases) {
+      let caught: unknown;
+      try {
+        new WsTransport({ ...base, ...patch });
+      } catch (err) {
+        caught = err;
+      }
+      expect(caught, String(message)).toBeInstanceOf(ClusterError);
+      expect((caught as ClusterError).code).toBe('INVALID_TRANSPORT_OPTIONS');
+      expect((caught as ClusterError).message).toMatch(message);
+    }
+    // This member's own id in the peer list is skipped, not an error.
+    expect(new WsTransport({ ...base, peers: [{ id: 'a' }, { id: 'b' }] }).peers().map((p) => p.id)).toEqual(['b']);
+  });
+
+  it('dials a peer whose address arrives later, and moves when the address changes', async () => {
+    const b1 = await node('b', [{ id: 'a' }]);
+    const a = await node('a', [{ id: 'b' }]);
+    expect(a.t.peers()[0]).toEqual({ id: 'b', address: null, connected: false });
+    a.t.setPeerAddress('b', '127.0.0.1', b1.t.port);
+    await waitFor('connected to b1', () => connected(b1, 'a'));
+    const b2 = await node('b', [{ id: 'a' }]);
+    a.t.setPeerAddress('b', '127.0.0.1', b2.t.port);
+    await waitFor('moved to b2', () => connected(b2, 'a') && connected(a, 'b'));
+    await waitFor('b1 dropped', () => !connected(b1, 'a'));
+    a.t.send(heartbeat('a', 'b'));
+    await waitFor('delivered to b2', () => b2.received.length === 1);
+    expect(b1.received).toHaveLength(0);
+  });
+
+  it('backs off exponentially with jitter, capped', () => {
+    const backoff = { initialMs: 100, maxMs: 1000 };
+    expect([0, 1, 2, 3, 4, 10].map((n) => reconnectDelayMs(n, backoff, () => 0))).toEqual([50, 100, 200, 400, 500, 500]);
+    expect([0, 1, 2, 3, 4, 10].map((n) => reconnectDelayMs(n, backoff, () => 0.999999))).toEqual([100, 200, 400, 800, 1000, 1000]);
+  });
+});

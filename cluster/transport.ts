@@ -1,0 +1,825 @@
+/**
+ * The WebSocket transport between members: one authenticated connection per peer
+ * pair, validated frames in, bounded buffers out. Raft tolerates message loss, so
+ * nothing here blocks or queues without limit: a message that cannot leave now is
+ * dropped, counted (onDrop) and the peer reported unreachable.
+ */
+import * as http from 'node:http';
+import * as https from 'node:https';
+import type { AddressInfo } from 'node:net';
+import type { Duplex } from 'node:stream';
+import type { Logger } from 'pino';
+import { WebSocket, WebSocketServer, type RawData } from 'ws';
+import type { Message } from '../raft/index.js';
+import {
+  DEFAULT_MAX_FRAME_BYTES,
+  PROTOCOL_VERSION,
+  decodeFrame,
+  encodeMessage,
+  isValidClusterName,
+  isValidMemberId,
+} from './codec.js';
+import { ClusterError, type ClusterErrorCode } from './errors.js';
+import {
+  CloseCodes,
+  HandshakeRefusal,
+  computeMac,
+  newNonce,
+  parseHello,
+  parseProof,
+  refusalForCloseCode,
+  verifyMac,
+  type AuthMode,
+  type MacInput,
+} from './handshake.js';
+import type { DropReason, PeerInfo, PeerTransport, TransportEvents } from './interfaces.js';
+
+/** The HTTP path peers upgrade on; anything else gets 404. */
+export const PEER_PATH = '/raft';
+export const MIN_SECRET_BYTES = 16;
+
+export interface TransportPeer {
+  id: string;
+  /** Unknown until discovery finds it; set later with setPeerAddress. */
+  host?: string;
+  port?: number;
+}
+
+export interface TransportTlsOptions {
+  /** PEM certificate and key this member serves wss with. */
+  cert: string | Buffer;
+  key: string | Buffer;
+  /** PEM CA that signed the peers' certificates, to verify the member we dial; the system CAs when absent. */
+  ca?: string | Buffer;
+  /** Name to verify the peer's certificate against, when dialing by IP a cert issued for a DNS name. */
+  serverName?: string;
+}
+
+export interface WsTransportOptions {
+  selfId: string;
+  clusterName: string;
+  /** Port 0 picks a free port; read it back with `port` after start(). */
+  listen: { host: string; port: number };
+  /** The other voters (this member's own id is allowed and skipped). */
+  peers: TransportPeer[];
+  /** Shared secret for the handshake MAC (at least 16 bytes). Exactly one of secret / insecure. */
+  secret?: Buffer;
+  /** Skip the MAC (version, cluster and ids are still checked); logs a warning. */
+  insecure?: boolean;
+  tls?: TransportTlsOptions;
+  /** Largest frame accepted or sent; a larger incoming frame closes the link with 1009. Default 64 KiB. */
+  maxFrameBytes?: number;
+  /** Bytes waiting in a peer's socket before further messages to it are dropped. Default 1 MiB. */
+  maxBufferedBytesPerPeer?: number;
+  handshakeTimeoutMs?: number;
+  pingIntervalMs?: number;
+  /** A link whose pong is not back this long after its ping is terminated. */
+  pongTimeoutMs?: number;
+  reconnectBackoff?: { initialMs: number; maxMs: number };
+  /** At most one onUnreachable per peer in this interval for messages dropped while it is away. */
+  unreachableReportIntervalMs?: number;
+  /** More than this many bad frames from a peer within badFrameWindowMs closes its link. */
+  maxBadFrames?: number;
+  badFrameWindowMs?: number;
+  /** Bound on connections that are accepted but not yet authenticated. */
+  maxPendingHandshakes?: number;
+  /** A repeated warning (same peer, same reason) is logged at most once per this interval. */
+  logRepeatIntervalMs?: number;
+  /** Jitter source in [0, 1); inject for deterministic tests. */
+  random?: () => number;
+  logger: Logger;
+  events: TransportEvents;
+}
+
+type ResolvedOptions = Required<Omit<WsTransportOptions, 'secret' | 'tls' | 'peers'>> & {
+  secret: Buffer | undefined;
+  tls: TransportTlsOptions | undefined;
+  peers: TransportPeer[];
+};
+
+const defaults = {
+  maxFrameBytes: DEFAULT_MAX_FRAME_BYTES,
+  maxBufferedBytesPerPeer: 1024 * 1024,
+  handshakeTimeoutMs: 3000,
+  pingIntervalMs: 2000,
+  pongTimeoutMs: 3000,
+  reconnectBackoff: { initialMs: 100, maxMs: 1000 },
+  unreachableReportIntervalMs: 1000,
+  maxBadFrames: 5,
+  badFrameWindowMs: 10_000,
+  maxPendingHandshakes: 32,
+  logRepeatIntervalMs: 60_000,
+};
+
+function invalid(message: string): ClusterError {
+  return new ClusterError('INVALID_TRANSPORT_OPTIONS', message);
+}
+
+function positiveInt(name: string, value: number): void {
+  if (!Number.isSafeInteger(value) || value <= 0) throw invalid(`${name} must be a positive integer, got ${value}`);
+}
+
+/** Checks every option and every relation between them once, up front. */
+export function resolveTransportOptions(o: WsTransportOptions): ResolvedOptions {
+  if (!isValidMemberId(o.selfId)) throw invalid(`selfId must be a member id (1..253 characters, no whitespace), got ${JSON.stringify(o.selfId)}`);
+  if (!isValidClusterName(o.clusterName)) throw invalid(`clusterName must be 1..253 characters without whitespace, got ${JSON.stringify(o.clusterName)}`);
+  if (typeof o.listen?.host !== 'string' || o.listen.host.length === 0) throw invalid('listen.host must be a non-empty host');
+  if (!Number.isInteger(o.listen.port) || o.listen.port < 0 || o.listen.port > 65535) {
+    throw invalid(`listen.port must be 0..65535, got ${o.listen.port}`);
+  }
+  if (o.secret !== undefined && o.insecure === true) throw invalid('secret and insecure are exclusive: drop one of them');
+  if (o.secret === undefined && o.insecure !== true) throw invalid('a shared secret is required (or set insecure: true explicitly for local experiments)');
+  if (o.secret !== undefined && o.secret.length < MIN_SECRET_BYTES) {
+    throw invalid(`the shared secret has ${o.secret.length} bytes; at least ${MIN_SECRET_BYTES} are required`);
+  }
+  const seen = new Set<string>();
+  const peers: TransportPeer[] = [];
+  for (const p of o.peers) {
+    if (!isValidMemberId(p.id)) throw invalid(`peer id ${JSON.stringify(p.id)} is not a member id`);
+    if (seen.has(p.id)) throw invalid(`peer ${p.id} is listed twice`);
+    seen.add(p.id);
+    if ((p.host === undefined) !== (p.port === undefined)) throw invalid(`peer ${p.id} must have both host and port, or neither`);
+    if (p.port !== undefined && (!Number.isInteger(p.port) || p.port < 1 || p.port > 65535)) {
+      throw invalid(`peer ${p.id} port must be 1..65535, got ${p.port}`);
+    }
+    if (p.host !== undefined && p.host.length === 0) throw invalid(`peer ${p.id} host is empty`);
+    if (p.id !== o.selfId) peers.push({ ...p });
+  }
+  const r: ResolvedOptions = {
+    ...defaults,
+    ...Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)),
+    secret: o.secret,
+    insecure: o.insecure === true,
+    tls: o.tls,
+    peers,
+    random: o.random ?? Math.random,
+  } as ResolvedOptions;
+  for (const name of [
+    'maxFrameBytes',
+    'maxBufferedBytesPerPeer',
+    'handshakeTimeoutMs',
+    'pingIntervalMs',
+    'pongTimeoutMs',
+    'unreachableReportIntervalMs',
+    'maxBadFrames',
+    'badFrameWindowMs',
+    'maxPendingHandshakes',
+    'logRepeatIntervalMs',
+  ] as const) {
+    positiveInt(name, r[name]);
+  }
+  if (r.maxFrameBytes < 1024 || r.maxFrameBytes > 16 * 1024 * 1024) throw invalid(`maxFrameBytes must be 1 KiB..16 MiB, got ${r.maxFrameBytes}`);
+  if (r.maxBufferedBytesPerPeer < r.maxFrameBytes) {
+    throw invalid(`maxBufferedBytesPerPeer (${r.maxBufferedBytesPerPeer}) must be at least maxFrameBytes (${r.maxFrameBytes}), or no full frame could ever be sent`);
+  }
+  positiveInt('reconnectBackoff.initialMs', r.reconnectBackoff.initialMs);
+  positiveInt('reconnectBackoff.maxMs', r.reconnectBackoff.maxMs);
+  if (r.reconnectBackoff.maxMs < r.reconnectBackoff.initialMs) {
+    throw invalid(`reconnectBackoff.maxMs (${r.reconnectBackoff.maxMs}) must be at least initialMs (${r.reconnectBackoff.initialMs})`);
+  }
+  if (o.tls !== undefined && (!o.tls.cert || !o.tls.key)) throw invalid('tls needs both cert and key (and usually ca)');
+  return r;
+}
+
+/** Logs the first occurrence of a key, then at most once per interval with the count of repeats in between. */
+class RepeatLimiter {
+  private readonly last = new Map<string, { at: number; suppressed: number }>();
+  constructor(private readonly intervalMs: number) {}
+
+  /** Returns the number of suppressed repeats to report, or undefined to stay silent. */
+  check(key: string): number | undefined {
+    const now = Date.now();
+    const entry = this.last.get(key);
+    if (entry && now - entry.at < this.intervalMs) {
+      entry.suppressed++;
+      return undefined;
+    }
+    // Keys include ids claimed by strangers: keep the map bounded.
+    if (!entry && this.last.size >= 1024) this.last.clear();
+    const suppressed = entry?.suppressed ?? 0;
+    this.last.set(key, { at: now, suppressed: 0 });
+    return suppressed;
+  }
+}
+
+type Role = 'dialer' | 'acceptor';
+
+/** One WebSocket to one peer, from open through handshake to close. */
+class Connection {
+  state: 'handshake' | 'open' | 'closed' = 'handshake';
+  /** What the handshake waits for next. */
+  step: 'hello' | 'challenge' | 'proof' | 'welcome';
+  peerId: string | null;
+  dialerNonce = '';
+  acceptorNonce = '';
+  handshakeTimer: NodeJS.Timeout | null = null;
+  pingTimer: NodeJS.Timeout | null = null;
+  pongTimer: NodeJS.Timeout | null = null;
+  badFrameTimes: number[] = [];
+  establishedAt = 0;
+  /** Set when this side closed it, so the close handler does not log the peer as the cause. */
+  closedByUs: { code: number; reason: string } | null = null;
+  /** A newer connection took over: its close is not a link drop. */
+  superseded = false;
+  lastError: string | null = null;
+  /** Frees this connection's slot among the unauthenticated ones (acceptor side). */
+  releasePending: (() => void) | null = null;
+
+  constructor(
+    readonly ws: WebSocket,
+    readonly role: Role,
+    readonly remote: string,
+    peerId: string | null,
+  ) {
+    this.peerId = peerId;
+    this.step = role === 'acceptor' ? 'hello' : 'challenge';
+  }
+
+  close(code: number, reason: string): void {
+    if (this.closedByUs === null) this.closedByUs = { code, reason };
+    if (this.ws.readyState === WebSocket.CONNECTING) {
+      this.ws.terminate();
+    } else if (this.ws.readyState === WebSocket.OPEN) {
+      // A close reason is at most 123 bytes.
+      this.ws.close(code, Buffer.from(reason).subarray(0, 123).toString());
+    }
+  }
+
+  clearTimers(): void {
+    for (const t of [this.handshakeTimer, this.pingTimer, this.pongTimer]) if (t) clearTimeout(t);
+    this.handshakeTimer = this.pingTimer = this.pongTimer = null;
+  }
+}
+
+interface PeerState {
+  id: string;
+  host: string | null;
+  port: number | null;
+  /** Exactly one side of each pair dials: see WsTransport. */
+  weDial: boolean;
+  link: Connection | null;
+  /** Our dial in progress (dialer side only). */
+  pending: Connection | null;
+  reconnectTimer: NodeJS.Timeout | null;
+  attempt: number;
+  lastUnreachableAt: number;
+  log: Logger;
+}
+
+const dropReasonForCode: Partial<Record<ClusterErrorCode, DropReason>> = {
+  FRAME_OVERSIZED: 'frame_oversized',
+  FRAME_WRONG_CLUSTER: 'wrong_cluster',
+};
+
+/**
+ * One connection per peer pair: the member with the smaller id (plain string
+ * order) dials, the other only accepts. Both sides derive the same answer from
+ * the ids alone, so two connections between a pair never race each other and
+ * no tie-break is needed. The cost: the larger-id member cannot reach a peer
+ * whose address only it knows; every member knows every address from --peers or
+ * DNS, so that never happens in practice. A dialer that finds its link gone
+ * redials with capped exponential backoff; an acceptor that gets an
+ * authenticated connection from a peer it already has a link with keeps the new
+ * one (the old socket is from before the peer restarted).
+ */
+export class WsTransport implements PeerTransport {
+  private readonly o: ResolvedOptions;
+  private readonly log: Logger;
+  private readonly events: TransportEvents;
+  private readonly peerStates = new Map<string, PeerState>();
+  private readonly sockets = new Set<Connection>();
+  private readonly limiter: RepeatLimiter;
+  private readonly auth: AuthMode;
+  private server: http.Server | https.Server | null = null;
+  private wss: WebSocketServer | null = null;
+  private pendingAccepts = 0;
+  private boundPort: number | null = null;
+  private started = false;
+  private closed = false;
+
+  constructor(options: WsTransportOptions) {
+    this.o = resolveTransportOptions(options);
+    this.events = options.events;
+    this.log = options.logger.child({ component: 'transport', self: this.o.selfId });
+    this.limiter = new RepeatLimiter(this.o.logRepeatIntervalMs);
+    this.auth = this.o.secret ? 'hmac-sha256' : 'none';
+    for (const p of [...this.o.peers].sort((a, b) => compareIds(a.id, b.id))) {
+      this.peerStates.set(p.id, {
+        id: p.id,
+        host: p.host ?? null,
+        port: p.port ?? null,
+        weDial: compareIds(this.o.selfId, p.id) < 0,
+        link: null,
+        pending: null,
+        reconnectTimer: null,
+        attempt: 0,
+        lastUnreachableAt: -Infinity,
+        log: this.log.child({ peer: p.id }),
+      });
+    }
+  }
+
+  /** The port this member listens on (after start()). */
+  get port(): number {
+    if (this.boundPort === null) throw new ClusterError('INVALID_TRANSPORT_OPTIONS', 'the transport is not started');
+    return this.boundPort;
+  }
+
+  async start(): Promise<void> {
+    if (this.started) return;
+    this.started = true;
+    if (this.o.insecure) {
+      this.log.warn('peer authentication is OFF (insecure): any process that can reach the peer port can join as a member');
+    }
+    const server = this.o.tls
+      ? https.createServer({ cert: this.o.tls.cert, key: this.o.tls.key })
+      : http.createServer();
+    this.server = server;
+    this.wss = new WebSocketServer({
+      noServer: true,
+      maxPayload: this.o.maxFrameBytes,
+      perMessageDeflate: false,
+      clientTracking: false,
+    });
+    server.on('request', (_req, res) => {
+      res.writeHead(426, { 'content-type': 'text/plain' }).end('raft-elector peer port: WebSocket upgrade required\n');
+    });
+    server.on('upgrade', (req, socket, head) => this.onUpgrade(req, socket, head));
+    server.on('tlsClientError', (err, socket) => {
+      const remote = `${socket.remoteAddress}:${socket.remotePort}`;
+      const n = this.limiter.check(`tls:${remote}`);
+      if (n !== undefined) this.log.warn({ remote, err: err.message, repeated: n }, 'TLS handshake with a connecting peer failed');
+    });
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', reject);
+      server.listen(this.o.listen.port, this.o.listen.host, () => {
+        server.off('error', reject);
+        resolve();
+      });
+    });
+    server.on('error', (err) => this.log.error({ err: err.message }, 'peer server error'));
+    this.boundPort = (server.address() as AddressInfo).port;
+    this.log.info(
+      { host: this.o.listen.host, port: this.boundPort, tls: this.o.tls !== undefined, auth: this.auth, protocol: PROTOCOL_VERSION },
+      'listening for peers',
+    );
+    for (const peer of this.peerStates.values()) if (peer.weDial) this.dial(peer);
+  }
+
+  send(message: Message): void {
+    if (this.closed) return;
+    const peer = this.peerStates.get(message.to);
+    if (!peer) {
+      this.drop('peer_unknown', null, `no peer ${JSON.stringify(message.to)} in this cluster`, `unknown:${message.to}`);
+      return;
+    }
+    const link = peer.link;
+    if (!link || link.ws.readyState !== WebSocket.OPEN) {
+      this.drop('not_connected', peer.id, 'not connected', undefined, true);
+      this.reportUnreachable(peer, false);
+      return;
+    }
+    const frame = encodeMessage(message, this.o.clusterName);
+    const bytes = Buffer.byteLength(frame);
+    if (bytes > this.o.maxFrameBytes) {
+      this.drop('frame_oversized', peer.id, `${message.type} encodes to ${bytes} bytes, above maxFrameBytes ${this.o.maxFrameBytes}`);
+      return;
+    }
+    if (link.ws.bufferedAmount + bytes > this.o.maxBufferedBytesPerPeer) {
+      this.drop('send_buffer_full', peer.id, `${link.ws.bufferedAmount} bytes already wait for a slow peer (limit ${this.o.maxBufferedBytesPerPeer})`);
+      this.reportUnreachable(peer, false);
+      return;
+    }
+    link.ws.send(frame);
+  }
+
+  setPeerAddress(id: string, host: string, port: number): void {
+    const peer = this.peerStates.get(id);
+    if (!peer) {
+      if (id !== this.o.selfId) this.log.warn({ peer: id, host, port }, 'ignoring an address for a member that is not a peer');
+      return;
+    }
+    if (typeof host !== 'string' || host.length === 0 || !Number.isInteger(port) || port < 1 || port > 65535) {
+      peer.log.warn({ host, port }, 'ignoring an invalid peer address');
+      return;
+    }
+    if (peer.host === host && peer.port === port) return;
+    peer.log.info({ from: peer.host === null ? null : `${peer.host}:${peer.port}`, to: `${host}:${port}` }, 'peer address changed');
+    peer.host = host;
+    peer.port = port;
+    if (!peer.weDial || !this.started || this.closed) return;
+    // Reconnect to the new address at once: the old one may be a pod that is gone.
+    const old = [peer.pending, peer.link];
+    const hadLink = peer.link !== null;
+    peer.pending = peer.link = null;
+    for (const conn of old) {
+      if (!conn) continue;
+      conn.superseded = true;
+      conn.close(CloseCodes.replaced, 'peer address changed');
+    }
+    if (hadLink) this.callEvent('onPeerConnectionChange', () => this.events.onPeerConnectionChange?.(peer.id, false));
+    peer.attempt = 0;
+    if (peer.reconnectTimer) clearTimeout(peer.reconnectTimer);
+    peer.reconnectTimer = null;
+    this.dial(peer);
+  }
+
+  /** Bytes waiting to leave for `peerId` (0 without a link): bounded by maxBufferedBytesPerPeer. */
+  bufferedBytes(peerId: string): number {
+    const link = this.peerStates.get(peerId)?.link;
+    return link ? link.ws.bufferedAmount : 0;
+  }
+
+  peers(): PeerInfo[] {
+    return [...this.peerStates.values()].map((p) => ({
+      id: p.id,
+      address: p.host === null ? null : `${p.host}:${p.port}`,
+      connected: p.link !== null,
+    }));
+  }
+
+  /** Closes every link (1001) and the listener; no event fires afterwards. */
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    for (const peer of this.peerStates.values()) {
+      if (peer.reconnectTimer) clearTimeout(peer.reconnectTimer);
+      peer.reconnectTimer = null;
+    }
+    for (const conn of this.sockets) {
+      conn.clearTimers();
+      conn.close(CloseCodes.goingAway, 'member shutting down');
+    }
+    // Give close frames a moment to leave, then cut whatever is still open (a stopped peer never answers).
+    const deadline = Date.now() + 500;
+    while (this.sockets.size > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
+    for (const conn of this.sockets) conn.ws.terminate();
+    this.wss?.close();
+    const server = this.server;
+    if (server) {
+      await new Promise<void>((resolve) => {
+        server.close(() => resolve());
+        server.closeAllConnections();
+      });
+    }
+    this.log.info('peer transport closed');
+  }
+
+  // ---- accepting -------------------------------------------------------------
+
+  private onUpgrade(req: http.IncomingMessage, socket: Duplex, head: Buffer): void {
+    // A reset during the refusals below must not become an unhandled 'error'.
+    socket.on('error', () => {});
+    const remote = `${req.socket.remoteAddress}:${req.socket.remotePort}`;
+    const path = (req.url ?? '').split('?')[0];
+    if (this.closed || path !== PEER_PATH) {
+      socket.end('HTTP/1.1 404 Not Found\r\nConnection: close\r\n\r\n');
+      return;
+    }
+    if (this.pendingAccepts >= this.o.maxPendingHandshakes) {
+      const n = this.limiter.check('pending-handshakes-full');
+      if (n !== undefined) this.log.warn({ remote, limit: this.o.maxPendingHandshakes, repeated: n }, 'too many unauthenticated connections; refusing one');
+      socket.end('HTTP/1.1 503 Service Unavailable\r\nConnection: close\r\n\r\n');
+      return;
+    }
+    this.pendingAccepts++;
+    let counted = true;
+    const release = (): void => {
+      if (counted) this.pendingAccepts--;
+      counted = false;
+    };
+    socket.once('close', release);
+    this.wss!.handleUpgrade(req, socket, head, (ws) => {
+      const conn = new Connection(ws, 'acceptor', remote, null);
+      conn.releasePending = release;
+      this.track(conn);
+    });
+  }
+
+  // ---- dialing ---------------------------------------------------------------
+
+  private dial(peer: PeerState): void {
+    if (this.closed || peer.host === null || peer.port === null || peer.link || peer.pending) return;
+    const scheme = this.o.tls ? 'wss' : 'ws';
+    const host = peer.host.includes(':') ? `[${peer.host}]` : peer.host;
+    const url = `${scheme}://${host}:${peer.port}${PEER_PATH}`;
+    const ws = new WebSocket(url, {
+      maxPayload: this.o.maxFrameBytes,
+      perMessageDeflate: false,
+      handshakeTimeout: this.o.handshakeTimeoutMs,
+      ...(this.o.tls?.ca ? { ca: this.o.tls.ca } : {}),
+      ...(this.o.tls?.serverName ? { servername: this.o.tls.serverName } : {}),
+    });
+    const conn = new Connection(ws, 'dialer', `${peer.host}:${peer.port}`, peer.id);
+    peer.pending = conn;
+    peer.log.debug({ url, attempt: peer.attempt }, 'dialing peer');
+    this.track(conn);
+    ws.on('open', () => {
+      conn.dialerNonce = newNonce();
+      ws.send(
+        JSON.stringify({
+          kind: 'hello',
+          v: PROTOCOL_VERSION,
+          cluster: this.o.clusterName,
+          from: this.o.selfId,
+          to: peer.id,
+          auth: this.auth,
+          nonce: conn.dialerNonce,
+        }),
+      );
+    });
+  }
+
+  private scheduleReconnect(peer: PeerState): void {
+    if (this.closed || !peer.weDial || peer.reconnectTimer || peer.link || peer.pending) return;
+    const delayMs = reconnectDelayMs(peer.attempt, this.o.reconnectBackoff, this.o.random);
+    peer.attempt++;
+    peer.reconnectTimer = setTimeout(() => {
+      peer.reconnectTimer = null;
+      this.dial(peer);
+    }, delayMs);
+  }
+
+  // ---- one connection --------------------------------------------------------
+
+  private track(conn: Connection): void {
+    this.sockets.add(conn);
+    conn.handshakeTimer = setTimeout(() => {
+      if (conn.ws.readyState === WebSocket.CONNECTING) {
+        conn.lastError = `no connection within ${this.o.handshakeTimeoutMs} ms`;
+        conn.ws.terminate();
+        return;
+      }
+      this.refuse(conn, new HandshakeRefusal('timeout', `handshake did not complete within ${this.o.handshakeTimeoutMs} ms`));
+    }, this.o.handshakeTimeoutMs);
+    conn.ws.on('message', (data, isBinary) => this.onFrame(conn, data, isBinary));
+    conn.ws.on('pong', () => {
+      if (conn.pongTimer) clearTimeout(conn.pongTimer);
+      conn.pongTimer = null;
+    });
+    conn.ws.on('error', (err: Error & { code?: string }) => {
+      conn.lastError = err.message;
+      if (err.code === 'WS_ERR_UNSUPPORTED_MESSAGE_LENGTH') {
+        const peerId = conn.state === 'open' ? conn.peerId : null;
+        this.warnOnce(peerId, conn.remote, 'frame_oversized', `peer sent a frame above maxFrameBytes (${this.o.maxFrameBytes}); closing the link with 1009`);
+        this.emitDrop('frame_oversized', peerId);
+      }
+    });
+    conn.ws.on('close', (code, reason) => this.onClose(conn, code, reason.toString()));
+  }
+
+  private onFrame(conn: Connection, data: RawData, isBinary: boolean): void {
+    if (conn.state === 'closed' || conn.closedByUs) return;
+    const buf = Array.isArray(data) ? Buffer.concat(data) : Buffer.isBuffer(data) ? data : Buffer.from(data);
+    if (conn.state === 'handshake') {
+      try {
+        if (isBinary) throw new HandshakeRefusal('malformed', 'binary frame during the handshake');
+        this.onHandshakeFrame(conn, buf.toString('utf8'));
+      } catch (err) {
+        if (!(err instanceof HandshakeRefusal)) throw err;
+        this.refuse(conn, err);
+      }
+      return;
+    }
+    const peerId = conn.peerId!;
+    if (isBinary) {
+      this.badFrame(conn, 'frame_invalid', 'binary frame (peers send JSON text frames)');
+      return;
+    }
+    let message: Message;
+    try {
+      message = decodeFrame(buf, { clusterName: this.o.clusterName, maxFrameBytes: this.o.maxFrameBytes });
+    } catch (err) {
+      if (!(err instanceof ClusterError)) throw err;
+      this.badFrame(conn, dropReasonForCode[err.code] ?? 'frame_invalid', err.message);
+      return;
+    }
+    if (message.to !== this.o.selfId) {
+      this.badFrame(conn, 'frame_invalid', `${message.type} is addressed to ${JSON.stringify(message.to)}, not to this member`);
+      return;
+    }
+    if (message.from !== peerId) {
+      // etcd forwards MsgTransferLeader from a follower to the leader unchanged, with
+      // `from` = the transferee; any other message must come from the peer itself.
+      const forwardedTransfer =
+        message.type === 'MsgTransferLeader' && (this.peerStates.has(message.from) || message.from === this.o.selfId);
+      if (!forwardedTransfer) {
+        this.badFrame(conn, 'unauthenticated', `${message.type} claims to be from ${JSON.stringify(message.from)}`);
+        return;
+      }
+    }
+    this.callEvent('onMessage', () => this.events.onMessage(message));
+  }
+
+  private onHandshakeFrame(conn: Connection, text: string): void {
+    const secret = this.o.secret;
+    const macInput = (): MacInput => {
+      const dialer = conn.role === 'dialer' ? this.o.selfId : conn.peerId!;
+      const acceptor = conn.role === 'dialer' ? conn.peerId! : this.o.selfId;
+      return { cluster: this.o.clusterName, dialer, acceptor, dialerNonce: conn.dialerNonce, acceptorNonce: conn.acceptorNonce };
+    };
+    const isMember = (id: string): boolean => this.peerStates.has(id);
+    switch (conn.step) {
+      case 'hello': {
+        const hello = parseHello(text, { kind: 'hello', cluster: this.o.clusterName, self: this.o.selfId, auth: this.auth, isMember });
+        conn.peerId = hello.from;
+        // The dial rule keeps one connection per pair; checked before any proof is exchanged.
+        if (this.peerStates.get(hello.from)!.weDial) {
+          throw new HandshakeRefusal('wrong_dial_direction', `peer ${hello.from} dialed, but ${this.o.selfId} dials it (the smaller id dials)`);
+        }
+        conn.dialerNonce = hello.nonce;
+        conn.acceptorNonce = newNonce();
+        conn.step = 'proof';
+        conn.ws.send(
+          JSON.stringify({
+            kind: 'challenge',
+            v: PROTOCOL_VERSION,
+            cluster: this.o.clusterName,
+            from: this.o.selfId,
+            to: hello.from,
+            auth: this.auth,
+            nonce: conn.acceptorNonce,
+          }),
+        );
+        return;
+      }
+      case 'challenge': {
+        const challenge = parseHello(text, {
+          kind: 'challenge',
+          cluster: this.o.clusterName,
+          self: this.o.selfId,
+          auth: this.auth,
+          isMember,
+          expectedPeer: conn.peerId!,
+        });
+        conn.acceptorNonce = challenge.nonce;
+        conn.step = 'welcome';
+        conn.ws.send(JSON.stringify({ kind: 'proof', mac: secret ? computeMac(secret, 'dialer', macInput()) : '' }));
+        return;
+      }
+      case 'proof': {
+        const proof = parseProof(text, 'proof');
+        if (secret ? !verifyMac(secret, 'dialer', macInput(), proof.mac) : proof.mac !== '') {
+          throw new HandshakeRefusal('wrong_secret', `peer ${conn.peerId} failed to prove the shared secret (wrong secret?)`);
+        }
+        conn.ws.send(JSON.stringify({ kind: 'welcome', mac: secret ? computeMac(secret, 'acceptor', macInput()) : '' }));
+        this.establish(conn);
+        return;
+      }
+      case 'welcome': {
+        const welcome = parseProof(text, 'welcome');
+        if (secret ? !verifyMac(secret, 'acceptor', macInput(), welcome.mac) : welcome.mac !== '') {
+          throw new HandshakeRefusal('wrong_secret', `peer ${conn.peerId} failed to prove the shared secret (wrong secret?)`);
+        }
+        this.establish(conn);
+        return;
+      }
+    }
+  }
+
+  private establish(conn: Connection): void {
+    const peer = this.peerStates.get(conn.peerId!)!;
+    if (conn.handshakeTimer) clearTimeout(conn.handshakeTimer);
+    conn.handshakeTimer = null;
+    conn.state = 'open';
+    conn.establishedAt = Date.now();
+    conn.releasePending?.();
+    if (peer.pending === conn) peer.pending = null;
+    const previous = peer.link;
+    if (previous) {
+      previous.superseded = true;
+      previous.close(CloseCodes.replaced, 'replaced by a newer connection from the same peer');
+    }
+    peer.link = conn;
+    conn.pingTimer = setInterval(() => this.ping(conn), this.o.pingIntervalMs);
+    peer.log.info({ remote: conn.remote, role: conn.role, replaced: previous !== null }, 'peer connected');
+    if (!previous) this.callEvent('onPeerConnectionChange', () => this.events.onPeerConnectionChange?.(peer.id, true));
+  }
+
+  private ping(conn: Connection): void {
+    if (conn.state !== 'open' || conn.pongTimer) return;
+    conn.ws.ping();
+    conn.pongTimer = setTimeout(() => {
+      this.peerStates.get(conn.peerId!)?.log.warn({ remote: conn.remote, pongTimeoutMs: this.o.pongTimeoutMs }, 'peer did not answer a ping in time; dropping the link');
+      conn.ws.terminate();
+    }, this.o.pongTimeoutMs);
+  }
+
+  private refuse(conn: Connection, refusal: HandshakeRefusal): void {
+    if (conn.state !== 'handshake' || conn.closedByUs) return;
+    const peerId = conn.peerId ?? refusal.claimedId ?? null;
+    this.warnOnce(peerId, conn.remote, refusal.reason, `refused peer handshake: ${refusal.message}`);
+    if (conn.role === 'acceptor') this.emitDrop('unauthenticated', null);
+    conn.close(refusal.closeCode, refusal.message);
+  }
+
+  private onClose(conn: Connection, code: number, reason: string): void {
+    const wasOpen = conn.state === 'open';
+    conn.state = 'closed';
+    conn.clearTimers();
+    conn.releasePending?.();
+    this.sockets.delete(conn);
+    if (this.closed || conn.superseded || conn.peerId === null) return;
+    const peer = this.peerStates.get(conn.peerId);
+    if (!peer) return;
+    if (wasOpen) {
+      if (peer.link !== conn) return;
+      peer.link = null;
+      // A link that stayed up for a while earns a fast redial; one that flaps keeps backing off.
+      if (Date.now() - conn.establishedAt >= this.o.reconnectBackoff.maxMs) peer.attempt = 0;
+      const fields = { remote: conn.remote, code, reason: reason || undefined, error: conn.lastError ?? undefined };
+      if (code === CloseCodes.messageTooBig && !conn.closedByUs) {
+        peer.log.warn(fields, 'peer closed the link: a frame from this member exceeded its frame limit (1009)');
+      } else {
+        peer.log.info(fields, 'peer link closed');
+      }
+      this.callEvent('onPeerConnectionChange', () => this.events.onPeerConnectionChange?.(peer.id, false));
+      this.reportUnreachable(peer, true);
+    } else if (conn.role === 'dialer') {
+      if (peer.pending === conn) peer.pending = null;
+      const refusal = refusalForCloseCode(code);
+      if (!conn.closedByUs && refusal) {
+        this.warnOnce(peer.id, conn.remote, `refused_by_peer:${refusal}`, `peer refused our handshake: ${refusal}${reason ? ` (${reason})` : ''}`);
+      } else if (!conn.closedByUs) {
+        const n = this.limiter.check(`${peer.id}:connect_failed`);
+        if (n !== undefined) {
+          peer.log.info({ remote: conn.remote, code, error: conn.lastError ?? undefined, repeated: n }, 'cannot connect to peer; retrying with backoff');
+        }
+      }
+      this.reportUnreachable(peer, true);
+    } else if (!conn.closedByUs) {
+      const refusal = refusalForCloseCode(code);
+      if (refusal) this.warnOnce(peer.id, conn.remote, `refused_by_peer:${refusal}`, `peer refused our handshake: ${refusal}${reason ? ` (${reason})` : ''}`);
+    }
+    if (!peer.link) this.scheduleReconnect(peer);
+  }
+
+  // ---- drops, strikes and reports ---------------------------------------------
+
+  private badFrame(conn: Connection, reason: DropReason, detail: string): void {
+    const peerId = conn.peerId!;
+    this.warnOnce(peerId, conn.remote, reason, `dropped a frame from peer: ${detail}`);
+    this.emitDrop(reason, peerId);
+    const now = Date.now();
+    conn.badFrameTimes = conn.badFrameTimes.filter((t) => now - t < this.o.badFrameWindowMs);
+    conn.badFrameTimes.push(now);
+    if (conn.badFrameTimes.length > this.o.maxBadFrames) {
+      this.peerStates.get(peerId)?.log.warn(
+        { remote: conn.remote, badFrames: conn.badFrameTimes.length, windowMs: this.o.badFrameWindowMs },
+        'peer keeps sending bad frames; closing the link',
+      );
+      conn.close(CloseCodes.misbehaving, 'too many bad frames');
+    }
+  }
+
+  /** Outgoing drop: counted every time, logged once per (peer, reason) per interval. */
+  private drop(reason: DropReason, peerId: string | null, detail: string, key?: string, quiet = false): void {
+    this.emitDrop(reason, peerId);
+    const n = this.limiter.check(key ?? `${peerId}:send:${reason}`);
+    if (n === undefined) return;
+    const fields = { peer: peerId ?? undefined, reason, repeated: n };
+    // Not being connected is the normal state of a down peer: the link logs already say why.
+    if (quiet) this.log.debug(fields, `dropped a message: ${detail}`);
+    else this.log.warn(fields, `dropped a message: ${detail}`);
+  }
+
+  private warnOnce(peerId: string | null, remote: string, reason: string, message: string): void {
+    const n = this.limiter.check(`${peerId ?? remote}:${reason}`);
+    if (n === undefined) return;
+    this.log.warn({ peer: peerId ?? undefined, remote, reason, repeated: n }, message);
+  }
+
+  private emitDrop(reason: DropReason, peerId: string | null): void {
+    if (this.events.onDrop) this.callEvent('onDrop', () => this.events.onDrop!(reason, peerId));
+  }
+
+  /** `force` for a failed dial or a dropped link; message drops report at most once per interval. */
+  private reportUnreachable(peer: PeerState, force: boolean): void {
+    const now = Date.now();
+    if (!force && now - peer.lastUnreachableAt < this.o.unreachableReportIntervalMs) return;
+    peer.lastUnreachableAt = now;
+    this.callEvent('onUnreachable', () => this.events.onUnreachable(peer.id));
+  }
+
+  private callEvent(name: string, fn: () => void): void {
+    try {
+      fn();
+    } catch (err) {
+      this.log.error({ event: name, err: (err as Error).message }, 'transport event handler threw');
+    }
+  }
+}
+
+/**
+ * Capped exponential backoff with equal jitter: between half and all of
+ * min(maxMs, initialMs * 2^attempt), so redials spread out but never come at once.
+ */
+export function reconnectDelayMs(attempt: number, backoff: { initialMs: number; maxMs: number }, random: () => number): number {
+  const base = Math.min(backoff.maxMs, backoff.initialMs * 2 ** Math.min(attempt, 30));
+  return Math.round(base / 2 + (base / 2) * random());
+}
+
+/** Plain UTF-16 code unit order, the same on every member (no locale). */
+function compareIds(a: string, b: string): number {
+  return a < b ? -1 : a > b ? 1 : 0;
+}
