@@ -41,6 +41,8 @@ export interface MemberOptions {
   logger: Logger;
   metrics?: MemberMetrics;
   random?: RandomSource;
+  /** This member's own peer address, shown in members(). */
+  selfAddress?: string;
   /** Monotonic clock in ms; injectable for tests. */
   monotonicNowMs?: () => number;
   wallClock?: () => Date;
@@ -238,7 +240,7 @@ export class RaftMember implements Member {
     return [...this.options.voters].sort().map((id) => {
       const peer = peers.get(id);
       const role: MemberInfo['role'] = leader === null ? 'unknown' : id === leader ? 'leader' : 'follower';
-      if (id === this.id) return { id, address: null, connected: true, role };
+      if (id === this.id) return { id, address: this.options.selfAddress ?? null, connected: true, role };
       return { id, address: peer?.address ?? null, connected: peer?.connected ?? false, role };
     });
   }
@@ -409,6 +411,8 @@ export class RaftMember implements Member {
       const now = this.nowMs();
       for (const m of rd.messages) {
         if (m.type === 'MsgHeartbeat') this.lease.heartbeatSent(m.context, now);
+        // Written (synchronously) before the vote leaves: an audit trail that survives SIGKILL.
+        if (m.type === 'MsgVoteResp' && !m.reject) this.log.info({ term: m.term, candidate: m.to }, 'vote granted');
         this.transport?.send(m);
         this.metrics?.messageSent(m.type);
       }

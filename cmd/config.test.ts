@@ -1,0 +1,86 @@
+import { describe, expect, it } from 'vitest';
+import { ConfigError, envName, helpText, optionSpecs, parseConfig } from './config.js';
+
+const base = ['--id', 'a', '--peers', 'a=127.0.0.1:4041,b=127.0.0.1:4042,c=127.0.0.1:4043', '--insecure'];
+
+function run(argv: string[], env: Record<string, string> = {}) {
+  const parsed = parseConfig(argv, env);
+  if (parsed.kind !== 'run') throw new Error(`expected a run config, got ${parsed.kind}`);
+  return parsed.config;
+}
+
+describe('parseConfig', () => {
+  it('fills the documented defaults', () => {
+    const c = run(base);
+    expect(c).toMatchObject({
+      id: 'a',
+      tickMs: 100,
+      electionTicks: 10,
+      heartbeatTicks: 1,
+      listen: { host: '0.0.0.0', port: 4041 },
+      http: { host: '0.0.0.0', port: 4040 },
+      maxFrameBytes: 65536,
+      clusterName: 'raft-elector',
+      insecure: true,
+    });
+    expect(c.peers.map((p) => p.id)).toEqual(['a', 'b', 'c']);
+  });
+
+  it('reads RAFT_ELECTOR_* and lets flags win over them', () => {
+    const c = run(base, { RAFT_ELECTOR_TICK_MS: '50', RAFT_ELECTOR_ELECTION_TICKS: '20' });
+    expect(c.tickMs).toBe(50);
+    expect(c.electionTicks).toBe(20);
+    expect(run([...base, '--tick-ms', '70'], { RAFT_ELECTOR_TICK_MS: '50' }).tickMs).toBe(70);
+    const fromEnv = parseConfig([], {
+      RAFT_ELECTOR_ID: 'b',
+      RAFT_ELECTOR_PEERS: 'a=h:1,b=h:2,c=h:3',
+      RAFT_ELECTOR_INSECURE: 'true',
+    });
+    expect(fromEnv.kind === 'run' && fromEnv.config.id).toBe('b');
+  });
+
+  it('accepts IPv6 peers in brackets', () => {
+    const c = run(['--id', 'a', '--peers', 'a=[::1]:4041,b=[::1]:4042', '--insecure']);
+    expect(c.peers[0]).toEqual({ id: 'a', host: '::1', port: 4041 });
+  });
+
+  it.each([
+    [[], '--id is required'],
+    [['--id', 'a', '--insecure'], '--peers is required'],
+    [['--id', 'x', '--peers', 'a=h:1', '--insecure'], '--id x must be one of the voters'],
+    [['--id', 'a', '--peers', 'a=h:1,a=h:2', '--insecure'], 'names a twice'],
+    [['--id', 'a', '--peers', 'a=h', '--insecure'], 'must be host:port'],
+    [['--id', 'a', '--peers', 'a=h:70000', '--insecure'], 'at most 65535'],
+    [['--id', 'A', '--peers', 'A=h:1', '--insecure'], 'DNS-1123'],
+    [[...base, '--tick-ms', '0'], '--tick-ms must be an integer from 1'],
+    [[...base, '--tick-ms', '1.5'], '--tick-ms must be an integer'],
+    [[...base, '--tick-ms', 'fast'], '--tick-ms must be an integer'],
+    [[...base, '--heartbeat-ticks', '10'], '--heartbeat-ticks (10) must be less than --election-ticks (10)'],
+    [[...base, '--max-clock-drift-ms', '900'], 'must exceed --max-clock-drift-ms'],
+    [['--id', 'a', '--peers', 'a=h:1'], '--secret-file is required'],
+    [[...base, '--secret-file', '/s'], '--insecure and --secret-file exclude each other'],
+    [[...base, '--tls-cert', '/c'], '--tls-cert, --tls-key and --tls-ca go together'],
+    [[...base, '--tls-cert', '/c', '--tls-key', '/k'], '--tls-cert, --tls-key and --tls-ca go together'],
+    [[...base, '--log-level', 'loud'], '--log-level must be one of'],
+    [[...base, '--bogus'], "Unknown option '--bogus'"],
+  ])('rejects %j with a message naming the problem', (argv, message) => {
+    expect(() => parseConfig(argv, {})).toThrow(ConfigError);
+    expect(() => parseConfig(argv, {})).toThrow(message);
+  });
+
+  it('rejects a non-boolean environment value for a switch', () => {
+    expect(() => parseConfig(['--id', 'a', '--peers', 'a=h:1'], { RAFT_ELECTOR_INSECURE: 'maybe' })).toThrow(
+      'RAFT_ELECTOR_INSECURE must be true or false',
+    );
+  });
+
+  it('--help lists every flag with its environment variable', () => {
+    const parsed = parseConfig(['--help'], {});
+    expect(parsed.kind).toBe('help');
+    const text = helpText();
+    for (const name of Object.keys(optionSpecs)) {
+      expect(text).toContain(`--${name}`);
+      expect(text).toContain(envName(name));
+    }
+  });
+});

@@ -1,0 +1,227 @@
+import { parseArgs } from 'node:util';
+
+/** A bad flag, environment variable or combination; the message names it. */
+export class ConfigError extends Error {
+  readonly code = 'INVALID_CONFIG';
+  constructor(message: string) {
+    super(message);
+    this.name = 'ConfigError';
+  }
+}
+
+type Kind = 'string' | 'boolean' | 'integer';
+
+interface OptionSpec {
+  kind: Kind;
+  help: string;
+  default?: string | boolean | number;
+  /** Shown in --help instead of the default. */
+  placeholder?: string;
+}
+
+/** Every flag; each also reads RAFT_ELECTOR_<NAME> (upper snake case). Flags win over the environment. */
+export const optionSpecs = {
+  id: { kind: 'string', help: 'this member id (in Kubernetes: the pod name, from POD_NAME)', placeholder: 'ID' },
+  peers: {
+    kind: 'string',
+    help: 'every voter as id=host:port, comma separated, this member included',
+    placeholder: 'a=h:p,b=h:p',
+  },
+  listen: { kind: 'string', default: '0.0.0.0:4041', help: 'peer (raft) listen address host:port' },
+  http: { kind: 'string', default: '0.0.0.0:4040', help: 'HTTP API listen address host:port (admin routes answer loopback only)' },
+  'data-dir': { kind: 'string', default: '/var/lib/raft-elector', help: 'directory of the durable state file (term, vote, log)' },
+  'cluster-name': { kind: 'string', default: 'raft-elector', help: 'name of the group; peers of another group are refused' },
+  'tick-ms': { kind: 'integer', default: 100, help: 'logical clock tick in milliseconds' },
+  'election-ticks': { kind: 'integer', default: 10, help: 'election timeout in ticks (randomized in [n, 2n))' },
+  'heartbeat-ticks': { kind: 'integer', default: 1, help: 'leader heartbeat interval in ticks' },
+  'max-clock-drift-ms': {
+    kind: 'integer',
+    default: 100,
+    help: 'clock drift tolerated over one lease window; the lease is (election-ticks - 1) * tick-ms minus this',
+  },
+  'secret-file': { kind: 'string', help: 'file holding the shared peer secret (HMAC handshake)', placeholder: 'PATH' },
+  insecure: { kind: 'boolean', default: false, help: 'run without peer authentication (local experiments only)' },
+  'tls-cert': { kind: 'string', help: 'PEM certificate for wss between peers', placeholder: 'PATH' },
+  'tls-key': { kind: 'string', help: 'PEM private key for --tls-cert', placeholder: 'PATH' },
+  'tls-ca': { kind: 'string', help: 'PEM CA bundle that signs peer certificates (all three TLS flags go together)', placeholder: 'PATH' },
+  'max-frame-bytes': { kind: 'integer', default: 65536, help: 'largest peer frame accepted; larger ones close the link' },
+  'log-level': { kind: 'string', default: 'info', help: 'trace, debug, info, warn, error or fatal' },
+  'check-config': { kind: 'boolean', default: false, help: 'validate the configuration, print it as JSON and exit' },
+  help: { kind: 'boolean', default: false, help: 'show this help' },
+  version: { kind: 'boolean', default: false, help: 'print the version' },
+} satisfies Record<string, OptionSpec>;
+
+export type OptionName = keyof typeof optionSpecs;
+
+export interface HostPort {
+  host: string;
+  port: number;
+}
+
+export interface PeerSpec extends HostPort {
+  id: string;
+}
+
+export interface ElectorConfig {
+  id: string;
+  peers: PeerSpec[];
+  listen: HostPort;
+  http: HostPort;
+  dataDir: string;
+  clusterName: string;
+  tickMs: number;
+  electionTicks: number;
+  heartbeatTicks: number;
+  maxClockDriftMs: number;
+  secretFile: string | undefined;
+  insecure: boolean;
+  tls: { cert: string; key: string; ca: string } | undefined;
+  maxFrameBytes: number;
+  logLevel: string;
+  checkConfig: boolean;
+}
+
+export type ParseResult = { kind: 'help'; text: string } | { kind: 'version' } | { kind: 'run'; config: ElectorConfig };
+
+export function envName(option: string): string {
+  return `RAFT_ELECTOR_${option.toUpperCase().replace(/-/g, '_')}`;
+}
+
+export function helpText(): string {
+  const lines = ['Usage: raft-elector [options]', '', 'Options (each also read from the environment variable shown):'];
+  for (const [name, spec] of Object.entries(optionSpecs) as [string, OptionSpec][]) {
+    const value = spec.kind === 'boolean' ? '' : ` <${spec.placeholder ?? (spec.kind === 'integer' ? 'N' : 'VALUE')}>`;
+    const def = spec.default !== undefined && spec.kind !== 'boolean' ? ` (default ${String(spec.default)})` : '';
+    lines.push(`  --${name}${value}`, `      ${spec.help}${def}. Env: ${envName(name)}`);
+  }
+  return lines.join('\n');
+}
+
+const LogLevels = new Set(['trace', 'debug', 'info', 'warn', 'error', 'fatal']);
+const IdPattern = /^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$/;
+
+export function parseHostPort(value: string, what: string): HostPort {
+  const m = /^(?:\[([0-9a-fA-F:.]+)\]|([^:\s[\]]+)):(\d{1,5})$/.exec(value.trim());
+  if (!m) throw new ConfigError(`${what} must be host:port (IPv6 as [addr]:port), got "${value}"`);
+  const host = (m[1] ?? m[2])!;
+  const port = Number(m[3]);
+  if (port > 65535) throw new ConfigError(`${what} port must be at most 65535, got ${port}`);
+  return { host, port };
+}
+
+export function parsePeers(value: string): PeerSpec[] {
+  const peers: PeerSpec[] = [];
+  for (const part of value.split(',').map((p) => p.trim()).filter((p) => p !== '')) {
+    const eq = part.indexOf('=');
+    if (eq <= 0) throw new ConfigError(`--peers entry "${part}" must be id=host:port`);
+    const id = part.slice(0, eq);
+    if (!IdPattern.test(id)) throw new ConfigError(`--peers id "${id}" must be a DNS-1123 name (lowercase letters, digits, -, .)`);
+    if (peers.some((p) => p.id === id)) throw new ConfigError(`--peers names ${id} twice`);
+    peers.push({ id, ...parseHostPort(part.slice(eq + 1), `--peers address of ${id}`) });
+  }
+  return peers.sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
+}
+
+/** Parses flags and environment once, up front; every error names the flag or the broken relation. */
+export function parseConfig(argv: readonly string[], env: NodeJS.ProcessEnv): ParseResult {
+  const parseOptions: Record<string, { type: 'string' | 'boolean' }> = {};
+  for (const [name, spec] of Object.entries(optionSpecs) as [string, OptionSpec][]) {
+    parseOptions[name] = { type: spec.kind === 'boolean' ? 'boolean' : 'string' };
+  }
+  let values: Record<string, string | boolean | undefined>;
+  try {
+    ({ values } = parseArgs({ args: [...argv], options: parseOptions, strict: true, allowPositionals: false }));
+  } catch (err) {
+    throw new ConfigError(`${(err as Error).message}; see --help`);
+  }
+  const raw = (name: OptionName): string | boolean | undefined => {
+    if (values[name] !== undefined) return values[name];
+    const fromEnv = env[envName(name)];
+    if (fromEnv !== undefined && fromEnv !== '') {
+      if (optionSpecs[name].kind !== 'boolean') return fromEnv;
+      if (/^(1|true|yes)$/i.test(fromEnv)) return true;
+      if (/^(0|false|no)$/i.test(fromEnv)) return false;
+      throw new ConfigError(`${envName(name)} must be true or false, got "${fromEnv}"`);
+    }
+    return (optionSpecs[name] as OptionSpec).default as string | boolean | undefined;
+  };
+  const str = (name: OptionName): string | undefined => {
+    const v = raw(name);
+    return v === undefined ? undefined : String(v);
+  };
+  const bool = (name: OptionName): boolean => raw(name) === true;
+  const int = (name: OptionName, min: number, max: number): number => {
+    const v = raw(name);
+    const n = typeof v === 'number' ? v : Number(v);
+    if (!Number.isInteger(n) || n < min || n > max || (typeof v === 'string' && !/^\d+$/.test(v.trim()))) {
+      throw new ConfigError(`--${name} must be an integer from ${min} to ${max}, got "${String(v)}"`);
+    }
+    return n;
+  };
+
+  if (bool('help')) return { kind: 'help', text: helpText() };
+  if (bool('version')) return { kind: 'version' };
+
+  const id = str('id');
+  if (!id) throw new ConfigError(`--id is required (or ${envName('id')})`);
+  if (!IdPattern.test(id)) throw new ConfigError(`--id "${id}" must be a DNS-1123 name (lowercase letters, digits, -, .)`);
+  const peersValue = str('peers');
+  if (!peersValue) throw new ConfigError(`--peers is required (or ${envName('peers')}): every voter as id=host:port`);
+  const peers = parsePeers(peersValue);
+  if (!peers.some((p) => p.id === id)) {
+    throw new ConfigError(`--id ${id} must be one of the voters in --peers (${peers.map((p) => p.id).join(', ')})`);
+  }
+
+  const tickMs = int('tick-ms', 1, 60_000);
+  const electionTicks = int('election-ticks', 2, 10_000);
+  const heartbeatTicks = int('heartbeat-ticks', 1, 10_000);
+  if (heartbeatTicks >= electionTicks) {
+    throw new ConfigError(`--heartbeat-ticks (${heartbeatTicks}) must be less than --election-ticks (${electionTicks})`);
+  }
+  const maxClockDriftMs = int('max-clock-drift-ms', 0, 3_600_000);
+  const leaseWindowMs = (electionTicks - 1) * tickMs - maxClockDriftMs;
+  if (leaseWindowMs <= 0) {
+    throw new ConfigError(
+      `(--election-ticks - 1) * --tick-ms must exceed --max-clock-drift-ms: (${electionTicks} - 1) * ${tickMs} <= ${maxClockDriftMs}`,
+    );
+  }
+
+  const secretFile = str('secret-file');
+  const insecure = bool('insecure');
+  if (insecure && secretFile) throw new ConfigError('--insecure and --secret-file exclude each other');
+  if (!insecure && !secretFile) {
+    throw new ConfigError('--secret-file is required to authenticate peers; pass --insecure to run without (local experiments only)');
+  }
+
+  const cert = str('tls-cert');
+  const key = str('tls-key');
+  const ca = str('tls-ca');
+  // Peers verify each other against the CA, so TLS needs all three files.
+  const tlsSet = [cert, key, ca].filter((v) => v !== undefined).length;
+  if (tlsSet !== 0 && tlsSet !== 3) throw new ConfigError('--tls-cert, --tls-key and --tls-ca go together');
+
+  const logLevel = str('log-level')!;
+  if (!LogLevels.has(logLevel)) throw new ConfigError(`--log-level must be one of ${[...LogLevels].join(', ')}, got "${logLevel}"`);
+
+  return {
+    kind: 'run',
+    config: {
+      id,
+      peers,
+      listen: parseHostPort(str('listen')!, '--listen'),
+      http: parseHostPort(str('http')!, '--http'),
+      dataDir: str('data-dir')!,
+      clusterName: str('cluster-name')!,
+      tickMs,
+      electionTicks,
+      heartbeatTicks,
+      maxClockDriftMs,
+      secretFile,
+      insecure,
+      tls: cert !== undefined && key !== undefined && ca !== undefined ? { cert, key, ca } : undefined,
+      maxFrameBytes: int('max-frame-bytes', 1024, 16 * 1024 * 1024),
+      logLevel,
+      checkConfig: bool('check-config'),
+    },
+  };
+}

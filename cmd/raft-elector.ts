@@ -1,0 +1,175 @@
+#!/usr/bin/env node
+import { readFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { pino, type Logger } from 'pino';
+import { createApiServer, ElectorMetrics } from '../api/index.js';
+import { isClusterError } from '../cluster/errors.js';
+import { RaftMember } from '../cluster/member.js';
+import { StateFile } from '../cluster/state-file.js';
+import { WsTransport } from '../cluster/transport.js';
+import { ConfigError, parseConfig, type ElectorConfig } from './config.js';
+
+const ExitConfig = 2;
+const ExitFailure = 1;
+
+function version(): string {
+  const require = createRequire(import.meta.url);
+  for (const candidate of ['../package.json', '../../package.json']) {
+    try {
+      return (require(candidate) as { version: string }).version;
+    } catch {
+      // dist/cmd and cmd sit at different depths.
+    }
+  }
+  return 'unknown';
+}
+
+function readFileOrExit(path: string, what: string, log: Logger): Buffer {
+  try {
+    return readFileSync(path);
+  } catch (err) {
+    log.fatal({ file: path, err: (err as Error).message }, `cannot read the ${what}`);
+    process.exit(ExitConfig);
+  }
+}
+
+function readSecret(config: ElectorConfig, log: Logger): Buffer | undefined {
+  if (config.insecure || !config.secretFile) {
+    log.warn('peer authentication is OFF (--insecure): any process that reaches the peer port can join this group');
+    return undefined;
+  }
+  const secret = Buffer.from(readFileOrExit(config.secretFile, 'shared secret file', log).toString('utf8').trim(), 'utf8');
+  if (secret.length < 16) {
+    log.fatal({ file: config.secretFile }, 'the shared secret must be at least 16 bytes');
+    process.exit(ExitConfig);
+  }
+  return secret;
+}
+
+function selfAddress(config: ElectorConfig): string {
+  const self = config.peers.find((p) => p.id === config.id)!;
+  return self.host.includes(':') ? `[${self.host}]:${self.port}` : `${self.host}:${self.port}`;
+}
+
+async function run(config: ElectorConfig): Promise<void> {
+  // Synchronous writes: a line logged before a crash (a granted vote, a role change) is never lost.
+  const log = pino(
+    {
+      level: config.logLevel,
+      base: { member: config.id },
+      redact: { paths: ['secret', '*.secret', 'headers.authorization'], censor: '[redacted]' },
+    },
+    pino.destination({ dest: 1, sync: true }),
+  );
+  if (config.checkConfig) {
+    process.stdout.write(`${JSON.stringify({ ok: true, config }, null, 2)}\n`);
+    return;
+  }
+  const secret = readSecret(config, log);
+  const tls = config.tls
+    ? {
+        cert: readFileOrExit(config.tls.cert, 'TLS certificate', log),
+        key: readFileOrExit(config.tls.key, 'TLS key', log),
+        ca: readFileOrExit(config.tls.ca, 'TLS CA bundle', log),
+      }
+    : undefined;
+
+  const metrics = new ElectorMetrics();
+  const member = new RaftMember({
+    id: config.id,
+    voters: config.peers.map((p) => p.id),
+    tickMs: config.tickMs,
+    electionTicks: config.electionTicks,
+    heartbeatTicks: config.heartbeatTicks,
+    maxClockDriftMs: config.maxClockDriftMs,
+    selfAddress: selfAddress(config),
+    store: new StateFile(config.dataDir, log),
+    logger: log,
+    metrics,
+    createTransport: (events) =>
+      new WsTransport({
+        selfId: config.id,
+        clusterName: config.clusterName,
+        listen: config.listen,
+        peers: config.peers.filter((p) => p.id !== config.id),
+        ...(secret ? { secret } : { insecure: true }),
+        ...(tls ? { tls } : {}),
+        maxFrameBytes: config.maxFrameBytes,
+        logger: log,
+        events,
+      }),
+  });
+  const api = createApiServer({ member, logger: log, metrics });
+
+  try {
+    await member.start();
+  } catch (err) {
+    if (isClusterError(err)) {
+      log.fatal({ code: err.code, err: err.message }, 'member cannot start');
+      process.exit(ExitFailure);
+    }
+    throw err;
+  }
+  const bound = await api.listen(config.http.host, config.http.port);
+  log.info(
+    {
+      http: `${bound.address}:${bound.port}`,
+      listen: `${config.listen.host}:${config.listen.port}`,
+      voters: config.peers.map((p) => p.id),
+      tickMs: config.tickMs,
+      electionTicks: config.electionTicks,
+      leaseWindowMs: member.leaseWindowMs,
+    },
+    'raft-elector running',
+  );
+
+  let stopping = false;
+  const stop = (signal: NodeJS.Signals): void => {
+    if (stopping) {
+      log.warn({ signal }, 'second signal: exiting at once');
+      process.exit(ExitFailure);
+    }
+    stopping = true;
+    log.info({ signal }, 'stopping: handing leadership over first if this member leads');
+    void (async () => {
+      try {
+        await member.shutdown();
+        await api.close();
+        log.info('stopped');
+        process.exit(0);
+      } catch (err) {
+        log.error({ err }, 'unclean stop');
+        process.exit(ExitFailure);
+      }
+    })();
+  };
+  process.on('SIGTERM', stop);
+  process.on('SIGINT', stop);
+}
+
+async function main(): Promise<void> {
+  let parsed;
+  try {
+    parsed = parseConfig(process.argv.slice(2), process.env);
+  } catch (err) {
+    if (err instanceof ConfigError) {
+      process.stderr.write(`raft-elector: ${err.message}\n`);
+      process.exit(ExitConfig);
+    }
+    throw err;
+  }
+  if (parsed.kind === 'help') {
+    process.stdout.write(`${parsed.text}\n`);
+    return;
+  }
+  if (parsed.kind === 'version') {
+    process.stdout.write(`raft-elector ${version()}\n`);
+    return;
+  }
+  await run(parsed.config);
+}
+
+main().catch((err: unknown) => {
+  process.stderr.write(`raft-elector: fatal: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
+  process.exit(ExitFailure);
+});

@@ -1,0 +1,219 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+
+export const ElectorBin = resolve(import.meta.dirname, '../../dist/cmd/raft-elector.js');
+
+export interface LeaderAnswer {
+  leader: string | null;
+  self: string;
+  isLeader: boolean;
+  term: number;
+  leaseExpiresInMs: number | null;
+  since: string | null;
+  members: { id: string; address: string | null; connected: boolean; role: string }[];
+}
+
+export interface ClusterOptions {
+  size: number;
+  tickMs?: number;
+  electionTicks?: number;
+  /** Extra flags for every member. */
+  args?: string[];
+}
+
+export interface ProcessMember {
+  id: string;
+  peerPort: number;
+  httpPort: number;
+  dataDir: string;
+  child: ChildProcess | undefined;
+  /** Every stdout/stderr line of every life of this member (bounded). */
+  lines: string[];
+  exits: { code: number | null; signal: NodeJS.Signals | null }[];
+}
+
+const MaxLinesPerMember = 20_000;
+
+export async function freePort(): Promise<number> {
+  return new Promise((resolvePort, reject) => {
+    const server = createServer();
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', () => {
+      const address = server.address();
+      server.close(() => (address && typeof address === 'object' ? resolvePort(address.port) : reject(new Error('no port'))));
+    });
+  });
+}
+
+/** Polls `probe` until it returns a value other than undefined, or fails naming `what` at the deadline. */
+export async function waitFor<T>(what: string, deadlineMs: number, probe: () => Promise<T | undefined> | T | undefined, everyMs = 20): Promise<T> {
+  const until = Date.now() + deadlineMs;
+  let last: unknown;
+  for (;;) {
+    try {
+      const value = await probe();
+      if (value !== undefined) return value;
+    } catch (err) {
+      last = err;
+    }
+    if (Date.now() > until) {
+      throw new Error(`timed out after ${deadlineMs} ms waiting for ${what}${last ? ` (last error: ${String(last)})` : ''}`);
+    }
+    await new Promise((r) => setTimeout(r, everyMs));
+  }
+}
+
+/** Real raft-elector processes on 127.0.0.1, each with its own data dir. */
+export class ProcessCluster {
+  readonly members: ProcessMember[] = [];
+  readonly dir: string;
+  readonly secretFile: string;
+  readonly tickMs: number;
+  readonly electionTicks: number;
+  private readonly args: string[];
+
+  private constructor(options: ClusterOptions) {
+    this.dir = mkdtempSync(join(tmpdir(), 'raft-elector-it-'));
+    this.secretFile = join(this.dir, 'secret');
+    writeFileSync(this.secretFile, randomBytes(32).toString('hex'), { mode: 0o600 });
+    this.tickMs = options.tickMs ?? 100;
+    this.electionTicks = options.electionTicks ?? 10;
+    this.args = options.args ?? [];
+  }
+
+  static async start(options: ClusterOptions): Promise<ProcessCluster> {
+    const cluster = new ProcessCluster(options);
+    for (let i = 1; i <= options.size; i++) {
+      cluster.members.push({
+        id: `m${i}`,
+        peerPort: await freePort(),
+        httpPort: await freePort(),
+        dataDir: join(cluster.dir, `m${i}`),
+        child: undefined,
+        lines: [],
+        exits: [],
+      });
+    }
+    for (const m of cluster.members) cluster.spawn(m);
+    return cluster;
+  }
+
+  get peers(): string {
+    return this.members.map((m) => `${m.id}=127.0.0.1:${m.peerPort}`).join(',');
+  }
+
+  member(id: string): ProcessMember {
+    const m = this.members.find((x) => x.id === id);
+    if (!m) throw new Error(`no member ${id}`);
+    return m;
+  }
+
+  argsFor(m: ProcessMember, overrides: string[] = []): string[] {
+    return [
+      '--id', m.id,
+      '--peers', this.peers,
+      '--listen', `127.0.0.1:${m.peerPort}`,
+      '--http', `127.0.0.1:${m.httpPort}`,
+      '--data-dir', m.dataDir,
+      '--secret-file', this.secretFile,
+      '--tick-ms', String(this.tickMs),
+      '--election-ticks', String(this.electionTicks),
+      ...this.args,
+      ...overrides,
+    ];
+  }
+
+  spawn(m: ProcessMember, overrides: string[] = []): ChildProcess {
+    if (m.child) throw new Error(`${m.id} is already running`);
+    const child = spawn(process.execPath, [ElectorBin, ...this.argsFor(m, overrides)], { stdio: ['ignore', 'pipe', 'pipe'] });
+    m.child = child;
+    const collect = (chunk: Buffer): void => {
+      for (const line of chunk.toString('utf8').split('\n')) {
+        if (line.trim() === '') continue;
+        m.lines.push(line);
+        if (m.lines.length > MaxLinesPerMember) m.lines.shift();
+      }
+    };
+    let pendingOut = '';
+    child.stdout!.on('data', (chunk: Buffer) => {
+      const text = pendingOut + chunk.toString('utf8');
+      const cut = text.lastIndexOf('\n');
+      pendingOut = text.slice(cut + 1);
+      collect(Buffer.from(text.slice(0, cut + 1)));
+    });
+    child.stderr!.on('data', collect);
+    child.on('exit', (code, signal) => {
+      if (pendingOut) collect(Buffer.from(pendingOut));
+      m.exits.push({ code, signal });
+      if (m.child === child) m.child = undefined;
+    });
+    return child;
+  }
+
+  /** Sends a signal and, for SIGKILL/SIGTERM, waits for the exit. */
+  async signal(id: string, signal: NodeJS.Signals): Promise<{ code: number | null; signal: NodeJS.Signals | null } | undefined> {
+    const m = this.member(id);
+    const child = m.child;
+    if (!child) return undefined;
+    if (signal === 'SIGSTOP' || signal === 'SIGCONT') {
+      child.kill(signal);
+      return undefined;
+    }
+    const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((r) =>
+      child.once('exit', (code, sig) => r({ code, signal: sig })),
+    );
+    child.kill(signal);
+    return exited;
+  }
+
+  async leader(id: string, timeoutMs = 500): Promise<LeaderAnswer> {
+    const res = await fetch(`http://127.0.0.1:${this.member(id).httpPort}/leader`, { signal: AbortSignal.timeout(timeoutMs) });
+    return (await res.json()) as LeaderAnswer;
+  }
+
+  running(): ProcessMember[] {
+    return this.members.filter((m) => m.child !== undefined);
+  }
+
+  /** Every running member answers, all name the same leader in the same term, and that leader claims isLeader. */
+  async agreedLeader(deadlineMs: number, among: string[] = this.running().map((m) => m.id)): Promise<LeaderAnswer> {
+    return waitFor(`members ${among.join(',')} to agree on a leader`, deadlineMs, async () => {
+      const answers = await Promise.all(among.map((id) => this.leader(id)));
+      const first = answers[0];
+      if (!first?.leader) return undefined;
+      if (!answers.every((a) => a.leader === first.leader && a.term === first.term)) return undefined;
+      const holder = answers.find((a) => a.self === first.leader);
+      return holder?.isLeader ? holder : undefined;
+    });
+  }
+
+  /** JSON log lines of a member with a given msg. */
+  logs(id: string, msg: string): Record<string, unknown>[] {
+    const out: Record<string, unknown>[] = [];
+    for (const line of this.member(id).lines) {
+      if (!line.includes(msg)) continue;
+      try {
+        const parsed = JSON.parse(line) as Record<string, unknown>;
+        if (parsed.msg === msg) out.push(parsed);
+      } catch {
+        // stderr text, not a log line
+      }
+    }
+    return out;
+  }
+
+  async stop(): Promise<void> {
+    await Promise.all(
+      this.members.map(async (m) => {
+        if (!m.child) return;
+        m.child.kill('SIGCONT');
+        await this.signal(m.id, 'SIGKILL');
+      }),
+    );
+    rmSync(this.dir, { recursive: true, force: true });
+  }
+}

@@ -1,0 +1,171 @@
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { performance } from 'node:perf_hooks';
+import { afterEach, describe, expect, it } from 'vitest';
+import { ProcessCluster, waitFor, type LeaderAnswer } from './harness.js';
+
+let cluster: ProcessCluster | undefined;
+afterEach(async () => {
+  await cluster?.stop();
+  cluster = undefined;
+});
+
+interface Sample {
+  /** Test-process monotonic times bracketing the request: the answer held at some instant in between. */
+  sentMs: number;
+  receivedMs: number;
+  answer: LeaderAnswer;
+}
+
+/**
+ * Samples every member's /leader on its own loop, about every 10 ms, while `during` runs.
+ * A paused member simply answers late; its samples still count once they arrive.
+ */
+export async function sampleWhile<T>(c: ProcessCluster, during: () => Promise<T>): Promise<{ result: T; samples: Sample[] }> {
+  const samples: Sample[] = [];
+  let done = false;
+  const loops = c.members.map(async (m) => {
+    while (!done) {
+      const sentMs = performance.now();
+      if (m.child) {
+        try {
+          const answer = await c.leader(m.id, 5_000);
+          samples.push({ sentMs, receivedMs: performance.now(), answer });
+        } catch {
+          // down or restarting: no answer is not a claim
+        }
+      }
+      await new Promise((r) => setTimeout(r, 10));
+    }
+  });
+  try {
+    const result = await during();
+    return { result, samples };
+  } finally {
+    done = true;
+    await Promise.all(loops);
+  }
+}
+
+/**
+ * Two isLeader answers from different members whose request windows overlap could have
+ * held at the same instant: that is the violation. Also no two members lead one term.
+ */
+export function assertSafe(samples: Sample[]): void {
+  const claims = samples.filter((s) => s.answer.isLeader).sort((a, b) => a.sentMs - b.sentMs);
+  for (let i = 0; i < claims.length; i++) {
+    for (let j = i + 1; j < claims.length && claims[j]!.sentMs <= claims[i]!.receivedMs; j++) {
+      const a = claims[i]!;
+      const b = claims[j]!;
+      expect(a.answer.self === b.answer.self, `${a.answer.self} and ${b.answer.self} both answered isLeader at once`).toBe(true);
+    }
+  }
+  const leaderOfTerm = new Map<number, string>();
+  for (const s of samples) {
+    if (s.answer.leader !== s.answer.self) continue;
+    const seen = leaderOfTerm.get(s.answer.term);
+    expect(seen ?? s.answer.self, `two leaders in term ${s.answer.term}`).toBe(s.answer.self);
+    leaderOfTerm.set(s.answer.term, s.answer.self);
+  }
+}
+
+describe('a cluster of real processes on loopback', () => {
+  it.each([3, 5])('a %i-member cluster elects exactly one leader that every member names', async (size) => {
+    cluster = await ProcessCluster.start({ size });
+    const leader = await cluster.agreedLeader(10_000);
+    const answers = await Promise.all(cluster.members.map((m) => cluster!.leader(m.id)));
+    expect(answers.filter((a) => a.isLeader).map((a) => a.self)).toEqual([leader.self]);
+    expect(new Set(answers.map((a) => a.term)).size).toBe(1);
+    expect(leader.members.map((m) => m.id)).toEqual(cluster.members.map((m) => m.id));
+    expect(leader.members.every((m) => m.connected)).toBe(true);
+  });
+
+  it('SIGKILL of the leader gives a new leader in a higher term', async () => {
+    cluster = await ProcessCluster.start({ size: 3 });
+    const old = await cluster.agreedLeader(10_000);
+    const { samples } = await sampleWhile(cluster, async () => {
+      await cluster!.signal(old.self, 'SIGKILL');
+      return cluster!.agreedLeader(10_000);
+    });
+    const next = await cluster.agreedLeader(1_000);
+    expect(next.self).not.toBe(old.self);
+    expect(next.term).toBeGreaterThan(old.term);
+    assertSafe(samples);
+  });
+
+  it('SIGTERM of the leader hands over through TransferLeadership and exits 0', async () => {
+    cluster = await ProcessCluster.start({ size: 3 });
+    const old = await cluster.agreedLeader(10_000);
+    const { result: exit, samples } = await sampleWhile(cluster, () => cluster!.signal(old.self, 'SIGTERM'));
+    expect(exit).toEqual({ code: 0, signal: null });
+    const handedOver = cluster.logs(old.self, 'handed leadership over');
+    expect(handedOver).toHaveLength(1);
+    const next = await cluster.agreedLeader(5_000);
+    expect(next.self).toBe(handedOver[0]!.leader);
+    expect(next.term).toBe(old.term + 1);
+    // The successor campaigned on MsgTimeoutNow (a transfer election), not after a timeout.
+    const metrics = await (await fetch(`http://127.0.0.1:${cluster.member(next.self).httpPort}/metrics`)).text();
+    expect(metrics).toMatch(/raft_elector_elections_started_total\{kind="transfer"\} 1/);
+    assertSafe(samples);
+  });
+
+  it('SIGSTOP of the leader past the election timeout, then SIGCONT, never shows two leaders', async () => {
+    cluster = await ProcessCluster.start({ size: 3 });
+    const old = await cluster.agreedLeader(10_000);
+    const others = cluster.members.map((m) => m.id).filter((id) => id !== old.self);
+    const { samples } = await sampleWhile(cluster, async () => {
+      await cluster!.signal(old.self, 'SIGSTOP');
+      const next = await cluster!.agreedLeader(10_000, others);
+      await cluster!.signal(old.self, 'SIGCONT');
+      // The resumed member learns the new term and follows.
+      await waitFor('the paused member to follow the new leader', 5_000, async () => {
+        const a = await cluster!.leader(old.self);
+        return a.leader === next.self && a.term === next.term ? a : undefined;
+      });
+      return next;
+    });
+    expect(samples.length).toBeGreaterThan(100);
+    assertSafe(samples);
+  });
+
+  it('a member restarted with its data dir rejoins without raising the term (PreVote)', async () => {
+    cluster = await ProcessCluster.start({ size: 3 });
+    const leader = await cluster.agreedLeader(10_000);
+    const follower = cluster.members.find((m) => m.id !== leader.self)!;
+    await cluster.signal(follower.id, 'SIGKILL');
+    // Let the restarted member time out on its own at least once while it is away.
+    await new Promise((r) => setTimeout(r, cluster!.tickMs * cluster!.electionTicks));
+    cluster.spawn(follower);
+    const rejoined = await waitFor('the restarted member to follow the leader', 10_000, async () => {
+      const a = await cluster!.leader(follower.id);
+      return a.leader === leader.self ? a : undefined;
+    });
+    expect(rejoined.term).toBe(leader.term);
+    expect((await cluster.leader(leader.self)).term).toBe(leader.term);
+    expect(cluster.logs(follower.id, 'member starting from its state file')).toHaveLength(1);
+  });
+
+  it('a peer with the wrong secret is refused, and the refusal is logged naming it', async () => {
+    cluster = await ProcessCluster.start({ size: 3 });
+    await cluster.agreedLeader(10_000);
+    const intruder = cluster.members.find((m) => m.id === 'm3')!;
+    await cluster.signal('m3', 'SIGKILL');
+    const wrongSecret = join(cluster.dir, 'wrong-secret');
+    writeFileSync(wrongSecret, 'this-is-not-the-shared-secret-at-all', { mode: 0o600 });
+    cluster.spawn(intruder, ['--secret-file', wrongSecret]);
+    const refusal = await waitFor('a logged refusal of m3', 10_000, () => {
+      const lines = [...cluster!.member('m1').lines, ...cluster!.member('m2').lines]
+        .map((l) => JSON.parse(l) as Record<string, unknown>)
+        .filter((l) => l.peer === 'm3' && /wrong_secret/.test(String(l.reason)));
+      return lines.length > 0 ? lines : undefined;
+    });
+    expect(refusal[0]!.level).toBe(40);
+    // The intruder's side names the member whose proof it could not verify.
+    expect(
+      cluster.member('m3').lines.some((l) => l.includes('"reason":"wrong_secret"') && /"peer":"m[12]"/.test(l)),
+    ).toBe(true);
+    const answer = await cluster.leader('m3');
+    expect(answer.leader).toBeNull();
+    expect(answer.members.filter((m) => m.id !== 'm3').every((m) => !m.connected)).toBe(true);
+  });
+});
