@@ -109,8 +109,8 @@ class RawPeer {
   closed: { code: number; reason: string } | null = null;
   private opened = false;
 
-  constructor(port: number) {
-    this.ws = new WebSocket(`ws://127.0.0.1:${port}/raft`, { maxPayload: 1 << 24 });
+  constructor(port: number, options: { autoPong?: boolean } = {}) {
+    this.ws = new WebSocket(`ws://127.0.0.1:${port}/raft`, { maxPayload: 1 << 24, ...options });
     this.ws.on('open', () => (this.opened = true));
     this.ws.on('message', (d) => this.inbox.push(d.toString()));
     this.ws.on('close', (code, reason) => (this.closed = { code, reason: reason.toString() }));
@@ -229,6 +229,43 @@ describe('WsTransport', () => {
     expect(closed.code).toBe(CloseCodes.bad_version);
     expect(closed.reason).toMatch(/version 2.*speaks 1/);
     expect(logsWith(b, (l) => l.reason === 'bad_version')[0]).toMatchObject({ peer: 'a' });
+  });
+
+  it('closes a connection that does not finish the handshake in time, and bounds unauthenticated connections', async () => {
+    const b = await node('b', [{ id: 'a' }], { handshakeTimeoutMs: 300, maxPendingHandshakes: 2 });
+    const silent = [new RawPeer(b.t.port), new RawPeer(b.t.port)];
+    await waitFor('two open', () => silent.every((r) => r.ws.readyState === WebSocket.OPEN));
+    const third = new RawPeer(b.t.port);
+    await waitFor('third refused', () => third.closed !== null);
+    expect(third.ws.readyState).toBe(WebSocket.CLOSED);
+    expect(logsWith(b, (l) => /too many unauthenticated connections/.test(l.msg))).toHaveLength(1);
+    for (const r of silent) expect((await r.waitClosed()).code).toBe(CloseCodes.timeout);
+    expect(logsWith(b, (l) => l.reason === 'timeout').length).toBeGreaterThan(0);
+    // The slots are free again: a real member gets in.
+    const a = await node('a', [{ id: 'b', port: b.t.port }]);
+    await waitFor('connected', () => connected(a, 'b'));
+  });
+
+  it('terminates a link whose pong does not come back in time', async () => {
+    const b = await node('b', [{ id: 'a' }], { pingIntervalMs: 50, pongTimeoutMs: 150 });
+    const raw = new RawPeer(b.t.port, { autoPong: false });
+    await raw.handshake('a', 'b');
+    await waitFor('b sees a', () => connected(b, 'a'));
+    await waitFor('b drops a', () => b.connected.get('a') === false);
+    expect(logsWith(b, (l) => /did not answer a ping/.test(l.msg) && l.peer === 'a')).toHaveLength(1);
+    expect(b.unreachable).toContain('a');
+  });
+
+  it('keeps a link whose pongs come back', async () => {
+    const b = await node('b', [{ id: 'a' }], { pingIntervalMs: 20, pongTimeoutMs: 100 });
+    const raw = new RawPeer(b.t.port);
+    let pings = 0;
+    raw.ws.on('ping', () => pings++);
+    await raw.handshake('a', 'b');
+    // Ten pings span twice the pong deadline: a link that mishandled pongs would be cut by now.
+    await waitFor('ten pings answered', () => pings >= 10);
+    expect(connected(b, 'a')).toBe(true);
+    expect(raw.closed).toBeNull();
   });
 
   it('refuses a peer that dials against the dial rule, and one that runs insecure', async () => {

@@ -1,0 +1,88 @@
+import { describe, expect, it } from 'vitest';
+import { HandshakeRefusal, computeMac, newNonce, parseHello, parseProof, refusalForCloseCode, verifyMac, CloseCodes } from './handshake.js';
+
+const secret = Buffer.from('0123456789abcdef0123456789abcdef');
+const input = { cluster: 'demo', dialer: 'a', acceptor: 'b', dialerNonce: newNonce(), acceptorNonce: newNonce() };
+const expectation = { kind: 'hello' as const, cluster: 'demo', self: 'b', auth: 'hmac-sha256' as const, isMember: (id: string) => id === 'a' };
+
+function refusal(fn: () => unknown): HandshakeRefusal {
+  try {
+    fn();
+  } catch (err) {
+    if (err instanceof HandshakeRefusal) return err;
+    throw err;
+  }
+  throw new Error('accepted');
+}
+
+describe('handshake', () => {
+  it('the two directions use different MACs, so a proof cannot be reflected', () => {
+    const dialerProof = computeMac(secret, 'dialer', input);
+    expect(verifyMac(secret, 'dialer', input, dialerProof)).toBe(true);
+    expect(verifyMac(secret, 'acceptor', input, dialerProof)).toBe(false);
+    expect(computeMac(secret, 'acceptor', input)).not.toBe(dialerProof);
+  });
+
+  it('every input is bound: nonce, ids, cluster and secret all change the MAC', () => {
+    const mac = computeMac(secret, 'dialer', input);
+    for (const changed of [
+      { ...input, dialerNonce: newNonce() },
+      { ...input, acceptorNonce: newNonce() },
+      { ...input, dialer: 'c' },
+      { ...input, acceptor: 'c' },
+      { ...input, cluster: 'prod' },
+      // Length prefixes: moving a character across a field boundary is a different input.
+      { ...input, dialer: 'ab', acceptor: '' },
+    ]) {
+      expect(verifyMac(secret, 'dialer', changed, mac)).toBe(false);
+    }
+    expect(verifyMac(Buffer.from('another secret, also 32 bytes!!!'), 'dialer', input, mac)).toBe(false);
+  });
+
+  it('rejects MACs of the wrong length or alphabet without throwing', () => {
+    const mac = computeMac(secret, 'dialer', input);
+    for (const bad of ['', mac.slice(0, 62), mac + '00', mac.toUpperCase(), 'zz'.repeat(32)]) {
+      expect(verifyMac(secret, 'dialer', input, bad)).toBe(false);
+    }
+  });
+
+  it('checks the hello: version first, then cluster, member, addressee and auth mode', () => {
+    const hello = { kind: 'hello', v: 1, cluster: 'demo', from: 'a', to: 'b', auth: 'hmac-sha256', nonce: newNonce() };
+    expect(parseHello(JSON.stringify(hello), expectation).from).toBe('a');
+    const cases: Array<[Record<string, unknown>, string, RegExp]> = [
+      [{ v: 2, cluster: 'other' }, 'bad_version', /version 2/],
+      [{ cluster: 'other' }, 'wrong_cluster', /"other"/],
+      [{ from: 'z' }, 'unknown_member', /"z" is not a peer/],
+      [{ from: 'b' }, 'unknown_member', /"b"/],
+      [{ to: 'c' }, 'wrong_member', /wanted member c/],
+      [{ auth: 'none' }, 'auth_mode_mismatch', /runs insecure/],
+      [{ nonce: 'short' }, 'malformed', /nonce/],
+      [{ kind: 'proof' }, 'malformed', /expected a hello/],
+      [{ from: 42 }, 'malformed', /hello\.from must be a member id/],
+    ];
+    for (const [patch, reason, message] of cases) {
+      const r = refusal(() => parseHello(JSON.stringify({ ...hello, ...patch }), expectation));
+      expect(r.reason).toBe(reason);
+      expect(r.message).toMatch(message);
+      expect(r.closeCode).toBe(CloseCodes[r.reason]);
+      expect(refusalForCloseCode(r.closeCode)).toBe(reason);
+    }
+    expect(refusal(() => parseHello('{', expectation)).reason).toBe('malformed');
+    expect(refusal(() => parseHello(JSON.stringify({ ...hello, from: 'z' }), expectation)).claimedId).toBe('z');
+  });
+
+  it('a challenge must come from the member that was dialed', () => {
+    const challenge = { kind: 'challenge', v: 1, cluster: 'demo', from: 'c', to: 'a', auth: 'hmac-sha256', nonce: newNonce() };
+    const r = refusal(() =>
+      parseHello(JSON.stringify(challenge), { kind: 'challenge', cluster: 'demo', self: 'a', auth: 'hmac-sha256', isMember: () => true, expectedPeer: 'b' }),
+    );
+    expect(r.reason).toBe('wrong_member');
+    expect(r.message).toMatch(/dialed member b but c answered/);
+  });
+
+  it('parses proofs strictly', () => {
+    expect(parseProof('{"kind":"proof","mac":"ab"}', 'proof').mac).toBe('ab');
+    expect(refusal(() => parseProof('{"kind":"welcome","mac":"ab"}', 'proof')).reason).toBe('malformed');
+    expect(refusal(() => parseProof('{"kind":"proof","mac":5}', 'proof')).reason).toBe('malformed');
+  });
+});
