@@ -83,4 +83,33 @@ describe('parseConfig', () => {
       expect(text).toContain(envName(name));
     }
   });
+
+  describe('in-cluster mode', () => {
+    const env = { KUBERNETES_SERVICE_HOST: '10.0.0.1', POD_NAME: 'demo-1', POD_NAMESPACE: 'apps' };
+    const args = ['--replicas', '3', '--service', 'demo', '--pod-selector', 'app.kubernetes.io/instance=demo', '--insecure'];
+    it('takes the id from POD_NAME and the namespace from POD_NAMESPACE', () => {
+      const c = run(args, env);
+      expect(c.id).toBe('demo-1');
+      expect(c.peers).toEqual([]);
+      expect(c.kubernetes).toMatchObject({ namespace: 'apps', replicas: 3, service: 'demo', labelKey: 'raft-role', clusterDomain: 'cluster.local' });
+    });
+    it('is chosen by --kubernetes too', () => {
+      const c = run(['--kubernetes', ...args], { POD_NAME: 'demo-0', POD_NAMESPACE: 'apps' });
+      expect(c.kubernetes?.podName).toBe('demo-0');
+    });
+    it.each([
+      [{ POD_NAME: '' }, args, 'needs POD_NAME'],
+      [{ POD_NAMESPACE: '' }, args, 'needs --namespace or POD_NAMESPACE'],
+      [{}, args.filter((a) => a !== '--replicas' && a !== '3'), 'needs --replicas'],
+      [{}, [...args, '--replicas', '0'], '--replicas must be an integer from 1'],
+      [{}, ['--replicas', '3', '--pod-selector', 'a=b', '--insecure'], 'needs --service'],
+      [{}, ['--replicas', '3', '--service', 'demo', '--insecure'], 'needs --pod-selector'],
+      [{}, [...args, '--peers', 'a=h:1'], '--peers and in-cluster mode exclude each other'],
+      [{}, [...args, '--id', 'other'], 'differs from POD_NAME'],
+      [{}, [...args, '--label-leader', 'follower'], 'must differ'],
+      [{}, [...args, '--dns-server', 'nope'], '--dns-server must be host:port'],
+    ])('rejects %j %j', (envChange, argv, message) => {
+      expect(() => parseConfig(argv, { ...env, ...envChange })).toThrow(message);
+    });
+  });
 });

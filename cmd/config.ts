@@ -46,6 +46,35 @@ export const optionSpecs = {
   'tls-ca': { kind: 'string', help: 'PEM CA bundle that signs peer certificates (all three TLS flags go together)', placeholder: 'PATH' },
   'max-frame-bytes': { kind: 'integer', default: 65536, help: 'largest peer frame accepted; larger ones close the link' },
   'log-level': { kind: 'string', default: 'info', help: 'trace, debug, info, warn, error or fatal' },
+  kubernetes: {
+    kind: 'boolean',
+    default: false,
+    help: 'in-cluster mode (also on when KUBERNETES_SERVICE_HOST is set): id from POD_NAME, voters from --replicas, peers from DNS',
+  },
+  replicas: { kind: 'integer', help: 'in-cluster: number of voters, the StatefulSet pods <sts>-0 .. <sts>-(N-1)', placeholder: 'N' },
+  service: { kind: 'string', help: 'in-cluster: the headless Service whose DNS lists the peers', placeholder: 'NAME' },
+  namespace: { kind: 'string', help: 'in-cluster: the namespace (default: POD_NAMESPACE from the downward API)', placeholder: 'NS' },
+  'cluster-domain': { kind: 'string', default: 'cluster.local', help: 'in-cluster: the cluster DNS domain' },
+  'dns-server': { kind: 'string', help: 'in-cluster: resolve peers through this DNS server host:port instead of the system resolver', placeholder: 'HOST:PORT' },
+  'pod-selector': {
+    kind: 'string',
+    help: 'in-cluster: label selector of the group\'s pods, for the pod watch and label cleanup (e.g. app.kubernetes.io/instance=demo)',
+    placeholder: 'SELECTOR',
+  },
+  'label-key': { kind: 'string', default: 'raft-role', help: 'in-cluster: pod label that names the role' },
+  'label-leader': { kind: 'string', default: 'leader', help: 'in-cluster: label value on the leader pod' },
+  'label-follower': { kind: 'string', default: 'follower', help: 'in-cluster: label value on the other pods' },
+  'container-name': { kind: 'string', default: 'raft-elector', help: 'in-cluster: name of this sidecar container (its termination means the member is gone)' },
+  'kube-token-file': {
+    kind: 'string',
+    default: '/var/run/secrets/kubernetes.io/serviceaccount/token',
+    help: 'in-cluster: ServiceAccount token file',
+  },
+  'kube-ca-file': {
+    kind: 'string',
+    default: '/var/run/secrets/kubernetes.io/serviceaccount/ca.crt',
+    help: 'in-cluster: CA bundle of the API server',
+  },
   'check-config': { kind: 'boolean', default: false, help: 'validate the configuration, print it as JSON and exit' },
   help: { kind: 'boolean', default: false, help: 'show this help' },
   version: { kind: 'boolean', default: false, help: 'print the version' },
@@ -79,6 +108,24 @@ export interface ElectorConfig {
   maxFrameBytes: number;
   logLevel: string;
   checkConfig: boolean;
+  /** Present in in-cluster mode. */
+  kubernetes: KubernetesConfig | undefined;
+}
+
+export interface KubernetesConfig {
+  podName: string;
+  namespace: string;
+  replicas: number;
+  service: string;
+  clusterDomain: string;
+  dnsServer: HostPort | undefined;
+  podSelector: string;
+  labelKey: string;
+  labelLeader: string;
+  labelFollower: string;
+  containerName: string;
+  tokenFile: string;
+  caFile: string;
 }
 
 export type ParseResult = { kind: 'help'; text: string } | { kind: 'version' } | { kind: 'run'; config: ElectorConfig };
@@ -122,6 +169,54 @@ export function parsePeers(value: string): PeerSpec[] {
   return peers.sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
 }
 
+const SelectorPattern = /^[A-Za-z0-9./_-]+(!?=[A-Za-z0-9._-]*)?(,[A-Za-z0-9./_-]+(!?=[A-Za-z0-9._-]*)?)*$/;
+const LabelValuePattern = /^([A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?)?$/;
+
+function parseKubernetes(
+  str: (name: OptionName) => string | undefined,
+  int: (name: OptionName, min: number, max: number) => number,
+  env: NodeJS.ProcessEnv,
+): KubernetesConfig {
+  const podName = env.POD_NAME ?? '';
+  if (podName === '') throw new ConfigError('in-cluster mode needs POD_NAME (set it from the downward API: metadata.name)');
+  const namespace = str('namespace') ?? env.POD_NAMESPACE ?? '';
+  if (namespace === '') {
+    throw new ConfigError('in-cluster mode needs --namespace or POD_NAMESPACE (downward API: metadata.namespace)');
+  }
+  if (str('replicas') === undefined) throw new ConfigError('in-cluster mode needs --replicas: the voters are fixed by configuration');
+  const replicas = int('replicas', 1, 99);
+  const service = str('service');
+  if (!service) throw new ConfigError('in-cluster mode needs --service: the headless Service that lists the peers');
+  const dnsServer = str('dns-server');
+  const podSelector = str('pod-selector');
+  if (!podSelector) throw new ConfigError('in-cluster mode needs --pod-selector: the label selector of this group\'s pods');
+  if (!SelectorPattern.test(podSelector)) {
+    throw new ConfigError(`--pod-selector "${podSelector}" must be key=value pairs separated by commas`);
+  }
+  const labelKey = str('label-key')!;
+  const labelLeader = str('label-leader')!;
+  const labelFollower = str('label-follower')!;
+  for (const [flag, value] of [['--label-leader', labelLeader], ['--label-follower', labelFollower]] as const) {
+    if (!LabelValuePattern.test(value)) throw new ConfigError(`${flag} "${value}" is not a valid label value`);
+  }
+  if (labelLeader === labelFollower) throw new ConfigError('--label-leader and --label-follower must differ');
+  return {
+    podName,
+    namespace,
+    replicas,
+    service,
+    clusterDomain: str('cluster-domain')!,
+    dnsServer: dnsServer ? parseHostPort(dnsServer, '--dns-server') : undefined,
+    podSelector,
+    labelKey,
+    labelLeader,
+    labelFollower,
+    containerName: str('container-name')!,
+    tokenFile: str('kube-token-file')!,
+    caFile: str('kube-ca-file')!,
+  };
+}
+
 /** Parses flags and environment once, up front; every error names the flag or the broken relation. */
 export function parseConfig(argv: readonly string[], env: NodeJS.ProcessEnv): ParseResult {
   const parseOptions: Record<string, { type: 'string' | 'boolean' }> = {};
@@ -162,13 +257,23 @@ export function parseConfig(argv: readonly string[], env: NodeJS.ProcessEnv): Pa
   if (bool('help')) return { kind: 'help', text: helpText() };
   if (bool('version')) return { kind: 'version' };
 
-  const id = str('id');
+  const inCluster = bool('kubernetes') || (env.KUBERNETES_SERVICE_HOST ?? '') !== '';
+  const kubernetes = inCluster ? parseKubernetes(str, int, env) : undefined;
+  const id = kubernetes ? kubernetes.podName : str('id');
   if (!id) throw new ConfigError(`--id is required (or ${envName('id')})`);
   if (!IdPattern.test(id)) throw new ConfigError(`--id "${id}" must be a DNS-1123 name (lowercase letters, digits, -, .)`);
+  if (kubernetes && str('id') !== undefined && str('id') !== kubernetes.podName) {
+    throw new ConfigError(`--id ${str('id')} differs from POD_NAME ${kubernetes.podName}: in-cluster, the id is the pod name`);
+  }
   const peersValue = str('peers');
-  if (!peersValue) throw new ConfigError(`--peers is required (or ${envName('peers')}): every voter as id=host:port`);
-  const peers = parsePeers(peersValue);
-  if (!peers.some((p) => p.id === id)) {
+  if (kubernetes && peersValue) {
+    throw new ConfigError('--peers and in-cluster mode exclude each other: voters come from --replicas, addresses from DNS');
+  }
+  if (!kubernetes && !peersValue) {
+    throw new ConfigError(`--peers is required (or ${envName('peers')}): every voter as id=host:port`);
+  }
+  const peers = peersValue ? parsePeers(peersValue) : [];
+  if (!kubernetes && !peers.some((p) => p.id === id)) {
     throw new ConfigError(`--id ${id} must be one of the voters in --peers (${peers.map((p) => p.id).join(', ')})`);
   }
 
@@ -222,6 +327,7 @@ export function parseConfig(argv: readonly string[], env: NodeJS.ProcessEnv): Pa
       maxFrameBytes: int('max-frame-bytes', 1024, 16 * 1024 * 1024),
       logLevel,
       checkConfig: bool('check-config'),
+      kubernetes,
     },
   };
 }
