@@ -19,8 +19,6 @@ export type ClusterErrorCode =
   | 'FRAME_UNSUPPORTED_VERSION'
   /** A peer frame names another cluster. */
   | 'FRAME_WRONG_CLUSTER'
-  /** A handshake message is malformed or out of order. */
-  | 'HANDSHAKE_MALFORMED'
   /** Transport options are inconsistent or out of range. */
   | 'INVALID_TRANSPORT_OPTIONS'
   /** Member options are inconsistent or out of range. */
