@@ -262,9 +262,8 @@ export class TestApiServer {
   private readonly finalizeTimers = new Map<string, NodeJS.Timeout>();
   private readonly hungResponses = new Set<http.ServerResponse>();
   private forbidden: RuleMatch[] = [];
-  private failures: Array<RuleMatch & { status: number; remaining: number; message?: string }> = [];
-  private hangs: Array<RuleMatch & { remaining: number }> = [];
-  private drops: Array<RuleMatch & { remaining: number }> = [];
+  /** Injected faults, used in the order they were added. */
+  private faults: Array<RuleMatch & { kind: 'fail' | 'hang' | 'drop'; remaining: number; status?: number; message?: string }> = [];
   private resourceVersion = 1;
   /** Watches from a resourceVersion below this get 410: the events after it are no longer all retained. */
   private oldestResumableVersion = 1;
@@ -479,24 +478,23 @@ export class TestApiServer {
 
   /** The next `count` matching requests get `status` (500, 503, 504, 429, 401...) as a Status object. */
   failNext(rule: RuleMatch & { status: number; count?: number; message?: string }): void {
-    this.failures.push({ ...rule, remaining: rule.count ?? 1 });
+    if (rule.status < 400) throw new Error(`failNext needs an error status, got ${rule.status}`);
+    this.faults.push({ ...rule, kind: 'fail', remaining: rule.count ?? 1 });
   }
 
   /** The next `count` matching requests never get an answer (a client must time out). */
   hangNext(rule: RuleMatch & { count?: number }): void {
-    this.hangs.push({ ...rule, remaining: rule.count ?? 1 });
+    this.faults.push({ ...rule, kind: 'hang', remaining: rule.count ?? 1 });
   }
 
   /** The next `count` matching requests have their connection destroyed without an answer. */
   dropNext(rule: RuleMatch & { count?: number }): void {
-    this.drops.push({ ...rule, remaining: rule.count ?? 1 });
+    this.faults.push({ ...rule, kind: 'drop', remaining: rule.count ?? 1 });
   }
 
   clearFaults(): void {
     this.forbidden = [];
-    this.failures = [];
-    this.hangs = [];
-    this.drops = [];
+    this.faults = [];
   }
 
   /** Destroys the connections of all open watches (no final chunk, as when a node or load balancer fails). */
@@ -756,18 +754,18 @@ export class TestApiServer {
     const authorization = request.headers.authorization ?? '';
     if (authorization !== `Bearer ${this.token}`) throw new HttpStatusError(401, 'Unauthorized', 'Unauthorized');
 
-    if (this.takeRule(this.drops, info)) {
+    const fault = this.takeRule(this.faults, info);
+    if (fault?.kind === 'drop') {
       request.socket.destroy();
       return;
     }
-    if (this.takeRule(this.hangs, info)) {
+    if (fault?.kind === 'hang') {
       this.hungResponses.add(response);
       return;
     }
-    const failure = this.takeRule(this.failures, info);
-    if (failure) {
-      const reason = reasonsByCode[failure.status] ?? 'InternalError';
-      throw new HttpStatusError(failure.status, reason, failure.message ?? this.defaultFailureMessage(failure.status));
+    if (fault?.kind === 'fail') {
+      const status = fault.status ?? 500;
+      throw new HttpStatusError(status, reasonsByCode[status] ?? 'InternalError', fault.message ?? this.defaultFailureMessage(status));
     }
     if (info.verb !== null && this.forbidden.some((rule) => matches(rule, info))) throw this.forbiddenError(info);
 

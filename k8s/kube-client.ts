@@ -1,0 +1,194 @@
+/**
+ * The Kubernetes API client in in-cluster mode, loaded explicitly.
+ *
+ * client-node's `loadFromDefault` falls back to `http://localhost:8080` when it
+ * finds no configuration, so a pod without a mounted token would talk to
+ * nothing and log confusing connection errors forever. Here the in-cluster
+ * files and environment are required and checked up front, with one typed
+ * error naming what is missing.
+ *
+ * The generated API client has no request timeout (a request to a hung API
+ * server never settles), so requests go through a small HTTP library that
+ * destroys the request after `requestTimeoutMs` and bounds the response size.
+ */
+import { accessSync, constants, readFileSync } from 'node:fs';
+import http from 'node:http';
+import https from 'node:https';
+import { isIPv6 } from 'node:net';
+import {
+  CoreV1Api,
+  KubeConfig,
+  ResponseContext,
+  ServerConfiguration,
+  Watch,
+  createConfiguration,
+  wrapHttpLibrary,
+  type RequestContext,
+} from '@kubernetes/client-node';
+import { KubeRequestTimeoutError } from './api-errors.js';
+
+export const SERVICE_ACCOUNT_DIR = '/var/run/secrets/kubernetes.io/serviceaccount';
+
+export type KubeConfigErrorCode =
+  /** KUBERNETES_SERVICE_HOST is unset: not running in a pod (or --kubernetes without the environment). */
+  | 'KUBE_SERVICE_HOST_MISSING'
+  /** KUBERNETES_SERVICE_PORT is unset or not a port number. */
+  | 'KUBE_SERVICE_PORT_INVALID'
+  /** The ServiceAccount token file is missing, unreadable or empty (automountServiceAccountToken: false?). */
+  | 'KUBE_TOKEN_FILE_UNREADABLE'
+  /** The cluster CA file is missing or unreadable. */
+  | 'KUBE_CA_FILE_UNREADABLE'
+  /** An option is out of range. */
+  | 'KUBE_CLIENT_OPTIONS_INVALID';
+
+export class KubeConfigError extends Error {
+  readonly code: KubeConfigErrorCode;
+  constructor(code: KubeConfigErrorCode, message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = 'KubeConfigError';
+    this.code = code;
+  }
+}
+
+export interface InClusterConfigOptions {
+  /** Defaults to process.env. */
+  env?: Record<string, string | undefined>;
+  /** Defaults to /var/run/secrets/kubernetes.io/serviceaccount/token; re-read every minute (bound tokens rotate). */
+  tokenFile?: string;
+  /** Defaults to /var/run/secrets/kubernetes.io/serviceaccount/ca.crt. */
+  caFile?: string;
+  /** Tests only: 'http' talks to a plain-HTTP test server (no CA file needed). */
+  scheme?: 'https' | 'http';
+}
+
+export interface InClusterConfig {
+  kubeConfig: KubeConfig;
+  /** `https://host:port` */
+  server: string;
+  tokenFile: string;
+  caFile: string | null;
+}
+
+function readable(file: string): unknown {
+  try {
+    accessSync(file, constants.R_OK);
+    return readFileSync(file, 'utf8').trim().length > 0 ? null : new Error('the file is empty');
+  } catch (error) {
+    return error;
+  }
+}
+
+/** Loads the in-cluster configuration or throws a KubeConfigError naming what is missing. */
+export function loadInClusterConfig(options: InClusterConfigOptions = {}): InClusterConfig {
+  const env = options.env ?? process.env;
+  const host = env.KUBERNETES_SERVICE_HOST?.trim();
+  const portText = env.KUBERNETES_SERVICE_PORT?.trim();
+  if (!host) {
+    throw new KubeConfigError('KUBE_SERVICE_HOST_MISSING', 'in-cluster mode needs KUBERNETES_SERVICE_HOST (set by Kubernetes in every pod); it is unset, so this process is not running in a pod');
+  }
+  const port = Number(portText);
+  if (!portText || !Number.isInteger(port) || port < 1 || port > 65535) {
+    throw new KubeConfigError('KUBE_SERVICE_PORT_INVALID', `in-cluster mode needs KUBERNETES_SERVICE_PORT to be a port number; got ${portText === undefined ? 'nothing' : JSON.stringify(portText)}`);
+  }
+  const scheme = options.scheme ?? 'https';
+  const tokenFile = options.tokenFile ?? `${SERVICE_ACCOUNT_DIR}/token`;
+  const tokenProblem = readable(tokenFile);
+  if (tokenProblem) {
+    throw new KubeConfigError(
+      'KUBE_TOKEN_FILE_UNREADABLE',
+      `in-cluster mode needs the ServiceAccount token at ${tokenFile} (${(tokenProblem as Error).message}); is automountServiceAccountToken false on the pod or its ServiceAccount?`,
+      { cause: tokenProblem },
+    );
+  }
+  let caFile: string | null = null;
+  if (scheme === 'https') {
+    caFile = options.caFile ?? `${SERVICE_ACCOUNT_DIR}/ca.crt`;
+    const caProblem = readable(caFile);
+    if (caProblem) {
+      throw new KubeConfigError('KUBE_CA_FILE_UNREADABLE', `in-cluster mode needs the cluster CA at ${caFile} (${(caProblem as Error).message})`, { cause: caProblem });
+    }
+  }
+  const server = `${scheme}://${isIPv6(host) ? `[${host}]` : host}:${port}`;
+  const kubeConfig = new KubeConfig();
+  kubeConfig.loadFromClusterAndUser(
+    { name: 'inCluster', server, skipTLSVerify: false, ...(caFile ? { caFile } : {}) },
+    // client-node's FileAuth re-reads the token file every 60 s, as client-go does for projected tokens.
+    { name: 'inClusterUser', authProvider: { name: 'tokenFile', config: { tokenFile } } },
+  );
+  return { kubeConfig, server, tokenFile, caFile };
+}
+
+export interface KubeClientOptions {
+  /** Every API request (not the watch stream) is abandoned after this long. Default 10 000. */
+  requestTimeoutMs?: number;
+  /** Responses above this are refused (a bound on what one list can cost). Default 16 MiB. */
+  maxResponseBytes?: number;
+}
+
+export interface KubeClient {
+  readonly kubeConfig: KubeConfig;
+  readonly server: string;
+  readonly core: CoreV1Api;
+  readonly watch: Watch;
+  readonly requestTimeoutMs: number;
+}
+
+class ResponseTooLargeError extends Error {
+  readonly code = 'KUBE_RESPONSE_TOO_LARGE';
+}
+
+function sendWithTimeout(request: RequestContext, timeoutMs: number, maxResponseBytes: number): Promise<ResponseContext> {
+  return new Promise<ResponseContext>((resolve, reject) => {
+    const url = new URL(request.getUrl());
+    const transport = url.protocol === 'https:' ? https : http;
+    const body = request.getBody();
+    const outgoing = transport.request(url, { method: request.getHttpMethod(), headers: request.getHeaders(), agent: request.getAgent() }, (response) => {
+      const chunks: Buffer[] = [];
+      let size = 0;
+      response.on('data', (chunk: Buffer) => {
+        size += chunk.length;
+        if (size > maxResponseBytes) outgoing.destroy(new ResponseTooLargeError(`response larger than ${maxResponseBytes} bytes`));
+        else chunks.push(chunk);
+      });
+      response.on('error', (error) => {
+        clearTimeout(timer);
+        reject(error);
+      });
+      response.on('end', () => {
+        clearTimeout(timer);
+        const buffer = Buffer.concat(chunks);
+        const headers: Record<string, string> = {};
+        for (const [name, value] of Object.entries(response.headers)) {
+          if (value !== undefined) headers[name] = Array.isArray(value) ? value.join(', ') : value;
+        }
+        resolve(new ResponseContext(response.statusCode ?? 0, headers, { text: async () => buffer.toString('utf8'), binary: async () => buffer }));
+      });
+    });
+    const timer = setTimeout(() => outgoing.destroy(new KubeRequestTimeoutError(timeoutMs)), timeoutMs);
+    outgoing.on('error', (error) => {
+      clearTimeout(timer);
+      reject(error);
+    });
+    if (body === undefined) outgoing.end();
+    else outgoing.end(typeof body === 'string' ? body : String(body));
+  });
+}
+
+export function createKubeClient(config: Pick<InClusterConfig, 'kubeConfig' | 'server'>, options: KubeClientOptions = {}): KubeClient {
+  const requestTimeoutMs = options.requestTimeoutMs ?? 10_000;
+  const maxResponseBytes = options.maxResponseBytes ?? 16 * 1024 * 1024;
+  if (!(requestTimeoutMs > 0)) throw new KubeConfigError('KUBE_CLIENT_OPTIONS_INVALID', `requestTimeoutMs must be > 0, got ${requestTimeoutMs}`);
+  if (!(maxResponseBytes > 0)) throw new KubeConfigError('KUBE_CLIENT_OPTIONS_INVALID', `maxResponseBytes must be > 0, got ${maxResponseBytes}`);
+  const configuration = createConfiguration({
+    baseServer: new ServerConfiguration(config.server, {}),
+    authMethods: { default: config.kubeConfig },
+    httpApi: wrapHttpLibrary({ send: (request) => sendWithTimeout(request, requestTimeoutMs, maxResponseBytes) }),
+  });
+  return {
+    kubeConfig: config.kubeConfig,
+    server: config.server,
+    core: new CoreV1Api(configuration),
+    watch: new Watch(config.kubeConfig),
+    requestTimeoutMs,
+  };
+}
