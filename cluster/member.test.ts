@@ -46,6 +46,7 @@ class Bus {
 class MemoryStore implements StateStore {
   state: DurableState | undefined;
   corrupt = false;
+  failWrites = false;
   constructor(
     private readonly id: string,
     private readonly bus: Bus,
@@ -55,6 +56,7 @@ class MemoryStore implements StateStore {
     return this.state ? structuredClone(this.state) : undefined;
   }
   save(state: DurableState): void {
+    if (this.failWrites) throw new ClusterError('STATE_FILE_WRITE_FAILED', `/data/${this.id}/raft-state.json: ENOSPC`);
     this.bus.trace.push({ event: 'save', member: this.id, detail: `term=${state.hardState.term} vote=${state.hardState.vote}` });
     this.state = structuredClone(state);
   }
@@ -229,6 +231,22 @@ describe('RaftMember', () => {
     for (const m of members.values()) await m.stop();
   });
 
+  it('a failed state write stops the member before the vote it would have promised leaves', async () => {
+    const { bus, stores, members } = makeGroup(seed);
+    const fatal: unknown[] = [];
+    for (const m of members.values()) await m.start();
+    stores.get('b')!.failWrites = true;
+    stores.get('c')!.failWrites = true;
+    (members.get('b') as unknown as { options: MemberOptions }).options.onFatal = (err) => fatal.push(err);
+    members.get('a')!.campaign();
+    await runUntil(() => fatal.length > 0, 3_000);
+    expect(fatal[0]).toMatchObject({ code: 'STATE_FILE_WRITE_FAILED' });
+    expect(bus.trace.some((t) => t.member === 'b' && t.event === 'send' && t.detail.startsWith('MsgPreVoteResp'))).toBe(true);
+    expect(bus.trace.some((t) => t.member === 'b' && t.event === 'send' && t.detail.startsWith('MsgVoteResp'))).toBe(false);
+    expect(() => members.get('b')!.campaign()).toThrow(/stopped/);
+    for (const m of members.values()) await m.stop();
+  });
+
   it('a corrupt state file stops the start with an error naming the file', async () => {
     const { stores, members } = makeGroup(seed);
     stores.get('a')!.corrupt = true;
@@ -263,7 +281,7 @@ describe('validateMemberOptions', () => {
     electionTicks: 10,
     heartbeatTicks: 1,
     maxClockDriftMs: 100,
-  } as MemberOptions;
+  } as unknown as MemberOptions;
   it.each([
     [{ id: 'x' }, 'must be one of the voters'],
     [{ tickMs: 0 }, 'tickMs must be a positive integer'],

@@ -41,6 +41,8 @@ export interface MemberOptions {
   logger: Logger;
   metrics?: MemberMetrics;
   random?: RandomSource;
+  /** Called once when the member stops itself (the state file cannot be written). */
+  onFatal?: (err: unknown) => void;
   /** This member's own peer address, shown in members(). */
   selfAddress?: string;
   /** Monotonic clock in ms; injectable for tests. */
@@ -183,10 +185,7 @@ export class RaftMember implements Member {
     this.transport = this.options.createTransport({
       onMessage: (m) => this.onPeerMessage(m),
       onUnreachable: (peer) => this.onUnreachable(peer),
-      onPeerConnectionChange: (peer, connected) => {
-        this.metrics?.peerConnected(peer, connected);
-        this.log.info({ peer, connected }, connected ? 'peer connected' : 'peer disconnected');
-      },
+      onPeerConnectionChange: (peer, connected) => this.metrics?.peerConnected(peer, connected),
       onDrop: (reason) => this.metrics?.messageDropped(reason),
     });
     await this.transport.start();
@@ -403,7 +402,14 @@ export class RaftMember implements Member {
       const rd = node.ready();
       if (rd.durableState) {
         const started = performance.now();
-        this.options.store.save(rd.durableState);
+        try {
+          this.options.store.save(rd.durableState);
+        } catch (err) {
+          // Nothing of this Ready may leave unpersisted (a vote would be promised but not kept),
+          // and the node cannot continue without advance(): stop the member.
+          this.fail(err);
+          return;
+        }
         this.metrics?.statePersistDuration((performance.now() - started) / 1000);
       }
       if (rd.hardState) this.term = rd.hardState.term;
@@ -454,6 +460,12 @@ export class RaftMember implements Member {
       { term: status.term, role: next.state, leader: next.lead || null, previousRole: prev.state },
       `role ${next.state}, term ${status.term}, leader ${next.lead || 'none'}`,
     );
+  }
+
+  private fail(err: unknown): void {
+    this.log.fatal({ err }, 'cannot persist raft state; stopping the member');
+    void this.stop();
+    this.options.onFatal?.(err);
   }
 
   private leaderOrNull(): string | null {

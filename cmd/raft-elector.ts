@@ -83,6 +83,7 @@ async function run(config: ElectorConfig): Promise<void> {
     heartbeatTicks: config.heartbeatTicks,
     maxClockDriftMs: config.maxClockDriftMs,
     selfAddress: selfAddress(config),
+    onFatal: () => process.exit(ExitFailure),
     store: new StateFile(config.dataDir, log),
     logger: log,
     metrics,
