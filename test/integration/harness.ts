@@ -4,6 +4,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
+import { LinkProxy } from './proxy.js';
 
 export const ElectorBin = resolve(import.meta.dirname, '../../dist/cmd/raft-elector.js');
 
@@ -23,6 +24,8 @@ export interface ClusterOptions {
   electionTicks?: number;
   /** Extra flags for every member. */
   args?: string[];
+  /** Route every peer link through a LinkProxy so tests can partition members. */
+  proxied?: boolean;
 }
 
 export interface ProcessMember {
@@ -75,6 +78,8 @@ export class ProcessCluster {
   readonly tickMs: number;
   readonly electionTicks: number;
   private readonly args: string[];
+  /** `from->to` → the proxy `from` dials to reach `to`. */
+  private readonly proxies = new Map<string, LinkProxy>();
 
   private constructor(options: ClusterOptions) {
     this.dir = mkdtempSync(join(tmpdir(), 'raft-elector-it-'));
@@ -98,12 +103,39 @@ export class ProcessCluster {
         exits: [],
       });
     }
+    if (options.proxied) {
+      for (const from of cluster.members) {
+        for (const to of cluster.members) {
+          if (from === to) continue;
+          const proxy = new LinkProxy(to.peerPort);
+          await proxy.start();
+          cluster.proxies.set(`${from.id}->${to.id}`, proxy);
+        }
+      }
+    }
     for (const m of cluster.members) cluster.spawn(m);
     return cluster;
   }
 
-  get peers(): string {
-    return this.members.map((m) => `${m.id}=127.0.0.1:${m.peerPort}`).join(',');
+  /** The voter list as `from` sees it: through the proxies when the cluster is proxied. */
+  peersFor(from: ProcessMember): string {
+    return this.members
+      .map((m) => {
+        const proxy = this.proxies.get(`${from.id}->${m.id}`);
+        return `${m.id}=127.0.0.1:${proxy ? proxy.port : m.peerPort}`;
+      })
+      .join(',');
+  }
+
+  /** Cuts every link between `id` and the others (both directions), or heals them. */
+  isolate(id: string, cut = true): void {
+    if (this.proxies.size === 0) throw new Error('isolate needs a proxied cluster');
+    for (const [key, proxy] of this.proxies) {
+      const [from, to] = key.split('->');
+      if (from !== id && to !== id) continue;
+      if (cut) proxy.cut();
+      else proxy.heal();
+    }
   }
 
   member(id: string): ProcessMember {
@@ -115,7 +147,7 @@ export class ProcessCluster {
   argsFor(m: ProcessMember, overrides: string[] = []): string[] {
     return [
       '--id', m.id,
-      '--peers', this.peers,
+      '--peers', this.peersFor(m),
       '--listen', `127.0.0.1:${m.peerPort}`,
       '--http', `127.0.0.1:${m.httpPort}`,
       '--data-dir', m.dataDir,
@@ -214,6 +246,7 @@ export class ProcessCluster {
         await this.signal(m.id, 'SIGKILL');
       }),
     );
+    await Promise.all([...this.proxies.values()].map((p) => p.close()));
     rmSync(this.dir, { recursive: true, force: true });
   }
 }
