@@ -139,7 +139,8 @@ export function classifyApiError(err: unknown, operation: ApiOperation): KubeApi
   if (status === null) {
     const code = networkCode(err);
     const name = (err as { name?: unknown } | null)?.name;
-    if (name === 'AbortError' || code === 'ETIMEDOUT' || code === 'ESOCKETTIMEDOUT') {
+    const fetchType = (err as { type?: unknown } | null)?.type; // node-fetch (used by client-node's Watch) marks its timeouts so
+    if (name === 'AbortError' || fetchType === 'request-timeout' || code === 'ETIMEDOUT' || code === 'ESOCKETTIMEDOUT') {
       return new KubeApiError('KUBE_TIMEOUT', null, operation, 'the API server did not answer in time; retrying with backoff', null, { cause: err });
     }
     const reason = code ?? (err instanceof Error ? err.message : String(err));
