@@ -109,7 +109,7 @@ it(`keeps the election invariants over ${path ? 'a replayed' : runs} hostile sch
   if (details.failed) {
     const replay = `RAFT_SIM_SEED=${seed} RAFT_SIM_PATH=${details.counterexamplePath ?? ''} npx vitest run test/sim/property.test.ts`;
     console.error(`raft sim FAILED: seed ${seed}, path ${details.counterexamplePath ?? '?'}\nreplay: ${replay}`);
-    throw new Error(`${fc.defaultReportMessage(details) ?? 'property failed'}\nreplay: ${replay}`);
+    throw new Error(`${String(details.errorInstance)}\n${fc.defaultReportMessage(details) ?? 'property failed'}\nreplay: ${replay}`);
   }
   console.log(totals.report());
   if (path === undefined && runs >= 1000) {

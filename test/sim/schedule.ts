@@ -199,6 +199,7 @@ export function runSchedule(s: Schedule, options: RunOptions = {}): ScheduleResu
     const eighths = Math.max(clockEighths[id]!, options.livenessMinClockEighths ?? LIVENESS_MIN_CLOCK_EIGHTHS);
     if (eighths !== clockEighths[id]) sim.setClockEighths(id, eighths);
     clockEighths[id] = eighths;
+    sim.disarmCrash(id);
     sim.restart(id);
   }
   // Agreement counts once the chaos phase's last messages have landed and no leader
@@ -238,6 +239,7 @@ export function runSchedule(s: Schedule, options: RunOptions = {}): ScheduleResu
   }
   if (ticksToAgree === undefined || streakLeader === undefined) {
     const who = ids.map((id) => {
+      if (!sim.isUp(id)) return `${id}:down`;
       const st = sim.status(id);
       return `${id}:${st.state}@t${st.term} lead=${st.lead || '-'}`;
     });

@@ -383,6 +383,11 @@ export class Simulation {
     else m.armedCrash = { point, downTicks };
   }
 
+  /** Cancels a crash armed for the member's next Ready. */
+  disarmCrash(id: string): void {
+    this.member(id).armedCrash = undefined;
+  }
+
   restart(id: string): void {
     const m = this.member(id);
     if (m.node) return;
