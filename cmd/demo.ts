@@ -223,7 +223,9 @@ async function main(): Promise<void> {
   if (interactive) {
     process.stdin.setRawMode(true);
     process.stdin.resume();
-    process.stdin.on('data', (buf: Buffer) => command(buf.toString('utf8').slice(0, 1)));
+    process.stdin.on('data', (buf: Buffer) => {
+      for (const key of buf.toString('utf8')) command(key);
+    });
   } else {
     note('non-interactive: type 1-3, k, t, p or q and Enter');
     const lines = createInterface({ input: process.stdin });

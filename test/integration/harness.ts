@@ -1,12 +1,23 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
 import { LinkProxy } from './proxy.js';
 
-export const ElectorBin = resolve(import.meta.dirname, '../../dist/cmd/raft-elector.js');
+/** The repository root, from source (test/integration) or from the build (dist/test/integration). */
+function repoRoot(): string {
+  let dir = import.meta.dirname;
+  while (!existsSync(join(dir, 'package.json'))) {
+    const parent = dirname(dir);
+    if (parent === dir) throw new Error('package.json not found above the harness');
+    dir = parent;
+  }
+  return dir;
+}
+
+export const ElectorBin = resolve(repoRoot(), 'dist/cmd/raft-elector.js');
 
 export interface LeaderAnswer {
   leader: string | null;
