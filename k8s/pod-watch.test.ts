@@ -151,7 +151,7 @@ describe('pod watch → forgetLeader', () => {
     expect(f.server.requestsFor({ verb: 'list' }).length).toBe(3); // resumed, not relisted
     f.server.deletePod('shop-0', { namespace: 'shop' });
     await expectFailoverSignal();
-    expect(log.lines().filter((line) => line.level >= 50)).toEqual([]);
+    expect(log.lines().filter((line) => (line.level as number) >= 50)).toEqual([]);
   });
 
   it('a watch refused with 403 or 500 is retried with backoff and logged once', async () => {

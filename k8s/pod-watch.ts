@@ -32,7 +32,7 @@ export interface PodExitEvent {
 /** The fields we read, as both the list (deserialized) and the watch (raw JSON) deliver them. */
 interface PodShape {
   metadata?: { name?: string; uid?: string; resourceVersion?: string; deletionTimestamp?: unknown };
-  status?: { phase?: string; containerStatuses?: Array<{ name?: string; state?: { terminated?: unknown } }> };
+  status?: { phase?: string; containerStatuses?: Array<{ name?: string; state?: { terminated?: unknown; [other: string]: unknown } }> };
 }
 
 export function podExitReason(pod: PodShape, containerName: string): Exclude<PodExitReason, 'deleted'> | null {
@@ -201,7 +201,7 @@ export class PodWatch {
       const name = pod.metadata?.name;
       if (!name) continue;
       seen.add(name);
-      this.upsert(name, pod);
+      this.upsert(name, pod as PodShape);
     }
     for (const [name, record] of [...this.pods]) {
       if (!seen.has(name)) {
