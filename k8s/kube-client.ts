@@ -111,7 +111,8 @@ export function loadInClusterConfig(options: InClusterConfigOptions = {}): InClu
   const server = `${scheme}://${isIPv6(host) ? `[${host}]` : host}:${port}`;
   const kubeConfig = new KubeConfig();
   kubeConfig.loadFromClusterAndUser(
-    { name: 'inCluster', server, skipTLSVerify: false, ...(caFile ? { caFile } : {}) },
+    // client-node refuses an http:// server unless skipTLSVerify is set; there is no TLS to verify then.
+    { name: 'inCluster', server, skipTLSVerify: scheme === 'http', ...(caFile ? { caFile } : {}) },
     // client-node's FileAuth re-reads the token file every 60 s, as client-go does for projected tokens.
     { name: 'inClusterUser', authProvider: { name: 'tokenFile', config: { tokenFile } } },
   );
