@@ -1,0 +1,101 @@
+{{/* Chart name, overridable. */}}
+{{- define "raft-elector.name" -}}
+{{- default .Chart.Name .Values.nameOverride | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{/* Resource name prefix: <release>-raft-elector, or the release name when it already contains the chart name. */}}
+{{- define "raft-elector.fullname" -}}
+{{- if .Values.fullnameOverride }}
+{{- .Values.fullnameOverride | trunc 63 | trimSuffix "-" }}
+{{- else }}
+{{- $name := default .Chart.Name .Values.nameOverride }}
+{{- if contains $name .Release.Name }}
+{{- .Release.Name | trunc 63 | trimSuffix "-" }}
+{{- else }}
+{{- printf "%s-%s" .Release.Name $name | trunc 63 | trimSuffix "-" }}
+{{- end }}
+{{- end }}
+{{- end }}
+
+{{- define "raft-elector.chart" -}}
+{{- printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{/* The standard labels on every object. */}}
+{{- define "raft-elector.labels" -}}
+helm.sh/chart: {{ include "raft-elector.chart" . }}
+{{ include "raft-elector.selectorLabels" . }}
+app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+app.kubernetes.io/part-of: raft-elector
+{{- end }}
+
+{{- define "raft-elector.selectorLabels" -}}
+app.kubernetes.io/name: {{ include "raft-elector.name" . }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+{{- end }}
+
+{{/* Labels of the group's pods: .Values.selector, or this release's selector labels. */}}
+{{- define "raft-elector.groupSelector" -}}
+{{- if .Values.selector }}
+{{- toYaml .Values.selector }}
+{{- else }}
+{{- include "raft-elector.selectorLabels" . }}
+{{- end }}
+{{- end }}
+
+{{/* The same labels as a label selector string for --pod-selector: k=v,k=v in key order. */}}
+{{- define "raft-elector.groupSelectorString" -}}
+{{- $labels := include "raft-elector.groupSelector" . | fromYaml }}
+{{- $pairs := list }}
+{{- range $key := keys $labels | sortAlpha }}
+{{- $pairs = append $pairs (printf "%s=%s" $key (get $labels $key | toString)) }}
+{{- end }}
+{{- join "," $pairs }}
+{{- end }}
+
+{{- define "raft-elector.serviceAccountName" -}}
+{{- if .Values.serviceAccount.create }}
+{{- default (include "raft-elector.fullname" .) .Values.serviceAccount.name }}
+{{- else }}
+{{- default "default" .Values.serviceAccount.name }}
+{{- end }}
+{{- end }}
+
+{{/* The headless Service; also the StatefulSet's serviceName, so each pod is <pod>.<service>.<ns>.svc. */}}
+{{- define "raft-elector.serviceName" -}}
+{{- include "raft-elector.fullname" . }}
+{{- end }}
+
+{{- define "raft-elector.secretName" -}}
+{{- default (printf "%s-peer" (include "raft-elector.fullname" .)) .Values.secret.existingSecret }}
+{{- end }}
+
+{{- define "raft-elector.image" -}}
+{{- if .Values.image.digest }}
+{{- printf "%s@%s" .Values.image.repository .Values.image.digest }}
+{{- else }}
+{{- printf "%s:%s" .Values.image.repository (default .Chart.AppVersion .Values.image.tag) }}
+{{- end }}
+{{- end }}
+
+{{/* host:port for a listen flag; IPv6 addresses in brackets. */}}
+{{- define "raft-elector.hostPort" -}}
+{{- $host := index . 0 }}
+{{- if contains ":" $host }}
+{{- printf "[%s]:%v" $host (index . 1) }}
+{{- else }}
+{{- printf "%s:%v" $host (index . 1) }}
+{{- end }}
+{{- end }}
+
+{{/*
+Native sidecars need Kubernetes 1.29+ (SidecarContainers on by default); an older cluster
+would run the init container forever and never start the app. `helm template` without a
+cluster reports the placeholder v1.20.0, which tells nothing, so only 1.21 to 1.28 fail.
+*/}}
+{{- define "raft-elector.checkNativeSidecar" -}}
+{{- if and .Values.sidecar.native (semverCompare ">=1.21.0-0, <1.29.0-0" .Capabilities.KubeVersion.Version) }}
+{{- fail (printf "sidecar.native=true needs Kubernetes 1.29 or later (native sidecars); this cluster is %s: set sidecar.native=false" .Capabilities.KubeVersion.Version) }}
+{{- end }}
+{{- end }}
