@@ -41,6 +41,12 @@ class Bus {
   heal(): void {
     this.cut.clear();
   }
+
+  /** What the others' transports report when a member's process dies: its links close. */
+  crash(id: string): void {
+    this.endpoints.delete(id);
+    for (const [other, events] of this.endpoints) if (other !== id) events.onPeerConnectionChange?.(id, false);
+  }
 }
 
 class MemoryStore implements StateStore {
@@ -244,6 +250,26 @@ describe('RaftMember', () => {
     expect(bus.trace.some((t) => t.member === 'b' && t.event === 'send' && t.detail.startsWith('MsgPreVoteResp'))).toBe(true);
     expect(bus.trace.some((t) => t.member === 'b' && t.event === 'send' && t.detail.startsWith('MsgVoteResp'))).toBe(false);
     expect(() => members.get('b')!.campaign()).toThrow(/stopped/);
+    for (const m of members.values()) await m.stop();
+  });
+
+  it('when the link to the leader closes, followers forget it and the lowest-id survivor is elected at once', async () => {
+    const { bus, members } = makeGroup(seed);
+    for (const m of members.values()) await m.start();
+    await runUntil(() => views(members).some((v) => v.isLeader), 3_000);
+    await advance(2 * ElectionTicks * TickMs);
+    const old = views(members).find((v) => v.isLeader)!;
+    const successor = Ids.filter((id) => id !== old.self).sort()[0]!;
+    const dead = members.get(old.self)!;
+    members.delete(old.self);
+    await dead.stop();
+    bus.crash(old.self);
+    const electedAfterMs = await runUntil(() => members.get(successor)!.view().role === 'Leader', 1_000);
+    expect(electedAfterMs).toBeLessThanOrEqual(TickMs);
+    // The followers skipped the old leader's lease: the successor waits a lease window to claim.
+    const claimAfterMs = await runUntil(() => members.get(successor)!.view().isLeader, 2_000);
+    expect(electedAfterMs + claimAfterMs).toBeGreaterThanOrEqual((ElectionTicks - 1) * TickMs - 100);
+    for (const m of members.values()) expect(m.view().leader).toBe(successor);
     for (const m of members.values()) await m.stop();
   });
 

@@ -41,6 +41,14 @@ export interface MemberOptions {
   logger: Logger;
   metrics?: MemberMetrics;
   random?: RandomSource;
+  /**
+   * When the link to the leader closes (its process died: the kernel closed the socket),
+   * forget it at once, and let the lowest-id remaining voter campaign, instead of waiting
+   * an election timeout. Safe: votes granted so carry LeaseSkipped, so the new leader waits
+   * one lease window before it claims isLeader; a leader that is still alive keeps its
+   * followers that did not lose it, and their lease refuses the pre-vote. Default true.
+   */
+  forgetLeaderOnDisconnect?: boolean;
   /** Called once when the member stops itself (the state file cannot be written). */
   onFatal?: (err: unknown) => void;
   /** This member's own peer address, shown in members(). */
@@ -133,6 +141,7 @@ export class RaftMember implements Member {
   private lastTransferAttemptMs = -Infinity;
   private readonly pendingTransfers = new Set<PendingTransfer>();
   private leaderLostAtMs: number | undefined;
+  private heartbeatNow = false;
 
   private nextTickAtMs = 0;
   private worstLatenessMs = 0;
@@ -185,7 +194,10 @@ export class RaftMember implements Member {
     this.transport = this.options.createTransport({
       onMessage: (m) => this.onPeerMessage(m),
       onUnreachable: (peer) => this.onUnreachable(peer),
-      onPeerConnectionChange: (peer, connected) => this.metrics?.peerConnected(peer, connected),
+      onPeerConnectionChange: (peer, connected) => {
+        this.metrics?.peerConnected(peer, connected);
+        if (!connected) this.onPeerDisconnected(peer);
+      },
       onDrop: (reason) => this.metrics?.messageDropped(reason),
     });
     await this.transport.start();
@@ -388,6 +400,16 @@ export class RaftMember implements Member {
     this.processReady();
   }
 
+  private onPeerDisconnected(peer: string): void {
+    if (!this.running || !this.node || this.options.forgetLeaderOnDisconnect === false) return;
+    if (this.soft.state !== 'Follower' || this.soft.lead !== peer) return;
+    const successor = [...this.options.voters].sort().find((id) => id !== peer);
+    this.log.info({ leader: peer, term: this.term, campaign: successor === this.id }, 'link to the leader closed; forgetting it');
+    this.node.forgetLeader();
+    if (successor === this.id) this.node.campaign();
+    this.processReady();
+  }
+
   private onUnreachable(peer: string): void {
     if (!this.running || !this.node) return;
     this.node.reportUnreachable(peer);
@@ -423,6 +445,10 @@ export class RaftMember implements Member {
         this.metrics?.messageSent(m.type);
       }
       node.advance(rd);
+      if (this.heartbeatNow) {
+        this.heartbeatNow = false;
+        node.heartbeat();
+      }
     }
     const status = node.status();
     if (status.state === 'Leader' && status.leadTransferee !== None) this.transferredInTerm = status.term;
@@ -445,6 +471,8 @@ export class RaftMember implements Member {
         this.lease.reset();
         // Followers that forgot the old leader skipped its lease: wait it out before claiming.
         this.claimNotBeforeMs = status.leaseSkipped ? now + this.timing.leaseWindowMs : 0;
+        // Start the lease one round trip from now rather than at the next heartbeat tick.
+        this.heartbeatNow = true;
       }
     }
     if (next.lead !== prev.lead) {

@@ -46,6 +46,11 @@ export const optionSpecs = {
   'tls-ca': { kind: 'string', help: 'PEM CA bundle that signs peer certificates (all three TLS flags go together)', placeholder: 'PATH' },
   'max-frame-bytes': { kind: 'integer', default: 65536, help: 'largest peer frame accepted; larger ones close the link' },
   'log-level': { kind: 'string', default: 'info', help: 'trace, debug, info, warn, error or fatal' },
+  'no-forget-on-disconnect': {
+    kind: 'boolean',
+    default: false,
+    help: 'wait an election timeout when the link to the leader closes, instead of electing a successor at once',
+  },
   kubernetes: {
     kind: 'boolean',
     default: false,
@@ -108,6 +113,7 @@ export interface ElectorConfig {
   maxFrameBytes: number;
   logLevel: string;
   checkConfig: boolean;
+  forgetLeaderOnDisconnect: boolean;
   /** Present in in-cluster mode. */
   kubernetes: KubernetesConfig | undefined;
 }
@@ -327,6 +333,7 @@ export function parseConfig(argv: readonly string[], env: NodeJS.ProcessEnv): Pa
       maxFrameBytes: int('max-frame-bytes', 1024, 16 * 1024 * 1024),
       logLevel,
       checkConfig: bool('check-config'),
+      forgetLeaderOnDisconnect: !bool('no-forget-on-disconnect'),
       kubernetes,
     },
   };

@@ -84,6 +84,7 @@ async function run(config: ElectorConfig): Promise<void> {
     maxClockDriftMs: config.maxClockDriftMs,
     selfAddress: selfAddress(config),
     onFatal: () => process.exit(ExitFailure),
+    forgetLeaderOnDisconnect: config.forgetLeaderOnDisconnect,
     store: new StateFile(config.dataDir, log),
     logger: log,
     metrics,

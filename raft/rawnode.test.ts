@@ -345,3 +345,23 @@ describe('replication progress', () => {
     expect(nt.status('a').progress['b']).toMatchObject({ state: 'Replicate', match: 1, next: 2 });
   });
 });
+
+describe('RawNode.heartbeat (driver extension)', () => {
+  it('broadcasts one heartbeat round on a leader at once, with a fresh sequence, and is a no-op elsewhere', () => {
+    const nt = new TestNetwork(['a', 'b', 'c'], { preVote: true, checkQuorum: true });
+    nt.campaign('a');
+    expect(nt.status('a').state).toBe('Leader');
+    nt.node('b').heartbeat();
+    expect(nt.node('b').hasReady()).toBe(false);
+    const before = nt.delivered.length;
+    nt.act('a', (n) => n.heartbeat());
+    const sent = nt.delivered.slice(before).filter((m) => m.type === 'MsgHeartbeat');
+    expect(sent.map((m) => m.to)).toEqual(['b', 'c']);
+    expect(new Set(sent.map((m) => m.context)).size).toBe(1);
+    const acks = nt.delivered.slice(before).filter((m) => m.type === 'MsgHeartbeatResp');
+    expect(acks.map((m) => m.context)).toEqual([sent[0]!.context, sent[0]!.context]);
+    nt.act('a', (n) => n.heartbeat());
+    const next = nt.delivered.filter((m) => m.type === 'MsgHeartbeat').at(-1)!;
+    expect(Number(next.context)).toBe(Number(sent[0]!.context) + 1);
+  });
+});

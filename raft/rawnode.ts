@@ -73,6 +73,16 @@ export class RawNode {
     this.raft.step(makeMessage({ type: 'MsgProp', from: this.raft.id }));
   }
 
+  /**
+   * On a leader, broadcast a heartbeat round now instead of at the next heartbeat tick
+   * (not an etcd API: the driver uses it right after an election so the lease starts one
+   * round trip later instead of up to a tick later). No-op on other roles.
+   */
+  heartbeat(): void {
+    if (this.raft.state !== 'Leader') return;
+    this.raft.step(makeMessage({ type: 'MsgBeat', from: this.raft.id }));
+  }
+
   status(): Status {
     return this.raft.status();
   }
