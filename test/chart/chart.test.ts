@@ -92,6 +92,12 @@ function restrictedViolations(pod: PodSpec): string[] {
   return problems;
 }
 
+function secretVolume(sts: StatefulSet): { secret: { secretName: string; items: { key: string; path: string }[] } } {
+  const volume = sts.spec.template.spec.volumes?.find((v) => v.name === 'raft-elector-secret');
+  if (!volume) throw new Error('no raft-elector-secret volume');
+  return volume as unknown as { secret: { secretName: string; items: { key: string; path: string }[] } };
+}
+
 function flagValue(args: string[] | undefined, flag: string): string | undefined {
   const arg = (args ?? []).find((a) => a.startsWith(`--${flag}=`));
   return arg?.slice(flag.length + 3);
@@ -289,7 +295,7 @@ describe.skipIf(!helm)('the Helm chart', () => {
     expect(only<K8sObject & { data: Record<string, string> }>(h.template(example), 'Secret').data.secret).not.toBe(secret.data.secret);
     const sts = only<StatefulSet>(objects, 'StatefulSet');
     const { container } = sidecarOf(sts);
-    const volume = sts.spec.template.spec.volumes!.find((v) => v.name === 'raft-elector-secret') as { secret: { secretName: string; items: { key: string; path: string }[] } };
+    const volume = secretVolume(sts);
     expect(volume.secret.secretName).toBe(secret.metadata.name);
     const mount = container.volumeMounts!.find((m) => m.name === 'raft-elector-secret')!;
     expect(mount.readOnly).toBe(true);
@@ -300,7 +306,7 @@ describe.skipIf(!helm)('the Helm chart', () => {
     const objects = h.template([...example, '--set', 'secret.existingSecret=orders-raft', '--set', 'secret.key=peer-secret']);
     expect(objects.some((o) => o.kind === 'Secret')).toBe(false);
     const sts = only<StatefulSet>(objects, 'StatefulSet');
-    const volume = sts.spec.template.spec.volumes!.find((v) => v.name === 'raft-elector-secret') as { secret: { secretName: string; items: { key: string }[] } };
+    const volume = secretVolume(sts);
     expect(volume.secret).toMatchObject({ secretName: 'orders-raft', items: [{ key: 'peer-secret', path: 'peer-secret' }] });
     expect(flagValue(sidecarOf(sts).container.args, 'secret-file')).toBe('/etc/raft-elector/secret/peer-secret');
   });
