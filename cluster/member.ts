@@ -265,7 +265,15 @@ export class RaftMember implements Member {
     this.withNode('forgetLeader', (n) => n.forgetLeader());
   }
 
+  /**
+   * Campaign now; only a follower that knows no leader does (a candidate already campaigning,
+   * or one that re-learned a leader, would only restart an election and risk a split vote).
+   */
   campaign(): void {
+    if (this.soft.state !== 'Follower' || this.soft.lead !== None) {
+      this.log.debug({ role: this.soft.state, leader: this.soft.lead || null }, 'campaign skipped');
+      return;
+    }
     this.withNode('campaign', (n) => n.campaign());
   }
 

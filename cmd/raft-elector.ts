@@ -61,8 +61,35 @@ async function run(config: ElectorConfig): Promise<void> {
     },
     pino.destination({ dest: 1, sync: true }),
   );
+  const k = config.kubernetes;
+  const inCluster = k ? await import('./in-cluster.js') : undefined;
+  let voters = config.peers.map((p) => p.id);
+  let transportPeers: { id: string; host?: string; port?: number }[] = config.peers.filter((p) => p.id !== config.id);
+  let selfAddr = k ? '' : selfAddress(config);
+  if (k && inCluster) {
+    try {
+      const identity = inCluster.inClusterIdentity(k);
+      for (const warning of identity.warnings) log.warn({ replicas: identity.replicas }, warning);
+      voters = identity.voters;
+      transportPeers = voters.filter((id) => id !== config.id).map((id) => ({ id }));
+      selfAddr = `${config.id}.${k.service}.${k.namespace}.svc.${k.clusterDomain}:${config.listen.port}`;
+      inCluster.resolveDiscoveryOptions({
+        selfId: identity.id,
+        voters,
+        namespace: k.namespace,
+        service: k.service,
+        clusterDomain: k.clusterDomain,
+        peerPort: config.listen.port,
+        ...(k.dnsServer ? { dnsServer: `${k.dnsServer.host}:${k.dnsServer.port}` } : {}),
+        logger: log,
+      });
+    } catch (err) {
+      process.stderr.write(`raft-elector: ${(err as Error).message}\n`);
+      process.exit(ExitConfig);
+    }
+  }
   if (config.checkConfig) {
-    process.stdout.write(`${JSON.stringify({ ok: true, config }, null, 2)}\n`);
+    process.stdout.write(`${JSON.stringify({ ok: true, voters, config }, null, 2)}\n`);
     return;
   }
   const secret = readSecret(config, log);
@@ -75,32 +102,55 @@ async function run(config: ElectorConfig): Promise<void> {
     : undefined;
 
   const metrics = new ElectorMetrics();
+  let transport: WsTransport | undefined;
+  let parts: import('./in-cluster.js').InClusterParts | undefined;
   const member = new RaftMember({
     id: config.id,
-    voters: config.peers.map((p) => p.id),
+    voters,
     tickMs: config.tickMs,
     electionTicks: config.electionTicks,
     heartbeatTicks: config.heartbeatTicks,
     maxClockDriftMs: config.maxClockDriftMs,
-    selfAddress: selfAddress(config),
+    selfAddress: selfAddr,
     onFatal: () => process.exit(ExitFailure),
     forgetLeaderOnDisconnect: config.forgetLeaderOnDisconnect,
     store: new StateFile(config.dataDir, log),
     logger: log,
     metrics,
     createTransport: (events) =>
-      new WsTransport({
+      (transport = new WsTransport({
         selfId: config.id,
         clusterName: config.clusterName,
         listen: config.listen,
-        peers: config.peers.filter((p) => p.id !== config.id),
+        peers: transportPeers,
         ...(secret ? { secret } : { insecure: true }),
         ...(tls ? { tls } : {}),
         maxFrameBytes: config.maxFrameBytes,
         logger: log,
-        events,
-      }),
+        events: {
+          ...events,
+          onUnreachable: (peer) => {
+            events.onUnreachable(peer);
+            parts?.peerUnreachable(peer);
+          },
+        },
+      })),
   });
+  if (k && inCluster) {
+    try {
+      parts = inCluster.createInClusterParts(
+        config,
+        k,
+        inCluster.inClusterIdentity(k),
+        member,
+        () => transport!,
+        log,
+      );
+    } catch (err) {
+      log.fatal({ code: (err as { code?: string }).code, err: (err as Error).message }, 'cannot set up the Kubernetes client');
+      process.exit(ExitFailure);
+    }
+  }
   const api = createApiServer({ member, logger: log, metrics });
 
   try {
@@ -113,11 +163,13 @@ async function run(config: ElectorConfig): Promise<void> {
     throw err;
   }
   const bound = await api.listen(config.http.host, config.http.port);
+  await parts?.start();
   log.info(
     {
       http: `${bound.address}:${bound.port}`,
       listen: `${config.listen.host}:${config.listen.port}`,
-      voters: config.peers.map((p) => p.id),
+      voters,
+      inCluster: k !== undefined,
       tickMs: config.tickMs,
       electionTicks: config.electionTicks,
       leaseWindowMs: member.leaseWindowMs,
@@ -136,6 +188,7 @@ async function run(config: ElectorConfig): Promise<void> {
     void (async () => {
       try {
         await member.shutdown();
+        await parts?.stop();
         await api.close();
         log.info('stopped');
         process.exit(0);

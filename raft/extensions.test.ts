@@ -98,6 +98,15 @@ describe('freshVoteDelayTicks', () => {
     expect(readMessages(r)).toEqual([]);
     expect(r.term).toBe(1);
   });
+
+  it('history a fresh member watches being made does not count: its first message decides', () => {
+    const nt = new TestNetwork(['a', 'b', 'c'], { configure: () => ({ freshVoteDelayTicks: 50, random: fixedRandom(0) }) });
+    nt.campaign('a'); // brand-new group: b's first message is a term-1 request from an empty log
+    nt.isolate('a');
+    nt.campaign('c'); // term 2, a candidate whose log has history: b still votes at once
+    expect(nt.status('c')).toMatchObject({ state: 'Leader', term: 2 });
+    expect(nt.status('b')).toMatchObject({ term: 2, vote: 'c', lead: 'c' });
+  });
 });
 
 describe('LeaseSkipped', () => {

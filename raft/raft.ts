@@ -52,8 +52,9 @@ export interface RaftConfig {
    */
   restartVoteDelayTicks?: number;
   /**
-   * The same delay for a member that started without state, applied only once it
-   * sees that the group already ran (a term above 1, a non-empty candidate log, or a leader).
+   * The same delay for a member that started without state, applied only when the first
+   * message it gets shows the group ran before it started (a term above 1, a candidate with a
+   * non-empty log, or a leader).
    */
   freshVoteDelayTicks?: number;
   /** Committed entries kept before older ones fold into the compaction marker. */
@@ -151,6 +152,8 @@ export class Raft {
   private readonly restartVoteDelayTicks: number;
   private readonly freshVoteDelayTicks: number;
   private groupRanSeen: boolean;
+  /** The first peer message settles whether the group ran before this member started. */
+  private groupRanDecided: boolean;
   ticksSinceStart = 0;
 
   /** Ticks for which this follower's granted votes must carry LeaseSkipped. */
@@ -177,6 +180,7 @@ export class Raft {
     this.restartVoteDelayTicks = config.restartVoteDelayTicks ?? 0;
     this.freshVoteDelayTicks = config.freshVoteDelayTicks ?? 0;
     this.groupRanSeen = this.restarted;
+    this.groupRanDecided = this.restarted;
     if (hs) {
       this.term = hs.term;
       this.vote = hs.vote;
@@ -369,11 +373,16 @@ export class Raft {
     return this.ticksSinceStart < delay;
   }
 
+  /**
+   * Judged on the first peer message only: history this member then watches being made
+   * (a brand-new group electing its first leader) is no reason to distrust its own empty disk.
+   */
   private noteGroupRan(m: Message): void {
-    if (this.groupRanSeen) return;
+    if (this.groupRanDecided) return;
+    this.groupRanDecided = true;
     const fromLeader = m.type === 'MsgApp' || m.type === 'MsgHeartbeat' || m.type === 'MsgSnap';
     const voteWithHistory = (m.type === 'MsgVote' || m.type === 'MsgPreVote') && m.logTerm > 0;
-    if (m.term > 1 || fromLeader || voteWithHistory) this.groupRanSeen = true;
+    this.groupRanSeen = m.term > 1 || fromLeader || voteWithHistory;
   }
 
   step(m: Message): void {
