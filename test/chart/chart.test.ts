@@ -167,6 +167,14 @@ describe.skipIf(!helm)('the Helm chart', () => {
     expect(flagValue(container.args, 'service')).toBe(service.metadata.name);
   });
 
+  it('uses an existing headless Service by name when service.create=false', () => {
+    const objects = h.template(['--set', 'service.create=false', '--set', 'service.name=orders', ...example]);
+    expect(objects.some((o) => o.kind === 'Service')).toBe(false);
+    const sts = only<StatefulSet>(objects, 'StatefulSet');
+    expect(sts.spec.serviceName).toBe('orders');
+    expect(flagValue(sidecarOf(sts).container.args, 'service')).toBe('orders');
+  });
+
   it('selects your app\'s pods when selector is set', () => {
     const objects = h.template(['--set', 'selector.app=orders', '--set', 'selector.tier=backend', ...example]);
     const service = only<K8sObject & { spec: { selector: Record<string, string> } }>(objects, 'Service');
@@ -236,6 +244,7 @@ describe.skipIf(!helm)('the Helm chart', () => {
     expect(container.env?.map((e) => [e.name, e.valueFrom?.fieldRef?.fieldPath])).toEqual([
       ['POD_NAME', 'metadata.name'],
       ['POD_NAMESPACE', 'metadata.namespace'],
+      ['POD_UID', 'metadata.uid'],
     ]);
     expect(container.resources).toMatchObject({ requests: { memory: '96Mi' }, limits: { memory: '192Mi' } });
   });

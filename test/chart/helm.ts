@@ -147,7 +147,7 @@ export function sidecarOf(sts: StatefulSet, name = 'raft-elector'): { container:
 }
 
 /** The container's env with downward-API fields filled in as the kubelet would for this pod. */
-export function resolveEnv(container: Container, pod: { name: string; namespace: string }): Record<string, string> {
+export function resolveEnv(container: Container, pod: { name: string; namespace: string; uid?: string }): Record<string, string> {
   const env: Record<string, string> = {};
   for (const variable of container.env ?? []) {
     if (variable.value !== undefined) env[variable.name] = variable.value;
@@ -155,6 +155,7 @@ export function resolveEnv(container: Container, pod: { name: string; namespace:
       const field = variable.valueFrom.fieldRef.fieldPath;
       if (field === 'metadata.name') env[variable.name] = pod.name;
       else if (field === 'metadata.namespace') env[variable.name] = pod.namespace;
+      else if (field === 'metadata.uid') env[variable.name] = pod.uid ?? '00000000-0000-4000-8000-000000000000';
       else throw new Error(`env ${variable.name}: fieldRef ${field} is not filled in by this test`);
     } else throw new Error(`env ${variable.name}: valueFrom other than fieldRef is not filled in by this test`);
   }

@@ -64,7 +64,7 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 
 {{/* The headless Service; also the StatefulSet's serviceName, so each pod is <pod>.<service>.<ns>.svc. */}}
 {{- define "raft-elector.serviceName" -}}
-{{- include "raft-elector.fullname" . }}
+{{- default (include "raft-elector.fullname" .) .Values.service.name }}
 {{- end }}
 
 {{- define "raft-elector.secretName" -}}

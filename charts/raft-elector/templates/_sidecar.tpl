@@ -46,6 +46,11 @@ with persistence.type=pvc, raft-elector.volumeClaimTemplate.
       valueFrom:
         fieldRef:
           fieldPath: metadata.namespace
+    # The pod's uid names it exactly in the LeaderElected / LeadershipLost Events.
+    - name: POD_UID
+      valueFrom:
+        fieldRef:
+          fieldPath: metadata.uid
     {{- with $v.extraEnv }}
     {{- toYaml . | nindent 4 }}
     {{- end }}
