@@ -6,6 +6,7 @@
  */
 import { performance } from 'node:perf_hooks';
 import { ProcessCluster, waitFor } from '../test/integration/harness.js';
+import { KubeCluster, Namespace, Pods } from '../test/integration/kube-cluster.js';
 import { formatMs, summarize } from './stats.js';
 
 const trials = Number(process.env.FAILOVER_TRIALS ?? 20);
@@ -34,6 +35,38 @@ async function measure(cluster: ProcessCluster, signal: 'SIGKILL' | 'SIGTERM'): 
   return { agreeMs, claimMs };
 }
 
+/**
+ * The ForgetLeader path: the leader is paused (it cannot hand over), and the API server marks
+ * its pod deleting; the followers' pod watch forgets it and one campaigns at once.
+ */
+async function measurePodDeletion(c: KubeCluster): Promise<{ agreeMs: number; claimMs: number }> {
+  const old = await c.agreedLeader(Pods);
+  const survivors = Pods.filter((p) => p !== old.self);
+  c.pod(old.self).child!.kill('SIGSTOP');
+  const t0 = performance.now();
+  c.api.deletePod(old.self, { gracePeriodSeconds: 30, namespace: Namespace });
+  let agreeMs = 0;
+  const claimMs = await waitFor('a new leader', 15_000, async () => {
+    const answers = await Promise.all(survivors.map((n) => c.leader(n).catch(() => undefined)));
+    const named = answers[0]?.leader;
+    if (!named || named === old.self || !answers.every((a) => a?.leader === named)) return undefined;
+    if (agreeMs === 0) agreeMs = performance.now() - t0;
+    return answers.find((a) => a?.self === named)?.isLeader ? performance.now() - t0 : undefined;
+  }, 5);
+  // The pod comes back, as a StatefulSet recreates it, with its volume.
+  const pod = c.pod(old.self);
+  const exited = new Promise((r) => pod.child!.once('exit', r));
+  pod.child!.kill('SIGCONT');
+  pod.child!.kill('SIGKILL');
+  await exited;
+  c.api.finalizeDeletion(old.self, Namespace);
+  c.api.createPod({ name: old.self, namespace: Namespace, labels: { app: 'elector' }, phase: 'Running', containers: ['app', 'raft-elector'], podIP: `127.0.0.${Pods.indexOf(old.self) + 1}` });
+  c.spawn(pod);
+  await c.agreedLeader(Pods);
+  await new Promise((r) => setTimeout(r, 2 * ElectionTicks * TickMs));
+  return { agreeMs, claimMs };
+}
+
 async function main(): Promise<void> {
   console.log(`failover: 3 members on loopback, tick ${TickMs} ms, election ${ElectionTicks} ticks, ${trials} trials each`);
   const cluster = await ProcessCluster.start({ size: 3, tickMs: TickMs, electionTicks: ElectionTicks });
@@ -58,6 +91,23 @@ async function main(): Promise<void> {
     }
   } finally {
     await cluster.stop();
+  }
+  const kube = await KubeCluster.start();
+  try {
+    await kube.agreedLeader(Pods);
+    const agree: number[] = [];
+    const claim: number[] = [];
+    for (let i = 0; i < trials; i++) {
+      const r = await measurePodDeletion(kube);
+      agree.push(r.agreeMs);
+      claim.push(r.claimMs);
+    }
+    console.log(`leader pod marked deleting (leader paused) -> survivors agree: ${formatMs(agree)}`);
+    console.log(`leader pod marked deleting (leader paused) -> isLeader:        ${formatMs(claim)} (one lease window: the old lease is skipped)`);
+    const p50 = summarize(agree).p50;
+    console.log(`  target p50 < 100 ms: ${p50 < 100 ? 'met' : 'MISSED'}; ratio vs one election timeout (${ElectionTicks * TickMs} ms): ${(p50 / (ElectionTicks * TickMs)).toFixed(3)}`);
+  } finally {
+    await kube.stop();
   }
 }
 

@@ -101,6 +101,9 @@ export function validateMemberOptions(o: MemberOptions): Timing {
   };
 }
 
+/** How long the successor waits after the leader's link closed, for the others to notice too. */
+const DisconnectCampaignDelayMs = 30;
+
 const cryptoRandom: RandomSource = { nextInt: (max) => randomInt(max) };
 
 interface PendingTransfer {
@@ -414,8 +417,15 @@ export class RaftMember implements Member {
     const successor = [...this.options.voters].sort().find((id) => id !== peer);
     this.log.info({ leader: peer, term: this.term, campaign: successor === this.id }, 'link to the leader closed; forgetting it');
     this.node.forgetLeader();
-    if (successor === this.id) this.node.campaign();
     this.processReady();
+    if (successor !== this.id) return;
+    // The other followers see the same link close within a moment; until they do, they still
+    // honour the old leader's lease and would drop the pre-vote, costing an election timeout.
+    setTimeout(() => {
+      if (!this.running) return;
+      this.log.info({ term: this.term }, 'campaigning: the leader is gone');
+      this.campaign();
+    }, DisconnectCampaignDelayMs);
   }
 
   private onUnreachable(peer: string): void {
