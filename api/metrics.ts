@@ -15,6 +15,8 @@ type DroppedReason = Parameters<MemberMetrics['messageDropped']>[0];
 export interface LeadershipSource {
   view(): LeadershipView;
   members(): MemberInfo[];
+  /** Worst lateness of a raft tick since start (a Member provides it). */
+  worstTickLatenessMs?(): number;
 }
 
 export interface ElectorMetricsOptions {
@@ -39,6 +41,7 @@ export class ElectorMetrics implements MemberMetrics {
   private readonly hasLeader: Gauge;
   private readonly term: Gauge;
   private readonly leaseRemaining: Gauge;
+  private readonly tickLateness: Gauge;
   private readonly peerConnectedGauge: Gauge<'peer'>;
   private readonly leaderChanges: Counter;
   private readonly electionsStarted: Counter<'kind'>;
@@ -78,6 +81,12 @@ export class ElectorMetrics implements MemberMetrics {
       help: 'Remaining leader lease in seconds; 0 on followers and on a leader without a valid lease.',
       registers,
       collect: () => this.leaseRemaining.set((view()?.leaseExpiresInMs ?? 0) / 1000),
+    });
+    this.tickLateness = new Gauge({
+      name: 'raft_elector_tick_lateness_max_seconds',
+      help: 'Worst lateness of a raft tick against its schedule since start (a busy event loop delays elections).',
+      registers,
+      collect: () => this.tickLateness.set((this.source?.worstTickLatenessMs?.() ?? 0) / 1000),
     });
     this.peerConnectedGauge = new Gauge({
       name: 'raft_elector_peer_connected',
