@@ -12,6 +12,8 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join, posix, resolve } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { TestClusterDns } from '../dns/server.js';
+import { TestApiServer } from '../k8s/apiserver.js';
 import { freePort, waitFor, type LeaderAnswer } from '../integration/harness.js';
 import { copyContext, DockerIgnore, lintDockerfile, listFiles, parseDockerfile, replayDockerfile, stagesOf, type BuiltStage } from './dockerfile.js';
 
@@ -174,5 +176,44 @@ describe('the image build, replayed', () => {
     }
     child.kill('SIGTERM');
     expect(await exited).toBe(0);
+  });
+
+  it('runs in-cluster mode from the bundle: @kubernetes/client-node works bundled, the pod gets its leader label', async () => {
+    const ep = entrypoint();
+    const [peerPort, httpPort] = [await freePort(), await freePort()];
+    const api = await TestApiServer.start({ tls: true, token: `image-${Date.now()}` });
+    const dns = await TestClusterDns.start({ namespace: 'shop', service: 'solo', port: peerPort });
+    const lines: string[] = [];
+    try {
+      api.createPod({ name: 'solo-0', namespace: 'shop', labels: { app: 'solo' }, containers: ['app', 'raft-elector'], podIP: '127.0.0.1' });
+      dns.setPod('solo-0', '127.0.0.1');
+      const layout = api.writeInClusterLayout('shop');
+      const child = spawn(
+        ep.command,
+        [
+          ...ep.args,
+          '--replicas', '1', '--service', 'solo', '--pod-selector', 'app=solo', '--insecure',
+          '--listen', `127.0.0.1:${peerPort}`, '--http', `127.0.0.1:${httpPort}`,
+          // A fresh data dir: the one above holds the one-member group's vote.
+          '--data-dir', mkdtempSync(join(scratch, 'data-')),
+          '--dns-server', dns.address, '--kube-token-file', layout.tokenFile, '--kube-ca-file', layout.caFile,
+        ],
+        { cwd: ep.cwd, env: { ...ep.env, ...layout.env, POD_NAME: 'solo-0', POD_NAMESPACE: 'shop' }, stdio: ['ignore', 'pipe', 'pipe'] },
+      );
+      children.push(child);
+      child.stdout.on('data', (d: Buffer) => lines.push(d.toString()));
+      child.stderr.on('data', (d: Buffer) => lines.push(d.toString()));
+      const exited = new Promise<number | null>((r) => child.once('exit', (code) => r(code)));
+      await waitFor('the bundled in-cluster member to label its pod leader', 15_000, () => (api.getPod('solo-0', 'shop')?.metadata.labels?.['raft-role'] === 'leader' ? true : undefined), 50);
+      const answer = (await (await fetch(`http://127.0.0.1:${httpPort}/leader`)).json()) as LeaderAnswer;
+      expect(answer).toMatchObject({ self: 'solo-0', leader: 'solo-0', isLeader: true });
+      child.kill('SIGTERM');
+      expect(await exited).toBe(0);
+    } catch (error) {
+      throw new Error(`${(error as Error).message}\n${lines.join('')}`);
+    } finally {
+      await dns.close();
+      await api.close();
+    }
   });
 });
