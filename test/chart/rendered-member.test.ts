@@ -13,7 +13,7 @@
  *   _CA_FILE point at the test server's), and the pod's resolver (RAFT_ELECTOR_DNS_SERVER);
  * - RBAC: the test API server forbids every pods/events verb the rendered Role does not grant.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
@@ -37,6 +37,10 @@ interface Rule {
   apiGroups: string[];
   resources: string[];
   verbs: string[];
+}
+
+function wgetAvailable(): boolean {
+  return spawnSync('wget', ['--version'], { stdio: 'ignore' }).status === 0;
 }
 
 /** A port free on every pod address (each pod binds the same ports on its own address). */
@@ -176,6 +180,30 @@ describe.skipIf(!helm)('the rendered sidecar runs a real group', () => {
         api.listEvents(Namespace).find((e) => (e as unknown as { reason: string; involvedObject?: { name: string } }).reason === 'LeaderElected'
           && (e as unknown as { involvedObject?: { name: string } }).involvedObject?.name === leader.leader), 50);
       expect(event).toBeDefined();
+
+      // The example app container, its script as rendered, in each pod's network namespace.
+      if (wgetAvailable()) {
+        const app = pod.containers.find((c) => c.name === 'app')!;
+        expect(app.command).toEqual(['/bin/sh', '-c']);
+        const printed = await Promise.all(podNames.map(async (name, i) => {
+          const script = app.args![0]!.replaceAll('localhost:', `${PodIps[i]}:`);
+          const out: string[] = [];
+          const shell = spawn('sh', ['-c', script], { env: { POD_NAME: name, PATH: process.env.PATH ?? '' }, stdio: ['ignore', 'pipe', 'pipe'] });
+          children.push(shell);
+          shell.stdout.on('data', (d: Buffer) => out.push(d.toString()));
+          try {
+            return await waitFor(`the example app in ${name} to print a line`, 10_000, () => (out.join('').includes('\n') ? out.join('').split('\n')[0] : undefined), 50);
+          } finally {
+            shell.kill('SIGKILL');
+          }
+        }));
+        podNames.forEach((name, i) => {
+          const expected = name === leader.leader ? `${name}: I am the leader (term ${leader.term})` : `${name}: not the leader; leader is ${leader.leader} (term ${leader.term})`;
+          expect(printed[i]).toMatch(new RegExp(`^\\d{4}-\\d\\d-\\d\\dT[\\d:]+Z ${expected.replace(/[()]/g, '\\$&')}$`));
+        });
+      } else {
+        console.log('[example app check skipped] wget is not installed');
+      }
 
       // The pod watch ran under the rendered Role too.
       expect(api.requestsFor({ verb: 'watch', resource: 'pods' }).length).toBeGreaterThan(0);
