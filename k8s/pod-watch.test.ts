@@ -183,6 +183,10 @@ describe('pure rules', () => {
     expect(podExitReason({ status: { phase: 'Succeeded' } }, 'raft-elector')).toBe('succeeded');
     expect(podExitReason({ status: { phase: 'Running', containerStatuses: [{ name: 'raft-elector', state: { terminated: { exitCode: 0 } } }] } }, 'raft-elector')).toBe('container-terminated');
     expect(podExitReason({ status: { phase: 'Running', containerStatuses: [{ name: 'sidecar', state: { terminated: { exitCode: 0 } } }] } }, 'sidecar')).toBe('container-terminated');
+    // The chart's default: a native sidecar, whose status is an init container's.
+    const native = { status: { phase: 'Running', containerStatuses: [{ name: 'app', state: { running: {} } }], initContainerStatuses: [{ name: 'raft-elector', state: { terminated: { exitCode: 137 } } }] } };
+    expect(podExitReason(native, 'raft-elector')).toBe('container-terminated');
+    expect(podExitReason({ status: { phase: 'Running', initContainerStatuses: [{ name: 'raft-elector', state: { running: {} } }] } }, 'raft-elector')).toBeNull();
   });
 
   it('chooseCampaigner: lowest sorted voter that is not the leader and is running', () => {

@@ -32,14 +32,21 @@ export interface PodExitEvent {
 /** The fields we read, as both the list (deserialized) and the watch (raw JSON) deliver them. */
 interface PodShape {
   metadata?: { name?: string; uid?: string; resourceVersion?: string; deletionTimestamp?: unknown };
-  status?: { phase?: string; containerStatuses?: Array<{ name?: string; state?: { terminated?: unknown; [other: string]: unknown } }> };
+  status?: { phase?: string; containerStatuses?: ContainerStatusShape[]; initContainerStatuses?: ContainerStatusShape[] };
+}
+
+interface ContainerStatusShape {
+  name?: string;
+  state?: { terminated?: unknown; [other: string]: unknown };
 }
 
 export function podExitReason(pod: PodShape, containerName: string): Exclude<PodExitReason, 'deleted'> | null {
   if (pod.metadata?.deletionTimestamp !== undefined && pod.metadata.deletionTimestamp !== null) return 'deleting';
   if (pod.status?.phase === 'Failed') return 'failed';
   if (pod.status?.phase === 'Succeeded') return 'succeeded';
-  const container = pod.status?.containerStatuses?.find((status) => status.name === containerName);
+  // A native sidecar (an init container with restartPolicy Always) reports under initContainerStatuses.
+  const statuses = [...(pod.status?.containerStatuses ?? []), ...(pod.status?.initContainerStatuses ?? [])];
+  const container = statuses.find((status) => status.name === containerName);
   if (container?.state?.terminated !== undefined && container.state.terminated !== null) return 'container-terminated';
   return null;
 }
