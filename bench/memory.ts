@@ -4,10 +4,38 @@
  */
 import { spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
-import { ProcessCluster } from '../test/integration/harness.js';
+import { existsSync } from 'node:fs';
+import { resolve } from 'node:path';
+import { ElectorBin, ProcessCluster } from '../test/integration/harness.js';
+import { KubeCluster, Pods } from '../test/integration/kube-cluster.js';
 
-const settleMs = Number(process.env.MEMORY_SETTLE_MS ?? 15_000);
+/** Warm-up before sampling, then one sample every 500 ms for the window; the median is reported. */
+const settleMs = Number(process.env.MEMORY_SETTLE_MS ?? 5_000);
+const windowMs = Number(process.env.MEMORY_WINDOW_MS ?? 10_000);
+
+async function medianRssMb(pids: number[]): Promise<number[]> {
+  await new Promise((r) => setTimeout(r, settleMs));
+  const samples: number[][] = pids.map(() => []);
+  for (let t = 0; t < windowMs; t += 500) {
+    pids.forEach((pid, i) => samples[i]!.push(rssMb(pid)));
+    await new Promise((r) => setTimeout(r, 500));
+  }
+  return samples.map((s) => s.sort((a, b) => a - b)[Math.floor(s.length / 2)]!);
+}
 const TargetMb = 70;
+const InClusterTargetMb = 90;
+const Bundle = resolve(ElectorBin, '../../bundle/raft-elector.mjs');
+
+/** A member in in-cluster mode (the Kubernetes client loaded), from dist/ or from the bundle. */
+async function inClusterRssMb(command: string[]): Promise<number[]> {
+  const kube = await KubeCluster.start(undefined, command);
+  try {
+    await kube.agreedLeader(Pods);
+    return await medianRssMb(kube.pods.map((p) => p.child!.pid!));
+  } finally {
+    await kube.stop();
+  }
+}
 
 function rssMb(pid: number): number {
   const status = readFileSync(`/proc/${pid}/status`, 'utf8');
@@ -22,27 +50,47 @@ async function bareRssMb(): Promise<number> {
     new WebSocketServer({ port: 0, host: '127.0.0.1' });
     setInterval(() => {}, 100);`;
   const child = spawn(process.execPath, ['-e', script], { stdio: 'ignore' });
-  await new Promise((r) => setTimeout(r, settleMs));
-  const mb = rssMb(child.pid!);
+  const [mb] = await medianRssMb([child.pid!]);
   child.kill('SIGKILL');
-  return mb;
+  return mb!;
 }
 
-async function main(): Promise<void> {
-  const cluster = await ProcessCluster.start({ size: 3 });
+async function loopbackRssMb(nodeArgs: string[]): Promise<{ id: string; mb: number; leader: boolean }[]> {
+  const cluster = await ProcessCluster.start({ size: 3, nodeArgs });
   try {
     await cluster.agreedLeader(15_000);
-    await new Promise((r) => setTimeout(r, settleMs));
-    const figures = cluster.members.map((m) => ({ id: m.id, mb: rssMb(m.child!.pid!) }));
+    const medians = await medianRssMb(cluster.members.map((m) => m.child!.pid!));
     const leader = await cluster.agreedLeader(1_000);
-    for (const f of figures) console.log(`member ${f.id}${f.id === leader.self ? ' (leader)' : ''}: steady RSS ${f.mb.toFixed(1)} MB`);
-    const worst = Math.max(...figures.map((f) => f.mb));
-    const bare = await bareRssMb();
-    console.log(`bare Node.js with express and ws: ${bare.toFixed(1)} MB`);
-    console.log(`worst member / bare: ${(worst / bare).toFixed(2)}; target <= ${TargetMb} MB: ${worst <= TargetMb ? 'met' : 'MISSED'}`);
+    return cluster.members.map((m, i) => ({ id: m.id, mb: medians[i]!, leader: m.id === leader.self }));
   } finally {
     await cluster.stop();
   }
+}
+
+async function main(): Promise<void> {
+  const bare = await bareRssMb();
+  console.log(`anchor: bare Node.js with express and ws: ${bare.toFixed(1)} MB`);
+  for (const nodeArgs of [[], ['--max-semi-space-size=1']]) {
+    const figures = await loopbackRssMb(nodeArgs);
+    const how = nodeArgs.length ? `node ${nodeArgs.join(' ')} (as the image runs it)` : 'node (no flags)';
+    for (const f of figures) console.log(`loopback member ${f.id}${f.leader ? ' (leader)' : ''}, ${how}: median RSS ${f.mb.toFixed(1)} MB`);
+    const worst = Math.max(...figures.map((f) => f.mb));
+    console.log(`  worst / bare: ${(worst / bare).toFixed(2)}; target <= ${TargetMb} MB: ${worst <= TargetMb ? 'met' : 'MISSED'}`);
+  }
+  const fromDist = Math.max(...(await inClusterRssMb([ElectorBin])));
+  console.log(`in-cluster member, dist/ with node_modules: worst median RSS ${fromDist.toFixed(1)} MB`);
+  if (!existsSync(Bundle)) {
+    console.log(`in-cluster member, bundle: not measured (${Bundle} is missing: run npm run bundle)`);
+    return;
+  }
+  const fromBundle = Math.max(...(await inClusterRssMb([Bundle])));
+  console.log(`in-cluster member, esbuild bundle: worst median RSS ${fromBundle.toFixed(1)} MB`);
+  // Exactly the image's ENTRYPOINT: the bundle with V8's young generation capped at 1 MB.
+  const image = Math.max(...(await inClusterRssMb(['--max-semi-space-size=1', Bundle])));
+  console.log(
+    `in-cluster member as the image runs it (bundle, --max-semi-space-size=1): worst median RSS ${image.toFixed(1)} MB; ` +
+      `target <= ${InClusterTargetMb} MB: ${image <= InClusterTargetMb ? 'met' : 'MISSED'}; image / dist: ${(image / fromDist).toFixed(2)}`,
+  );
 }
 
 main().catch((err: unknown) => {

@@ -37,6 +37,8 @@ export interface ClusterOptions {
   args?: string[];
   /** Route every peer link through a LinkProxy so tests can partition members. */
   proxied?: boolean;
+  /** Node.js flags before the entry point (the image runs with --max-semi-space-size=1). */
+  nodeArgs?: string[];
 }
 
 export interface ProcessMember {
@@ -89,6 +91,7 @@ export class ProcessCluster {
   readonly tickMs: number;
   readonly electionTicks: number;
   private readonly args: string[];
+  private readonly nodeArgs: string[];
   /** `from->to` → the proxy `from` dials to reach `to`. */
   private readonly proxies = new Map<string, LinkProxy>();
 
@@ -99,6 +102,7 @@ export class ProcessCluster {
     this.tickMs = options.tickMs ?? 100;
     this.electionTicks = options.electionTicks ?? 10;
     this.args = options.args ?? [];
+    this.nodeArgs = options.nodeArgs ?? [];
   }
 
   static async start(options: ClusterOptions): Promise<ProcessCluster> {
@@ -172,7 +176,7 @@ export class ProcessCluster {
 
   spawn(m: ProcessMember, overrides: string[] = []): ChildProcess {
     if (m.child) throw new Error(`${m.id} is already running`);
-    const child = spawn(process.execPath, [ElectorBin, ...this.argsFor(m, overrides)], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(process.execPath, [...this.nodeArgs, ElectorBin, ...this.argsFor(m, overrides)], { stdio: ['ignore', 'pipe', 'pipe'] });
     m.child = child;
     const collect = (chunk: Buffer): void => {
       for (const line of chunk.toString('utf8').split('\n')) {

@@ -66,15 +66,17 @@ export class KubeCluster {
     readonly kubeconfig: string,
     readonly dir: string,
     readonly peerPort: number,
+    /** The command to run: the built dist/ entry, or the image's bundle, after any Node.js flags. */
+    readonly command: string[],
   ) {}
 
-  static async start(prepare?: (api: TestApiServer) => void): Promise<KubeCluster> {
+  static async start(prepare?: (api: TestApiServer) => void, command: string[] = [ElectorBin]): Promise<KubeCluster> {
     const api = await TestApiServer.start({ tls: true, token: `it-${randomBytes(8).toString('hex')}`, serviceAccount: `${Namespace}:${Service}` });
     const peerPort = await freePortOnAll();
     const dns = await TestClusterDns.start({ namespace: Namespace, service: Service, port: peerPort });
     const dir = mkdtempSync(join(tmpdir(), 'raft-elector-k8s-'));
     writeFileSync(join(dir, 'secret'), randomBytes(32).toString('hex'));
-    const c = new KubeCluster(api, dns, api.writeInClusterLayout(Namespace), api.writeKubeconfig(Namespace), dir, peerPort);
+    const c = new KubeCluster(api, dns, api.writeInClusterLayout(Namespace), api.writeKubeconfig(Namespace), dir, peerPort, command);
     Pods.forEach((name, i) => {
       api.createPod({ name, namespace: Namespace, labels: { app: Service }, phase: 'Running', containers: ['app', 'raft-elector'], podIP: podIp(i) });
       dns.setPod(name, podIp(i));
@@ -90,7 +92,7 @@ export class KubeCluster {
     const child = spawn(
       process.execPath,
       [
-        ElectorBin,
+        ...this.command,
         '--replicas', String(Replicas),
         '--service', Service,
         '--pod-selector', `app=${Service}`,
