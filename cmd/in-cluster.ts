@@ -15,10 +15,28 @@ import { ForgetLeaderOnPodExit, PodWatch } from '../k8s/pod-watch.js';
 import { resolveInClusterIdentity, type InClusterIdentity } from '../k8s/voters.js';
 import type { ElectorConfig, KubernetesConfig } from './config.js';
 
-export { resolveDiscoveryOptions } from '../k8s/discovery.js';
+import { resolveDiscoveryOptions, type DnsDiscoveryOptions } from '../k8s/discovery.js';
 
 export function inClusterIdentity(k: KubernetesConfig): InClusterIdentity {
   return resolveInClusterIdentity({ podName: k.podName, namespace: k.namespace, replicas: k.replicas });
+}
+
+export function discoveryOptions(config: ElectorConfig, k: KubernetesConfig, identity: InClusterIdentity, log: Logger): DnsDiscoveryOptions {
+  return {
+    selfId: identity.id,
+    voters: identity.voters,
+    namespace: k.namespace,
+    service: k.service,
+    clusterDomain: k.clusterDomain,
+    peerPort: config.listen.port,
+    ...(k.dnsServer ? { dnsServer: `${k.dnsServer.host}:${k.dnsServer.port}` } : {}),
+    logger: log,
+  };
+}
+
+/** Checks the discovery settings without starting anything (used by --check-config too). */
+export function validateDiscovery(config: ElectorConfig, k: KubernetesConfig, identity: InClusterIdentity, log: Logger): void {
+  resolveDiscoveryOptions(discoveryOptions(config, k, identity, log));
 }
 
 export interface InClusterParts {
@@ -56,19 +74,7 @@ export function createInClusterParts(
 
   return {
     async start() {
-      discovery = new DnsDiscovery(
-        {
-          selfId: identity.id,
-          voters: identity.voters,
-          namespace: k.namespace,
-          service: k.service,
-          clusterDomain: k.clusterDomain,
-          peerPort: config.listen.port,
-          ...(k.dnsServer ? { dnsServer: `${k.dnsServer.host}:${k.dnsServer.port}` } : {}),
-          logger: log,
-        },
-        transport(),
-      );
+      discovery = new DnsDiscovery(discoveryOptions(config, k, identity, log), transport());
       labeler.start();
       forget.start();
       podWatch.start();

@@ -73,16 +73,7 @@ async function run(config: ElectorConfig): Promise<void> {
       voters = identity.voters;
       transportPeers = voters.filter((id) => id !== config.id).map((id) => ({ id }));
       selfAddr = `${config.id}.${k.service}.${k.namespace}.svc.${k.clusterDomain}:${config.listen.port}`;
-      inCluster.resolveDiscoveryOptions({
-        selfId: identity.id,
-        voters,
-        namespace: k.namespace,
-        service: k.service,
-        clusterDomain: k.clusterDomain,
-        peerPort: config.listen.port,
-        ...(k.dnsServer ? { dnsServer: `${k.dnsServer.host}:${k.dnsServer.port}` } : {}),
-        logger: log,
-      });
+      inCluster.validateDiscovery(config, k, identity, log);
     } catch (err) {
       process.stderr.write(`raft-elector: ${(err as Error).message}\n`);
       process.exit(ExitConfig);

@@ -16,6 +16,7 @@ import type { Logger } from 'pino';
 import type { LeadershipView, Member } from '../cluster/interfaces.js';
 import { ApiFailureReporter, Backoff, isKubeApiError, type ApiOperation, type BackoffOptions } from './api-errors.js';
 import type { KubeClient } from './kube-client.js';
+import { InterruptibleSleep } from './sleeper.js';
 
 export type LeadershipEventReason = 'LeaderElected' | 'LeadershipLost';
 
@@ -64,7 +65,7 @@ export class LeadershipEvents {
   private running = false;
   private stopped = false;
   private worker: Promise<void> | null = null;
-  private wake: (() => void) | null = null;
+  private readonly sleeper = new InterruptibleSleep();
   private unsubscribe: (() => void) | null = null;
 
   readonly counts = { sent: 0, rateLimited: 0, queueDropped: 0, failures: 0 };
@@ -97,7 +98,7 @@ export class LeadershipEvents {
     this.stopped = true;
     this.unsubscribe?.();
     this.unsubscribe = null;
-    this.wake?.();
+    this.sleeper.wake();
     await this.worker;
   }
 
@@ -183,17 +184,7 @@ export class LeadershipEvents {
   }
 
   private sleep(ms: number): Promise<void> {
-    return new Promise((resolve) => {
-      const timer = setTimeout(done, ms);
-      function done(): void {
-        clearTimeout(timer);
-        resolve();
-      }
-      this.wake = () => {
-        this.wake = null;
-        done();
-      };
-    });
+    return this.sleeper.sleep(ms);
   }
 
   private async send(event: PendingEvent): Promise<void> {

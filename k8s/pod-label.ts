@@ -22,6 +22,7 @@ import type { Logger } from 'pino';
 import type { LeadershipView, Member } from '../cluster/interfaces.js';
 import { ApiFailureReporter, Backoff, type ApiOperation, type BackoffOptions, isKubeApiError } from './api-errors.js';
 import type { KubeClient } from './kube-client.js';
+import { InterruptibleSleep } from './sleeper.js';
 
 export class PodLabelConfigError extends Error {
   readonly code = 'POD_LABEL_CONFIG_INVALID';
@@ -78,7 +79,7 @@ export class PodLabeler {
   private running = false;
   private unsubscribe: (() => void) | null = null;
   private stopped = false;
-  private wake: (() => void) | null = null;
+  private readonly sleeper = new InterruptibleSleep();
   private readonly settledWaiters = new Set<() => void>();
 
   /** Requests sent, for tests and metrics. */
@@ -114,7 +115,7 @@ export class PodLabeler {
     this.stopped = true;
     this.unsubscribe?.();
     this.unsubscribe = null;
-    this.wake?.();
+    this.sleeper.wake();
     await this.worker;
   }
 
@@ -169,17 +170,7 @@ export class PodLabeler {
   }
 
   private sleep(ms: number): Promise<void> {
-    return new Promise((resolve) => {
-      const timer = setTimeout(done, ms);
-      function done(): void {
-        clearTimeout(timer);
-        resolve();
-      }
-      this.wake = () => {
-        this.wake = null;
-        done();
-      };
-    });
+    return this.sleeper.sleep(ms);
   }
 
   private ownPodOperation(verb: ApiOperation['verb']): ApiOperation {

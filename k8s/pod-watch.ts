@@ -20,6 +20,7 @@ import type { Logger } from 'pino';
 import type { LeadershipView, Member } from '../cluster/interfaces.js';
 import { ApiFailureReporter, Backoff, type ApiOperation, type BackoffOptions } from './api-errors.js';
 import type { KubeClient } from './kube-client.js';
+import { InterruptibleSleep } from './sleeper.js';
 
 export type PodExitReason = 'deleting' | 'deleted' | 'failed' | 'succeeded' | 'container-terminated';
 
@@ -88,7 +89,7 @@ export class PodWatch {
   private stopped = true;
   private loopDone: Promise<void> | null = null;
   private abortCurrent: (() => void) | null = null;
-  private wake: (() => void) | null = null;
+  private readonly sleeper = new InterruptibleSleep();
   private hasSynced = false;
 
   readonly counts = { lists: 0, watches: 0, relists: 0, expired: 0, failures: 0 };
@@ -142,7 +143,7 @@ export class PodWatch {
   async stop(): Promise<void> {
     this.stopped = true;
     this.abortCurrent?.();
-    this.wake?.();
+    this.sleeper.wake();
     await this.loopDone;
   }
 
@@ -186,17 +187,7 @@ export class PodWatch {
   }
 
   private sleep(ms: number): Promise<void> {
-    return new Promise((resolve) => {
-      const timer = setTimeout(done, ms);
-      function done(): void {
-        clearTimeout(timer);
-        resolve();
-      }
-      this.wake = () => {
-        this.wake = null;
-        done();
-      };
-    });
+    return this.sleeper.sleep(ms);
   }
 
   private async list(): Promise<void> {
