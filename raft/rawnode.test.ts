@@ -1,21 +1,12 @@
 import { describe, expect, it } from 'vitest';
-import { durableState, fixedRandom, TestNetwork } from '../test/harness/network.js';
+import { durableState, fixedRandom, TestNetwork, testConfig } from '../test/harness/network.js';
 import { RawNode } from './rawnode.js';
 import type { RaftConfig } from './raft.js';
 import { seededRandom } from './random.js';
 import { makeMessage, RaftError, type Message, type Ready } from './types.js';
 
 function node(id: string, voters: string[], overrides: Partial<RaftConfig> = {}): RawNode {
-  return new RawNode({
-    id,
-    voters,
-    electionTick: 10,
-    heartbeatTick: 1,
-    preVote: false,
-    checkQuorum: false,
-    random: fixedRandom(0),
-    ...overrides,
-  });
+  return new RawNode(testConfig(id, voters, overrides));
 }
 
 function catchError(fn: () => void): RaftError {

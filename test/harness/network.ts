@@ -27,8 +27,9 @@ export function durableState(term: number, vote: string, entryTerms: number[] = 
 }
 
 /** A bare state machine for unit scenarios (etcd's newTestRaft): electionTick 10, heartbeatTick 1. */
-export function newTestRaft(id: string, voters: string[], overrides: Partial<RaftConfig> = {}): Raft {
-  return new Raft({
+/** etcd's newTestConfig: 10-tick elections, 1-tick heartbeats, no PreVote or CheckQuorum. */
+export function testConfig(id: string, voters: string[], overrides: Partial<RaftConfig> = {}): RaftConfig {
+  return {
     id,
     voters,
     electionTick: 10,
@@ -37,7 +38,11 @@ export function newTestRaft(id: string, voters: string[], overrides: Partial<Raf
     checkQuorum: false,
     random: fixedRandom(0),
     ...overrides,
-  });
+  };
+}
+
+export function newTestRaft(id: string, voters: string[], overrides: Partial<RaftConfig> = {}): Raft {
+  return new Raft(testConfig(id, voters, overrides));
 }
 
 /**

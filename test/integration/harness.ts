@@ -4,6 +4,7 @@ import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
+import type { LeaderBody } from '../../api/server.js';
 import { LinkProxy } from './proxy.js';
 
 /** The repository root, from source (test/integration) or from the build (dist/test/integration). */
@@ -19,15 +20,8 @@ function repoRoot(): string {
 
 export const ElectorBin = resolve(repoRoot(), 'dist/cmd/raft-elector.js');
 
-export interface LeaderAnswer {
-  leader: string | null;
-  self: string;
-  isLeader: boolean;
-  term: number;
-  leaseExpiresInMs: number | null;
-  since: string | null;
-  members: { id: string; address: string | null; connected: boolean; role: string }[];
-}
+/** What GET /leader answers: the API's own type, so the tests read what the server writes. */
+export type LeaderAnswer = LeaderBody;
 
 export interface ClusterOptions {
   size: number;
