@@ -1,72 +1,9 @@
 import { pino } from 'pino';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
-import { seededRandom, type DurableState, type Message } from '../raft/index.js';
-import { ClusterError } from './errors.js';
-import type { LeadershipView, PeerInfo, PeerTransport, StateStore, TransportEvents } from './interfaces.js';
+import { seededRandom } from '../raft/index.js';
+import { Bus, MemoryStore } from '../test/harness/member-bus.js';
+import type { LeadershipView } from './interfaces.js';
 import { RaftMember, validateMemberOptions, type MemberOptions } from './member.js';
-
-/** An in-memory network: delivery is asynchronous (a microtask), and links can be cut. */
-class Bus {
-  readonly endpoints = new Map<string, TransportEvents>();
-  private readonly cut = new Set<string>();
-  readonly trace: { event: 'send' | 'save'; member: string; detail: string }[] = [];
-
-  transport(self: string, peers: string[], events: TransportEvents): PeerTransport {
-    return {
-      start: async () => {
-        this.endpoints.set(self, events);
-      },
-      send: (m: Message) => {
-        this.trace.push({ event: 'send', member: self, detail: `${m.type}->${m.to}@${m.term}` });
-        if (this.cut.has(`${self}->${m.to}`)) return;
-        queueMicrotask(() => this.endpoints.get(m.to)?.onMessage(structuredClone(m)));
-      },
-      setPeerAddress: () => undefined,
-      peers: (): PeerInfo[] =>
-        peers.map((id) => ({ id, address: `mem:${id}`, connected: this.endpoints.has(id) && !this.cut.has(`${self}->${id}`) })),
-      close: async () => {
-        this.endpoints.delete(self);
-      },
-    };
-  }
-
-  isolate(id: string, ids: string[]): void {
-    for (const other of ids) {
-      if (other === id) continue;
-      this.cut.add(`${id}->${other}`);
-      this.cut.add(`${other}->${id}`);
-    }
-  }
-
-  heal(): void {
-    this.cut.clear();
-  }
-
-  /** What the others' transports report when a member's process dies: its links close. */
-  crash(id: string): void {
-    this.endpoints.delete(id);
-    for (const [other, events] of this.endpoints) if (other !== id) events.onPeerConnectionChange?.(id, false);
-  }
-}
-
-class MemoryStore implements StateStore {
-  state: DurableState | undefined;
-  corrupt = false;
-  failWrites = false;
-  constructor(
-    private readonly id: string,
-    private readonly bus: Bus,
-  ) {}
-  load(): DurableState | undefined {
-    if (this.corrupt) throw new ClusterError('STATE_FILE_CORRUPT', `/data/${this.id}/raft-state.json: checksum mismatch`);
-    return this.state ? structuredClone(this.state) : undefined;
-  }
-  save(state: DurableState): void {
-    if (this.failWrites) throw new ClusterError('STATE_FILE_WRITE_FAILED', `/data/${this.id}/raft-state.json: ENOSPC`);
-    this.bus.trace.push({ event: 'save', member: this.id, detail: `term=${state.hardState.term} vote=${state.hardState.vote}` });
-    this.state = structuredClone(state);
-  }
-}
 
 const Ids = ['a', 'b', 'c'];
 const TickMs = 100;
@@ -249,7 +186,9 @@ describe('RaftMember', () => {
     expect(fatal[0]).toMatchObject({ code: 'STATE_FILE_WRITE_FAILED' });
     expect(bus.trace.some((t) => t.member === 'b' && t.event === 'send' && t.detail.startsWith('MsgPreVoteResp'))).toBe(true);
     expect(bus.trace.some((t) => t.member === 'b' && t.event === 'send' && t.detail.startsWith('MsgVoteResp'))).toBe(false);
-    expect(() => members.get('b')!.campaign()).toThrow(/stopped/);
+    // A stopped member ignores late calls (the pod watch's timers may outlive it).
+    members.get('b')!.campaign();
+    expect(members.get('b')!.view()).toMatchObject({ isLeader: false });
     for (const m of members.values()) await m.stop();
   });
 
@@ -271,6 +210,37 @@ describe('RaftMember', () => {
     expect(electedAfterMs + claimAfterMs).toBeGreaterThanOrEqual((ElectionTicks - 1) * TickMs - 100);
     for (const m of members.values()) expect(m.view().leader).toBe(successor);
     for (const m of members.values()) await m.stop();
+  });
+
+  it('ticks stay at least tickMs apart after a late timer, so a follower never counts its lease down faster', async () => {
+    const bus = new Bus();
+    let stallMs = 0;
+    const member = new RaftMember({
+      id: 'a',
+      voters: Ids,
+      tickMs: TickMs,
+      electionTicks: ElectionTicks,
+      heartbeatTicks: 1,
+      maxClockDriftMs: 100,
+      store: new MemoryStore('a', bus),
+      logger: silent,
+      random: seededRandom(seed),
+      // The member's clock runs ahead of the timers by stallMs: its timer fired that late.
+      monotonicNowMs: () => Date.now() + stallMs,
+      createTransport: (events) => bus.transport('a', ['b', 'c'], events),
+    });
+    await member.start();
+    await advance(TickMs);
+    const before = member.status().ticksSinceStart;
+    stallMs = 450;
+    await advance(TickMs); // one overdue tick
+    expect(member.status().ticksSinceStart).toBe(before + 1);
+    await advance(TickMs - 1); // no catch-up tick right behind it
+    expect(member.status().ticksSinceStart).toBe(before + 1);
+    await advance(1);
+    expect(member.status().ticksSinceStart).toBe(before + 2);
+    expect(member.worstTickLatenessMs()).toBeGreaterThanOrEqual(450);
+    await member.stop();
   });
 
   it('a corrupt state file stops the start with an error naming the file', async () => {

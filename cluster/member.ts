@@ -142,9 +142,11 @@ export class RaftMember implements Member {
   /** The term in which this member started a transfer: it never claims leadership again in it. */
   private transferredInTerm = -1;
   private lastTransferAttemptMs = -Infinity;
+  private readonly transferTargetsTried = new Set<string>();
   private readonly pendingTransfers = new Set<PendingTransfer>();
   private leaderLostAtMs: number | undefined;
   private heartbeatNow = false;
+  private failed = false;
 
   private nextTickAtMs = 0;
   private worstLatenessMs = 0;
@@ -220,6 +222,8 @@ export class RaftMember implements Member {
     this.leaseTimer = undefined;
     for (const p of this.pendingTransfers) p.resolve({ leader: this.leaderOrNull(), transferred: false });
     this.pendingTransfers.clear();
+    // Watchers must hear that this member no longer claims anything.
+    this.publish();
     await this.transport?.close();
     this.log.info({ term: this.term }, 'member stopped');
   }
@@ -264,7 +268,9 @@ export class RaftMember implements Member {
     return () => this.listeners.delete(listener);
   }
 
+  /** No-op once stopped: the pod watch's timers may fire after a graceful stop. */
   forgetLeader(): void {
+    if (!this.running) return;
     this.withNode('forgetLeader', (n) => n.forgetLeader());
   }
 
@@ -273,6 +279,7 @@ export class RaftMember implements Member {
    * or one that re-learned a leader, would only restart an election and risk a split vote).
    */
   campaign(): void {
+    if (!this.running) return;
     if (this.soft.state !== 'Follower' || this.soft.lead !== None) {
       this.log.debug({ role: this.soft.state, leader: this.soft.lead || null }, 'campaign skipped');
       return;
@@ -332,18 +339,20 @@ export class RaftMember implements Member {
 
   private startTransfer(target: string): void {
     this.lastTransferAttemptMs = this.nowMs();
+    if (this.transferredInTerm !== this.term) this.transferTargetsTried.clear();
+    this.transferTargetsTried.add(target);
     this.transferredInTerm = this.term;
     this.log.info({ term: this.term, to: target }, 'transferring leadership');
     this.withNode('transfer leadership', (n) => n.transferLeader(target));
   }
 
-  /** The most up-to-date connected follower, ties broken by id. */
-  private bestFollower(status: Status): string | undefined {
+  /** The most up-to-date connected follower, ties broken by id, skipping `exclude`. */
+  private bestFollower(status: Status, exclude: ReadonlySet<string> = new Set()): string | undefined {
     const connected = new Set((this.transport?.peers() ?? []).filter((p) => p.connected).map((p) => p.id));
     let best: { id: string; match: number } | undefined;
     for (const id of Object.keys(status.progress).sort()) {
       const pr = status.progress[id]!;
-      if (id === this.id || pr.isLearner || !connected.has(id)) continue;
+      if (id === this.id || pr.isLearner || !connected.has(id) || exclude.has(id)) continue;
       if (!best || pr.match > best.match) best = { id, match: pr.match };
     }
     return best?.id;
@@ -360,8 +369,10 @@ export class RaftMember implements Member {
     const now = this.nowMs();
     const lateness = now - this.nextTickAtMs;
     if (lateness > this.worstLatenessMs) this.worstLatenessMs = lateness;
-    // A late timer does not burst missed ticks: raft's clock only needs to be no faster than real time.
-    this.nextTickAtMs = Math.max(this.nextTickAtMs + this.timing.tickMs, now + 1);
+    // Ticks are at least tickMs apart, whatever the timer did: raft's clock must never run faster
+    // than real time. A late tick followed by a catch-up tick would shorten a follower's vote lease
+    // below (electionTicks - 1) * tickMs, which the leader's lease window assumes.
+    this.nextTickAtMs = Math.max(this.nextTickAtMs, now) + this.timing.tickMs;
     try {
       this.node!.tick();
       this.processReady();
@@ -389,8 +400,12 @@ export class RaftMember implements Member {
       status.leadTransferee === None &&
       now - this.lastTransferAttemptMs >= this.timing.electionTimeoutMs
     ) {
-      const target = this.bestFollower(status);
-      if (target !== undefined) this.startTransfer(target);
+      // The next-best follower this time; once every one was tried, start over.
+      const target = this.bestFollower(status, this.transferTargetsTried) ?? this.bestFollower(status);
+      if (target !== undefined) {
+        if (this.transferTargetsTried.has(target)) this.transferTargetsTried.clear();
+        this.startTransfer(target);
+      }
     }
   }
 
@@ -436,20 +451,24 @@ export class RaftMember implements Member {
 
   /** The driver contract: persist, then send, then advance; repeat while there is work. */
   private processReady(): void {
+    try {
+      this.drainReady();
+    } catch (err) {
+      // Between ready() and advance() nothing can be retried: a wedged node would sit silent.
+      this.fail(err);
+    }
+  }
+
+  private drainReady(): void {
     const node = this.node;
     if (!node) return;
     while (node.hasReady()) {
       const rd = node.ready();
       if (rd.durableState) {
         const started = performance.now();
-        try {
-          this.options.store.save(rd.durableState);
-        } catch (err) {
-          // Nothing of this Ready may leave unpersisted (a vote would be promised but not kept),
-          // and the node cannot continue without advance(): stop the member.
-          this.fail(err);
-          return;
-        }
+        // If the write throws, nothing of this Ready may leave (a vote would be promised but not
+        // kept): processReady stops the member.
+        this.options.store.save(rd.durableState);
         this.metrics?.statePersistDuration((performance.now() - started) / 1000);
       }
       if (rd.hardState) this.term = rd.hardState.term;
@@ -487,8 +506,9 @@ export class RaftMember implements Member {
       }
       if (next.state === 'Leader') {
         this.lease.reset();
-        // Followers that forgot the old leader skipped its lease: wait it out before claiming.
-        this.claimNotBeforeMs = status.leaseSkipped ? now + this.timing.leaseWindowMs : 0;
+        // Followers that forgot the old leader skipped its lease: wait it out before claiming,
+        // with the drift margin, since the old lease ran on the old leader's clock.
+        this.claimNotBeforeMs = status.leaseSkipped ? now + this.timing.leaseWindowMs + this.options.maxClockDriftMs : 0;
         // Start the lease one round trip from now rather than at the next heartbeat tick.
         this.heartbeatNow = true;
       }
@@ -509,7 +529,9 @@ export class RaftMember implements Member {
   }
 
   private fail(err: unknown): void {
-    this.log.fatal({ err }, 'cannot persist raft state; stopping the member');
+    if (this.failed) return;
+    this.failed = true;
+    this.log.fatal({ err }, 'the raft loop failed; stopping the member');
     void this.stop();
     this.options.onFatal?.(err);
   }

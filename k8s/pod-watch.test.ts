@@ -130,6 +130,20 @@ describe('pod watch → forgetLeader', () => {
     expect(expiredWatches.length).toBeGreaterThanOrEqual(3);
   });
 
+  it('a leader pod recreated under the same name while the watches were away is not forgotten', async () => {
+    const { f } = await cluster();
+    f.server.dropWatchConnections();
+    // The old shop-0 is deleted and a new shop-0 (a new uid) runs and still leads; the
+    // watches only see the end result when they relist.
+    f.server.deletePod('shop-0', { namespace: 'shop', gracePeriodSeconds: 0 });
+    f.server.createPod({ namespace: 'shop', name: 'shop-0', labels: { 'app.kubernetes.io/instance': 'shop-elector' } });
+    f.server.expireHistory();
+    await waitFor('every watch to relist', () => nodes.every((node) => node.watch.counts.relists + node.watch.counts.expired >= 1));
+    await waitFor('every watch to be open again', () => nodes.every((node) => node.watch.synced) && f.server.openWatchCount() === 3);
+    expect(forgets()).toEqual([0, 0, 0]);
+    expect(campaigns()).toEqual([0, 0, 0]);
+  });
+
   it('410 as an ERROR event on an open watch: relists and keeps watching', async () => {
     const { f } = await cluster();
     const lists = f.server.requestsFor({ verb: 'list', resource: 'pods' }).length;

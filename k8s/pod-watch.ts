@@ -215,14 +215,16 @@ export class PodWatch {
   private upsert(name: string, pod: PodShape): void {
     const uid = pod.metadata?.uid ?? '';
     const previous = this.pods.get(name);
-    if (previous && previous.uid !== uid) this.signal(name, previous.uid, 'deleted'); // replaced by a new pod of the same name
     const exit = podExitReason(pod, this.containerName);
+    // Record the new incarnation first: listeners asked about the old one must see the new uid.
     this.pods.set(name, { uid, exit });
+    if (previous && previous.uid !== uid) this.signal(name, previous.uid, 'deleted'); // replaced by a new pod of the same name
     if (exit !== null) this.signal(name, uid, exit);
   }
 
   private signal(pod: string, uid: string, reason: PodExitReason): void {
-    const key = `${pod}/${uid}`;
+    // Per reason: a sidecar that restarted in place (container-terminated) may later be deleted too.
+    const key = `${pod}/${uid}/${reason}`;
     if (this.signalled.has(key)) return;
     this.signalled.add(key);
     // Bounded: a StatefulSet's pods come and go; older incarnations are never seen again.
@@ -385,6 +387,10 @@ export class ForgetLeaderOnPodExit {
     const view: LeadershipView = this.options.member.view();
     if (view.leader !== pod) return; // not the leader we follow
     if (view.leader === this.options.member.id) return; // the leader transfers leadership itself on SIGTERM
+    // An older incarnation of a pod that was since recreated under the same name: the running one
+    // may well be the leader we hear from; if it is not, the election timeout replaces it.
+    const current = this.options.podWatch.uidOf(pod);
+    if (uid !== '' && current !== undefined && current !== null && current !== uid) return;
     const key = `${uid}:${view.term}`;
     if (this.handled.includes(key)) return;
     this.handled.push(key);

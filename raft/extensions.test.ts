@@ -145,10 +145,21 @@ describe('LeaseSkipped', () => {
     const nt = elected();
     nt.isolate('a');
     tickSilently(nt, 'b', 10); // lease over (timeout is 15, so b does not campaign)
+    tickSilently(nt, 'c', 10);
     nt.act('b', (n) => n.forgetLeader());
     nt.act('c', (n) => n.forgetLeader());
     nt.campaign('c');
     expect(nt.status('c')).toMatchObject({ state: 'Leader', term: 2, leaseSkipped: false });
+  });
+
+  it('a candidate that itself forgot a leader in lease marks its own vote, whoever else votes', () => {
+    const nt = elected();
+    nt.isolate('a');
+    tickSilently(nt, 'b', 10); // b is out of a's lease and forgot nothing: its vote is plain
+    nt.act('c', (n) => n.forgetLeader()); // c forgets a while still inside a's lease
+    nt.campaign('c');
+    expect(nt.status('c')).toMatchObject({ state: 'Leader', term: 2, leaseSkipped: true });
+    expect(nt.delivered.filter((m) => m.type === 'MsgVoteResp' && m.from === 'b' && m.term === 2).map((m) => m.context)).toEqual(['']);
   });
 
   it('the mark lasts only for the rest of the forgotten lease', () => {

@@ -324,8 +324,11 @@ export class Raft {
     const last = this.log.lastEntryId();
     for (const id of this.trk.voters) {
       if (id === this.id) {
-        // Our own vote counts once the state it depends on is persisted.
-        this.send(makeMessage({ type: voteResponseType(voteMsg), to: id, term }));
+        // Our own vote counts once the state it depends on is persisted. A candidate that itself
+        // forgot a leader still in its lease marks its own vote too: otherwise votes from members
+        // that were out of that lease could elect it with no wait.
+        const context = this.leaseSkipTicksLeft > 0 ? LeaseSkippedContext : '';
+        this.send(makeMessage({ type: voteResponseType(voteMsg), to: id, term, context }));
         continue;
       }
       this.send(

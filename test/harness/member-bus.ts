@@ -1,0 +1,81 @@
+import type { DurableState, Message } from '../../raft/index.js';
+import { ClusterError } from '../../cluster/errors.js';
+import type { PeerInfo, PeerTransport, StateStore, TransportEvents } from '../../cluster/interfaces.js';
+
+/**
+ * An in-memory network for RaftMembers under fake timers: delivery is asynchronous (a
+ * microtask, or a timer when `delayMs` says so), and links can be cut.
+ */
+export class Bus {
+  readonly endpoints = new Map<string, TransportEvents>();
+  private readonly cut = new Set<string>();
+  readonly trace: { event: 'send' | 'save'; member: string; detail: string }[] = [];
+  /** Per-message delivery delay in ms (0: next microtask). */
+  delayMs: (m: Message) => number = () => 0;
+  /** Keep the trace (unit tests read it); long simulations switch it off. */
+  tracing = true;
+
+  transport(self: string, peers: string[], events: TransportEvents): PeerTransport {
+    return {
+      start: async () => {
+        this.endpoints.set(self, events);
+      },
+      send: (m: Message) => {
+        if (this.tracing) this.trace.push({ event: 'send', member: self, detail: `${m.type}->${m.to}@${m.term}` });
+        if (this.cut.has(`${self}->${m.to}`)) return;
+        const copy = structuredClone(m);
+        // A link cut while the message was in flight loses it, as a closed socket would.
+        const deliver = () => {
+          if (!this.cut.has(`${self}->${m.to}`)) this.endpoints.get(m.to)?.onMessage(copy);
+        };
+        const delay = this.delayMs(m);
+        if (delay <= 0) queueMicrotask(deliver);
+        else setTimeout(deliver, delay);
+      },
+      setPeerAddress: () => undefined,
+      peers: (): PeerInfo[] =>
+        peers.map((id) => ({ id, address: `mem:${id}`, connected: this.endpoints.has(id) && !this.cut.has(`${self}->${id}`) })),
+      close: async () => {
+        this.endpoints.delete(self);
+      },
+    };
+  }
+
+  isolate(id: string, ids: string[]): void {
+    for (const other of ids) {
+      if (other === id) continue;
+      this.cut.add(`${id}->${other}`);
+      this.cut.add(`${other}->${id}`);
+    }
+  }
+
+  heal(): void {
+    this.cut.clear();
+  }
+
+  /** What the others' transports report when a member's process dies: its links close. */
+  crash(id: string): void {
+    this.endpoints.delete(id);
+    for (const [other, events] of this.endpoints) if (other !== id) events.onPeerConnectionChange?.(id, false);
+  }
+}
+
+export class MemoryStore implements StateStore {
+  state: DurableState | undefined;
+  corrupt = false;
+  failWrites = false;
+  constructor(
+    private readonly id: string,
+    private readonly bus: Bus,
+  ) {}
+  load(): DurableState | undefined {
+    if (this.corrupt) throw new ClusterError('STATE_FILE_CORRUPT', `/data/${this.id}/raft-state.json: checksum mismatch`);
+    return this.state ? structuredClone(this.state) : undefined;
+  }
+  save(state: DurableState): void {
+    if (this.failWrites) throw new ClusterError('STATE_FILE_WRITE_FAILED', `/data/${this.id}/raft-state.json: ENOSPC`);
+    if (this.bus.tracing) this.bus.trace.push({ event: 'save', member: this.id, detail: `term=${state.hardState.term} vote=${state.hardState.vote}` });
+    this.state = structuredClone(state);
+  }
+}
+
