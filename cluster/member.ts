@@ -55,8 +55,20 @@ export interface MemberOptions {
   selfAddress?: string;
   /** Monotonic clock in ms; injectable for tests. */
   monotonicNowMs?: () => number;
+  /** Timers that run on the same clock as monotonicNowMs; injectable so a test can skew both. */
+  timers?: MemberTimers;
   wallClock?: () => Date;
 }
+
+export interface MemberTimers {
+  setTimeout(callback: () => void, delayMs: number): NodeJS.Timeout;
+  clearTimeout(handle: NodeJS.Timeout): void;
+}
+
+const realTimers: MemberTimers = {
+  setTimeout: (callback, delayMs) => setTimeout(callback, delayMs),
+  clearTimeout: (handle) => clearTimeout(handle),
+};
 
 /** Validated, derived settings. */
 interface Timing {
@@ -124,6 +136,7 @@ export class RaftMember implements Member {
   private readonly log: Logger;
   private readonly metrics: MemberMetrics | undefined;
   private readonly nowMs: () => number;
+  private readonly timers: MemberTimers;
   private readonly wallClock: () => Date;
   private readonly lease: LeaderLease;
   private node: RawNode | undefined;
@@ -158,6 +171,7 @@ export class RaftMember implements Member {
     this.log = options.logger.child({ component: 'member', id: options.id });
     this.metrics = options.metrics;
     this.nowMs = options.monotonicNowMs ?? (() => performance.now());
+    this.timers = options.timers ?? realTimers;
     this.wallClock = options.wallClock ?? (() => new Date());
     this.lease = new LeaderLease(options.id, options.voters, this.timing.leaseWindowMs);
   }
@@ -216,8 +230,8 @@ export class RaftMember implements Member {
   async stop(): Promise<void> {
     if (!this.running) return;
     this.running = false;
-    if (this.tickTimer) clearTimeout(this.tickTimer);
-    if (this.leaseTimer) clearTimeout(this.leaseTimer);
+    if (this.tickTimer) this.timers.clearTimeout(this.tickTimer);
+    if (this.leaseTimer) this.timers.clearTimeout(this.leaseTimer);
     this.tickTimer = undefined;
     this.leaseTimer = undefined;
     for (const p of this.pendingTransfers) p.resolve({ leader: this.leaderOrNull(), transferred: false });
@@ -361,7 +375,7 @@ export class RaftMember implements Member {
   private scheduleTick(): void {
     if (!this.running) return;
     const delay = Math.max(0, this.nextTickAtMs - this.nowMs());
-    this.tickTimer = setTimeout(() => this.onTick(), delay);
+    this.tickTimer = this.timers.setTimeout(() => this.onTick(), delay);
   }
 
   private onTick(): void {
@@ -436,7 +450,7 @@ export class RaftMember implements Member {
     if (successor !== this.id) return;
     // The other followers see the same link close within a moment; until they do, they still
     // honour the old leader's lease and would drop the pre-vote, costing an election timeout.
-    setTimeout(() => {
+    this.timers.setTimeout(() => {
       if (!this.running) return;
       this.log.info({ term: this.term }, 'campaigning: the leader is gone');
       this.campaign();
@@ -599,13 +613,13 @@ export class RaftMember implements Member {
   }
 
   private armLeaseTimer(now: number, view: LeadershipView): void {
-    if (this.leaseTimer) clearTimeout(this.leaseTimer);
+    if (this.leaseTimer) this.timers.clearTimeout(this.leaseTimer);
     this.leaseTimer = undefined;
     if (!this.running || this.soft.state !== 'Leader') return;
     let wakeAt: number | undefined;
     if (view.isLeader && view.leaseExpiresInMs !== null) wakeAt = now + view.leaseExpiresInMs + 1;
     else if (this.claimNotBeforeMs > now) wakeAt = this.claimNotBeforeMs;
     if (wakeAt === undefined) return;
-    this.leaseTimer = setTimeout(() => this.publish(), Math.max(0, wakeAt - now));
+    this.leaseTimer = this.timers.setTimeout(() => this.publish(), Math.max(0, wakeAt - now));
   }
 }

@@ -2,7 +2,8 @@
  * Lease safety over many schedules: three real RaftMembers (the driver, the lease, the
  * transfer and forget paths) on an in-memory network with random delays, under fake
  * timers so a schedule replays exactly. Every 10 ms of simulated time every member's view
- * is sampled: at most one may answer isLeader, and no term may have two leaders. After the
+ * is sampled (each member's clock and timers run at their own rate, within the drift bound):
+ * at most one may answer isLeader, and no term may have two leaders. After the
  * chaos the network heals and one leader must claim within a bound.
  */
 import fc from 'fast-check';
@@ -17,6 +18,12 @@ const TickMs = 100;
 const ElectionTicks = 10;
 const StepMs = 10;
 const silent = pino({ level: 'silent' });
+/**
+ * Each member's clock runs at its own rate, within ±maxRateSkew of real time; timers run on the
+ * same clock. The default keeps any two members within 10.5% of each other, inside the 100 ms
+ * over 800 ms (12.5%) that maxClockDriftMs tolerates.
+ */
+const maxRateSkew = Number(process.env.LEASE_SIM_DRIFT ?? 0.05);
 /** Read before any fake timer: a fresh seed per run unless one is given. */
 const defaultSeed = Date.now() % 1_000_000_000;
 
@@ -52,8 +59,12 @@ class Group {
   samples = 0;
   claims = 0;
 
+  private readonly rates = new Map<string, number>();
+
   constructor(private readonly seed: number) {
     const delays = seededRandom(seed ^ 0x5bd1e995);
+    const skew = seededRandom(seed ^ 0x27d4eb2d);
+    for (const id of Ids) this.rates.set(id, 1 - maxRateSkew + (2 * maxRateSkew * skew.nextInt(1001)) / 1000);
     this.bus.tracing = false;
     // Up to 20 ms per message, independently: reordering comes with it.
     this.bus.delayMs = () => delays.nextInt(21);
@@ -62,6 +73,8 @@ class Group {
   async start(id: string): Promise<void> {
     const n = (this.restarts.get(id) ?? 0) + 1;
     this.restarts.set(id, n);
+    const rate = this.rates.get(id)!;
+    const origin = Date.now();
     const member = new RaftMember({
       id,
       voters: Ids,
@@ -72,7 +85,12 @@ class Group {
       store: this.stores.get(id)!,
       logger: silent,
       random: seededRandom(this.seed * 31 + Ids.indexOf(id) * 7 + n * 1009),
-      monotonicNowMs: () => Date.now(),
+      // A process's monotonic clock and its timers run at the same (skewed) rate.
+      monotonicNowMs: () => origin + (Date.now() - origin) * rate,
+      timers: {
+        setTimeout: (callback, delayMs) => setTimeout(callback, delayMs / rate),
+        clearTimeout: (handle) => clearTimeout(handle),
+      },
       createTransport: (events) => this.bus.transport(id, Ids.filter((p) => p !== id), events),
     });
     this.members.set(id, member);
@@ -208,7 +226,7 @@ describe('lease safety of real members over random schedules', () => {
   it('never two isLeader at once, never two leaders in a term, and a leader after healing', async () => {
     const seed = Number(process.env.LEASE_SIM_SEED ?? defaultSeed);
     const numRuns = Number(process.env.LEASE_SIM_RUNS ?? 500);
-    console.log(`lease simulation: fast-check seed ${seed}, ${numRuns} schedules (replay: LEASE_SIM_SEED=${seed} npx vitest run test/sim/lease.test.ts)`);
+    console.log(`lease simulation: fast-check seed ${seed}, ${numRuns} schedules, clock rates within ±${maxRateSkew} (replay: LEASE_SIM_SEED=${seed} npx vitest run test/sim/lease.test.ts)`);
     let samples = 0;
     let claims = 0;
     let terms = 0;
