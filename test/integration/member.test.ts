@@ -34,10 +34,10 @@ describe('a cluster of real processes on loopback', () => {
     assertSafe(samples);
   });
 
-  it('SIGTERM of the leader hands over through TransferLeadership and exits 0', async () => {
+  it.each(['SIGTERM', 'SIGINT'] as const)('%s of the leader hands over through TransferLeadership and exits 0', async (signal) => {
     cluster = await ProcessCluster.start({ size: 3 });
     const old = await cluster.agreedLeader(10_000);
-    const { result: exit, samples } = await sampleWhile(cluster, () => cluster!.signal(old.self, 'SIGTERM'));
+    const { result: exit, samples } = await sampleWhile(cluster, () => cluster!.signal(old.self, signal));
     expect(exit).toEqual({ code: 0, signal: null });
     const handedOver = cluster.logs(old.self, 'handed leadership over');
     expect(handedOver).toHaveLength(1);
