@@ -66,9 +66,10 @@ async function run(config: ElectorConfig): Promise<void> {
   let voters = config.peers.map((p) => p.id);
   let transportPeers: { id: string; host?: string; port?: number }[] = config.peers.filter((p) => p.id !== config.id);
   let selfAddr = k ? '' : selfAddress(config);
+  let identity: import('../k8s/voters.js').InClusterIdentity | undefined;
   if (k && inCluster) {
     try {
-      const identity = inCluster.inClusterIdentity(k);
+      identity = inCluster.inClusterIdentity(k);
       for (const warning of identity.warnings) log.warn({ replicas: identity.replicas }, warning);
       voters = identity.voters;
       transportPeers = voters.filter((id) => id !== config.id).map((id) => ({ id }));
@@ -127,16 +128,9 @@ async function run(config: ElectorConfig): Promise<void> {
         },
       })),
   });
-  if (k && inCluster) {
+  if (k && inCluster && identity) {
     try {
-      parts = inCluster.createInClusterParts(
-        config,
-        k,
-        inCluster.inClusterIdentity(k),
-        member,
-        () => transport!,
-        log,
-      );
+      parts = inCluster.createInClusterParts(config, k, identity, member, () => transport!, log);
     } catch (err) {
       log.fatal({ code: (err as { code?: string }).code, err: (err as Error).message }, 'cannot set up the Kubernetes client');
       process.exit(ExitFailure);
