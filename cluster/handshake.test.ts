@@ -1,3 +1,4 @@
+import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { HandshakeRefusal, computeMac, newNonce, parseHello, parseProof, refusalForCloseCode, verifyMac, CloseCodes } from './handshake.js';
 
@@ -84,5 +85,36 @@ describe('handshake', () => {
     expect(parseProof('{"kind":"proof","mac":"ab"}', 'proof').mac).toBe('ab');
     expect(refusal(() => parseProof('{"kind":"welcome","mac":"ab"}', 'proof')).reason).toBe('malformed');
     expect(refusal(() => parseProof('{"kind":"proof","mac":5}', 'proof')).reason).toBe('malformed');
+  });
+
+  it('a hello or challenge missing kind or v is a malformed refusal, not a stray exception', () => {
+    for (const text of ['{}', '{"kind":"hello"}', '{"v":1}', '[]', 'null', '"hello"']) {
+      expect(refusal(() => parseHello(text, expectation)).reason, text).toBe('malformed');
+    }
+    expect(refusal(() => parseHello('{"kind":"challenge"}', { ...expectation, kind: 'challenge', expectedPeer: 'a' })).reason).toBe('malformed');
+  });
+
+  it('any text, or any mutation of a valid hello or proof, only ever throws HandshakeRefusal (property)', () => {
+    const seed = process.env.SEED !== undefined ? Number(process.env.SEED) : Math.floor(Math.random() * 2 ** 31);
+    console.log(`handshake garbage property seed=${seed}`);
+    const hello = { kind: 'hello', v: 1, cluster: 'demo', from: 'a', to: 'b', auth: 'hmac-sha256', nonce: newNonce() };
+    const keys = Object.keys(hello);
+    // Drop, retype or add fields of a valid hello: the shapes a confused or hostile dialer sends.
+    const mutatedHello = fc
+      .tuple(fc.subarray(keys), fc.dictionary(fc.constantFrom(...keys, '__proto__', 'constructor', 'x'), fc.jsonValue({ maxDepth: 3 })))
+      .map(([kept, extra]) => JSON.stringify({ ...Object.fromEntries(kept.map((k) => [k, hello[k as keyof typeof hello]])), ...extra }));
+    const texts = fc.oneof(fc.string({ maxLength: 200 }), fc.json({ maxDepth: 4 }), mutatedHello);
+    fc.assert(
+      fc.property(texts, (text) => {
+        for (const parse of [() => parseHello(text, expectation), () => parseProof(text, 'proof')]) {
+          try {
+            parse();
+          } catch (err) {
+            expect(err).toBeInstanceOf(HandshakeRefusal);
+          }
+        }
+      }),
+      { seed, numRuns: 2000 },
+    );
   });
 });

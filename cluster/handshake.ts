@@ -135,9 +135,10 @@ export function parseHello(text: string, exp: HelloExpectation): Hello {
 }
 
 function checkHello(obj: Record<string, unknown>, exp: HelloExpectation): Hello {
-  const kind = field(obj, 'kind', exp.kind);
+  // Every read goes through shape(): a missing field is a refusal, never a throw into ws.
+  const kind = shape(() => field(obj, 'kind', exp.kind));
   if (kind !== exp.kind) throw new HandshakeRefusal('malformed', `expected a ${exp.kind}, got kind ${describe(kind)}`);
-  const v = field(obj, 'v', exp.kind);
+  const v = shape(() => field(obj, 'v', exp.kind));
   if (v !== PROTOCOL_VERSION) {
     throw new HandshakeRefusal('bad_version', `peer speaks protocol version ${describe(v)}, this member speaks ${PROTOCOL_VERSION}`);
   }

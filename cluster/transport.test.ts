@@ -512,3 +512,20 @@ describe('WsTransport', () => {
     expect([0, 1, 2, 3, 4, 10].map((n) => reconnectDelayMs(n, backoff, () => 0.999999))).toEqual([100, 200, 400, 800, 1000, 1000]);
   });
 });
+
+describe('WsTransport against a hostile network', () => {
+  it('refuses a hello without kind or v as malformed instead of throwing out of the ws handler', async () => {
+    const b = await node('b', [{ id: 'a' }]);
+    for (const hello of ['{}', '{"kind":"hello"}', '{"v":1}', '{"kind":"hello","v":1}']) {
+      const raw = new RawPeer(b.t.port);
+      await waitFor('open', () => raw.ws.readyState === WebSocket.OPEN);
+      raw.ws.send(hello);
+      const closed = await raw.waitClosed();
+      expect(closed.code, hello).toBe(CloseCodes.malformed);
+    }
+    expect(logsWith(b, (l) => l.reason === 'malformed').length).toBeGreaterThan(0);
+    // Still serving: a real member connects afterwards.
+    const a = await node('a', [{ id: 'b', port: b.t.port }]);
+    await waitFor('connected', () => connected(a, 'b'));
+  });
+});

@@ -576,8 +576,8 @@ export class WsTransport implements PeerTransport {
         if (isBinary) throw new HandshakeRefusal('malformed', 'binary frame during the handshake');
         this.onHandshakeFrame(conn, buf.toString('utf8'));
       } catch (err) {
-        if (!(err instanceof HandshakeRefusal)) throw err;
-        this.refuse(conn, err);
+        // A throw here would escape ws's 'message' handler and crash the member: a stranger must never be able to do that.
+        this.refuse(conn, err instanceof HandshakeRefusal ? err : this.unexpected(conn, err));
       }
       return;
     }
@@ -590,8 +590,8 @@ export class WsTransport implements PeerTransport {
     try {
       message = decodeFrame(buf, { clusterName: this.o.clusterName, maxFrameBytes: this.o.maxFrameBytes });
     } catch (err) {
-      if (!(err instanceof ClusterError)) throw err;
-      this.badFrame(conn, dropReasonForCode[err.code] ?? 'frame_invalid', err.message);
+      if (!(err instanceof ClusterError)) this.unexpected(conn, err);
+      this.badFrame(conn, err instanceof ClusterError ? (dropReasonForCode[err.code] ?? 'frame_invalid') : 'frame_invalid', (err as Error).message);
       return;
     }
     if (message.to !== this.o.selfId) {
@@ -675,6 +675,12 @@ export class WsTransport implements PeerTransport {
         return;
       }
     }
+  }
+
+  /** A bug, not bad input: logged at error level, and the frame is treated as malformed. */
+  private unexpected(conn: Connection, err: unknown): HandshakeRefusal {
+    this.log.error({ peer: conn.peerId ?? undefined, remote: conn.remote, err: (err as Error)?.message }, 'unexpected error handling a peer frame');
+    return new HandshakeRefusal('malformed', 'frame could not be handled');
   }
 
   private establish(conn: Connection): void {
