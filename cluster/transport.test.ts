@@ -471,6 +471,8 @@ describe('WsTransport', () => {
       [{ secret: undefined }, /shared secret is required/],
       [{ maxFrameBytes: 65536, maxBufferedBytesPerPeer: 4096 }, /maxBufferedBytesPerPeer \(4096\) must be at least maxFrameBytes \(65536\)/],
       [{ reconnectBackoff: { initialMs: 500, maxMs: 100 } }, /maxMs \(100\) must be at least initialMs \(500\)/],
+      [{ maxPendingHandshakes: 4, maxPendingHandshakesPerHost: 5 }, /maxPendingHandshakesPerHost \(5\) must be at most maxPendingHandshakes \(4\)/],
+      [{ maxStrangerLogLinesPerInterval: 0 }, /maxStrangerLogLinesPerInterval must be a positive integer/],
       [{ peers: [{ id: 'b' }, { id: 'b' }] }, /peer b is listed twice/],
       [{ peers: [{ id: 'b', host: 'x' }] }, /both host and port/],
       [{ selfId: 'has space' }, /selfId/],
@@ -528,4 +530,112 @@ describe('WsTransport against a hostile network', () => {
     const a = await node('a', [{ id: 'b', port: b.t.port }]);
     await waitFor('connected', () => connected(a, 'b'));
   });
+
+  it('strangers cannot flood the log: refusals fold per source address, not per connection or claimed id', async () => {
+    const b = await node('b', [{ id: 'a' }]);
+    for (let i = 0; i < 20; i++) {
+      const liar = new RawPeer(b.t.port);
+      await waitFor('open', () => liar.ws.readyState === WebSocket.OPEN);
+      liar.ws.send(JSON.stringify({ kind: 'hello', v: 1, cluster: 'demo', from: `intruder-${i}`, to: 'b', auth: 'hmac-sha256', nonce: newNonce() }));
+      const garbage = new RawPeer(b.t.port);
+      await waitFor('open', () => garbage.ws.readyState === WebSocket.OPEN);
+      garbage.ws.send('garbage');
+      await liar.waitClosed();
+      await garbage.waitClosed();
+    }
+    const refusals = logsWith(b, (l) => /refused peer handshake/.test(l.msg));
+    expect(refusals.filter((l) => l.reason === 'unknown_member')).toHaveLength(1);
+    expect(refusals.filter((l) => l.reason === 'malformed')).toHaveLength(1);
+    // Every refusal is still counted.
+    expect(b.drops.filter((d) => d.reason === 'unauthenticated')).toHaveLength(40);
+  });
+
+  it('strangers from many addresses share one budget of log lines per interval', async () => {
+    const b = await node('b', [{ id: 'a' }]);
+    let opened = 0;
+    for (let i = 2; i < 40; i++) {
+      const raw = new WebSocket(`ws://127.0.0.1:${b.t.port}/raft`, { localAddress: `127.0.0.${i}` });
+      raw.on('error', () => {});
+      raw.on('open', () => {
+        opened++;
+        raw.send('garbage');
+      });
+      await new Promise((r) => raw.once('close', r));
+    }
+    if (opened === 0) {
+      console.log('skipped: cannot bind 127.0.0.x source addresses here');
+      return;
+    }
+    expect(opened).toBe(38);
+    const refusals = logsWith(b, (l) => /refused peer handshake/.test(l.msg));
+    expect(refusals.length).toBeLessThanOrEqual(10);
+    expect(b.drops.filter((d) => d.reason === 'unauthenticated')).toHaveLength(38);
+  });
+
+  it('a stranger that ignores our close frame frees its handshake slot soon after the timeout', async () => {
+    const b = await node('b', [{ id: 'a' }], { handshakeTimeoutMs: 300, maxPendingHandshakes: 2 });
+    // Raw TCP clients that upgrade and then never read or answer anything.
+    const mutes: net.Socket[] = [];
+    for (let i = 0; i < 2; i++) {
+      const s = net.connect(b.t.port, '127.0.0.1');
+      s.on('error', () => {});
+      s.write(
+        'GET /raft HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n' +
+          'Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n',
+      );
+      s.pause();
+      mutes.push(s);
+    }
+    try {
+      await waitFor('both refused on timeout', () => logsWith(b, (l) => l.reason === 'timeout').length > 0 && b.drops.length === 2);
+      const a = await node('a', [{ id: 'b', port: b.t.port }]);
+      // ws would wait 30 s for the mute clients' close frames; the slots must come back well before that.
+      await waitFor('a real member gets in', () => connected(a, 'b'), 5000);
+    } finally {
+      for (const s of mutes) s.destroy();
+    }
+  });
+
+  it('one source address cannot take every handshake slot', async () => {
+    const b = await node('b', [{ id: 'a' }], { handshakeTimeoutMs: 10_000, maxPendingHandshakes: 4, maxPendingHandshakesPerHost: 2 });
+    const squatters = Array.from({ length: 4 }, () => {
+      const ws = new WebSocket(`ws://127.0.0.1:${b.t.port}/raft`, { localAddress: '127.0.0.2' });
+      ws.on('error', () => {});
+      return ws;
+    });
+    await waitFor('squatters settled', () => squatters.every((w) => w.readyState === WebSocket.OPEN || w.readyState === WebSocket.CLOSED));
+    expect(squatters.filter((w) => w.readyState === WebSocket.OPEN)).toHaveLength(2);
+    expect(logsWith(b, (l) => /from one address/.test(l.msg))).toHaveLength(1);
+    // A real member from another address still gets in while the squatters wait out their timeout.
+    const a = await node('a', [{ id: 'b', port: b.t.port }]);
+    await waitFor('a real member gets in', () => connected(a, 'b'), 3000);
+    for (const w of squatters) w.terminate();
+  });
+
+  it('a TCP client that never sends its upgrade request is cut after about the handshake timeout', async () => {
+    const b = await node('b', [{ id: 'a' }], { handshakeTimeoutMs: 300 });
+    const s = net.connect(b.t.port, '127.0.0.1');
+    s.on('error', () => {});
+    let closedAt = 0;
+    s.on('close', () => (closedAt = Date.now()));
+    s.resume(); // read, so the server's FIN surfaces as 'end' and 'close'
+    await new Promise((r) => s.once('connect', r));
+    const start = Date.now();
+    // Node's own default would hold it for 60 s (headersTimeout) or longer.
+    await waitFor('server closes the silent socket', () => closedAt > 0, 5000);
+    expect(closedAt - start).toBeGreaterThanOrEqual(250);
+  });
+
+  it('an authenticated link that stays quiet longer than the handshake timeout is kept', async () => {
+    const b = await node('b', [{ id: 'a' }], { handshakeTimeoutMs: 200, pingIntervalMs: 60_000 });
+    const a = await node('a', [{ id: 'b', port: b.t.port }], { handshakeTimeoutMs: 200, pingIntervalMs: 60_000 });
+    await waitFor('connected', () => connected(a, 'b') && connected(b, 'a'));
+    const idleUntil = Date.now() + 800;
+    await waitFor('four handshake timeouts of silence', () => Date.now() > idleUntil);
+    expect(connected(a, 'b') && connected(b, 'a')).toBe(true);
+    expect(b.connected.get('a')).toBe(true);
+    a.t.send(heartbeat('a', 'b'));
+    await waitFor('delivered', () => b.received.length === 1);
+  });
 });
+

@@ -9,7 +9,7 @@ import * as https from 'node:https';
 import type { AddressInfo } from 'node:net';
 import type { Duplex } from 'node:stream';
 import type { Logger } from 'pino';
-import { WebSocket, WebSocketServer, type RawData } from 'ws';
+import { WebSocket, WebSocketServer, type ClientOptions, type RawData, type ServerOptions } from 'ws';
 import type { Message } from '../raft/index.js';
 import {
   DEFAULT_MAX_FRAME_BYTES,
@@ -83,8 +83,12 @@ export interface WsTransportOptions {
   badFrameWindowMs?: number;
   /** Bound on connections that are accepted but not yet authenticated. */
   maxPendingHandshakes?: number;
+  /** Bound on those from one source address, so one host cannot take every slot. Default min(8, maxPendingHandshakes). */
+  maxPendingHandshakesPerHost?: number;
   /** A repeated warning (same peer, same reason) is logged at most once per this interval. */
   logRepeatIntervalMs?: number;
+  /** Refusals of unauthenticated connections: at most this many log lines per logRepeatIntervalMs in all. */
+  maxStrangerLogLinesPerInterval?: number;
   /** Jitter source in [0, 1); inject for deterministic tests. */
   random?: () => number;
   logger: Logger;
@@ -109,7 +113,11 @@ const defaults = {
   badFrameWindowMs: 10_000,
   maxPendingHandshakes: 32,
   logRepeatIntervalMs: 60_000,
+  maxStrangerLogLinesPerInterval: 10,
 };
+
+/** How long a closing socket may wait for the other side's close frame before it is cut. */
+const MAX_CLOSE_WAIT_MS = 1000;
 
 function invalid(message: string): ClusterError {
   return new ClusterError('INVALID_TRANSPORT_OPTIONS', message);
@@ -154,6 +162,7 @@ export function resolveTransportOptions(o: WsTransportOptions): ResolvedOptions 
     peers,
     random: o.random ?? Math.random,
   } as ResolvedOptions;
+  r.maxPendingHandshakesPerHost = o.maxPendingHandshakesPerHost ?? Math.min(8, r.maxPendingHandshakes);
   for (const name of [
     'maxFrameBytes',
     'maxBufferedBytesPerPeer',
@@ -164,9 +173,14 @@ export function resolveTransportOptions(o: WsTransportOptions): ResolvedOptions 
     'maxBadFrames',
     'badFrameWindowMs',
     'maxPendingHandshakes',
+    'maxPendingHandshakesPerHost',
     'logRepeatIntervalMs',
+    'maxStrangerLogLinesPerInterval',
   ] as const) {
     positiveInt(name, r[name]);
+  }
+  if (r.maxPendingHandshakesPerHost > r.maxPendingHandshakes) {
+    throw invalid(`maxPendingHandshakesPerHost (${r.maxPendingHandshakesPerHost}) must be at most maxPendingHandshakes (${r.maxPendingHandshakes})`);
   }
   if (r.maxFrameBytes < 1024 || r.maxFrameBytes > 16 * 1024 * 1024) throw invalid(`maxFrameBytes must be 1 KiB..16 MiB, got ${r.maxFrameBytes}`);
   if (r.maxBufferedBytesPerPeer < r.maxFrameBytes) {
@@ -200,6 +214,38 @@ class RepeatLimiter {
     this.last.set(key, { at: now, suppressed: 0 });
     return suppressed;
   }
+}
+
+/** At most `limit` grants per interval in all: the last line of defence against log flooding from many sources. */
+class LineBudget {
+  private windowStart = -Infinity;
+  private used = 0;
+  /** Lines refused since the last granted one, reported on it. */
+  suppressed = 0;
+  constructor(
+    private readonly limit: number,
+    private readonly intervalMs: number,
+  ) {}
+
+  take(): boolean {
+    const now = Date.now();
+    if (now - this.windowStart >= this.intervalMs) {
+      this.windowStart = now;
+      this.used = 0;
+    }
+    if (this.used >= this.limit) {
+      this.suppressed++;
+      return false;
+    }
+    this.used++;
+    return true;
+  }
+}
+
+/** `host` of `host:port` (IPv6 hosts contain colons too). */
+function hostOf(remote: string): string {
+  const i = remote.lastIndexOf(':');
+  return i < 0 ? remote : remote.slice(0, i);
 }
 
 type Role = 'dialer' | 'acceptor';
@@ -289,6 +335,9 @@ export class WsTransport implements PeerTransport {
   private readonly peerStates = new Map<string, PeerState>();
   private readonly sockets = new Set<Connection>();
   private readonly limiter: RepeatLimiter;
+  private readonly strangerLines: LineBudget;
+  /** Unauthenticated connections per source host (acceptor side). */
+  private readonly pendingByHost = new Map<string, number>();
   private readonly auth: AuthMode;
   private server: http.Server | https.Server | null = null;
   private wss: WebSocketServer | null = null;
@@ -302,6 +351,7 @@ export class WsTransport implements PeerTransport {
     this.events = options.events;
     this.log = options.logger.child({ component: 'transport', self: this.o.selfId });
     this.limiter = new RepeatLimiter(this.o.logRepeatIntervalMs);
+    this.strangerLines = new LineBudget(this.o.maxStrangerLogLinesPerInterval, this.o.logRepeatIntervalMs);
     this.auth = this.o.secret ? 'hmac-sha256' : 'none';
     for (const p of [...this.o.peers].sort((a, b) => compareIds(a.id, b.id))) {
       this.peerStates.set(p.id, {
@@ -319,6 +369,19 @@ export class WsTransport implements PeerTransport {
     }
   }
 
+  /** closeTimeout is a ws option its type definitions do not list yet. */
+  private wsServerOptions(): ServerOptions {
+    const options: ServerOptions & { closeTimeout: number } = {
+      noServer: true,
+      maxPayload: this.o.maxFrameBytes,
+      perMessageDeflate: false,
+      clientTracking: false,
+      // ws waits 30 s for the other side's close frame by default; a stranger that never answers would hold its slot that long.
+      closeTimeout: Math.min(MAX_CLOSE_WAIT_MS, this.o.handshakeTimeoutMs),
+    };
+    return options;
+  }
+
   /** The port this member listens on (after start()). */
   get port(): number {
     if (this.boundPort === null) throw new ClusterError('INVALID_TRANSPORT_OPTIONS', 'the transport is not started');
@@ -331,24 +394,24 @@ export class WsTransport implements PeerTransport {
     if (this.o.insecure) {
       this.log.warn('peer authentication is OFF (insecure): any process that can reach the peer port can join as a member');
     }
+    // A connection that has not even upgraded is held no longer than a handshake may take
+    // (Node's defaults would let a silent client sit for a minute or more).
+    const preUpgrade = { connectionsCheckingInterval: Math.min(MAX_CLOSE_WAIT_MS, this.o.handshakeTimeoutMs) };
     const server = this.o.tls
-      ? https.createServer({ cert: this.o.tls.cert, key: this.o.tls.key })
-      : http.createServer();
+      ? https.createServer({ ...preUpgrade, cert: this.o.tls.cert, key: this.o.tls.key, handshakeTimeout: this.o.handshakeTimeoutMs })
+      : http.createServer(preUpgrade);
+    server.headersTimeout = this.o.handshakeTimeoutMs;
+    server.requestTimeout = this.o.handshakeTimeoutMs;
     this.server = server;
-    this.wss = new WebSocketServer({
-      noServer: true,
-      maxPayload: this.o.maxFrameBytes,
-      perMessageDeflate: false,
-      clientTracking: false,
-    });
+    this.wss = new WebSocketServer(this.wsServerOptions());
     server.on('request', (_req, res) => {
       res.writeHead(426, { 'content-type': 'text/plain' }).end('raft-elector peer port: WebSocket upgrade required\n');
     });
     server.on('upgrade', (req, socket, head) => this.onUpgrade(req, socket, head));
     server.on('tlsClientError', (err, socket) => {
-      const remote = `${socket.remoteAddress}:${socket.remotePort}`;
-      const n = this.limiter.check(`tls:${remote}`);
-      if (n !== undefined) this.log.warn({ remote, err: err.message, repeated: n }, 'TLS handshake with a connecting peer failed');
+      this.warnStranger(null, `${socket.remoteAddress}:${socket.remotePort}`, 'tls_failed', 'TLS handshake with a connecting peer failed', {
+        err: err.message,
+      });
     });
     await new Promise<void>((resolve, reject) => {
       server.once('error', reject);
@@ -473,20 +536,34 @@ export class WsTransport implements PeerTransport {
     const remote = `${req.socket.remoteAddress}:${req.socket.remotePort}`;
     const path = (req.url ?? '').split('?')[0];
     if (this.closed || path !== PEER_PATH) {
-      socket.end('HTTP/1.1 404 Not Found\r\nConnection: close\r\n\r\n');
+      rejectUpgrade(socket, '404 Not Found');
       return;
     }
-    if (this.pendingAccepts >= this.o.maxPendingHandshakes) {
-      const n = this.limiter.check('pending-handshakes-full');
-      if (n !== undefined) this.log.warn({ remote, limit: this.o.maxPendingHandshakes, repeated: n }, 'too many unauthenticated connections; refusing one');
-      socket.end('HTTP/1.1 503 Service Unavailable\r\nConnection: close\r\n\r\n');
+    const host = hostOf(remote);
+    const fromHost = this.pendingByHost.get(host) ?? 0;
+    if (this.pendingAccepts >= this.o.maxPendingHandshakes || fromHost >= this.o.maxPendingHandshakesPerHost) {
+      const perHost = fromHost >= this.o.maxPendingHandshakesPerHost;
+      const n = this.limiter.check(perHost ? `pending-handshakes-full:${host}` : 'pending-handshakes-full');
+      if (n !== undefined) {
+        this.log.warn(
+          { remote, limit: perHost ? this.o.maxPendingHandshakesPerHost : this.o.maxPendingHandshakes, repeated: n },
+          perHost ? 'too many unauthenticated connections from one address; refusing one' : 'too many unauthenticated connections; refusing one',
+        );
+      }
+      this.emitDrop('unauthenticated', null);
+      rejectUpgrade(socket, '503 Service Unavailable');
       return;
     }
     this.pendingAccepts++;
+    this.pendingByHost.set(host, fromHost + 1);
     let counted = true;
     const release = (): void => {
-      if (counted) this.pendingAccepts--;
+      if (!counted) return;
       counted = false;
+      this.pendingAccepts--;
+      const left = (this.pendingByHost.get(host) ?? 1) - 1;
+      if (left > 0) this.pendingByHost.set(host, left);
+      else this.pendingByHost.delete(host);
     };
     socket.once('close', release);
     this.wss!.handleUpgrade(req, socket, head, (ws) => {
@@ -503,13 +580,15 @@ export class WsTransport implements PeerTransport {
     const scheme = this.o.tls ? 'wss' : 'ws';
     const host = peer.host.includes(':') ? `[${peer.host}]` : peer.host;
     const url = `${scheme}://${host}:${peer.port}${PEER_PATH}`;
-    const ws = new WebSocket(url, {
+    const clientOptions: ClientOptions & { closeTimeout: number } = {
       maxPayload: this.o.maxFrameBytes,
       perMessageDeflate: false,
       handshakeTimeout: this.o.handshakeTimeoutMs,
+      closeTimeout: Math.min(MAX_CLOSE_WAIT_MS, this.o.handshakeTimeoutMs),
       ...(this.o.tls?.ca ? { ca: this.o.tls.ca } : {}),
       ...(this.o.tls?.serverName ? { servername: this.o.tls.serverName } : {}),
-    });
+    };
+    const ws = new WebSocket(url, clientOptions);
     const conn = new Connection(ws, 'dialer', `${peer.host}:${peer.port}`, peer.id);
     peer.pending = conn;
     peer.log.debug({ url, attempt: peer.attempt }, 'dialing peer');
@@ -561,7 +640,9 @@ export class WsTransport implements PeerTransport {
       conn.lastError = err.message;
       if (err.code === 'WS_ERR_UNSUPPORTED_MESSAGE_LENGTH') {
         const peerId = conn.state === 'open' ? conn.peerId : null;
-        this.warnOnce(peerId, conn.remote, 'frame_oversized', `peer sent a frame above maxFrameBytes (${this.o.maxFrameBytes}); closing the link with 1009`);
+        const message = `peer sent a frame above maxFrameBytes (${this.o.maxFrameBytes}); closing the link with 1009`;
+        if (peerId === null && conn.role === 'acceptor') this.warnStranger(conn.peerId, conn.remote, 'frame_oversized', message);
+        else this.warnOnce(peerId, conn.remote, 'frame_oversized', message);
         this.emitDrop('frame_oversized', peerId);
       }
     });
@@ -714,7 +795,10 @@ export class WsTransport implements PeerTransport {
   private refuse(conn: Connection, refusal: HandshakeRefusal): void {
     if (conn.state !== 'handshake' || conn.closedByUs) return;
     const peerId = conn.peerId ?? refusal.claimedId ?? null;
-    this.warnOnce(peerId, conn.remote, refusal.reason, `refused peer handshake: ${refusal.message}`);
+    const message = `refused peer handshake: ${refusal.message}`;
+    // Whoever connected to us is unproven: its claimed id and port are its to vary, so they key no log line.
+    if (conn.role === 'acceptor') this.warnStranger(peerId, conn.remote, refusal.reason, message);
+    else this.warnOnce(peerId, conn.remote, refusal.reason, message);
     if (conn.role === 'acceptor') this.emitDrop('unauthenticated', null);
     conn.close(refusal.closeCode, refusal.message);
   }
@@ -795,6 +879,21 @@ export class WsTransport implements PeerTransport {
     this.log.warn({ peer: peerId ?? undefined, remote, reason, repeated: n }, message);
   }
 
+  /**
+   * A warning caused by an unauthenticated connection: folded per (source host, reason)
+   * and, across all sources, at most maxStrangerLogLinesPerInterval lines per interval.
+   */
+  private warnStranger(claimedId: string | null, remote: string, reason: string, message: string, extra: Record<string, unknown> = {}): void {
+    const n = this.limiter.check(`stranger:${hostOf(remote)}:${reason}`);
+    if (n === undefined || !this.strangerLines.take()) return;
+    const suppressedOthers = this.strangerLines.suppressed;
+    this.strangerLines.suppressed = 0;
+    this.log.warn(
+      { peer: claimedId ?? undefined, remote, reason, repeated: n, ...(suppressedOthers > 0 ? { suppressedOthers } : {}), ...extra },
+      message,
+    );
+  }
+
   private emitDrop(reason: DropReason, peerId: string | null): void {
     if (this.events.onDrop) this.callEvent('onDrop', () => this.events.onDrop!(reason, peerId));
   }
@@ -823,6 +922,12 @@ export class WsTransport implements PeerTransport {
 export function reconnectDelayMs(attempt: number, backoff: { initialMs: number; maxMs: number }, random: () => number): number {
   const base = Math.min(backoff.maxMs, backoff.initialMs * 2 ** Math.min(attempt, 30));
   return Math.round(base / 2 + (base / 2) * random());
+}
+
+/** Answers an upgrade we refuse, and cuts the socket even if the client never reads or closes. */
+function rejectUpgrade(socket: Duplex, status: string): void {
+  socket.end(`HTTP/1.1 ${status}\r\nConnection: close\r\nContent-Length: 0\r\n\r\n`);
+  setTimeout(() => socket.destroy(), MAX_CLOSE_WAIT_MS).unref();
 }
 
 /** Plain UTF-16 code unit order, the same on every member (no locale). */
