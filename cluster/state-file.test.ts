@@ -120,8 +120,8 @@ describe('StateFile', () => {
     { name: 'a JSON array', text: () => '[1,2]', message: /file must be an object/ },
     {
       name: 'an unknown version',
-      text: () => goodText().replace('"version":1', '"version":2'),
-      message: /version 2 is not supported/,
+      text: () => goodText().replace('"version":1', '"version":0'),
+      message: /version 0 is not supported/,
     },
     { name: 'another format', text: () => goodText().replace('raft-elector-state', 'other'), message: /file\.format/ },
     { name: 'a missing checksum', text: () => goodText().replace(/"sha256":"[0-9a-f]+",/, ''), message: /sha256 is missing/ },
@@ -194,4 +194,60 @@ describe('StateFile', () => {
     expect((caught as ClusterError).code).toBe('STATE_FILE_UNREADABLE');
     expect((caught as ClusterError).message).toContain(blocker);
   });
+
+  it('a dangling symlink in place of the state file is unreadable, not a fresh member', () => {
+    // Starting fresh here would forget a vote the member gave: the file is missing, not absent.
+    store().load();
+    fs.symlinkSync(path.join(dir, 'gone', STATE_FILE_NAME), filePath);
+    expectCode(() => store().load(), 'STATE_FILE_UNREADABLE', /symlink|link/);
+  });
+
+  it('follows a symlink to a good state file', () => {
+    const real = path.join(dir, 'elsewhere.json');
+    store().load();
+    fs.writeFileSync(real, serializeState(sample));
+    fs.symlinkSync(real, filePath);
+    expect(store().load()).toEqual(sample);
+  });
+
+  it('a failed write (ENOSPC) reports the file and step, keeps the old state and leaves no temp file', () => {
+    const s = store();
+    s.save(sample);
+    // The temp file is opened by name: pointing it at /dev/full makes every write fail with ENOSPC.
+    if (!fs.existsSync('/dev/full')) {
+      console.log('skipped: no /dev/full to simulate ENOSPC');
+      return;
+    }
+    fs.symlinkSync('/dev/full', filePath + '.tmp');
+    const next: DurableState = { ...sample, hardState: { term: 8, vote: 'member-c', commit: 5 } };
+    const err = expectCode(() => s.save(next), 'STATE_FILE_WRITE_FAILED', /write the temp file: .*ENOSPC|no space/i);
+    expect(err.message).toMatch(/ENOSPC/);
+    expect(fs.existsSync(filePath + '.tmp')).toBe(false);
+    expect(fs.lstatSync(path.join(dir, 'data')).isDirectory()).toBe(true);
+    expect(store().load()).toEqual(sample);
+  });
+
+  it('a file from a newer version says so and does not advise moving it away', () => {
+    store().load();
+    fs.writeFileSync(filePath, serializeState(sample).replace('"version":1', '"version":2'));
+    const err = expectCode(() => store().load(), 'STATE_FILE_CORRUPT', /version 2/);
+    expect(err.message).toMatch(/newer raft-elector/);
+    expect(err.message).not.toMatch(/move it away/);
+  });
+
+  it('a state file it may not read is STATE_FILE_UNREADABLE naming the file', () => {
+    const s = store();
+    s.save(sample);
+    fs.chmodSync(filePath, 0o000);
+    try {
+      if (process.getuid?.() === 0) {
+        console.log('skipped: running as root, which reads a mode-000 file anyway');
+        return;
+      }
+      expectCode(() => store().load(), 'STATE_FILE_UNREADABLE', /EACCES|permission denied/i);
+    } finally {
+      fs.chmodSync(filePath, 0o600);
+    }
+  });
 });
+

@@ -68,6 +68,14 @@ export class StateFile implements StateStore {
     } catch (err) {
       if (err instanceof ClusterError) throw err;
       if ((err as NodeJS.ErrnoException).code === 'ENOENT') {
+        // A link whose target is gone means the state is missing, not absent: starting fresh could vote twice.
+        if (isSymlink(this.filePath)) {
+          throw new ClusterError(
+            'STATE_FILE_UNREADABLE',
+            `state file ${this.filePath} is a symlink to ${JSON.stringify(readLinkOrUnknown(this.filePath))}, which does not exist (an unmounted volume?)`,
+            { cause: err },
+          );
+        }
         this.log.info('no state file: starting as a fresh member');
         return undefined;
       }
@@ -95,6 +103,7 @@ export class StateFile implements StateStore {
     this.ensureDir();
     const text = serializeState(state);
     let step = 'open the temp file';
+    let renamed = false;
     try {
       const fd = fs.openSync(this.tempPath, 'w', 0o600);
       try {
@@ -107,9 +116,12 @@ export class StateFile implements StateStore {
       }
       step = 'rename the temp file into place';
       fs.renameSync(this.tempPath, this.filePath);
+      renamed = true;
       step = 'fsync the data dir';
       fsyncDir(this.dataDir);
     } catch (err) {
+      // A half-written temp file (ENOSPC) only takes space the next save needs.
+      if (!renamed) removeQuietly(this.tempPath);
       throw new ClusterError('STATE_FILE_WRITE_FAILED', `cannot save state to ${this.filePath}: failed to ${step}: ${(err as Error).message}`, {
         cause: err,
       });
@@ -139,6 +151,30 @@ export class StateFile implements StateStore {
         this.log.warn({ temp: this.tempPath, err: (err as Error).message }, 'cannot remove a stale temp state file');
       }
     }
+  }
+}
+
+function isSymlink(p: string): boolean {
+  try {
+    return fs.lstatSync(p).isSymbolicLink();
+  } catch {
+    return false;
+  }
+}
+
+function readLinkOrUnknown(p: string): string {
+  try {
+    return fs.readlinkSync(p);
+  } catch {
+    return '?';
+  }
+}
+
+function removeQuietly(p: string): void {
+  try {
+    fs.unlinkSync(p);
+  } catch {
+    // Nothing was created, or it is already gone; load() removes any leftover too.
   }
 }
 
@@ -184,6 +220,13 @@ export function parseStateFile(text: string, filePath: string): DurableState {
     const format = field(doc, 'format', 'file');
     if (format !== STATE_FILE_FORMAT) throw new ShapeError(`file.format must be "${STATE_FILE_FORMAT}", got ${describe(format)}`);
     const version = field(doc, 'version', 'file');
+    if (typeof version === 'number' && Number.isSafeInteger(version) && version > STATE_FILE_VERSION) {
+      // Not damage: advising to move it away would throw away this member's votes.
+      throw new ClusterError(
+        'STATE_FILE_CORRUPT',
+        `state file ${filePath} has format version ${version}, written by a newer raft-elector (this build reads version ${STATE_FILE_VERSION}); run that version or newer, and keep the file`,
+      );
+    }
     if (version !== STATE_FILE_VERSION) {
       throw new ShapeError(`version ${describe(version)} is not supported (this build reads version ${STATE_FILE_VERSION})`);
     }
