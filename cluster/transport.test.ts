@@ -637,5 +637,89 @@ describe('WsTransport against a hostile network', () => {
     a.t.send(heartbeat('a', 'b'));
     await waitFor('delivered', () => b.received.length === 1);
   });
+
+  it('maxPayload applies before authentication: a huge hello closes with 1009, logged once per address', async () => {
+    const b = await node('b', [{ id: 'a' }], { maxFrameBytes: 4096 });
+    for (let i = 0; i < 3; i++) {
+      const raw = new RawPeer(b.t.port);
+      await waitFor('open', () => raw.ws.readyState === WebSocket.OPEN);
+      raw.ws.send('x'.repeat(1 << 20));
+      expect((await raw.waitClosed()).code).toBe(CloseCodes.messageTooBig);
+    }
+    const lines = logsWith(b, (l) => l.reason === 'frame_oversized');
+    expect(lines).toHaveLength(1);
+    expect(lines[0]).toMatchObject({ level: 40 });
+    expect(lines[0]!.peer).toBeUndefined();
+    expect(b.drops.filter((d) => d.reason === 'frame_oversized')).toEqual(Array(3).fill({ reason: 'frame_oversized', peer: null }));
+    const a = await node('a', [{ id: 'b', port: b.t.port }], { maxFrameBytes: 4096 });
+    await waitFor('a real member still gets in', () => connected(a, 'b'));
+  });
+
+  it('a proof captured from one connection is refused on another (fresh acceptor nonce per connection)', async () => {
+    const b = await node('b', [{ id: 'a' }]);
+    const first = new RawPeer(b.t.port);
+    await waitFor('open', () => first.ws.readyState === WebSocket.OPEN);
+    const dialerNonce = newNonce();
+    const hello = JSON.stringify({ kind: 'hello', v: 1, cluster: 'demo', from: 'a', to: 'b', auth: 'hmac-sha256', nonce: dialerNonce });
+    first.ws.send(hello);
+    const challenge1 = await first.next();
+    const proof = JSON.stringify({
+      kind: 'proof',
+      mac: computeMac(secret, 'dialer', { cluster: 'demo', dialer: 'a', acceptor: 'b', dialerNonce, acceptorNonce: String(challenge1.nonce) }),
+    });
+    first.ws.send(proof);
+    expect((await first.next()).kind).toBe('welcome');
+    // An eavesdropper replays the same hello and proof on a new connection.
+    const replay = new RawPeer(b.t.port);
+    await waitFor('open', () => replay.ws.readyState === WebSocket.OPEN);
+    replay.ws.send(hello);
+    const challenge2 = await replay.next();
+    expect(challenge2.nonce).not.toBe(challenge1.nonce);
+    replay.ws.send(proof);
+    expect((await replay.waitClosed()).code).toBe(CloseCodes.wrong_secret);
+    expect(first.closed).toBeNull(); // the genuine link is untouched
+    expect(b.received).toHaveLength(0);
+  });
+
+  it("a stranger's forged refusal close codes fold into one line and do not hide the real peer's refusal", async () => {
+    const b = await node('b', [{ id: 'a' }]);
+    for (let i = 0; i < 5; i++) {
+      const raw = new RawPeer(b.t.port);
+      await waitFor('open', () => raw.ws.readyState === WebSocket.OPEN);
+      raw.ws.send(JSON.stringify({ kind: 'hello', v: 1, cluster: 'demo', from: 'a', to: 'b', auth: 'hmac-sha256', nonce: newNonce() }));
+      await raw.next();
+      raw.ws.close(CloseCodes.wrong_secret, 'forged');
+      await raw.waitClosed();
+    }
+    const lines = logsWith(b, (l) => /refused our handshake/.test(l.msg));
+    expect(lines).toHaveLength(1); // folded per source address, not keyed by the id it claimed
+    expect(lines[0]!.reason).toBe('refused_by_peer:wrong_secret');
+    // The real a with a wrong secret is still reported (its own refusal key was not used up by the stranger).
+    await node('a', [{ id: 'b', port: b.t.port }], { secret: otherSecret });
+    await waitFor('b logs the real refusal', () => logsWith(b, (l) => l.reason === 'wrong_secret').length === 1);
+  });
+
+  it('close() while a dial hangs in the HTTP upgrade returns promptly and fires no event afterwards', async () => {
+    // A listener that accepts TCP and never answers: the dial sits in CONNECTING.
+    const sockets: net.Socket[] = [];
+    const blackhole = net.createServer((s) => sockets.push(s));
+    await new Promise<void>((r) => blackhole.listen(0, '127.0.0.1', r));
+    try {
+      const a = await node('a', [{ id: 'b', port: (blackhole.address() as net.AddressInfo).port }], { handshakeTimeoutMs: 10_000 });
+      await waitFor('dial reached the blackhole', () => sockets.length === 1);
+      const eventsBefore = a.unreachable.length + a.drops.length + a.connected.size;
+      const started = Date.now();
+      await a.t.close();
+      expect(Date.now() - started).toBeLessThan(2000);
+      a.t.send(heartbeat('a', 'b'));
+      a.t.setPeerAddress('b', '127.0.0.1', 1);
+      await new Promise((r) => setTimeout(r, 100));
+      expect(a.unreachable.length + a.drops.length + a.connected.size).toBe(eventsBefore);
+      expect(sockets.length).toBe(1); // no redial after close
+    } finally {
+      for (const s of sockets) s.destroy();
+      await new Promise<void>((r) => blackhole.close(() => r()));
+    }
+  });
 });
 
