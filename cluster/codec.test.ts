@@ -132,6 +132,32 @@ describe('codec', () => {
     });
   }
 
+  it('nasty numbers and prototype keys: rejected, or read as plain own fields', () => {
+    const base = frame({});
+    const numbers: Array<[string, RegExp]> = [
+      ['"NaN"', /msg\.term must be a non-negative safe integer, got "NaN"/],
+      ['1e400', /msg\.term must be a non-negative safe integer, got Infinity/],
+      ['-1e-300', /msg\.term/],
+      ['9007199254740993', /msg\.term/],
+    ];
+    for (const [raw, message] of numbers) {
+      const err = decodeError(base.replace('"term":3', `"term":${raw}`));
+      expect(err.code, raw).toBe('FRAME_MALFORMED');
+      expect(err.message, raw).toMatch(message);
+    }
+    // -0 is a safe integer; it must come out as a plain 0.
+    expect(Object.is(decodeFrame(base.replace('"term":3', '"term":-0'), opts).term, 0)).toBe(true);
+    // "__proto__" from JSON.parse is an own key: it neither supplies missing fields nor pollutes anything.
+    const viaProto = base.replace('"msg":{"type":"MsgHeartbeat",', '"msg":{"__proto__":{"type":"MsgVote"},');
+    expect(decodeError(viaProto).message).toMatch(/msg\.type is missing/);
+    const withProto = base.replace('"msg":{', '"msg":{"__proto__":{"polluted":true},');
+    const m = decodeFrame(withProto, opts);
+    expect(m.type).toBe('MsgHeartbeat');
+    expect(Object.getPrototypeOf(m)).toBe(Object.prototype);
+    expect(({} as Record<string, unknown>).polluted).toBeUndefined();
+    expect(Object.keys(m)).not.toContain('__proto__');
+  });
+
   it('rejects a frame above the limit before parsing it', () => {
     const err = decodeError('x'.repeat(2000), { ...opts, maxFrameBytes: 1999 });
     expect(err.code).toBe('FRAME_OVERSIZED');

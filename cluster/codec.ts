@@ -85,7 +85,8 @@ export function readNat(obj: JsonObject, key: string, path: string): number {
   if (typeof v !== 'number' || !Number.isSafeInteger(v) || v < 0) {
     throw new ShapeError(`${path}.${key} must be a non-negative safe integer, got ${describe(v)}`);
   }
-  return v;
+  // JSON "-0" parses to -0, which passes the checks above; hand raft a plain 0.
+  return v === 0 ? 0 : v;
 }
 
 export function readBool(obj: JsonObject, key: string, path: string): boolean {
