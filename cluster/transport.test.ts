@@ -721,5 +721,27 @@ describe('WsTransport against a hostile network', () => {
       await new Promise<void>((r) => blackhole.close(() => r()));
     }
   });
+
+  it('an event handler that throws on every message is logged once per interval, and the link stays up', async () => {
+    let calls = 0;
+    const b = await node('b', [{ id: 'a' }], {
+      events: {
+        onMessage: () => {
+          calls++;
+          throw new Error('handler bug');
+        },
+        onUnreachable: () => {},
+      },
+    });
+    const a = await node('a', [{ id: 'b', port: b.t.port }]);
+    await waitFor('connected', () => connected(a, 'b'));
+    for (let i = 0; i < 20; i++) a.t.send(heartbeat('a', 'b', String(i)));
+    // Every message still reaches the (still throwing) handler.
+    await waitFor('all twenty handled', () => calls === 20);
+    const lines = logsWith(b, (l) => /handler threw/.test(l.msg));
+    expect(lines).toHaveLength(1);
+    expect(lines[0]).toMatchObject({ level: 50, event: 'onMessage', err: 'handler bug' });
+    expect(connected(a, 'b') && connected(b, 'a')).toBe(true);
+  });
 });
 

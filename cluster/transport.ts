@@ -760,7 +760,10 @@ export class WsTransport implements PeerTransport {
 
   /** A bug, not bad input: logged at error level, and the frame is treated as malformed. */
   private unexpected(conn: Connection, err: unknown): HandshakeRefusal {
-    this.log.error({ peer: conn.peerId ?? undefined, remote: conn.remote, err: (err as Error)?.message }, 'unexpected error handling a peer frame');
+    const n = this.limiter.check('unexpected-frame-error');
+    if (n !== undefined) {
+      this.log.error({ peer: conn.peerId ?? undefined, remote: conn.remote, err: (err as Error)?.message, repeated: n }, 'unexpected error handling a peer frame');
+    }
     return new HandshakeRefusal('malformed', 'frame could not be handled');
   }
 
@@ -910,7 +913,9 @@ export class WsTransport implements PeerTransport {
     try {
       fn();
     } catch (err) {
-      this.log.error({ event: name, err: (err as Error).message }, 'transport event handler threw');
+      // Once per frame would be a line per message for as long as the bug lasts.
+      const n = this.limiter.check(`handler-threw:${name}`);
+      if (n !== undefined) this.log.error({ event: name, err: (err as Error)?.message, repeated: n }, 'transport event handler threw');
     }
   }
 }
