@@ -743,5 +743,18 @@ describe('WsTransport against a hostile network', () => {
     expect(lines[0]).toMatchObject({ level: 50, event: 'onMessage', err: 'handler bug' });
     expect(connected(a, 'b') && connected(b, 'a')).toBe(true);
   });
+
+  it('a message split into many tiny fragments is refused early (1008), before ws buffers thousands of parts', async () => {
+    const b = await node('b', [{ id: 'a' }]);
+    const raw = new RawPeer(b.t.port);
+    await waitFor('open', () => raw.ws.readyState === WebSocket.OPEN);
+    // Under maxFrameBytes in total, but each one-byte part costs the receiver a Buffer object.
+    for (let i = 0; i < 1000; i++) raw.ws.send('x', { fin: false });
+    expect((await raw.waitClosed()).code).toBe(1008);
+    const line = logsWith(b, (l) => l.reason === 'frame_fragmented')[0]!;
+    expect(line).toMatchObject({ level: 40 });
+    expect(line.msg).toMatch(/fragments/);
+    expect(b.drops).toContainEqual({ reason: 'frame_invalid', peer: null });
+  });
 });
 

@@ -118,6 +118,11 @@ const defaults = {
 
 /** How long a closing socket may wait for the other side's close frame before it is cut. */
 const MAX_CLOSE_WAIT_MS = 1000;
+/**
+ * Parts one message may arrive in. We never fragment; ws's default (16384) let a stranger make
+ * a sub-64-KiB message cost ~1.7 MB of heap (one Buffer per one-byte part) per connection.
+ */
+const MAX_FRAGMENTS_PER_MESSAGE = 64;
 
 function invalid(message: string): ClusterError {
   return new ClusterError('INVALID_TRANSPORT_OPTIONS', message);
@@ -369,15 +374,16 @@ export class WsTransport implements PeerTransport {
     }
   }
 
-  /** closeTimeout is a ws option its type definitions do not list yet. */
+  /** closeTimeout and maxFragments are ws options its type definitions do not list yet. */
   private wsServerOptions(): ServerOptions {
-    const options: ServerOptions & { closeTimeout: number } = {
+    const options: ServerOptions & { closeTimeout: number; maxFragments: number } = {
       noServer: true,
       maxPayload: this.o.maxFrameBytes,
       perMessageDeflate: false,
       clientTracking: false,
       // ws waits 30 s for the other side's close frame by default; a stranger that never answers would hold its slot that long.
       closeTimeout: Math.min(MAX_CLOSE_WAIT_MS, this.o.handshakeTimeoutMs),
+      maxFragments: MAX_FRAGMENTS_PER_MESSAGE,
     };
     return options;
   }
@@ -580,11 +586,12 @@ export class WsTransport implements PeerTransport {
     const scheme = this.o.tls ? 'wss' : 'ws';
     const host = peer.host.includes(':') ? `[${peer.host}]` : peer.host;
     const url = `${scheme}://${host}:${peer.port}${PEER_PATH}`;
-    const clientOptions: ClientOptions & { closeTimeout: number } = {
+    const clientOptions: ClientOptions & { closeTimeout: number; maxFragments: number } = {
       maxPayload: this.o.maxFrameBytes,
       perMessageDeflate: false,
       handshakeTimeout: this.o.handshakeTimeoutMs,
       closeTimeout: Math.min(MAX_CLOSE_WAIT_MS, this.o.handshakeTimeoutMs),
+      maxFragments: MAX_FRAGMENTS_PER_MESSAGE,
       ...(this.o.tls?.ca ? { ca: this.o.tls.ca } : {}),
       ...(this.o.tls?.serverName ? { servername: this.o.tls.serverName } : {}),
     };
@@ -644,6 +651,12 @@ export class WsTransport implements PeerTransport {
         if (peerId === null && conn.role === 'acceptor') this.warnStranger(conn.peerId, conn.remote, 'frame_oversized', message);
         else this.warnOnce(peerId, conn.remote, 'frame_oversized', message);
         this.emitDrop('frame_oversized', peerId);
+      } else if (err.code === 'WS_ERR_TOO_MANY_BUFFERED_PARTS') {
+        const peerId = conn.state === 'open' ? conn.peerId : null;
+        const message = `peer split a message into more than ${MAX_FRAGMENTS_PER_MESSAGE} fragments; closing the link with 1008`;
+        if (peerId === null && conn.role === 'acceptor') this.warnStranger(conn.peerId, conn.remote, 'frame_fragmented', message);
+        else this.warnOnce(peerId, conn.remote, 'frame_fragmented', message);
+        this.emitDrop('frame_invalid', peerId);
       }
     });
     conn.ws.on('close', (code, reason) => this.onClose(conn, code, reason.toString()));
