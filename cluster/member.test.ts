@@ -1,6 +1,6 @@
 import { pino } from 'pino';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
-import { seededRandom } from '../raft/index.js';
+import { makeMessage, seededRandom } from '../raft/index.js';
 import { Bus, MemoryStore } from '../test/harness/member-bus.js';
 import type { LeadershipView } from './interfaces.js';
 import { RaftMember, validateMemberOptions, type MemberOptions } from './member.js';
@@ -241,6 +241,21 @@ describe('RaftMember', () => {
     expect(member.status().ticksSinceStart).toBe(before + 2);
     expect(member.worstTickLatenessMs()).toBeGreaterThanOrEqual(450);
     await member.stop();
+  });
+
+  it('a peer message raft refuses is dropped, logged once per interval, and the member keeps running', async () => {
+    const { bus, members } = makeGroup(seed);
+    const lines: Record<string, unknown>[] = [];
+    const logger = pino({ level: 'warn' }, { write: (line: string) => void lines.push(JSON.parse(line) as Record<string, unknown>) });
+    (members.get('a') as unknown as { log: typeof logger }).log = logger;
+    for (const m of members.values()) await m.start();
+    const events = bus.endpoints.get('a')!;
+    for (let i = 0; i < 50; i++) events.onMessage(makeMessage({ type: 'MsgBeat', from: 'b', to: 'a', term: 1 }));
+    const refused = lines.filter((l) => l.msg === 'peer message refused by raft');
+    expect(refused).toHaveLength(1);
+    expect(refused[0]).toMatchObject({ peer: 'b', type: 'MsgBeat', code: 'INVALID_ARGUMENT' });
+    await runUntil(() => views(members).some((v) => v.isLeader), 3_000);
+    for (const m of members.values()) await m.stop();
   });
 
   it('a corrupt state file stops the start with an error naming the file', async () => {

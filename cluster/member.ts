@@ -113,6 +113,8 @@ export function validateMemberOptions(o: MemberOptions): Timing {
   };
 }
 
+const RefusalLogIntervalMs = 10_000;
+
 /** How long the successor waits after the leader's link closed, for the others to notice too. */
 const DisconnectCampaignDelayMs = 30;
 
@@ -159,6 +161,7 @@ export class RaftMember implements Member {
   private readonly pendingTransfers = new Set<PendingTransfer>();
   private leaderLostAtMs: number | undefined;
   private heartbeatNow = false;
+  private readonly refusalLog = new Map<string, { atMs: number; suppressed: number }>();
   private failed = false;
 
   private nextTickAtMs = 0;
@@ -432,7 +435,20 @@ export class RaftMember implements Member {
     } catch (err) {
       if (err instanceof RaftError) {
         this.metrics?.messageDropped('decode');
-        this.log.warn({ peer: m.from, type: m.type, code: err.code, err: err.message }, 'peer message refused by raft');
+        // One line per peer and code per interval: a misbehaving peer must not flood the log.
+        const key = `${m.from}:${err.code}`;
+        const now = this.nowMs();
+        const last = this.refusalLog.get(key);
+        if (last === undefined || now - last.atMs >= RefusalLogIntervalMs) {
+          this.log.warn(
+            { peer: m.from, type: m.type, code: err.code, err: err.message, repeated: last?.suppressed ?? 0 },
+            'peer message refused by raft',
+          );
+          this.refusalLog.set(key, { atMs: now, suppressed: 0 });
+          if (this.refusalLog.size > 256) this.refusalLog.delete(this.refusalLog.keys().next().value as string);
+        } else {
+          last.suppressed++;
+        }
         return;
       }
       throw err;
