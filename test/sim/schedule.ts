@@ -7,6 +7,7 @@ import {
   SimViolation,
   Simulation,
   type CrashPoint,
+  type DoubleLeader,
   type SimStats,
 } from './simulator.js';
 
@@ -25,6 +26,13 @@ export interface Schedule {
   maxDelaySlots: number;
   crashPerMille: number;
   maxDownTicks: number;
+  /** Chance, in percent, that a random crash also loses the disk (disk-loss schedules only). */
+  wipePercent?: number;
+  /**
+   * When set, a member that starts with no state grants no vote for two election timeouts
+   * once its first peer message shows the group ran (the product's rule, freshVoteDelayTicks).
+   */
+  freshVoteDelay?: boolean;
   /** Clock rate of member i in eighths of the global tick rate (index modulo the list). */
   clockEighths: number[];
   chaosTicks: number;
@@ -37,6 +45,8 @@ export type Action =
   | { kind: 'isolateLeader' }
   | { kind: 'heal' }
   | { kind: 'crash'; member: number; downTicks: number }
+  /** The member's pod is recreated on an empty disk (disk-loss schedules only). */
+  | { kind: 'wipe'; member: number; downTicks: number }
   | { kind: 'crashLeader'; point: CrashPoint; downTicks: number }
   /** The leader's pod is terminating: the pod watch makes every follower forget it, then it dies. */
   | { kind: 'stopLeader'; downTicks: number }
@@ -76,15 +86,16 @@ export const LIVENESS_MIN_CLOCK_EIGHTHS = 7;
 /**
  * The bound, in global ticks, within which a healed group with every member up must
  * agree on one leader. In the members' own ticks it is:
- *   D                a member restarted at the heal answers no vote for restartVoteDelayTicks;
+ *   D                a member restarted at the heal answers no vote for restartVoteDelayTicks
+ *                    (freshVoteDelayTicks if its disk was wiped; D is the larger);
  * + 2E               a leader cut off from its quorum steps down at its next CheckQuorum
  *                    (within E ticks), and its followers honour its lease for E ticks more;
  * + ROUNDS * 2E      the election rounds above, each within one randomized timeout;
  * scaled by 8 / slowest clock rate (a member with half-speed clock needs twice the global
  * ticks), plus the slowest in-flight message left over from the chaos phase.
  */
-export function livenessBoundTicks(electionTick: number, restartVoteDelayTicks: number, slowestClockEighths: number): number {
-  const ownTicks = restartVoteDelayTicks + 2 * electionTick + LIVENESS_ROUNDS * 2 * electionTick;
+export function livenessBoundTicks(electionTick: number, voteDelayTicks: number, slowestClockEighths: number): number {
+  const ownTicks = voteDelayTicks + 2 * electionTick + LIVENESS_ROUNDS * 2 * electionTick;
   const maxLeftoverDelayTicks = Math.ceil((12 + 1) / SLOTS_PER_TICK);
   return Math.ceil((ownTicks * CLOCK_EIGHTHS_NOMINAL) / slowestClockEighths) + maxLeftoverDelayTicks;
 }
@@ -93,7 +104,7 @@ export const memberIds = (n: number): string[] => Array.from({ length: n }, (_, 
 
 const memberArb = fc.integer({ min: 0, max: 4 });
 const downArb = fc.integer({ min: 0, max: 40 });
-const actionArb: fc.Arbitrary<Action> = fc.oneof(
+const baseActionArbs = [
   fc.record({ kind: fc.constant('partition' as const), mask: fc.integer({ min: 1, max: 30 }) }),
   fc.record({ kind: fc.constant('isolateLeader' as const) }),
   fc.record({ kind: fc.constant('heal' as const) }),
@@ -106,11 +117,17 @@ const actionArb: fc.Arbitrary<Action> = fc.oneof(
   fc.record({ kind: fc.constant('stopLeader' as const), downTicks: downArb }),
   fc.record({ kind: fc.constant('transferLeader' as const), member: memberArb }),
   fc.record({ kind: fc.constant('campaign' as const), member: memberArb }),
+] as const;
+const actionArb: fc.Arbitrary<Action> = fc.oneof(...baseActionArbs);
+/** The same actions plus disk loss; a wipe is drawn about as often as each other action. */
+const wipeActionArb: fc.Arbitrary<Action> = fc.oneof(
+  ...baseActionArbs,
+  fc.record({ kind: fc.constant('wipe' as const), member: memberArb, downTicks: downArb }),
 );
 
 export const MAX_CHAOS_TICKS = 300;
 
-export const scheduleArb: fc.Arbitrary<Schedule> = fc.record({
+const scheduleFields = {
   seed: fc.integer({ min: 0, max: 0x7fffffff }),
   members: fc.integer({ min: 3, max: 5 }),
   electionTick: fc.integer({ min: 4, max: 10 }),
@@ -128,15 +145,45 @@ export const scheduleArb: fc.Arbitrary<Schedule> = fc.record({
     maxLength: 40,
     size: 'medium',
   }),
-});
+};
+
+/** The main property's schedules: no disk loss, so every safety invariant holds in full. */
+export const scheduleArb: fc.Arbitrary<Schedule> = fc.record(scheduleFields);
+
+/**
+ * Schedules with disk loss: wipe actions and random crashes that lose the disk, and the
+ * product's two vote delays. `freshVoteDelay` is fixed by the caller, so the same schedules
+ * can be run with and without it.
+ */
+export function wipeScheduleArb(freshVoteDelay: boolean): fc.Arbitrary<Schedule> {
+  return fc.record({
+    ...scheduleFields,
+    restartVoteDelay: fc.constant(true),
+    freshVoteDelay: fc.constant(freshVoteDelay),
+    wipePercent: fc.integer({ min: 0, max: 100 }),
+    actions: fc.array(fc.record({ atPerMille: fc.integer({ min: 0, max: 999 }), action: wipeActionArb }), {
+      maxLength: 40,
+      size: 'medium',
+    }),
+  });
+}
 
 export interface ScheduleResult {
   stats: SimStats;
-  /** Global ticks from the heal until every member followed one leader. */
-  ticksToAgree: number;
+  /** Global ticks from the heal until every member followed one leader (undefined only when `stuckDoubleLeader` is set). */
+  ticksToAgree: number | undefined;
+  /**
+   * Only with `allowWipedDoubleVotes`: liveness failed because two running members still led
+   * the same term at the bound, a double leader explained by a wiped member's double vote.
+   * Neither steps down: a leader ignores a same-term heartbeat (etcd's rule), and with
+   * CheckQuorum both count the followers that answer both as active.
+   */
+  stuckDoubleLeader?: { term: number; leaders: string[] };
   livenessBound: number;
   leader: string;
   trace: string[];
+  /** Second leaders of a term found (only with `allowWipedDoubleVotes`; each has its witness). */
+  doubleLeaders: DoubleLeader[];
 }
 
 /**
@@ -151,6 +198,10 @@ export interface RunOptions {
   /** Simulator switches that break the driver on purpose (tests of the checks themselves). */
   unsafeSendBeforePersist?: boolean;
   checkVoteDurability?: boolean;
+  /** See SimOptions.allowWipedDoubleVotes: count, rather than throw on, double leaders a wiped member's double vote explains. */
+  allowWipedDoubleVotes?: boolean;
+  /** See SimOptions.allowLostCommittedEntries. */
+  allowLostCommittedEntries?: boolean;
 }
 
 export function runSchedule(s: Schedule, options: RunOptions = {}): ScheduleResult {
@@ -158,6 +209,7 @@ export function runSchedule(s: Schedule, options: RunOptions = {}): ScheduleResu
   const clockEighths: Record<string, number> = {};
   ids.forEach((id, i) => (clockEighths[id] = s.clockEighths[i % s.clockEighths.length] ?? CLOCK_EIGHTHS_NOMINAL));
   const restartVoteDelayTicks = s.restartVoteDelay ? s.electionTick : 0;
+  const freshVoteDelayTicks = s.freshVoteDelay ? 2 * s.electionTick : 0;
   const sim = new Simulation({
     ids,
     electionTick: s.electionTick,
@@ -165,6 +217,9 @@ export function runSchedule(s: Schedule, options: RunOptions = {}): ScheduleResu
     preVote: s.preVote,
     checkQuorum: s.checkQuorum,
     restartVoteDelayTicks,
+    freshVoteDelayTicks,
+    allowWipedDoubleVotes: options.allowWipedDoubleVotes ?? false,
+    allowLostCommittedEntries: options.allowLostCommittedEntries ?? false,
     seed: s.seed,
     clockEighths,
     trace: options.trace ?? false,
@@ -176,6 +231,7 @@ export function runSchedule(s: Schedule, options: RunOptions = {}): ScheduleResu
       maxDelaySlots: s.maxDelaySlots,
       crashPerMille: s.crashPerMille,
       maxDownTicks: s.maxDownTicks,
+      wipePercent: s.wipePercent ?? 0,
     },
   });
 
@@ -215,7 +271,7 @@ export function runSchedule(s: Schedule, options: RunOptions = {}): ScheduleResu
     return leader !== undefined && sim.status(leader).leadTransferee === '' ? leader : undefined;
   };
   const slowest = Math.min(...Object.values(clockEighths));
-  const bound = livenessBoundTicks(s.electionTick, restartVoteDelayTicks, slowest);
+  const bound = livenessBoundTicks(s.electionTick, Math.max(restartVoteDelayTicks, freshVoteDelayTicks), slowest);
   const stableTicks = Math.ceil((2 * s.electionTick * CLOCK_EIGHTHS_NOMINAL) / slowest);
   let streakLeader: string | undefined;
   let streakTerm = 0;
@@ -238,6 +294,10 @@ export function runSchedule(s: Schedule, options: RunOptions = {}): ScheduleResu
     }
   }
   if (ticksToAgree === undefined || streakLeader === undefined) {
+    const stuck = options.allowWipedDoubleVotes ? stuckDoubleLeader(sim) : undefined;
+    if (stuck) {
+      return { stats: sim.stats, ticksToAgree: undefined, stuckDoubleLeader: stuck, livenessBound: bound, leader: '', trace: sim.trace, doubleLeaders: sim.doubleLeaders };
+    }
     const who = ids.map((id) => {
       if (!sim.isUp(id)) return `${id}:down`;
       const st = sim.status(id);
@@ -249,7 +309,17 @@ export function runSchedule(s: Schedule, options: RunOptions = {}): ScheduleResu
     );
   }
   const leader = streakLeader;
-  return { stats: sim.stats, ticksToAgree, livenessBound: bound, leader, trace: sim.trace };
+  return { stats: sim.stats, ticksToAgree, livenessBound: bound, leader, trace: sim.trace, doubleLeaders: sim.doubleLeaders };
+}
+
+/** Two running leaders of one term that the simulator accepted as a wiped member's double vote. */
+function stuckDoubleLeader(sim: Simulation): { term: number; leaders: string[] } | undefined {
+  const leaders = sim.leaders();
+  for (const l of leaders) {
+    const same = leaders.filter((o) => o.term === l.term).map((o) => o.id);
+    if (same.length > 1 && sim.doubleLeaders.some((d) => d.term === l.term)) return { term: l.term, leaders: same.sort() };
+  }
+  return undefined;
 }
 
 function apply(sim: Simulation, ids: readonly string[], action: Action): void {
@@ -270,6 +340,9 @@ function apply(sim: Simulation, ids: readonly string[], action: Action): void {
       return;
     case 'crash':
       sim.crash(pick(action.member), 'idle', action.downTicks);
+      return;
+    case 'wipe':
+      sim.wipe(pick(action.member), action.downTicks);
       return;
     case 'crashLeader':
       if (leader) sim.crash(leader, action.point, action.downTicks);

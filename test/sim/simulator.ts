@@ -25,6 +25,20 @@ import {
  *
  * The invariants are checked after every event (each tick, each delivery, each Ready,
  * each message sent) and a breach throws a SimViolation naming the tick and the member.
+ *
+ * Disk loss (a pod recreated on an emptyDir) is a fault too: a wiped member restarts with
+ * no state and begins a new disk identity. The per-member invariants that rest on the disk
+ * (one vote per term, terms and commits never go back) hold per identity, not across a
+ * wipe: the design accepts that a wiped member may vote twice in one term. So a second
+ * leader of a term is a breach unless `allowWipedDoubleVotes` is set AND a member voted
+ * for each of the two leaders in that term under two disk identities; then it is recorded
+ * in `doubleLeaders` for the caller to count, never silently ignored. Committed entries
+ * are only as durable as the disks holding them: once a wipe has erased a log entry (which
+ * a leader may have counted towards a commit, even one the wiped member never learned) or a
+ * vote (which lets two leaders share a term and write different logs), logs may rightly fork (and a follower acks a leader's append up to its own commit index,
+ * trusting that committed prefixes agree), so under `allowLostCommittedEntries` the
+ * committed-entries check stops at the first such wipe and later forks are only counted.
+ * This product's entries carry no payload: only leadership is user-visible.
  */
 
 export const SLOTS_PER_TICK = 4;
@@ -43,6 +57,8 @@ export interface FaultRates {
   crashPerMille: number;
   /** Ticks a crashed member stays down, drawn from [1, maxDownTicks]; 0 means it stays down until restarted. */
   maxDownTicks: number;
+  /** Chance, in percent, that a random crash also loses the member's disk (default 0). */
+  wipePercent?: number;
 }
 
 export const NO_FAULTS: FaultRates = {
@@ -60,6 +76,15 @@ export interface SimOptions {
   preVote: boolean;
   checkQuorum: boolean;
   restartVoteDelayTicks: number;
+  /** RaftConfig.freshVoteDelayTicks (the real member sets 2 × electionTick); default 0. */
+  freshVoteDelayTicks?: number;
+  /**
+   * Accept a second leader in a term when, and only when, a wiped member's double vote
+   * explains it (see the class comment); every other double leader still throws.
+   */
+  allowWipedDoubleVotes?: boolean;
+  /** Stop checking that committed entries agree once a wipe has erased a written state (see above). */
+  allowLostCommittedEntries?: boolean;
   seed: number;
   faults?: FaultRates;
   /** Per-member clock rate in eighths of a global tick, within [CLOCK_EIGHTHS_MIN, 8]. */
@@ -103,13 +128,40 @@ export interface SimStats {
   crashesAfterPersist: number;
   crashesBeforePersist: number;
   restarts: number;
+  /** Crashes that lost the disk (the member restarts as a new disk identity). */
+  wipes: number;
   partitions: number;
   /** Terms that had a leader. */
   leaders: number;
   /** Terms anyone reached (each is one election attempt that got past pre-vote). */
   maxTerm: number;
-  /** Persisted votes recorded (member, term) pairs. */
+  /** Persisted votes recorded (member disk identity, term) pairs. */
   votesPersisted: number;
+  /** Terms with a second leader, each explained by a wiped member's double vote. */
+  doubleLeaderTerms: number;
+  /** Committed entries that disagreed after a wipe had erased a written state (not checked then). */
+  forkedCommittedEntries: number;
+}
+
+/** A second leader of a term, and the wiped member whose two votes made both quorums. */
+export interface DoubleLeader {
+  term: number;
+  first: string;
+  second: string;
+  voter: string;
+  /** Disk identities of the voter that voted for `first` and for `second`. */
+  firstDisk: number;
+  secondDisk: number;
+  /** The vote on the later of the two identities: for whom, and the voter's own ticks since that start. */
+  laterVoteFor: string;
+  laterVoteAgeTicks: number;
+  tick: number;
+}
+
+interface PersistedVote {
+  candidate: string;
+  /** The voter's own ticks since its start when it wrote the vote. */
+  ageTicks: number;
 }
 
 interface Member {
@@ -117,8 +169,10 @@ interface Member {
   readonly index: number;
   node: RawNode | undefined;
   incarnation: number;
+  /** Bumped by each wipe: the disk identity that the per-disk invariants are kept for. */
+  diskIdentity: number;
   disk: DurableState | undefined;
-  /** Highest term and commit ever written to disk by this member. */
+  /** Highest term and commit ever written to the current disk identity. */
   diskTerm: number;
   diskCommit: number;
   /** Highest term and commit seen in the running incarnation. */
@@ -224,15 +278,20 @@ export class Simulation {
     crashesAfterPersist: 0,
     crashesBeforePersist: 0,
     restarts: 0,
+    wipes: 0,
     partitions: 0,
     leaders: 0,
     maxTerm: 0,
     votesPersisted: 0,
+    doubleLeaderTerms: 0,
+    forkedCommittedEntries: 0,
   };
   /** One line per event when `trace` is on. */
   readonly trace: string[] = [];
   /** Every term that had a leader, and who it was (election safety's witness). */
   readonly leaderByTerm = new Map<number, string>();
+  /** Second leaders of a term accepted under `allowWipedDoubleVotes`, with their witness. */
+  readonly doubleLeaders: DoubleLeader[] = [];
 
   private readonly options: SimOptions;
   private faults: FaultRates;
@@ -244,10 +303,16 @@ export class Simulation {
   private readonly linkDeliveredSeq = new Map<string, number>();
   /** Side of the partition each member is on; members on different sides cannot talk. */
   private side = new Map<string, number>();
-  /** Every (term → candidate) a member ever wrote to disk, across its restarts. */
-  private readonly persistedVotes = new Map<string, Map<number, string>>();
+  /**
+   * Every (term → candidate) written to each disk identity (`member#identity`), across the
+   * restarts that kept that disk. A wipe starts a new identity: the old votes are gone from
+   * the member's memory, and "one vote per term" can only be asked of one disk.
+   */
+  private readonly persistedVotes = new Map<string, Map<number, PersistedVote>>();
   /** Term of each index any member persisted as committed (state machine safety). */
   private readonly committedTerms = new Map<number, number>();
+  /** Set once a wipe erased a disk that had been written (a vote, a term or entries). */
+  private writtenDiskLost = false;
   private tickNow = 0;
   private slotNow = 0;
 
@@ -266,6 +331,7 @@ export class Simulation {
         index,
         node: undefined,
         incarnation: 0,
+        diskIdentity: 0,
         disk: undefined,
         diskTerm: 0,
         diskCommit: 0,
@@ -276,7 +342,7 @@ export class Simulation {
         restartAtTick: undefined,
         armedCrash: undefined,
       });
-      this.persistedVotes.set(id, new Map());
+      this.persistedVotes.set(diskKey(id, 0), new Map());
     });
     for (const id of this.ids) this.start(id);
   }
@@ -383,6 +449,29 @@ export class Simulation {
     else m.armedCrash = { point, downTicks };
   }
 
+  /**
+   * Disk loss: the member stops now (if it runs) and its disk is erased, as when its pod is
+   * recreated on an emptyDir. It comes back after `downTicks` (0: when restarted) as a fresh
+   * member with a new disk identity.
+   */
+  wipe(id: string, downTicks = 0): void {
+    const m = this.member(id);
+    if (m.node) this.crashNow(m, 'idle', downTicks);
+    else if (downTicks > 0) m.restartAtTick = this.tickNow + downTicks;
+    this.eraseDisk(m);
+  }
+
+  private eraseDisk(m: Member): void {
+    if (m.disk) this.writtenDiskLost = true;
+    m.disk = undefined;
+    m.diskTerm = 0;
+    m.diskCommit = 0;
+    m.diskIdentity++;
+    this.persistedVotes.set(diskKey(m.id, m.diskIdentity), new Map());
+    this.stats.wipes++;
+    this.log(`${m.id} disk wiped (identity #${m.diskIdentity})`);
+  }
+
   /** Cancels a crash armed for the member's next Ready. */
   disarmCrash(id: string): void {
     this.member(id).armedCrash = undefined;
@@ -477,6 +566,7 @@ export class Simulation {
       preVote: this.options.preVote,
       checkQuorum: this.options.checkQuorum,
       restartVoteDelayTicks: this.options.restartVoteDelayTicks,
+      freshVoteDelayTicks: this.options.freshVoteDelayTicks ?? 0,
       random: seededRandom(memberSeed(this.options.seed, m.index, m.incarnation)),
       ...(m.disk ? { restored: cloneDurable(m.disk) } : {}),
     };
@@ -507,9 +597,19 @@ export class Simulation {
     while (m.node && m.node.hasReady()) {
       const rd: Ready = m.node.ready();
       let crash = m.armedCrash;
+      let wipe = false;
       if (crash === undefined && this.faults.crashPerMille > 0 && this.net.nextInt(1000) < this.faults.crashPerMille) {
         const point = this.net.nextInt(2) === 0 ? 'beforePersist' : 'afterPersist';
         crash = { point, downTicks: this.drawDownTicks() };
+        // Drawn only when wipes are on, so runs without them keep their random stream.
+        const wipePercent = this.faults.wipePercent ?? 0;
+        wipe = wipePercent > 0 && this.net.nextInt(100) < wipePercent;
+      }
+      if (wipe && crash) {
+        // The disk is lost with the pod, so where the crash fell in the Ready does not matter.
+        this.crashNow(m, 'idle', crash.downTicks);
+        this.eraseDisk(m);
+        return;
       }
       if (this.options.unsafeSendBeforePersist) {
         for (const msg of rd.messages) this.send(msg);
@@ -550,13 +650,16 @@ export class Simulation {
       throw this.violation('commit-monotonic', `${m.id} wrote commit ${hs.commit} after it had written ${m.diskCommit}`);
     }
     if (hs.vote !== None) {
-      const votes = this.persistedVotes.get(m.id)!;
-      const earlier = votes.get(hs.term);
+      const votes = this.persistedVotes.get(diskKey(m.id, m.diskIdentity))!;
+      const earlier = votes.get(hs.term)?.candidate;
       if (earlier !== undefined && earlier !== hs.vote) {
-        throw this.violation('one-vote-per-term', `${m.id} persisted a vote for ${hs.vote} in term ${hs.term} after it had persisted a vote for ${earlier}`);
+        throw this.violation(
+          'one-vote-per-term',
+          `${m.id} (disk #${m.diskIdentity}) persisted a vote for ${hs.vote} in term ${hs.term} after it had persisted a vote for ${earlier}`,
+        );
       }
       if (earlier === undefined) {
-        votes.set(hs.term, hs.vote);
+        votes.set(hs.term, { candidate: hs.vote, ageTicks: m.node?.status().ticksSinceStart ?? 0 });
         this.stats.votesPersisted++;
       }
     }
@@ -564,7 +667,9 @@ export class Simulation {
       if (e.index > hs.commit) break;
       const term = this.committedTerms.get(e.index);
       if (term === undefined) this.committedTerms.set(e.index, e.term);
-      else if (term !== e.term) {
+      else if (term !== e.term && this.options.allowLostCommittedEntries && this.writtenDiskLost) {
+        this.stats.forkedCommittedEntries++;
+      } else if (term !== e.term) {
         throw this.violation('committed-entries-agree', `${m.id} committed index ${e.index} at term ${e.term}; another member committed it at term ${term}`);
       }
     }
@@ -642,9 +747,43 @@ export class Simulation {
         this.stats.leaders++;
         this.log(`${m.id} leads term ${s.term}`);
       } else if (leader !== m.id) {
-        throw this.violation('one-leader-per-term', `${m.id} became leader of term ${s.term}, which ${leader} already led`);
+        this.secondLeader(s.term, leader, m.id);
       }
     }
+  }
+
+  /** A second leader of `term`: a breach, unless a wiped member's double vote explains it and that is allowed. */
+  private secondLeader(term: number, first: string, second: string): void {
+    if (this.doubleLeaders.some((d) => d.term === term && d.second === second)) return;
+    const witness = this.options.allowWipedDoubleVotes ? this.doubleVoteWitness(term, first, second) : undefined;
+    if (!witness) {
+      const why = this.options.allowWipedDoubleVotes ? ' (no member voted for both under two disk identities)' : '';
+      throw this.violation('one-leader-per-term', `${second} became leader of term ${term}, which ${first} already led${why}`);
+    }
+    this.doubleLeaders.push({ term, first, second, ...witness, tick: this.tickNow });
+    this.stats.doubleLeaderTerms++;
+    this.log(`${second} leads term ${term} too (${witness.voter} voted for ${first} on disk #${witness.firstDisk}, for ${second} on disk #${witness.secondDisk})`);
+  }
+
+  /**
+   * Two quorums of one term share a member; with one vote per term per disk, that member
+   * must have voted for the two leaders under two disk identities. Returns it, or nothing.
+   */
+  private doubleVoteWitness(term: number, first: string, second: string): Omit<DoubleLeader, 'term' | 'first' | 'second' | 'tick'> | undefined {
+    for (const id of this.ids) {
+      const identities = this.member(id).diskIdentity;
+      let firstDisk: number | undefined;
+      let secondDisk: number | undefined;
+      for (let d = 0; d <= identities; d++) {
+        const vote = this.persistedVotes.get(diskKey(id, d))?.get(term)?.candidate;
+        if (vote === first) firstDisk ??= d;
+        if (vote === second) secondDisk ??= d;
+      }
+      if (firstDisk === undefined || secondDisk === undefined || firstDisk === secondDisk) continue;
+      const later = this.persistedVotes.get(diskKey(id, Math.max(firstDisk, secondDisk)))!.get(term)!;
+      return { voter: id, firstDisk, secondDisk, laterVoteFor: later.candidate, laterVoteAgeTicks: later.ageTicks };
+    }
+    return undefined;
   }
 
   private violation(invariant: string, text: string): SimViolation {
@@ -660,6 +799,10 @@ export class Simulation {
     if (!m) throw new Error(`unknown member ${id}`);
     return m;
   }
+}
+
+function diskKey(id: string, identity: number): string {
+  return `${id}#${identity}`;
 }
 
 function cloneDurable(ds: DurableState): DurableState {
