@@ -1,6 +1,6 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { memberIds, runSchedule, scheduleArb, type Schedule } from './schedule.js';
+import { memberIds, runSchedule, scheduleArb, wipeScheduleArb, type Schedule } from './schedule.js';
 import { NO_FAULTS, SLOTS_PER_TICK, Simulation, type FaultRates, type SimOptions } from './simulator.js';
 
 /**
@@ -297,6 +297,242 @@ describe('the checks can fail', () => {
     const without = property(false);
     expect(without.failed).toBe(true);
     expect(String(without.errorInstance)).toMatch(/\[(one-leader-per-term|committed-entries-agree|one-vote-per-term)\]/);
+  });
+});
+
+describe('disk loss', () => {
+  /** Both relaxations the disk-loss properties use; each still fails when nothing explains the breach. */
+  const diskLoss = { allowWipedDoubleVotes: true, allowLostCommittedEntries: true } as const;
+  const quiet = { preVote: false, checkQuorum: false, restartVoteDelay: true, dropPercent: 0, duplicatePercent: 0, maxDelaySlots: 0 };
+  const calm = { ...quiet, crashPerMille: 0, maxDownTicks: 1, wipePercent: 0, freshVoteDelay: true };
+
+  /** m3 leads term 1 with m1's vote; m1 loses its disk; m2, cut off from m3, asks m1 for term 1. */
+  function wipeAfterVoting(s: Simulation): void {
+    s.partition(['m2']);
+    s.campaign('m3');
+    s.runTicks(1);
+    expect(s.leaderByTerm.get(1)).toBe('m3');
+    expect(s.disk('m1')!.hardState).toMatchObject({ term: 1, vote: 'm3' });
+    s.wipe('m1');
+    expect(s.isUp('m1')).toBe(false);
+    expect(s.disk('m1')).toBeUndefined();
+    s.restart('m1');
+    expect(s.status('m1')).toMatchObject({ term: 0, vote: '', state: 'Follower' });
+    // Partitioned in the same slot: m3's messages still in flight to m1 are cut off.
+    s.partition(['m3']);
+    s.campaign('m2');
+  }
+
+  it('a wiped member restarts empty as a new disk identity: its second vote in term 1 is no one-vote breach, the second leader is', () => {
+    const options = { ids: memberIds(3), preVote: false, checkQuorum: false, freshVoteDelayTicks: 2 * E };
+    const strict = sim(options);
+    wipeAfterVoting(strict);
+    expect(() => strict.runTicks(1)).toThrow(/\[one-leader-per-term\] .*m2 became leader of term 1, which m3 already led/);
+
+    const s = sim({ ...options, allowWipedDoubleVotes: true });
+    wipeAfterVoting(s);
+    s.runTicks(1);
+    // The first peer message m1 sees is a term-1 vote request with an empty log: a brand-new
+    // group, by the fresh delay's rule, so m1 votes after its first tick, with the delay set.
+    expect(s.stats.wipes).toBe(1);
+    expect(s.disk('m1')!.hardState).toMatchObject({ term: 1, vote: 'm2' });
+    expect(s.doubleLeaders).toEqual([
+      { term: 1, first: 'm3', second: 'm2', voter: 'm1', firstDisk: 0, secondDisk: 1, laterVoteFor: 'm2', laterVoteAgeTicks: 1, tick: s.tick },
+    ]);
+    expect(s.stats.doubleLeaderTerms).toBe(1);
+  });
+
+  it('the allowance explains only double votes: a driver that sends before it writes is still caught with wipes on', () => {
+    const details = fc.check(
+      fc.property(wipeScheduleArb(true), (s) => {
+        runSchedule(s, { ...diskLoss, unsafeSendBeforePersist: true, checkVoteDurability: false });
+      }),
+      { seed: 5, numRuns: 2000 },
+    );
+    expect(details.failed).toBe(true);
+    expect(String(details.errorInstance)).toMatch(/\[(one-leader-per-term|committed-entries-agree|one-vote-per-term)\]/);
+  });
+
+  it('the disk-loss properties with and without the fresh delay run the same schedules, and replay exactly', () => {
+    const withDelay = fc.sample(wipeScheduleArb(true), { seed: 77, numRuns: 50 });
+    const without = fc.sample(wipeScheduleArb(false), { seed: 77, numRuns: 50 });
+    expect(without.map((s) => ({ ...s, freshVoteDelay: true }))).toEqual(withDelay);
+    expect(withDelay.some((s) => s.actions.some((a) => a.action.kind === 'wipe'))).toBe(true);
+    const first = runSchedule(withDelay[0]!, { ...diskLoss, trace: true });
+    expect(runSchedule(withDelay[0]!, { ...diskLoss, trace: true }).trace).toEqual(first.trace);
+  });
+
+  it('what the fresh delay buys: a member wiped twice refuses the term-2 vote that made a second leader without it', () => {
+    // Found by fast-check (seed 3): double leaders of a term above 1 without the delay and none with it; shrunk.
+    const delayHelps: Schedule = {
+      ...calm,
+      seed: 1,
+      members: 3,
+      electionTick: 4,
+      clockEighths: [4],
+      chaosTicks: 75,
+      actions: [
+        { atPerMille: 160, action: { kind: 'crashLeader', point: 'idle', downTicks: 0 } },
+        { atPerMille: 267, action: { kind: 'wipe', member: 0, downTicks: 0 } },
+        { atPerMille: 0, action: { kind: 'wipe', member: 0, downTicks: 2 } },
+        { atPerMille: 267, action: { kind: 'stopLeader', downTicks: 0 } },
+      ],
+    };
+    const without = runSchedule({ ...delayHelps, freshVoteDelay: false }, diskLoss);
+    expect(without.doubleLeaders).toMatchObject([{ term: 2, first: 'm3', second: 'm2', voter: 'm1', laterVoteFor: 'm2' }]);
+    expect(() => runSchedule({ ...delayHelps, freshVoteDelay: false })).toThrow(/\[one-leader-per-term\]/);
+    expect(runSchedule(delayHelps, diskLoss).doubleLeaders).toEqual([]);
+  });
+
+  /**
+   * Counterexamples to "one leader per term" WITH freshVoteDelayTicks = 2 × electionTick (the
+   * product's setting), each shrunk by fast-check from the disk-loss property and replayed
+   * here; 3 members, electionTick 4, clocks at half speed, a lossless network. They pin the
+   * gaps the design accepts ("a wiped member can vote twice in one term in rare races"); if
+   * raft/ closes one, its case here fails and should become a case of no double leader.
+   */
+  const gaps: { name: string; schedule: Schedule; witness: object }[] = [
+    {
+      // fast-check seed 11. m2 leads term 1; m1, wiped before it ever voted, and m2, wiped
+      // after leading, come back empty; m1's term-1 request (empty log) is m2's first
+      // message, which by design does not show that the group ran: m2 votes again in term 1.
+      name: 'term 1: a brand-new group by the first message',
+      schedule: {
+        ...calm,
+        seed: 0,
+        members: 3,
+        electionTick: 4,
+        clockEighths: [4],
+        chaosTicks: 30,
+        actions: [
+          { atPerMille: 34, action: { kind: 'wipe', member: 0, downTicks: 18 } },
+          { atPerMille: 600, action: { kind: 'wipe', member: 4, downTicks: 1 } },
+        ],
+      },
+      witness: { term: 1, first: 'm2', second: 'm1', voter: 'm2', firstDisk: 0, secondDisk: 1, laterVoteFor: 'm1', laterVoteAgeTicks: 4 },
+    },
+    {
+      // fast-check seed 14. m2 votes for m3 in term 2 and is wiped; back empty, it times out
+      // before hearing a peer and campaigns in term 1: its own vote response is stepped as
+      // the first message, so "the group ran" is decided false (raft.ts noteGroupRan does not
+      // skip messages from itself), and m1's term-2 request 5 ticks later is granted.
+      name: "term 2: the member's own vote response taken for its first peer message",
+      schedule: {
+        ...calm,
+        seed: 0,
+        members: 3,
+        electionTick: 4,
+        clockEighths: [4],
+        chaosTicks: 32,
+        actions: [
+          { atPerMille: 313, action: { kind: 'wipe', member: 1, downTicks: 1 } },
+          { atPerMille: 313, action: { kind: 'isolateLeader' } },
+          { atPerMille: 0, action: { kind: 'campaign', member: 0 } },
+          { atPerMille: 32, action: { kind: 'crashLeader', point: 'idle', downTicks: 12 } },
+        ],
+      },
+      witness: { term: 2, first: 'm3', second: 'm1', voter: 'm2', firstDisk: 0, secondDisk: 1, laterVoteFor: 'm1', laterVoteAgeTicks: 5 },
+    },
+    {
+      // fast-check seed 7 (on a raft.ts patched to skip its own messages, so this gap is
+      // independent of the one above). m1 and m3 are both wiped and restart together at the
+      // heal; m1's term-1 request (empty log) is m3's first message, so m3 takes no delay and
+      // grants m2's term-4 request in the same tick, a term in which it voted for itself before.
+      name: 'term 4: the first message came from another wiped member',
+      schedule: {
+        ...calm,
+        seed: 41703135,
+        members: 3,
+        electionTick: 4,
+        clockEighths: [4],
+        chaosTicks: 64,
+        actions: [
+          { atPerMille: 125, action: { kind: 'transferLeader', member: 1 } },
+          { atPerMille: 454, action: { kind: 'wipe', member: 0, downTicks: 27 } },
+          { atPerMille: 297, action: { kind: 'wipe', member: 2, downTicks: 0 } },
+          { atPerMille: 282, action: { kind: 'campaign', member: 2 } },
+          { atPerMille: 141, action: { kind: 'crashLeader', point: 'afterPersist', downTicks: 40 } },
+        ],
+      },
+      witness: { term: 4, first: 'm3', second: 'm2', voter: 'm3', firstDisk: 0, secondDisk: 1, laterVoteFor: 'm2', laterVoteAgeTicks: 0 },
+    },
+    {
+      // fast-check seed 7, 5 members. m2 voted for m5 in term 4 and is wiped; back at the heal,
+      // its first message is m1's heartbeat (the group ran: the delay is on), but a stale leader
+      // (m1) hands over to m3, whose CampaignTransfer request is forced past every vote delay
+      // (raft.ts step: `!force && (inLease || inVoteDelay())`), and m2 grants it 2 ticks in.
+      name: "term 4: a leader transfer's forced vote skips the fresh delay",
+      schedule: {
+        ...calm,
+        seed: 41703135,
+        members: 5,
+        electionTick: 4,
+        clockEighths: [4],
+        chaosTicks: 64,
+        actions: [
+          { atPerMille: 125, action: { kind: 'transferLeader', member: 2 } },
+          { atPerMille: 500, action: { kind: 'crashLeader', point: 'idle', downTicks: 0 } },
+          { atPerMille: 407, action: { kind: 'wipe', member: 1, downTicks: 0 } },
+          { atPerMille: 969, action: { kind: 'transferLeader', member: 2 } },
+          { atPerMille: 282, action: { kind: 'partition', mask: 1 } },
+          { atPerMille: 141, action: { kind: 'crashLeader', point: 'idle', downTicks: 0 } },
+        ],
+      },
+      witness: { term: 4, first: 'm5', second: 'm3', voter: 'm2', firstDisk: 0, secondDisk: 1, laterVoteFor: 'm3', laterVoteAgeTicks: 2 },
+    },
+  ];
+
+  it.each(gaps)('a double leader despite the fresh delay: $name', ({ schedule, witness }) => {
+    expect(schedule.freshVoteDelay).toBe(true);
+    expect(() => runSchedule(schedule)).toThrow(/\[one-leader-per-term\]/);
+    const r = runSchedule(schedule, diskLoss);
+    expect(r.doubleLeaders).toHaveLength(1);
+    expect(r.doubleLeaders[0]).toMatchObject(witness);
+    expect(r.stats.wipes).toBeGreaterThanOrEqual(1);
+  });
+
+  it('a double leader can outlive the heal: two leaders of term 1 that never step down (PreVote, no CheckQuorum)', () => {
+    // Found by the disk-loss property (fast-check seed 1, among its first 4,000 schedules): the
+    // only such schedule in about 34,000 run while writing this, and none in 20,000 more with
+    // PreVote and CheckQuorum both on (the product's setting). m2 and m3 both lead term 1 when the network
+    // heals; m1 follows whichever heartbeat came last; a leader ignores a same-term heartbeat,
+    // and with PreVote no one raises the term, so no leader is ever agreed on.
+    const stuck: Schedule = {
+      seed: 236438697,
+      members: 3,
+      electionTick: 7,
+      preVote: true,
+      checkQuorum: false,
+      restartVoteDelay: true,
+      dropPercent: 23,
+      duplicatePercent: 4,
+      maxDelaySlots: 5,
+      crashPerMille: 3,
+      maxDownTicks: 3,
+      clockEighths: [4, 5, 5, 7],
+      chaosTicks: 115,
+      freshVoteDelay: true,
+      wipePercent: 53,
+      actions: [
+        { atPerMille: 872, action: { kind: 'isolateLeader' } },
+        { atPerMille: 344, action: { kind: 'isolateLeader' } },
+        { atPerMille: 205, action: { kind: 'partition', mask: 25 } },
+        { atPerMille: 638, action: { kind: 'crash', member: 3, downTicks: 39 } },
+        { atPerMille: 322, action: { kind: 'wipe', member: 3, downTicks: 6 } },
+        { atPerMille: 465, action: { kind: 'partition', mask: 10 } },
+        { atPerMille: 362, action: { kind: 'wipe', member: 2, downTicks: 34 } },
+        { atPerMille: 631, action: { kind: 'isolateLeader' } },
+        { atPerMille: 674, action: { kind: 'partition', mask: 20 } },
+        { atPerMille: 223, action: { kind: 'wipe', member: 0, downTicks: 9 } },
+      ],
+    };
+    const r = runSchedule(stuck, diskLoss);
+    expect(r.stuckDoubleLeader).toEqual({ term: 1, leaders: ['m2', 'm3'] });
+    expect(r.ticksToAgree).toBeUndefined();
+    expect(r.doubleLeaders).toMatchObject([{ term: 1, first: 'm2', second: 'm3', voter: 'm1' }]);
+    // Without the allowance the same run fails at the second leader; with CheckQuorum on, no double leader here.
+    expect(() => runSchedule(stuck)).toThrow(/\[one-leader-per-term\]/);
+    expect(runSchedule({ ...stuck, checkQuorum: true }, diskLoss).stuckDoubleLeader).toBeUndefined();
   });
 });
 
