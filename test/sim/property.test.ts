@@ -111,7 +111,7 @@ class Totals {
 }
 
 it(`keeps the election invariants over ${path ? 'a replayed' : runs} hostile schedule${path ? '' : 's'}`, () => {
-  const replayAll = `RAFT_SIM_SEED=${seed} RAFT_SIM_RUNS=${runs} npx vitest run test/sim/property.test.ts`;
+  const replayAll = `RAFT_SIM_SEED=${seed} RAFT_SIM_RUNS=${runs} npx vitest run test/sim/property.test.ts -t 'keeps the election invariants'`;
   console.log(`raft sim: fast-check seed ${seed}, ${path ? `path ${path}` : `${runs} runs`} (replay: ${replayAll})`);
   const totals = new Totals();
   const details = fc.check(
@@ -121,7 +121,7 @@ it(`keeps the election invariants over ${path ? 'a replayed' : runs} hostile sch
     { seed, numRuns: runs, ...(path !== undefined ? { path } : {}) },
   );
   if (details.failed) {
-    const replay = `RAFT_SIM_SEED=${seed} RAFT_SIM_PATH=${details.counterexamplePath ?? ''} npx vitest run test/sim/property.test.ts`;
+    const replay = `RAFT_SIM_SEED=${seed} RAFT_SIM_PATH=${details.counterexamplePath ?? ''} npx vitest run test/sim/property.test.ts -t 'keeps the election invariants'`;
     console.error(`raft sim FAILED: seed ${seed}, path ${details.counterexamplePath ?? '?'}\nreplay: ${replay}`);
     throw new Error(`${String(details.errorInstance)}\n${fc.defaultReportMessage(details) ?? 'property failed'}\nreplay: ${replay}`);
   }

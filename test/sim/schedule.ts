@@ -180,6 +180,7 @@ export interface ScheduleResult {
    */
   stuckDoubleLeader?: { term: number; leaders: string[] };
   livenessBound: number;
+  /** The agreed leader ('' when `stuckDoubleLeader` is set). */
   leader: string;
   trace: string[];
   /** Second leaders of a term found (only with `allowWipedDoubleVotes`; each has its witness). */
