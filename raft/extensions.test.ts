@@ -99,6 +99,25 @@ describe('freshVoteDelayTicks', () => {
     expect(r.term).toBe(1);
   });
 
+  it("a fresh member's own vote is not its first peer message (found by the disk-loss simulation)", () => {
+    const r = newTestRaft('b', ['a', 'b', 'c'], { freshVoteDelayTicks: delay });
+    r.step(makeMessage({ type: 'MsgHup', from: 'b' })); // it times out before hearing anyone
+    for (const m of r.msgsAfterAppend.filter((x) => x.to === 'b')) r.step(m); // its own vote, as on advance
+    readMessages(r);
+    r.step(makeMessage({ type: 'MsgVote', from: 'c', to: 'b', term: 3, index: 2, logTerm: 2 }));
+    expect(readMessages(r)).toEqual([]); // the first peer message shows history: b holds its vote
+    expect(r.vote).toBe('b');
+  });
+
+  it('a transfer campaign does not skip the fresh delay (it skips only the lease and the restart delay)', () => {
+    const r = newTestRaft('b', ['a', 'b', 'c'], { freshVoteDelayTicks: delay });
+    r.step(makeMessage({ type: 'MsgHeartbeat', from: 'a', to: 'b', term: 3 }));
+    readMessages(r);
+    r.step(makeMessage({ type: 'MsgVote', from: 'c', to: 'b', term: 4, index: 2, logTerm: 3, context: CampaignTransferContext }));
+    expect(readMessages(r)).toEqual([]);
+    expect(r.term).toBe(3);
+  });
+
   it('history a fresh member watches being made does not count: its first message decides', () => {
     const nt = new TestNetwork(['a', 'b', 'c'], { configure: () => ({ freshVoteDelayTicks: 50, random: fixedRandom(0) }) });
     nt.campaign('a'); // brand-new group: b's first message is a term-1 request from an empty log

@@ -371,9 +371,14 @@ export class Raft {
     }
   }
 
-  private inVoteDelay(): boolean {
-    const delay = this.restarted ? this.restartVoteDelayTicks : this.groupRanSeen ? this.freshVoteDelayTicks : 0;
-    return this.ticksSinceStart < delay;
+  /** The restart delay protects a lease; a transfer (the leader gave its lease up) may skip it. */
+  private inRestartVoteDelay(): boolean {
+    return this.restarted && this.ticksSinceStart < this.restartVoteDelayTicks;
+  }
+
+  /** The fresh delay guards against a second vote in a term after disk loss: nothing skips it. */
+  private inFreshVoteDelay(): boolean {
+    return !this.restarted && this.groupRanSeen && this.ticksSinceStart < this.freshVoteDelayTicks;
   }
 
   /**
@@ -381,7 +386,8 @@ export class Raft {
    * (a brand-new group electing its first leader) is no reason to distrust its own empty disk.
    */
   private noteGroupRan(m: Message): void {
-    if (this.groupRanDecided) return;
+    // Our own vote, stepped on advance, says nothing about whether the group ran before us.
+    if (this.groupRanDecided || m.from === this.id) return;
     this.groupRanDecided = true;
     const fromLeader = m.type === 'MsgApp' || m.type === 'MsgHeartbeat' || m.type === 'MsgSnap';
     const voteWithHistory = (m.type === 'MsgVote' || m.type === 'MsgPreVote') && m.logTerm > 0;
@@ -396,8 +402,9 @@ export class Raft {
       if (m.type === 'MsgVote' || m.type === 'MsgPreVote') {
         const force = m.context === CampaignTransferContext;
         const inLease = this.checkQuorum && this.lead !== None && this.electionElapsed < this.electionTimeout;
-        // Within the lease (or the restart delay) a request is dropped: no answer, no term change.
-        if (!force && (inLease || this.inVoteDelay())) return;
+        // Within the lease (or a startup vote delay) a request is dropped: no answer, no term change.
+        if (!force && (inLease || this.inRestartVoteDelay())) return;
+        if (this.inFreshVoteDelay()) return;
       }
       if (m.type === 'MsgPreVote') {
         // A pre-vote never changes the voter's term.

@@ -391,7 +391,8 @@ describe('disk loss', () => {
    * gaps the design accepts ("a wiped member can vote twice in one term in rare races"); if
    * raft/ closes one, its case here fails and should become a case of no double leader.
    */
-  const gaps: { name: string; schedule: Schedule; witness: object }[] = [
+  /** `fixed`: a raft bug this schedule found; it now runs safely and stays as a regression test. */
+  const gaps: { name: string; schedule: Schedule; witness: object; fixed?: boolean }[] = [
     {
       // fast-check seed 11. m2 leads term 1; m1, wiped before it ever voted, and m2, wiped
       // after leading, come back empty; m1's term-1 request (empty log) is m2's first
@@ -417,6 +418,7 @@ describe('disk loss', () => {
       // the first message, so "the group ran" is decided false (raft.ts noteGroupRan does not
       // skip messages from itself), and m1's term-2 request 5 ticks later is granted.
       name: "term 2: the member's own vote response taken for its first peer message",
+      fixed: true, // raft.ts noteGroupRan now skips messages from itself
       schedule: {
         ...calm,
         seed: 0,
@@ -462,6 +464,7 @@ describe('disk loss', () => {
       // (m1) hands over to m3, whose CampaignTransfer request is forced past every vote delay
       // (raft.ts step: `!force && (inLease || inVoteDelay())`), and m2 grants it 2 ticks in.
       name: "term 4: a leader transfer's forced vote skips the fresh delay",
+      fixed: true, // a transfer now skips the lease and the restart delay, never the fresh delay
       schedule: {
         ...calm,
         seed: 41703135,
@@ -482,7 +485,14 @@ describe('disk loss', () => {
     },
   ];
 
-  it.each(gaps)('a double leader despite the fresh delay: $name', ({ schedule, witness }) => {
+  it.each(gaps.filter((g) => g.fixed))('fixed: no double leader any more: $name', ({ schedule }) => {
+    expect(schedule.freshVoteDelay).toBe(true);
+    // (Committed logs may still fork after a wipe: that is counted, not asserted, under disk loss.)
+    expect(() => runSchedule(schedule)).not.toThrow(/\[one-leader-per-term\]/);
+    expect(runSchedule(schedule, diskLoss).doubleLeaders).toEqual([]);
+  });
+
+  it.each(gaps.filter((g) => !g.fixed))('a double leader despite the fresh delay: $name', ({ schedule, witness }) => {
     expect(schedule.freshVoteDelay).toBe(true);
     expect(() => runSchedule(schedule)).toThrow(/\[one-leader-per-term\]/);
     const r = runSchedule(schedule, diskLoss);
