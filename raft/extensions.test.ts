@@ -211,3 +211,21 @@ describe('LeaseSkipped', () => {
     expect(nt.status('c')).toMatchObject({ state: 'Follower', leaseSkipped: false });
   });
 });
+
+describe('a follower that lost its disk', () => {
+  it('is probed back from its real log instead of in an endless reject loop', () => {
+    const nt = new TestNetwork(['a', 'b', 'c'], { preVote: true, checkQuorum: true, configure: () => ({ random: fixedRandom(5) }) });
+    nt.campaign('a');
+    for (let i = 0; i < 3; i++) nt.act('a', (n) => n.propose());
+    expect(nt.status('a').progress.b?.match).toBe(4);
+    // b comes back on an empty disk while a still leads, remembering b's match of 4.
+    nt.wipe('b');
+    nt.start('b');
+    nt.act('a', (n) => n.reportUnreachable('b')); // the link dropped: a probes b again
+    // Without the fix this heartbeat starts a reject/probe loop that never ends (the network's
+    // delivery budget throws "message storm").
+    nt.tick('a');
+    expect(nt.status('b')).toMatchObject({ lead: 'a', lastIndex: 4 });
+    expect(nt.status('a').progress.b?.match).toBe(4);
+  });
+});

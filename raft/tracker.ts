@@ -148,6 +148,12 @@ export function maybeDecrTo(pr: Progress, rejected: number, matchHint: number): 
     return true;
   }
   if (pr.next - 1 !== rejected) return false;
+  if (rejected <= pr.match) {
+    // The peer now lacks an entry it once acknowledged: its disk was lost (a pod recreated on an
+    // empty volume). Not an etcd case; without it the probe below repeats forever at network
+    // speed. Lowering match never raises the commit index, so this is safe.
+    pr.match = Math.min(matchHint, rejected - 1);
+  }
   pr.next = Math.max(Math.min(rejected, matchHint + 1), pr.match + 1);
   pr.sentCommit = Math.min(pr.sentCommit, pr.next - 1);
   pr.probeSent = false;

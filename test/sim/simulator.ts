@@ -102,6 +102,9 @@ export interface SimOptions {
 
 export type CrashPoint = 'idle' | 'beforePersist' | 'afterPersist';
 
+/** In-flight messages above which a run is failed as a storm (a healthy 5-member run holds a few dozen). */
+const MaxInFlightMessages = 50_000;
+
 export class SimViolation extends Error {
   constructor(
     readonly invariant: string,
@@ -692,6 +695,11 @@ export class Simulation {
       this.stats.dropped++;
       if (this.options.trace) this.log(`drop ${describe(msg)}`);
       return;
+    }
+    // A storm (messages begetting messages faster than they drain) would grow without bound
+    // and hang the run; fail it with its seed instead. Healthy schedules stay far below.
+    if (this.queue.size > MaxInFlightMessages) {
+      throw this.violation('bounded-traffic', `${this.queue.size} messages in flight: a message storm`);
     }
     const copies = this.faults.duplicatePercent > 0 && this.net.nextInt(100) < this.faults.duplicatePercent ? 2 : 1;
     if (copies === 2) this.stats.duplicated++;
