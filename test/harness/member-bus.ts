@@ -6,6 +6,9 @@ import type { PeerInfo, PeerTransport, StateStore, TransportEvents } from '../..
  * An in-memory network for RaftMembers under fake timers: delivery is asynchronous (a
  * microtask, or a timer when `delayMs` says so), and links can be cut.
  */
+/** Three members in steady state keep a handful in flight; tens of thousands is a storm. */
+const MaxInFlight = 20_000;
+
 export class Bus {
   readonly endpoints = new Map<string, TransportEvents>();
   private readonly cut = new Set<string>();
@@ -14,6 +17,7 @@ export class Bus {
   delayMs: (m: Message) => number = () => 0;
   /** Keep the trace (unit tests read it); long simulations switch it off. */
   tracing = true;
+  private inFlight = 0;
 
   transport(self: string, peers: string[], events: TransportEvents): PeerTransport {
     return {
@@ -23,9 +27,13 @@ export class Bus {
       send: (m: Message) => {
         if (this.tracing) this.trace.push({ event: 'send', member: self, detail: `${m.type}->${m.to}@${m.term}` });
         if (this.cut.has(`${self}->${m.to}`)) return;
+        // A storm would queue microtasks without end and hang the test: fail loudly instead.
+        if (this.inFlight >= MaxInFlight) throw new Error(`message storm on the in-memory bus: ${this.inFlight} in flight`);
+        this.inFlight++;
         const copy = structuredClone(m);
         // A link cut while the message was in flight loses it, as a closed socket would.
         const deliver = () => {
+          this.inFlight--;
           if (!this.cut.has(`${self}->${m.to}`)) this.endpoints.get(m.to)?.onMessage(copy);
         };
         const delay = this.delayMs(m);
