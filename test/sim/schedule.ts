@@ -1,4 +1,5 @@
 import fc from 'fast-check';
+import type { FaultRates } from './simulator.js';
 import {
   CLOCK_EIGHTHS_MIN,
   CLOCK_EIGHTHS_NOMINAL,
@@ -12,7 +13,8 @@ import {
 } from './simulator.js';
 
 /** One hostile run: a chaos phase of random faults and scripted actions, then a healed network. */
-export interface Schedule {
+/** The fault rates (documented on FaultRates) plus the cluster and the scripted actions. */
+export interface Schedule extends FaultRates {
   /** Seeds the network's choices and the members' election timeouts. */
   seed: number;
   members: number;
@@ -21,13 +23,6 @@ export interface Schedule {
   checkQuorum: boolean;
   /** When set, a restarted member grants no vote for one election timeout (the product's rule). */
   restartVoteDelay: boolean;
-  dropPercent: number;
-  duplicatePercent: number;
-  maxDelaySlots: number;
-  crashPerMille: number;
-  maxDownTicks: number;
-  /** Chance, in percent, that a random crash also loses the disk (disk-loss schedules only). */
-  wipePercent?: number;
   /**
    * When set, a member that starts with no state grants no vote for two election timeouts
    * once its first peer message shows the group ran (the product's rule, freshVoteDelayTicks).
