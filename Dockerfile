@@ -1,6 +1,6 @@
 # syntax=docker/dockerfile:1
 #
-# raft-elector image: one bundled, minified file on distroless Node.js 20.
+# raft-elector image: one bundled, minified file on distroless Node.js 24 (LTS).
 #
 # Why a bundle and not `npm ci --omit=dev`: an in-cluster member running from
 # dist/ + node_modules (@kubernetes/client-node loads its whole generated API)
@@ -14,7 +14,9 @@
 # directory and starts the result, so keep RUN commands relative to WORKDIR.
 
 # Build stage: install exactly the lock file, type-check and compile, bundle.
-FROM node:20.20.2-bookworm-slim AS build
+# Pinned by digest (the digests are the ones public Dockerfiles use for these tags;
+# this workplace cannot reach a registry to re-check them).
+FROM node:24.11.1-bookworm-slim@sha256:48abc13a19400ca3985071e287bd405a1d99306770eb81d61202fb6b65cf0b57 AS build
 WORKDIR /src
 COPY package.json package-lock.json ./
 # --ignore-scripts: no dependency runs code at install time.
@@ -29,15 +31,15 @@ RUN npm run build
 # The banner gives the ESM bundle a `require` for the Node built-ins that the
 # CommonJS dependencies (express, ws, pino) require at run time.
 RUN ./node_modules/.bin/esbuild dist/cmd/raft-elector.js \
-      --bundle --platform=node --format=esm --target=node20 \
+      --bundle --platform=node --format=esm --target=node24 \
       --minify --legal-comments=none \
       --banner:js="import{createRequire as __raftElectorCreateRequire}from'node:module';const require=__raftElectorCreateRequire(import.meta.url);" \
       --outfile=image/app/dist/raft-elector.mjs \
  && mkdir -p image/var/lib/raft-elector
 
-# Runtime stage: distroless Node.js 20, non-root, no shell. Pinned by digest;
+# Runtime stage: distroless Node.js 24, non-root, no shell. Pinned by digest;
 # bump the digest (Renovate/Dependabot) to pick up base-image fixes.
-FROM gcr.io/distroless/nodejs20-debian12:nonroot@sha256:2cd820156cf039c8b54ae2d2a97e424b6729070714de8707a6b79f20d56f6a9a
+FROM gcr.io/distroless/nodejs24-debian12:nonroot@sha256:14d42e2511532589a7c7e01a753667a74fcc96266e137e8125006b87b0c32d0a
 WORKDIR /app
 # package.json sits at ../package.json from the bundle: `--version` reads it.
 COPY package.json ./

@@ -12,8 +12,6 @@
  * destroys the request after `requestTimeoutMs` and bounds the response size.
  */
 import { accessSync, constants, readFileSync } from 'node:fs';
-import http from 'node:http';
-import https from 'node:https';
 import { isIPv6 } from 'node:net';
 import {
   CoreV1Api,
@@ -25,6 +23,7 @@ import {
   wrapHttpLibrary,
   type RequestContext,
 } from '@kubernetes/client-node';
+import { fetch } from 'undici';
 import { KubeRequestTimeoutError } from './api-errors.js';
 
 export const SERVICE_ACCOUNT_DIR = '/var/run/secrets/kubernetes.io/serviceaccount';
@@ -138,41 +137,51 @@ class ResponseTooLargeError extends Error {
   readonly code = 'KUBE_RESPONSE_TOO_LARGE';
 }
 
-function sendWithTimeout(request: RequestContext, timeoutMs: number, maxResponseBytes: number): Promise<ResponseContext> {
-  return new Promise<ResponseContext>((resolve, reject) => {
-    const url = new URL(request.getUrl());
-    const transport = url.protocol === 'https:' ? https : http;
+async function sendWithTimeout(request: RequestContext, timeoutMs: number, maxResponseBytes: number): Promise<ResponseContext> {
+  const timeout = new AbortController();
+  const timer = setTimeout(() => timeout.abort(new KubeRequestTimeoutError(timeoutMs)), timeoutMs);
+  const callerSignal = request.getSignal();
+  const signal = callerSignal ? AbortSignal.any([callerSignal, timeout.signal]) : timeout.signal;
+  try {
     const body = request.getBody();
-    const outgoing = transport.request(url, { method: request.getHttpMethod(), headers: request.getHeaders(), agent: request.getAgent() }, (response) => {
-      const chunks: Buffer[] = [];
-      let size = 0;
-      response.on('data', (chunk: Buffer) => {
+    // client-node puts the cluster CA and client certificates on an undici Dispatcher,
+    // which only undici's own fetch accepts (not Node's built-in one).
+    const response = await fetch(request.getUrl(), {
+      method: request.getHttpMethod().toString(),
+      headers: request.getHeaders(),
+      body: body === undefined ? undefined : typeof body === 'string' ? body : String(body),
+      signal,
+      dispatcher: request.getDispatcher(),
+    });
+    const chunks: Uint8Array[] = [];
+    let size = 0;
+    if (response.body) {
+      for await (const chunk of response.body) {
         size += chunk.length;
-        if (size > maxResponseBytes) outgoing.destroy(new ResponseTooLargeError(`response larger than ${maxResponseBytes} bytes`));
-        else chunks.push(chunk);
-      });
-      response.on('error', (error) => {
-        clearTimeout(timer);
-        reject(error);
-      });
-      response.on('end', () => {
-        clearTimeout(timer);
-        const buffer = Buffer.concat(chunks);
-        const headers: Record<string, string> = {};
-        for (const [name, value] of Object.entries(response.headers)) {
-          if (value !== undefined) headers[name] = Array.isArray(value) ? value.join(', ') : value;
+        if (size > maxResponseBytes) {
+          timeout.abort(new ResponseTooLargeError(`response larger than ${maxResponseBytes} bytes`));
+          throw new ResponseTooLargeError(`response larger than ${maxResponseBytes} bytes`);
         }
-        resolve(new ResponseContext(response.statusCode ?? 0, headers, { text: async () => buffer.toString('utf8'), binary: async () => buffer }));
-      });
+        chunks.push(chunk);
+      }
+    }
+    const buffer = Buffer.concat(chunks);
+    const headers: Record<string, string> = {};
+    response.headers.forEach((value, name) => {
+      headers[name] = value;
     });
-    const timer = setTimeout(() => outgoing.destroy(new KubeRequestTimeoutError(timeoutMs)), timeoutMs);
-    outgoing.on('error', (error) => {
-      clearTimeout(timer);
-      reject(error);
+    return new ResponseContext(response.status, headers, {
+      text: async () => buffer.toString('utf8'),
+      binary: async () => buffer,
+      stream: () => null,
     });
-    if (body === undefined) outgoing.end();
-    else outgoing.end(typeof body === 'string' ? body : String(body));
-  });
+  } catch (error) {
+    // An abort surfaces as a DOMException; report the reason we aborted for.
+    if (timeout.signal.aborted && timeout.signal.reason instanceof Error) throw timeout.signal.reason;
+    throw error;
+  } finally {
+    clearTimeout(timer);
+  }
 }
 
 export function createKubeClient(config: Pick<InClusterConfig, 'kubeConfig' | 'server'>, options: KubeClientOptions = {}): KubeClient {

@@ -85,6 +85,8 @@ describe('the image build, replayed', () => {
       npm_config_prefer_offline: 'true',
       npm_config_update_notifier: 'false',
       npm_config_loglevel: 'error',
+      // The machine's registry access (a CA for an intercepting proxy), as a build host has it.
+      ...(process.env.NODE_EXTRA_CA_CERTS ? { NODE_EXTRA_CA_CERTS: process.env.NODE_EXTRA_CA_CERTS } : {}),
     };
     const started = Date.now();
     try {
@@ -97,7 +99,7 @@ describe('the image build, replayed', () => {
       });
     } catch (error) {
       const e = error as { stderr?: Buffer; stdout?: Buffer; message: string };
-      throw new Error(`${e.message}\n${e.stdout?.toString() ?? ''}\n${e.stderr?.toString() ?? ''}`);
+      throw new Error(`${e.message}\n${e.stdout?.toString() ?? ''}\n${e.stderr?.toString() ?? ''}`, { cause: error });
     }
     console.log(`[image] replayed in ${Date.now() - started} ms`);
     runtime = stages.at(-1)!;
@@ -172,7 +174,7 @@ describe('the image build, replayed', () => {
       expect(answer.term).toBeGreaterThanOrEqual(1);
       expect((await fetch(`http://127.0.0.1:${httpPort}/healthz`)).status).toBe(200);
     } catch (error) {
-      throw new Error(`${(error as Error).message}\n${lines.join('')}`);
+      throw new Error(`${(error as Error).message}\n${lines.join('')}`, { cause: error });
     }
     child.kill('SIGTERM');
     expect(await exited).toBe(0);
@@ -210,7 +212,7 @@ describe('the image build, replayed', () => {
       child.kill('SIGTERM');
       expect(await exited).toBe(0);
     } catch (error) {
-      throw new Error(`${(error as Error).message}\n${lines.join('')}`);
+      throw new Error(`${(error as Error).message}\n${lines.join('')}`, { cause: error });
     } finally {
       await dns.close();
       await api.close();

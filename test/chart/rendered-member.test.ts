@@ -210,7 +210,7 @@ describe.skipIf(!helm)('the rendered sidecar runs a real group', () => {
       const forbidden = lines.flat().filter((l) => l.includes('KUBE_FORBIDDEN'));
       expect(forbidden).toEqual([]);
     } catch (error) {
-      throw new Error(`${(error as Error).message}\n${logs()}`);
+      throw new Error(`${(error as Error).message}\n${logs()}`, { cause: error });
     }
   }, 60_000);
 });

@@ -23,7 +23,9 @@ describe('test cluster DNS server', () => {
     dns.setPod('web-1', '10.0.0.11');
     dns.setPod('web-2', '10.0.0.12');
     const records = await resolver.resolveSrv('_raft._tcp.svc-name.ns.svc.cluster.local');
-    expect(records.sort((a, b) => a.name.localeCompare(b.name))).toEqual([
+    // Node 24 adds `type: 'SRV'` to each record; the four SRV fields are what discovery reads.
+    const fields = records.map(({ name, port, priority, weight }) => ({ name, port, priority, weight }));
+    expect(fields.sort((a, b) => a.name.localeCompare(b.name))).toEqual([
       { name: 'web-0.svc-name.ns.svc.cluster.local', port: 4041, priority: 0, weight: 33 },
       { name: 'web-1.svc-name.ns.svc.cluster.local', port: 4041, priority: 0, weight: 33 },
       { name: 'web-2.svc-name.ns.svc.cluster.local', port: 4041, priority: 0, weight: 33 },
