@@ -28,6 +28,18 @@ export type DropReason =
   | 'unauthenticated'
   | 'wrong_cluster';
 
+/**
+ * A member's timing settings, as it announces them in the authenticated handshake. A rolling
+ * upgrade that changes them runs members with different settings side by side, and a
+ * leader's lease must hold for the shortest vote-refusal window among those that
+ * acknowledged it.
+ */
+export interface PeerTiming {
+  tickMs: number;
+  electionTicks: number;
+  maxClockDriftMs: number;
+}
+
 export interface TransportEvents {
   /** A validated message from an authenticated peer. */
   onMessage(message: Message): void;
@@ -35,6 +47,8 @@ export interface TransportEvents {
   onUnreachable(peerId: string): void;
   onPeerConnectionChange?(peerId: string, connected: boolean): void;
   onDrop?(reason: DropReason, peerId: string | null): void;
+  /** The timing an authenticated peer announced; called on every new link, before its first message. */
+  onPeerTiming?(peerId: string, timing: PeerTiming): void;
 }
 
 export interface PeerTransport {
