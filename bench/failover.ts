@@ -6,34 +6,13 @@
  */
 import { performance } from 'node:perf_hooks';
 import { ProcessCluster, waitFor } from '../test/integration/harness.js';
+import { raftElectorTrial } from './trials.js';
 import { KubeCluster, Namespace, Pods } from '../test/integration/kube-cluster.js';
 import { formatMs, summarize } from './stats.js';
 
 const trials = Number(process.env.FAILOVER_TRIALS ?? 20);
 const TickMs = 100;
 const ElectionTicks = 10;
-
-async function measure(cluster: ProcessCluster, signal: 'SIGKILL' | 'SIGTERM'): Promise<{ agreeMs: number; claimMs: number }> {
-  const old = await cluster.agreedLeader(15_000);
-  const survivors = cluster.members.filter((m) => m.id !== old.self).map((m) => m.id);
-  const t0 = performance.now();
-  const exited = cluster.signal(old.self, signal);
-  let agreeMs = 0;
-  const claimMs = await waitFor('a new leader', 15_000, async () => {
-    const answers = await Promise.all(survivors.map((id) => cluster.leader(id, 1_000).catch(() => undefined)));
-    const first = answers[0];
-    if (!first?.leader || first.leader === old.self) return undefined;
-    if (!answers.every((a) => a?.leader === first.leader && a.term === first.term)) return undefined;
-    if (agreeMs === 0) agreeMs = performance.now() - t0;
-    return answers.find((a) => a?.self === first.leader)?.isLeader ? performance.now() - t0 : undefined;
-  }, 5);
-  await exited;
-  // Bring the member back and let it pass its restart vote delay before the next trial.
-  cluster.spawn(cluster.member(old.self));
-  await cluster.agreedLeader(15_000, cluster.members.map((m) => m.id));
-  await new Promise((r) => setTimeout(r, 2 * ElectionTicks * TickMs));
-  return { agreeMs, claimMs };
-}
 
 /**
  * The ForgetLeader path: the leader is paused (it cannot hand over), and the API server marks
@@ -75,7 +54,7 @@ async function main(): Promise<void> {
       const agree: number[] = [];
       const claim: number[] = [];
       for (let i = 0; i < trials; i++) {
-        const r = await measure(cluster, signal);
+        const r = await raftElectorTrial(cluster, signal, 2 * ElectionTicks * TickMs);
         agree.push(r.agreeMs);
         claim.push(r.claimMs);
       }

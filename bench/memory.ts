@@ -3,11 +3,11 @@
  * that loads express and ws and listens (the floor any such sidecar pays).
  */
 import { spawn } from 'node:child_process';
-import { readFileSync } from 'node:fs';
 import { existsSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { ElectorBin, ProcessCluster } from '../test/integration/harness.js';
 import { KubeCluster, Pods } from '../test/integration/kube-cluster.js';
+import { rssMb } from './proc.js';
 
 /** Warm-up before sampling, then one sample every 500 ms for the window; the median is reported. */
 const settleMs = Number(process.env.MEMORY_SETTLE_MS ?? 5_000);
@@ -35,12 +35,6 @@ async function inClusterRssMb(command: string[]): Promise<number[]> {
   } finally {
     await kube.stop();
   }
-}
-
-function rssMb(pid: number): number {
-  const status = readFileSync(`/proc/${pid}/status`, 'utf8');
-  const kb = Number(/VmRSS:\s+(\d+) kB/.exec(status)?.[1] ?? NaN);
-  return kb / 1024;
 }
 
 async function bareRssMb(): Promise<number> {

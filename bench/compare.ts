@@ -1,0 +1,81 @@
+/**
+ * `npm run bench`: raft-elector side by side with etcd (Debian's etcd-server 3.4) in one
+ * invocation, three members each on loopback, heartbeat 100 ms, election timeout 1000 ms,
+ * pre-vote on. Failover trials alternate between the two systems so that machine load
+ * hits both alike; idle cost is sampled over the same window for both.
+ */
+import { ProcessCluster } from '../test/integration/harness.js';
+import { EtcdCluster, etcdVersion } from './etcd-cluster.js';
+import { idleCost } from './proc.js';
+import { summarize } from './stats.js';
+import { etcdTrial, raftElectorTrial, type FailoverSignal } from './trials.js';
+
+const trials = Number(process.env.BENCH_TRIALS ?? 20);
+const idleWindowMs = Number(process.env.BENCH_IDLE_MS ?? 30_000);
+const TickMs = 100;
+const ElectionTicks = 10;
+const SettleMs = 2 * ElectionTicks * TickMs;
+
+type Row = { event: string; ours: number[]; etcd: number[] | string; unit: string };
+
+function cell(values: number[]): string {
+  const s = summarize(values);
+  return `${s.min.toFixed(0)} / ${s.p50.toFixed(0)} / ${s.p90.toFixed(0)}`;
+}
+
+function ratio(ours: number[], etcd: number[] | string): string {
+  if (typeof etcd === 'string') return 'n/a';
+  return (summarize(ours).p50 / summarize(etcd).p50).toFixed(3);
+}
+
+async function main(): Promise<void> {
+  const etcd = etcdVersion();
+  const anchor = 'version' in etcd ? `etcd ${etcd.version}` : `etcd not measured: ${etcd.missing}`;
+  console.log(`bench: 3 members each on loopback, heartbeat ${TickMs} ms, election ${ElectionTicks * TickMs} ms, pre-vote on; ${trials} trials each; anchor ${anchor}`);
+  const ours = await ProcessCluster.start({ size: 3, tickMs: TickMs, electionTicks: ElectionTicks });
+  const theirs = 'version' in etcd ? await EtcdCluster.start({ size: 3, heartbeatMs: TickMs, electionMs: ElectionTicks * TickMs }) : undefined;
+  const rows: Row[] = [];
+  try {
+    for (const signal of ['SIGKILL', 'SIGTERM'] as FailoverSignal[]) {
+      const agree: number[] = [];
+      const claim: number[] = [];
+      const etcdAgree: number[] = [];
+      for (let i = 0; i < trials; i++) {
+        const r = await raftElectorTrial(ours, signal, SettleMs);
+        agree.push(r.agreeMs);
+        claim.push(r.claimMs);
+        if (theirs) etcdAgree.push((await etcdTrial(theirs, signal, SettleMs)).agreeMs);
+      }
+      const missing = theirs ? etcdAgree : 'not measured';
+      rows.push({ event: `leader ${signal} -> survivors agree (min / p50 / p90)`, ours: agree, etcd: missing, unit: 'ms' });
+      rows.push({ event: `leader ${signal} -> new leader answers isLeader`, ours: claim, etcd: 'etcd has no lease answer', unit: 'ms' });
+    }
+    const ourPids = ours.members.map((m) => m.child!.pid!);
+    const etcdPids = theirs?.pids() ?? [];
+    const cost = await idleCost([...ourPids, ...etcdPids], idleWindowMs);
+    const ourCost = cost.slice(0, ourPids.length);
+    const etcdCost = cost.slice(ourPids.length);
+    rows.push({ event: `idle member RSS over ${idleWindowMs / 1000} s (min / p50 / max of members)`, ours: ourCost.map((c) => c.rssMb), etcd: theirs ? etcdCost.map((c) => c.rssMb) : 'not measured', unit: 'MB' });
+    rows.push({ event: `idle member CPU over ${idleWindowMs / 1000} s (% of a core)`, ours: ourCost.map((c) => c.cpuPercent), etcd: theirs ? etcdCost.map((c) => c.cpuPercent) : 'not measured', unit: '%' });
+    rows.push({ event: 'leader partitioned away -> survivors agree', ours: [], etcd: 'needs the namespace harness (test/faults): not in this bench yet', unit: 'ms' });
+  } finally {
+    await ours.stop();
+    await theirs?.stop();
+  }
+  console.log('');
+  console.log(`| event | raft-elector | ${'version' in etcd ? `etcd ${etcd.version}` : 'etcd'} | ratio (p50 ours / etcd) |`);
+  console.log('|---|---|---|---|');
+  for (const r of rows) {
+    if (r.ours.length === 0) {
+      console.log(`| ${r.event} | not measured | ${typeof r.etcd === 'string' ? r.etcd : cell(r.etcd)} | n/a |`);
+      continue;
+    }
+    const fmt = (v: number[]): string => (r.unit === '%' ? v.map((x) => x.toFixed(1)).join(', ') : cell(v));
+    console.log(`| ${r.event} | ${fmt(r.ours)} ${r.unit} | ${typeof r.etcd === 'string' ? r.etcd : `${fmt(r.etcd)} ${r.unit}`} | ${ratio(r.ours, r.etcd)} |`);
+  }
+}
+
+main().catch((err: unknown) => {
+  console.error(err);
+  process.exit(1);
+});

@@ -1,0 +1,55 @@
+/**
+ * One failover trial, for raft-elector and for the etcd anchor, timed the same way: from the
+ * signal to the leader until every survivor names the same new leader (and, for
+ * raft-elector, until that leader answers isLeader). Each trial brings the member back and
+ * lets the group settle before it returns, so trials can alternate between the two systems.
+ */
+import { performance } from 'node:perf_hooks';
+import { waitFor, type ProcessCluster } from '../test/integration/harness.js';
+import type { EtcdCluster } from './etcd-cluster.js';
+
+export type FailoverSignal = 'SIGKILL' | 'SIGTERM';
+
+export async function raftElectorTrial(
+  cluster: ProcessCluster,
+  signal: FailoverSignal,
+  settleMs: number,
+): Promise<{ agreeMs: number; claimMs: number }> {
+  const old = await cluster.agreedLeader(15_000);
+  const survivors = cluster.members.filter((m) => m.id !== old.self).map((m) => m.id);
+  const t0 = performance.now();
+  const exited = cluster.signal(old.self, signal);
+  let agreeMs = 0;
+  const claimMs = await waitFor('a new leader', 15_000, async () => {
+    const answers = await Promise.all(survivors.map((id) => cluster.leader(id, 1_000).catch(() => undefined)));
+    const first = answers[0];
+    if (!first?.leader || first.leader === old.self) return undefined;
+    if (!answers.every((a) => a?.leader === first.leader && a.term === first.term)) return undefined;
+    if (agreeMs === 0) agreeMs = performance.now() - t0;
+    return answers.find((a) => a?.self === first.leader)?.isLeader ? performance.now() - t0 : undefined;
+  }, 5);
+  await exited;
+  // Bring the member back and let it pass its restart vote delay before the next trial.
+  cluster.spawn(cluster.member(old.self));
+  await cluster.agreedLeader(15_000, cluster.members.map((m) => m.id));
+  await new Promise((r) => setTimeout(r, settleMs));
+  return { agreeMs, claimMs };
+}
+
+export async function etcdTrial(cluster: EtcdCluster, signal: FailoverSignal, settleMs: number): Promise<{ agreeMs: number }> {
+  const old = await cluster.agreedLeader(15_000);
+  const survivors = cluster.running().filter((m) => m.name !== old.name).map((m) => m.name);
+  const t0 = performance.now();
+  const exited = cluster.signal(old.name, signal);
+  const agreeMs = await waitFor('a new etcd leader', 15_000, async () => {
+    const all = await Promise.all(survivors.map((n) => cluster.status(n, 1_000).catch(() => undefined)));
+    const first = all[0];
+    if (!first || first.leader === '0' || first.leader === old.id) return undefined;
+    return all.every((s) => s?.leader === first.leader) ? performance.now() - t0 : undefined;
+  }, 5);
+  await exited;
+  cluster.spawn(cluster.member(old.name));
+  await cluster.agreedLeader(30_000, cluster.members.map((m) => m.name));
+  await new Promise((r) => setTimeout(r, settleMs));
+  return { agreeMs };
+}
