@@ -70,6 +70,12 @@ export const optionSpecs = {
   'label-leader': { kind: 'string', default: 'leader', help: 'in-cluster: label value on the leader pod' },
   'label-follower': { kind: 'string', default: 'follower', help: 'in-cluster: label value on the other pods' },
   'container-name': { kind: 'string', default: 'raft-elector', help: 'in-cluster: name of this sidecar container (its termination means the member is gone)' },
+  'lease-name': {
+    kind: 'string',
+    help: 'in-cluster: the coordination.k8s.io Lease that mirrors the leader for Lease readers (default: --cluster-name)',
+    placeholder: 'NAME',
+  },
+  'no-lease-mirror': { kind: 'boolean', default: false, help: 'in-cluster: do not mirror the leader into a Lease' },
   'kube-token-file': {
     kind: 'string',
     default: '/var/run/secrets/kubernetes.io/serviceaccount/token',
@@ -130,6 +136,8 @@ export interface KubernetesConfig {
   labelLeader: string;
   labelFollower: string;
   containerName: string;
+  /** The Lease that mirrors the leader, or undefined with --no-lease-mirror. */
+  leaseName: string | undefined;
   tokenFile: string;
   caFile: string;
 }
@@ -177,6 +185,7 @@ export function parsePeers(value: string): PeerSpec[] {
 
 const SelectorPattern = /^[A-Za-z0-9./_-]+(!?=[A-Za-z0-9._-]*)?(,[A-Za-z0-9./_-]+(!?=[A-Za-z0-9._-]*)?)*$/;
 const LabelValuePattern = /^([A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?)?$/;
+const LeaseNamePattern = /^(?=.{1,253}$)[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$/;
 
 function parseKubernetes(
   str: (name: OptionName) => string | undefined,
@@ -206,6 +215,10 @@ function parseKubernetes(
     if (!LabelValuePattern.test(value)) throw new ConfigError(`${flag} "${value}" is not a valid label value`);
   }
   if (labelLeader === labelFollower) throw new ConfigError('--label-leader and --label-follower must differ');
+  const leaseName = str('no-lease-mirror') === 'true' ? undefined : (str('lease-name') ?? str('cluster-name')!);
+  if (leaseName !== undefined && !LeaseNamePattern.test(leaseName)) {
+    throw new ConfigError(`--lease-name "${leaseName}" is not a valid object name (lowercase letters, digits, '-' and '.', at most 253)`);
+  }
   return {
     podName,
     namespace,
@@ -218,6 +231,7 @@ function parseKubernetes(
     labelLeader,
     labelFollower,
     containerName: str('container-name')!,
+    leaseName,
     tokenFile: str('kube-token-file')!,
     caFile: str('kube-ca-file')!,
   };

@@ -1,7 +1,7 @@
 /**
  * The Kubernetes parts of a member, loaded only in in-cluster mode (the client library
  * costs memory a loopback member should not pay): DNS discovery feeds the transport,
- * the pod label and Events follow the leadership view, and the pod watch forgets a
+ * the pod label, Events and the Lease mirror follow the leadership view, and the pod watch forgets a
  * leader whose pod is going away.
  */
 import type { Logger } from 'pino';
@@ -9,6 +9,7 @@ import type { PeerTransport } from '../cluster/interfaces.js';
 import type { RaftMember } from '../cluster/member.js';
 import { DnsDiscovery } from '../k8s/discovery.js';
 import { LeadershipEvents } from '../k8s/events.js';
+import { LeaseMirror } from '../k8s/lease-mirror.js';
 import { createKubeClient, loadInClusterConfig } from '../k8s/kube-client.js';
 import { PodLabeler } from '../k8s/pod-label.js';
 import { ForgetLeaderOnPodExit, PodWatch } from '../k8s/pod-watch.js';
@@ -70,6 +71,7 @@ export function createInClusterParts(
   const podWatch = new PodWatch({ ...common, groupSelector: k.podSelector, containerName: k.containerName });
   const forget = new ForgetLeaderOnPodExit({ member, podWatch, voters: identity.voters, logger: log });
   const events = new LeadershipEvents({ ...common, member, ...(process.env.POD_UID ? { podUid: process.env.POD_UID } : {}) });
+  const leaseMirror = k.leaseName ? new LeaseMirror({ api: client.coordination, member, namespace: k.namespace, leaseName: k.leaseName, logger: log }) : undefined;
   let discovery: DnsDiscovery | undefined;
 
   return {
@@ -79,11 +81,12 @@ export function createInClusterParts(
       forget.start();
       podWatch.start();
       events.start();
+      leaseMirror?.start();
       await discovery.start();
     },
     async stop() {
       forget.stop();
-      await Promise.all([labeler.stop(), podWatch.stop(), events.stop(), discovery?.stop()]);
+      await Promise.all([labeler.stop(), podWatch.stop(), events.stop(), leaseMirror?.stop(), discovery?.stop()]);
     },
     peerUnreachable(peerId) {
       discovery?.peerUnreachable(peerId);

@@ -33,7 +33,7 @@ export type KubeApiErrorCode =
 
 /** What was attempted, for the log line: `patch pods "web-0" in namespace "shop"`. */
 export interface ApiOperation {
-  verb: 'get' | 'list' | 'watch' | 'create' | 'patch' | 'delete';
+  verb: 'get' | 'list' | 'watch' | 'create' | 'update' | 'patch' | 'delete';
   resource: string;
   /** The API group: "" for core (pods, v1 events). */
   group: string;

@@ -14,6 +14,7 @@
 import { accessSync, constants, readFileSync } from 'node:fs';
 import { isIPv6 } from 'node:net';
 import {
+  CoordinationV1Api,
   CoreV1Api,
   KubeConfig,
   ResponseContext,
@@ -129,6 +130,7 @@ export interface KubeClient {
   readonly kubeConfig: KubeConfig;
   readonly server: string;
   readonly core: CoreV1Api;
+  readonly coordination: CoordinationV1Api;
   readonly watch: Watch;
   readonly requestTimeoutMs: number;
 }
@@ -198,6 +200,7 @@ export function createKubeClient(config: Pick<InClusterConfig, 'kubeConfig' | 's
     kubeConfig: config.kubeConfig,
     server: config.server,
     core: new CoreV1Api(configuration),
+    coordination: new CoordinationV1Api(configuration),
     watch: new Watch(config.kubeConfig),
     requestTimeoutMs,
   };

@@ -38,8 +38,8 @@ function permissions(rules: Rule[]): string[] {
 function permissionsUsedByCode(): string[] {
   const used = new Set<string>();
   const verbs: Record<string, string> = { read: 'get', list: 'list', patch: 'patch', create: 'create', delete: 'delete', replace: 'update' };
-  const resources: Record<string, string> = { Pod: 'pods', Event: 'events', PodStatus: 'pods/status' };
-  const groups: Record<string, string> = { core: '', events: 'events.k8s.io' };
+  const resources: Record<string, string> = { Pod: 'pods', Event: 'events', PodStatus: 'pods/status', Lease: 'leases' };
+  const groups: Record<string, string> = { core: '', events: 'events.k8s.io', leases: 'coordination.k8s.io' };
   const dir = join(repoRoot, 'k8s');
   for (const file of readdirSync(dir).filter((f) => f.endsWith('.ts') && !f.endsWith('.test.ts'))) {
     const code = readFileSync(join(dir, file), 'utf8').replace(/^\s*(\/\/|\*).*$/gm, '');
@@ -116,6 +116,7 @@ describe.skipIf(!helm)('the Helm chart', () => {
   it('renders, by default, the pieces a group needs and no workload', () => {
     const kinds = h.template().map((o) => `${o.kind}/${o.metadata.name}`).sort();
     expect(kinds).toEqual([
+      'Lease/demo-raft-elector',
       'PodDisruptionBudget/demo-raft-elector',
       'Role/demo-raft-elector',
       'RoleBinding/demo-raft-elector',
@@ -130,8 +131,19 @@ describe.skipIf(!helm)('the Helm chart', () => {
     expect(objects.filter((o) => /^Cluster/.test(o.kind))).toEqual([]);
     const role = only<K8sObject & { rules: Rule[] }>(objects, 'Role');
     expect(role.metadata.namespace ?? 'shop').toBe('shop');
-    expect(permissions(role.rules)).toEqual(['"" events create', '"" pods list', '"" pods patch', '"" pods watch']);
+    expect(permissions(role.rules)).toEqual([
+      '"" events create',
+      '"" pods list',
+      '"" pods patch',
+      '"" pods watch',
+      '"coordination.k8s.io" leases get',
+      '"coordination.k8s.io" leases update',
+    ]);
     expect(permissions(role.rules)).toEqual(permissionsUsedByCode());
+    // The Lease rule names the one Lease the chart creates; nothing may create Leases.
+    const leaseRule = role.rules.find((r) => r.resources.includes('leases')) as Rule & { resourceNames?: string[] };
+    expect(leaseRule.resourceNames).toEqual(['demo-raft-elector']);
+    expect(only<K8sObject>(objects, 'Lease').metadata.name).toBe('demo-raft-elector');
     const binding = only<K8sObject & { roleRef: { kind: string; name: string }; subjects: { kind: string; name: string; namespace: string }[] }>(objects, 'RoleBinding');
     expect(binding.roleRef).toMatchObject({ kind: 'Role', name: role.metadata.name });
     const sts = only<StatefulSet>(objects, 'StatefulSet');

@@ -20,6 +20,11 @@ with persistence.type=pvc, raft-elector.volumeClaimTemplate.
     - --pod-selector={{ include "raft-elector.groupSelectorString" . }}
     - --cluster-domain={{ $v.clusterDomain }}
     - --cluster-name={{ default (include "raft-elector.fullname" .) $v.clusterName }}
+    {{- if .Values.leaseMirror.enabled }}
+    - --lease-name={{ include "raft-elector.fullname" . }}
+    {{- else }}
+    - --no-lease-mirror
+    {{- end }}
     - --container-name={{ $v.containerName }}
     - --secret-file=/etc/raft-elector/secret/{{ .Values.secret.key }}
     - --data-dir={{ $v.dataDir }}
