@@ -106,7 +106,7 @@ async function run(config: ElectorConfig): Promise<void> {
     selfAddress: selfAddr,
     onFatal: () => process.exit(ExitFailure),
     forgetLeaderOnDisconnect: config.forgetLeaderOnDisconnect,
-    store: new StateFile(config.dataDir, log),
+    store: new StateFile(config.dataDir, log, { memberId: config.id, group: config.clusterName }),
     logger: log,
     metrics,
     createTransport: (events) =>
