@@ -104,7 +104,9 @@ export class DataDirLock {
       // O_NOFOLLOW: a planted symlink must not make us truncate some other file.
       fd = fs.openSync(lockPath, fs.constants.O_RDWR | fs.constants.O_CREAT | fs.constants.O_NOFOLLOW, 0o600);
     } catch (err) {
-      throw new DataDirError('DATA_DIR_UNUSABLE', `data dir ${dataDir} is not usable: cannot open ${lockPath}: ${(err as Error).message}`, {
+      const code = (err as NodeJS.ErrnoException).code;
+      const what = code === 'EACCES' || code === 'EPERM' || code === 'EROFS' ? 'is not writable' : 'is not usable';
+      throw new DataDirError('DATA_DIR_UNUSABLE', `data dir ${dataDir} ${what}: cannot open ${lockPath}: ${(err as Error).message}`, {
         cause: err,
       });
     }
