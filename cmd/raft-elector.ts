@@ -230,6 +230,11 @@ main().catch((err: unknown) => {
     process.stderr.write(`raft-elector: ${line}\n`);
     process.exit(ExitConfig);
   }
+  if (err instanceof DataDirError) {
+    // LOCK_UNAVAILABLE: a broken install (the native lock binding is missing), not a crash to debug.
+    process.stderr.write(`raft-elector: ${err.message}\n`);
+    process.exit(ExitFailure);
+  }
   process.stderr.write(`raft-elector: fatal: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
   process.exit(ExitFailure);
 });
