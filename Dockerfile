@@ -36,6 +36,9 @@ RUN ./node_modules/.bin/esbuild dist/cmd/raft-elector.js \
       --banner:js="import{createRequire as __raftElectorCreateRequire}from'node:module';const require=__raftElectorCreateRequire(import.meta.url);" \
       --outfile=image/app/dist/raft-elector.mjs \
  && mkdir -p image/var/lib/raft-elector
+# The data-dir lock's native binding for this build's arch, beside the bundle, where
+# cluster/data-dir-lock.ts looks first (its own loader cannot find it inside a bundle).
+RUN cp "node_modules/fs-native-extensions/prebuilds/$(node -p 'process.platform + "-" + process.arch')/fs-native-extensions.node" image/app/dist/
 
 # Runtime stage: distroless Node.js 24, non-root, no shell. Pinned by digest;
 # bump the digest (Renovate/Dependabot) to pick up base-image fixes.
@@ -44,6 +47,7 @@ WORKDIR /app
 # package.json sits at ../package.json from the bundle: `--version` reads it.
 COPY package.json ./
 COPY --from=build /src/image/app/dist/raft-elector.mjs ./dist/raft-elector.mjs
+COPY --from=build /src/image/app/dist/fs-native-extensions.node ./dist/fs-native-extensions.node
 # The default --data-dir, writable by the runtime user when no volume is mounted.
 COPY --from=build --chown=65532:65532 /src/image/var/lib/raft-elector /var/lib/raft-elector
 ENV NODE_ENV=production

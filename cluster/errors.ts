@@ -28,7 +28,9 @@ export type ClusterErrorCode =
   /** A leadership transfer target is unknown, this member, or not a voter. */
   | 'INVALID_TRANSFER_TARGET'
   /** The member is not running (not started yet, or stopped). */
-  | 'MEMBER_STOPPED';
+  | 'MEMBER_STOPPED'
+  /** The state file records another member or group than this process is configured as. */
+  | 'STATE_FILE_IDENTITY_MISMATCH';
 
 export class ClusterError extends Error {
   readonly code: ClusterErrorCode;

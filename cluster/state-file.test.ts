@@ -1,3 +1,4 @@
+import { execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
@@ -7,7 +8,7 @@ import { pino } from 'pino';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import type { DurableState } from '../raft/index.js';
 import { ClusterError } from './errors.js';
-import { STATE_FILE_NAME, StateFile, serializeState } from './state-file.js';
+import { MAX_SAVE_ATTEMPTS, STATE_FILE_NAME, StateFile, serializeState, type StateIdentity } from './state-file.js';
 
 function captureLogger(): { logger: pino.Logger; lines: () => Record<string, unknown>[] } {
   const chunks: string[] = [];
@@ -49,8 +50,10 @@ afterEach(() => {
   fs.rmSync(dir, { recursive: true, force: true });
 });
 
-function store(): StateFile {
-  return new StateFile(path.join(dir, 'data'), captureLogger().logger);
+const me: StateIdentity = { memberId: 'member-a', group: 'shop' };
+
+function store(identity: StateIdentity = me): StateFile {
+  return new StateFile(path.join(dir, 'data'), captureLogger().logger, identity);
 }
 
 function expectCode(fn: () => unknown, code: string, messagePart: RegExp): ClusterError {
@@ -100,7 +103,7 @@ describe('StateFile', () => {
     // A crash after writing the temp file but before the rename leaves exactly this behind.
     fs.writeFileSync(filePath + '.tmp', serializeState(other));
     const { logger, lines } = captureLogger();
-    expect(new StateFile(path.join(dir, 'data'), logger).load()).toEqual(sample);
+    expect(new StateFile(path.join(dir, 'data'), logger, me).load()).toEqual(sample);
     expect(fs.existsSync(filePath + '.tmp')).toBe(false);
     expect(lines().some((l) => String(l.msg).includes('interrupted save'))).toBe(true);
   });
@@ -229,8 +232,8 @@ describe('StateFile', () => {
 
   it('a file from a newer version says so and does not advise moving it away', () => {
     store().load();
-    fs.writeFileSync(filePath, serializeState(sample).replace('"version":1', '"version":2'));
-    const err = expectCode(() => store().load(), 'STATE_FILE_CORRUPT', /version 2/);
+    fs.writeFileSync(filePath, serializeState(sample, me).replace('"version":2', '"version":3'));
+    const err = expectCode(() => store().load(), 'STATE_FILE_CORRUPT', /version 3/);
     expect(err.message).toMatch(/newer raft-elector/);
     expect(err.message).not.toMatch(/move it away/);
   });
@@ -251,3 +254,91 @@ describe('StateFile', () => {
   });
 });
 
+
+describe('identity (format version 2)', () => {
+  it('records the member id and group, and refuses a file of another member or group, naming both', () => {
+    store().save(sample);
+    const text = fs.readFileSync(filePath, 'utf8');
+    expect(JSON.parse(text)).toMatchObject({ version: 2, identity: { memberId: 'member-a', group: 'shop' } });
+    expect(store().load()).toEqual(sample);
+    const other = expectCode(() => store({ memberId: 'member-c', group: 'shop' }).load(), 'STATE_FILE_IDENTITY_MISMATCH', /belongs to/);
+    expect(other.message).toBe(
+      `state file ${filePath} belongs to member "member-a" of group "shop", but this process is member "member-c" of group "shop" (the member id differs: --id, or POD_NAME in-cluster); give each member its own --data-dir`,
+    );
+    const group = expectCode(() => store({ memberId: 'member-a', group: 'cart' }).load(), 'STATE_FILE_IDENTITY_MISMATCH', /--cluster-name/);
+    expect(group.message).toContain('of group "cart"');
+  });
+
+  it('compares pod UIDs only where both sides have one (issue 11 adds them)', () => {
+    store({ ...me, podUid: 'uid-1' }).save(sample);
+    expect(store().load()).toEqual(sample);
+    expect(store({ ...me, podUid: 'uid-1' }).load()).toEqual(sample);
+    expectCode(() => store({ ...me, podUid: 'uid-2' }).load(), 'STATE_FILE_IDENTITY_MISMATCH', /pod UID differs/);
+  });
+
+  it('adopts a version-1 file (no identity) with a warning, and records the identity on the next save', () => {
+    fs.mkdirSync(path.dirname(filePath), { recursive: true });
+    fs.writeFileSync(filePath, serializeState(sample));
+    expect(JSON.parse(fs.readFileSync(filePath, 'utf8'))).toMatchObject({ version: 1 });
+    const { logger, lines } = captureLogger();
+    const s = new StateFile(path.join(dir, 'data'), logger, me);
+    expect(s.load()).toEqual(sample);
+    expect(lines().some((l) => l.level === 40 && String(l.msg).includes('records no identity'))).toBe(true);
+    s.save(sample);
+    expect(JSON.parse(fs.readFileSync(filePath, 'utf8'))).toMatchObject({ version: 2, identity: me });
+    expectCode(() => store({ memberId: 'member-b', group: 'shop' }).load(), 'STATE_FILE_IDENTITY_MISMATCH', /member-a/);
+  });
+
+  it('an edited identity fails the checksum', () => {
+    store().save(sample);
+    fs.writeFileSync(filePath, fs.readFileSync(filePath, 'utf8').replace('"memberId":"member-a"', '"memberId":"member-c"'));
+    expectCode(() => store({ memberId: 'member-c', group: 'shop' }).load(), 'STATE_FILE_CORRUPT', /checksum mismatch/);
+  });
+});
+
+describe('symlinked state file', () => {
+  it('stays a symlink across saves: the temp file is written beside the target and renamed over it', () => {
+    const realDir = path.join(dir, 'volume');
+    fs.mkdirSync(realDir);
+    const real = path.join(realDir, 'state.json');
+    fs.writeFileSync(real, serializeState(sample, me));
+    store().load();
+    fs.symlinkSync(real, filePath);
+    const next: DurableState = { ...sample, hardState: { term: 8, vote: 'member-c', commit: 5 } };
+    const s = store();
+    expect(s.load()).toEqual(sample);
+    s.save(next);
+    expect(fs.lstatSync(filePath).isSymbolicLink()).toBe(true);
+    expect(fs.readlinkSync(filePath)).toBe(real);
+    expect(store().load()).toEqual(next);
+    expect(fs.readdirSync(realDir)).toEqual(['state.json']);
+  });
+});
+
+describe('out of file descriptors', () => {
+  // A real fd table: a child under `ulimit -n`, running the build (test/global-setup.ts compiles dist/).
+  it(`retries a save that hits EMFILE (up to ${MAX_SAVE_ATTEMPTS} attempts) with the spare fd it holds`, () => {
+    const module = new URL('../dist/cluster/state-file.js', import.meta.url).pathname;
+    const script = `
+      import * as fs from 'node:fs';
+      import { pino } from 'pino';
+      const { StateFile } = await import(${JSON.stringify(module)});
+      const s = new StateFile(${JSON.stringify(path.join(dir, 'data'))}, pino(pino.destination({ dest: 1, sync: true })), { memberId: 'member-a', group: 'shop' });
+      s.load();
+      const held = [];
+      try { for (;;) held.push(fs.openSync('/dev/null', 'r')); } catch (err) { console.log(JSON.stringify({ full: err.code, held: held.length })); }
+      s.save(${JSON.stringify(sample)});
+      console.log(JSON.stringify({ saved: true }));
+    `;
+    const out = execFileSync('sh', ['-c', 'ulimit -n 64 && exec "$0" --input-type=module -e "$1"', process.execPath, script], {
+      cwd: path.resolve(import.meta.dirname, '..'),
+      encoding: 'utf8',
+      timeout: 20_000,
+    });
+    const lines = out.split('\n').filter((l) => l !== '').map((l) => JSON.parse(l) as Record<string, unknown>);
+    expect(lines.find((l) => 'full' in l)?.full).toBe('EMFILE');
+    expect(lines.some((l) => l.msg === 'out of file descriptors while saving state: retrying' && l.freedSpareFd === true)).toBe(true);
+    expect(lines.at(-1)).toEqual({ saved: true });
+    expect(store().load()).toEqual(sample);
+  });
+});

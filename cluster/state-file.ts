@@ -1,17 +1,23 @@
 /**
  * The durable raft state of one member: a single JSON file in the data dir,
  *
- *   {"format":"raft-elector-state","version":1,"sha256":"<hex>","state":{hardState, snapshot, entries}}
+ *   {"format":"raft-elector-state","version":2,"sha256":"<hex>","identity":{memberId, group, podUid?},"state":{hardState, snapshot, entries}}
  *
- * where sha256 covers JSON.stringify(state) as written, so a torn write or a hand
- * edit is detected. A save writes a temp file beside it, fsyncs it, renames it over
- * the old file and fsyncs the directory: after a crash the file holds either the
- * old or the new state, never a mix (the rename is atomic on POSIX file systems).
- * A damaged file stops the member with a typed error naming the file: silently
- * starting fresh could let it vote twice in a term.
+ * where sha256 covers JSON.stringify({identity, state}) as written, so a torn write or a
+ * hand edit is detected. The identity says whose votes these are: a file of another member
+ * or group refuses to load (copying b's file to c must not make c vote as b did). Version 1
+ * (no identity; sha256 over JSON.stringify(state)) is still read and adopted: the next save
+ * records the identity.
+ *
+ * A save writes a temp file beside the file (beside its target when it is a symlink, so the
+ * link stays a link), fsyncs it, renames it over the old file and fsyncs the directory: after
+ * a crash the file holds either the old or the new state, never a mix (the rename is atomic on
+ * POSIX file systems). A damaged file stops the member with a typed error naming the file:
+ * silently starting fresh could let it vote twice in a term.
  */
 import { createHash } from 'node:crypto';
 import * as fs from 'node:fs';
+import { devNull } from 'node:os';
 import * as path from 'node:path';
 import type { Logger } from 'pino';
 import type { DurableState, Entry, EntryId } from '../raft/index.js';
@@ -31,28 +37,51 @@ import {
 
 export const STATE_FILE_NAME = 'raft-state.json';
 export const STATE_FILE_FORMAT = 'raft-elector-state';
-export const STATE_FILE_VERSION = 1;
+export const STATE_FILE_VERSION = 2;
+/** The landed format without identity; read and adopted, never written. */
+export const STATE_FILE_VERSION_NO_IDENTITY = 1;
+/** A save that hits EMFILE/ENFILE frees the spare fd and tries again, this many times in all. */
+export const MAX_SAVE_ATTEMPTS = 3;
+const MAX_GROUP_LENGTH = 253;
+const MAX_POD_UID_LENGTH = 64;
+
+/** Whose state a file holds. podUid is for issue 11 (a member is pod name + pod UID). */
+export interface StateIdentity {
+  memberId: string;
+  /** The cluster name the handshake uses (--cluster-name). */
+  group: string;
+  podUid?: string;
+}
+
+export interface StateFileContents {
+  version: number;
+  /** Undefined in a version-1 file. */
+  identity: StateIdentity | undefined;
+  state: DurableState;
+}
 /** A state file this large is not ours: the elector's log holds a few thousand tiny entries at most. */
 export const MAX_STATE_FILE_BYTES = 64 * 1024 * 1024;
 const TEMP_SUFFIX = '.tmp';
 
 export class StateFile implements StateStore {
   readonly filePath: string;
-  private readonly tempPath: string;
   private readonly log: Logger;
   private dirReady = false;
+  /** Held so a save that finds the fd table full can free one and still reach the disk (the accept trick). */
+  private spareFd: number | undefined;
 
   constructor(
     readonly dataDir: string,
     logger: Logger,
+    readonly identity: StateIdentity,
   ) {
     this.filePath = path.join(dataDir, STATE_FILE_NAME);
-    this.tempPath = this.filePath + TEMP_SUFFIX;
     this.log = logger.child({ component: 'state-file', file: this.filePath });
   }
 
   load(): DurableState | undefined {
     this.ensureDir();
+    this.reserveSpareFd();
     this.removeStaleTemp();
     let text: string;
     try {
@@ -83,7 +112,22 @@ export class StateFile implements StateStore {
         cause: err,
       });
     }
-    const state = parseStateFile(text, this.filePath);
+    const contents = parseStateFileContents(text, this.filePath);
+    const state = contents.state;
+    if (contents.identity === undefined) {
+      this.log.warn(
+        { version: contents.version, identity: this.identity },
+        'state file records no identity (written by an older raft-elector): adopting it as this member\'s; the next save records the identity',
+      );
+    } else {
+      const mismatch = identityMismatch(contents.identity, this.identity);
+      if (mismatch) {
+        throw new ClusterError(
+          'STATE_FILE_IDENTITY_MISMATCH',
+          `state file ${this.filePath} belongs to ${describeIdentity(contents.identity)}, but this process is ${describeIdentity(this.identity)} (${mismatch}); give each member its own --data-dir`,
+        );
+      }
+    }
     this.log.info(
       { term: state.hardState.term, vote: state.hardState.vote, commit: state.hardState.commit, lastIndex: lastIndex(state) },
       'loaded raft state',
@@ -101,11 +145,29 @@ export class StateFile implements StateStore {
       throw err;
     }
     this.ensureDir();
-    const text = serializeState(state);
+    const text = serializeState(state, this.identity);
+    for (let attempt = 1; ; attempt++) {
+      try {
+        this.writeOnce(text);
+        break;
+      } catch (err) {
+        const code = ((err as Error).cause as NodeJS.ErrnoException | undefined)?.code;
+        if ((code !== 'EMFILE' && code !== 'ENFILE') || attempt >= MAX_SAVE_ATTEMPTS) throw err;
+        const freed = this.releaseSpareFd();
+        this.log.warn({ code, attempt, freedSpareFd: freed }, 'out of file descriptors while saving state: retrying');
+      }
+    }
+    this.reserveSpareFd();
+  }
+
+  private writeOnce(text: string): void {
+    // Beside the link's target, so a symlinked state file stays a symlink.
+    const target = this.resolvedPath();
+    const tempPath = target + TEMP_SUFFIX;
     let step = 'open the temp file';
     let renamed = false;
     try {
-      const fd = fs.openSync(this.tempPath, 'w', 0o600);
+      const fd = fs.openSync(tempPath, 'w', 0o600);
       try {
         step = 'write the temp file';
         fs.writeFileSync(fd, text, 'utf8');
@@ -115,17 +177,42 @@ export class StateFile implements StateStore {
         fs.closeSync(fd);
       }
       step = 'rename the temp file into place';
-      fs.renameSync(this.tempPath, this.filePath);
+      fs.renameSync(tempPath, target);
       renamed = true;
       step = 'fsync the data dir';
-      fsyncDir(this.dataDir);
+      fsyncDir(path.dirname(target));
     } catch (err) {
       // A half-written temp file (ENOSPC) only takes space the next save needs.
-      if (!renamed) removeQuietly(this.tempPath);
+      if (!renamed) removeQuietly(tempPath);
       throw new ClusterError('STATE_FILE_WRITE_FAILED', `cannot save state to ${this.filePath}: failed to ${step}: ${(err as Error).message}`, {
         cause: err,
       });
     }
+  }
+
+  /** The file itself, or the end of its symlink chain; load() refuses a dangling link first. */
+  private resolvedPath(): string {
+    try {
+      return fs.realpathSync(this.filePath);
+    } catch {
+      return this.filePath;
+    }
+  }
+
+  private reserveSpareFd(): void {
+    if (this.spareFd !== undefined) return;
+    try {
+      this.spareFd = fs.openSync(devNull, 'r');
+    } catch (err) {
+      this.log.warn({ err: (err as Error).message }, 'cannot hold a spare file descriptor for state writes');
+    }
+  }
+
+  private releaseSpareFd(): boolean {
+    if (this.spareFd === undefined) return false;
+    fs.closeSync(this.spareFd);
+    this.spareFd = undefined;
+    return true;
   }
 
   private ensureDir(): void {
@@ -143,15 +230,34 @@ export class StateFile implements StateStore {
 
   /** A temp file is left only by a crash before its rename: the real file is still the truth. */
   private removeStaleTemp(): void {
-    try {
-      fs.unlinkSync(this.tempPath);
-      this.log.warn({ temp: this.tempPath }, 'removed a temp state file left by an interrupted save');
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') {
-        this.log.warn({ temp: this.tempPath, err: (err as Error).message }, 'cannot remove a stale temp state file');
+    const temps = [...new Set([this.filePath + TEMP_SUFFIX, this.resolvedPath() + TEMP_SUFFIX])];
+    for (const temp of temps) {
+      try {
+        fs.unlinkSync(temp);
+        this.log.warn({ temp }, 'removed a temp state file left by an interrupted save');
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code !== 'ENOENT') {
+          this.log.warn({ temp, err: (err as Error).message }, 'cannot remove a stale temp state file');
+        }
       }
     }
   }
+}
+
+/** Why `recorded` is not `configured`, or undefined when they agree (a pod UID only counts where both have one). */
+export function identityMismatch(recorded: StateIdentity, configured: StateIdentity): string | undefined {
+  const diffs: string[] = [];
+  if (recorded.memberId !== configured.memberId) diffs.push('the member id differs: --id, or POD_NAME in-cluster');
+  if (recorded.group !== configured.group) diffs.push('the group differs: --cluster-name');
+  if (recorded.podUid !== undefined && configured.podUid !== undefined && recorded.podUid !== configured.podUid) {
+    diffs.push('the pod UID differs');
+  }
+  return diffs.length > 0 ? diffs.join('; ') : undefined;
+}
+
+function describeIdentity(identity: StateIdentity): string {
+  const uid = identity.podUid !== undefined ? ` (pod UID ${identity.podUid})` : '';
+  return `member ${JSON.stringify(identity.memberId)} of group ${JSON.stringify(identity.group)}${uid}`;
 }
 
 function isSymlink(p: string): boolean {
@@ -195,18 +301,55 @@ function checksum(stateJson: string): string {
   return createHash('sha256').update(stateJson, 'utf8').digest('hex');
 }
 
-/** The whole file's text for `state`; exported for tests that craft damaged files. */
-export function serializeState(state: DurableState): string {
-  const stateJson = JSON.stringify({
+/**
+ * The whole file's text for `state`, recording `identity`; without one, the version-1 text the
+ * landed raft-elector wrote (for tests of the upgrade path and of damaged files).
+ */
+export function serializeState(state: DurableState, identity?: StateIdentity): string {
+  const plain = {
     hardState: { term: state.hardState.term, vote: state.hardState.vote, commit: state.hardState.commit },
     snapshot: { index: state.snapshot.index, term: state.snapshot.term },
     entries: state.entries.map((e) => ({ index: e.index, term: e.term })),
-  });
-  return `{"format":"${STATE_FILE_FORMAT}","version":${STATE_FILE_VERSION},"sha256":"${checksum(stateJson)}","state":${stateJson}}\n`;
+  };
+  if (!identity) {
+    const stateJson = JSON.stringify(plain);
+    return `{"format":"${STATE_FILE_FORMAT}","version":${STATE_FILE_VERSION_NO_IDENTITY},"sha256":"${checksum(stateJson)}","state":${stateJson}}\n`;
+  }
+  const id: StateIdentity = { memberId: identity.memberId, group: identity.group };
+  if (identity.podUid !== undefined) id.podUid = identity.podUid;
+  const sum = checksum(JSON.stringify({ identity: id, state: plain }));
+  return `{"format":"${STATE_FILE_FORMAT}","version":${STATE_FILE_VERSION},"sha256":"${sum}","identity":${JSON.stringify(id)},"state":${JSON.stringify(plain)}}\n`;
 }
 
 /** Parses and checks a state file's text; throws STATE_FILE_CORRUPT naming `filePath` and the fault. */
 export function parseStateFile(text: string, filePath: string): DurableState {
+  return parseStateFileContents(text, filePath).state;
+}
+
+const identityKeys: ReadonlySet<string> = new Set(['memberId', 'group', 'podUid']);
+
+function readIdentity(value: unknown): StateIdentity {
+  const o = readObject(value, 'file.identity');
+  checkUnknownKeys(o, identityKeys, 'file.identity');
+  const memberId = field(o, 'memberId', 'file.identity');
+  if (!isValidMemberId(memberId)) throw new ShapeError(`file.identity.memberId must be a member id, got ${describe(memberId)}`);
+  const group = field(o, 'group', 'file.identity');
+  if (typeof group !== 'string' || group === '' || group.length > MAX_GROUP_LENGTH) {
+    throw new ShapeError(`file.identity.group must be a group name (1 to ${MAX_GROUP_LENGTH} characters), got ${describe(group)}`);
+  }
+  const identity: StateIdentity = { memberId, group };
+  if (Object.prototype.hasOwnProperty.call(o, 'podUid')) {
+    const podUid = o.podUid;
+    if (typeof podUid !== 'string' || podUid === '' || podUid.length > MAX_POD_UID_LENGTH) {
+      throw new ShapeError(`file.identity.podUid must be a pod UID (1 to ${MAX_POD_UID_LENGTH} characters), got ${describe(podUid)}`);
+    }
+    identity.podUid = podUid;
+  }
+  return identity;
+}
+
+/** parseStateFile, also returning the format version and the recorded identity (none in version 1). */
+export function parseStateFileContents(text: string, filePath: string): StateFileContents {
   const corrupt = (what: string): ClusterError =>
     new ClusterError('STATE_FILE_CORRUPT', `state file ${filePath} is corrupt: ${what}; restore it from a backup or, if this member's votes may be forgotten safely, move it away`);
   let parsed: unknown;
@@ -224,19 +367,24 @@ export function parseStateFile(text: string, filePath: string): DurableState {
       // Not damage: advising to move it away would throw away this member's votes.
       throw new ClusterError(
         'STATE_FILE_CORRUPT',
-        `state file ${filePath} has format version ${version}, written by a newer raft-elector (this build reads version ${STATE_FILE_VERSION}); run that version or newer, and keep the file`,
+        `state file ${filePath} has format version ${version}, written by a newer raft-elector (this build reads versions 1 to ${STATE_FILE_VERSION}); run that version or newer, and keep the file`,
       );
     }
-    if (version !== STATE_FILE_VERSION) {
-      throw new ShapeError(`version ${describe(version)} is not supported (this build reads version ${STATE_FILE_VERSION})`);
+    if (version !== STATE_FILE_VERSION && version !== STATE_FILE_VERSION_NO_IDENTITY) {
+      throw new ShapeError(`version ${describe(version)} is not supported (this build reads versions 1 to ${STATE_FILE_VERSION})`);
     }
     const sum = field(doc, 'sha256', 'file');
     if (typeof sum !== 'string') throw new ShapeError(`file.sha256 must be a string, got ${describe(sum)}`);
     const rawState = field(doc, 'state', 'file');
-    if (checksum(JSON.stringify(rawState)) !== sum) {
+    if (version === STATE_FILE_VERSION_NO_IDENTITY) {
+      if (checksum(JSON.stringify(rawState)) !== sum) throw new ShapeError('checksum mismatch (the file was torn or edited)');
+      return { version, identity: undefined, state: validateDurableState(rawState) };
+    }
+    const rawIdentity = field(doc, 'identity', 'file');
+    if (checksum(JSON.stringify({ identity: rawIdentity, state: rawState })) !== sum) {
       throw new ShapeError('checksum mismatch (the file was torn or edited)');
     }
-    return validateDurableState(rawState);
+    return { version, identity: readIdentity(rawIdentity), state: validateDurableState(rawState) };
   } catch (err) {
     if (err instanceof ShapeError) throw corrupt(err.message);
     throw err;

@@ -1,13 +1,23 @@
 #!/usr/bin/env -S node --max-semi-space-size=1
-import { readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { pino, type Logger } from 'pino';
 import { createApiServer, ElectorMetrics } from '../api/index.js';
+import { DataDirError, DataDirLock } from '../cluster/data-dir-lock.js';
 import { isClusterError } from '../cluster/errors.js';
 import { RaftMember } from '../cluster/member.js';
 import { StateFile } from '../cluster/state-file.js';
 import { WsTransport } from '../cluster/transport.js';
 import { ConfigError, parseConfig, type ElectorConfig } from './config.js';
+import {
+  checkDataDirWritable,
+  checkFdHeadroom,
+  listenError,
+  loadTls,
+  probeListen,
+  readFdUsage,
+  readSecretFile,
+  voteMustBeMember,
+} from './startup.js';
 
 const ExitConfig = 2;
 const ExitFailure = 1;
@@ -24,26 +34,20 @@ function version(): string {
   return 'unknown';
 }
 
-function readFileOrExit(path: string, what: string, log: Logger): Buffer {
-  try {
-    return readFileSync(path);
-  } catch (err) {
-    log.fatal({ file: path, err: (err as Error).message }, `cannot read the ${what}`);
-    process.exit(ExitConfig);
-  }
-}
-
 function readSecret(config: ElectorConfig, log: Logger): Buffer | undefined {
   if (config.insecure || !config.secretFile) {
     log.warn('peer authentication is OFF (--insecure): any process that reaches the peer port can join this group');
     return undefined;
   }
-  const secret = Buffer.from(readFileOrExit(config.secretFile, 'shared secret file', log).toString('utf8').trim(), 'utf8');
-  if (secret.length < 16) {
-    log.fatal({ file: config.secretFile }, 'the shared secret must be at least 16 bytes');
-    process.exit(ExitConfig);
-  }
-  return secret;
+  return readSecretFile(config.secretFile);
+}
+
+/** Start-up refusals that are the operator's to fix: one line, exit 2. Anything else is a crash. */
+function configErrorLine(err: unknown): string | undefined {
+  if (err instanceof ConfigError) return err.message;
+  if (err instanceof DataDirError && err.code !== 'LOCK_UNAVAILABLE') return err.message;
+  if (isClusterError(err, 'STATE_FILE_IDENTITY_MISMATCH')) return err.message;
+  return undefined;
 }
 
 function selfAddress(config: ElectorConfig): string {
@@ -85,13 +89,11 @@ async function run(config: ElectorConfig): Promise<void> {
     return;
   }
   const secret = readSecret(config, log);
-  const tls = config.tls
-    ? {
-        cert: readFileOrExit(config.tls.cert, 'TLS certificate', log),
-        key: readFileOrExit(config.tls.key, 'TLS key', log),
-        ca: readFileOrExit(config.tls.ca, 'TLS CA bundle', log),
-      }
-    : undefined;
+  const tls = config.tls ? loadTls(config.tls) : undefined;
+  // Before anything reads or writes the data dir: a second process on it could vote twice.
+  const lock = DataDirLock.acquire(config.dataDir, config.id);
+  checkDataDirWritable(config.dataDir);
+  checkFdHeadroom(readFdUsage(), log);
 
   const metrics = new ElectorMetrics();
   let transport: WsTransport | undefined;
@@ -106,7 +108,7 @@ async function run(config: ElectorConfig): Promise<void> {
     selfAddress: selfAddr,
     onFatal: () => process.exit(ExitFailure),
     forgetLeaderOnDisconnect: config.forgetLeaderOnDisconnect,
-    store: new StateFile(config.dataDir, log),
+    store: voteMustBeMember(new StateFile(config.dataDir, log, { memberId: config.id, group: config.clusterName }), voters, k ? '--replicas' : '--peers'),
     logger: log,
     metrics,
     createTransport: (events) =>
@@ -138,16 +140,22 @@ async function run(config: ElectorConfig): Promise<void> {
   }
   const api = createApiServer({ member, logger: log, metrics });
 
+  // Both listeners before the transport dials or raft ticks: a taken port is a clean refusal.
+  await probeListen('--listen', config.listen);
+  const bound = await api.listen(config.http.host, config.http.port).catch((err: unknown) => {
+    throw listenError(err, '--http', config.http);
+  });
   try {
     await member.start();
   } catch (err) {
+    if (configErrorLine(err) !== undefined) throw err;
+    if ((err as NodeJS.ErrnoException).syscall === 'listen') throw listenError(err, '--listen', config.listen);
     if (isClusterError(err)) {
       log.fatal({ code: err.code, err: err.message }, 'member cannot start');
       process.exit(ExitFailure);
     }
     throw err;
   }
-  const bound = await api.listen(config.http.host, config.http.port);
   await parts?.start();
   log.info(
     {
@@ -175,6 +183,7 @@ async function run(config: ElectorConfig): Promise<void> {
         await member.shutdown();
         await parts?.stop();
         await api.close();
+        lock.release();
         log.info('stopped');
         process.exit(0);
       } catch (err) {
@@ -185,6 +194,12 @@ async function run(config: ElectorConfig): Promise<void> {
   };
   process.on('SIGTERM', stop);
   process.on('SIGINT', stop);
+  // No reload: the configuration is validated once, at start. A restart applies a change.
+  process.on('SIGHUP', (signal) => {
+    log.info({ signal }, 'SIGHUP: raft-elector has no configuration reload; stopping gracefully (restart it to apply a change)');
+    stop(signal);
+  });
+  process.on('SIGUSR2', (signal) => log.info({ signal }, 'SIGUSR2 ignored: raft-elector defines no action for it'));
 }
 
 async function main(): Promise<void> {
@@ -210,6 +225,16 @@ async function main(): Promise<void> {
 }
 
 main().catch((err: unknown) => {
+  const line = configErrorLine(err);
+  if (line !== undefined) {
+    process.stderr.write(`raft-elector: ${line}\n`);
+    process.exit(ExitConfig);
+  }
+  if (err instanceof DataDirError) {
+    // LOCK_UNAVAILABLE: a broken install (the native lock binding is missing), not a crash to debug.
+    process.stderr.write(`raft-elector: ${err.message}\n`);
+    process.exit(ExitFailure);
+  }
   process.stderr.write(`raft-elector: fatal: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
   process.exit(ExitFailure);
 });

@@ -123,9 +123,9 @@ describe('the image build, replayed', () => {
     };
   }
 
-  it('ships one bundled file and package.json, no node_modules', () => {
+  it('ships one bundled file, the data-dir lock\'s native binding and package.json, no node_modules', () => {
     const files = listFiles(runtime.root);
-    expect(files).toEqual(['app/dist/raft-elector.mjs', 'app/package.json']);
+    expect(files).toEqual(['app/dist/fs-native-extensions.node', 'app/dist/raft-elector.mjs', 'app/package.json']);
     expect(runtime.user).toMatch(/^[1-9]\d*:\d+$/);
     expect(runtime.env.NODE_ENV).toBe('production');
   });
