@@ -609,6 +609,100 @@ describe('WsTransport', () => {
 });
 
 describe('WsTransport against a hostile network', () => {
+  it('a frame injected into an authenticated link never reaches raft: the link closes, logged and counted', async () => {
+    const b = await node('b', [{ id: 'a' }]);
+    const raw = new RawPeer(b.t.port);
+    await raw.handshake('a', 'b');
+    await waitFor('b sees a', () => connected(b, 'a'));
+    raw.sendSealed(encodeMessage(heartbeat('a', 'b', 'genuine'), 'demo'));
+    await waitFor('genuine frame delivered', () => b.received.length === 1);
+    // What an on-path relay without the secret can write: a well-formed v2 envelope, unsealed or sealed with a guess.
+    raw.ws.send(encodeMessage(makeMessage({ type: 'MsgTimeoutNow', from: 'a', to: 'b', term: 2 }), 'demo'));
+    expect((await raw.waitClosed()).code).toBe(CloseCodes.frame_auth_failed);
+    expect(b.received.map((m) => m.context)).toEqual(['genuine']);
+    expect(b.drops).toContainEqual({ reason: 'frame_auth_failed', peer: 'a' });
+    const line = logsWith(b, (l) => l.reason === 'frame_auth_failed')[0]!;
+    expect(line).toMatchObject({ level: 40, peer: 'a', expectedSeq: 1 });
+    expect(String(line.remote)).toMatch(/^127\.0\.0\.1:\d+$/);
+    await waitFor('b reports a gone', () => b.connected.get('a') === false);
+  });
+
+  it.each([
+    ['replayed', (f: string[]) => [f[0]!, f[0]!]],
+    ['reordered', (f: string[]) => [f[1]!, f[0]!]],
+    ['removed', (f: string[]) => [f[1]!]],
+    ['altered', (f: string[]) => [f[0]!.replace('"term":2', '"term":9')]],
+    ['truncated', (f: string[]) => [f[0]!.slice(0, -5)]],
+  ])('a %s frame closes the link before anything after it is delivered', async (_name, mangle) => {
+    const b = await node('b', [{ id: 'a' }]);
+    const raw = new RawPeer(b.t.port);
+    await raw.handshake('a', 'b');
+    const frames = [raw.sealer!.seal('m', encodeMessage(heartbeat('a', 'b', 'f0'), 'demo')), raw.sealer!.seal('m', encodeMessage(heartbeat('a', 'b', 'f1'), 'demo'))];
+    const sent = mangle(frames);
+    for (const f of sent) raw.ws.send(f);
+    expect((await raw.waitClosed()).code).toBe(CloseCodes.frame_auth_failed);
+    // Only a prefix of genuine, in-order frames ever arrives: here at most f0, delivered before the bad one.
+    expect(b.received.map((m) => m.context)).toEqual(sent[0] === frames[0] ? ['f0'] : []);
+    expect(b.drops).toContainEqual({ reason: 'frame_auth_failed', peer: 'a' });
+  });
+
+  it('with a TLS CA, a dialer must present a client certificate that CA signed', async () => {
+    const read = (f: string): Buffer => fs.readFileSync(path.join(tlsDir, f));
+    const tls = { cert: read('member.pem'), key: read('member-key.pem'), ca: read('ca.pem') };
+    const b = await node('b', [{ id: 'a' }, { id: 'a2' }], { tls });
+    expect(logsWith(b, (l) => l.msg === 'listening for peers')[0]).toMatchObject({ tls: true, clientCertAuth: true });
+    // No client certificate: the TLS handshake fails before any byte of the peer protocol.
+    const bare = new WebSocket(`wss://127.0.0.1:${b.t.port}/raft`, { ca: tls.ca });
+    let bareError = '';
+    bare.on('error', (e) => (bareError = e.message));
+    await waitFor('bare client refused', () => bareError !== '' || bare.readyState === WebSocket.CLOSED);
+    expect(bare.readyState).not.toBe(WebSocket.OPEN);
+    // A certificate from another CA (the dialer itself trusts b's CA): refused too, even with the right secret.
+    const a2 = await node('a2', [{ id: 'b', port: b.t.port }], { tls: { cert: read('other-member.pem'), key: read('other-member-key.pem'), ca: tls.ca } });
+    await waitFor('a2 cannot connect', () => logsWith(a2, (l) => /cannot connect/.test(l.msg)).length > 0);
+    expect(connected(a2, 'b')).toBe(false);
+    await waitFor('b logs the failed TLS handshakes', () => logsWith(b, (l) => l.reason === 'tls_failed').length > 0);
+    expect(String(logsWith(b, (l) => l.reason === 'tls_failed')[0]!.err)).toMatch(/certificate/i);
+    // The genuine member with a certificate from the CA gets in.
+    const a = await node('a', [{ id: 'b', port: b.t.port }], { tls });
+    await waitFor('a connected over mutual TLS', () => connected(a, 'b') && connected(b, 'a'));
+    bare.terminate();
+  });
+
+  it('a known peer address always gets a handshake slot, whatever strangers hold', async () => {
+    // b knows a at 127.0.0.1 (discovery told it); strangers come from 127.0.0.2 and .3.
+    const b = await node('b', [{ id: 'a', port: 1 }], { handshakeTimeoutMs: 10_000, maxPendingHandshakes: 4, maxPendingHandshakesPerHost: 2 });
+    const squatters = ['127.0.0.2', '127.0.0.2', '127.0.0.3', '127.0.0.3', '127.0.0.4'].map((localAddress) => {
+      const ws = new WebSocket(`ws://127.0.0.1:${b.t.port}/raft`, { localAddress });
+      ws.on('error', () => {});
+      return ws;
+    });
+    await waitFor('squatters settled', () => squatters.every((w) => w.readyState === WebSocket.OPEN || w.readyState === WebSocket.CLOSED));
+    expect(squatters.filter((w) => w.readyState === WebSocket.OPEN)).toHaveLength(4); // every shared slot is taken
+    expect(b.drops).toContainEqual({ reason: 'admission_refused', peer: null });
+    expect(logsWith(b, (l) => l.reason === 'handshakes_full')).toHaveLength(1);
+    const a = await node('a', [{ id: 'b', port: b.t.port }]);
+    await waitFor('the known peer gets in at once', () => connected(a, 'b') && connected(b, 'a'), 3000);
+    for (const w of squatters) w.terminate();
+  });
+
+  it('caps TCP connections that never upgrade, sparing known peers', async () => {
+    const b = await node('b', [{ id: 'a', port: 1 }], { handshakeTimeoutMs: 10_000, maxPreUpgradeConnections: 3 });
+    const sockets = ['127.0.0.2', '127.0.0.2', '127.0.0.3', '127.0.0.3'].map((localAddress) => {
+      const sock = net.connect({ port: b.t.port, host: '127.0.0.1', localAddress });
+      sock.on('error', () => {});
+      return sock;
+    });
+    let cut = 0;
+    for (const sock of sockets) sock.on('close', () => cut++);
+    await waitFor('one stranger cut', () => cut === 1);
+    expect(b.drops).toContainEqual({ reason: 'admission_refused', peer: null });
+    expect(logsWith(b, (l) => l.reason === 'pre_upgrade_full')[0]).toMatchObject({ limit: 3, level: 40 });
+    const a = await node('a', [{ id: 'b', port: b.t.port }]);
+    await waitFor('the known peer still gets in', () => connected(a, 'b'), 3000);
+    for (const sock of sockets) sock.destroy();
+  });
+
   it('refuses a hello without kind or v as malformed instead of throwing out of the ws handler', async () => {
     const b = await node('b', [{ id: 'a' }]);
     for (const hello of ['{}', '{"kind":"hello"}', '{"v":2}', '{"kind":"hello","v":2}']) {
