@@ -28,8 +28,10 @@ import {
   type AuthMode,
   type MacInput,
 } from './handshake.js';
-import type { DropReason, PeerInfo, PeerTiming, PeerTransport, TransportEvents } from './interfaces.js';
+import type { DropReason, PeerInfo, PeerTransport, TransportEvents } from './interfaces.js';
 import { LineBudget, RepeatLimiter, hostOf } from './log-limits.js';
+import { Admission } from './admission.js';
+import { Connection, compareIds, normalizeHost, reconnectDelayMs, refusalHint, rejectUpgrade, type PeerState } from './peer-link.js';
 import {
   MAX_CLOSE_WAIT_MS,
   MAX_FRAGMENTS_PER_MESSAGE,
@@ -41,88 +43,8 @@ import {
 
 export { MIN_SECRET_BYTES, PEER_PATH, resolveTransportOptions } from './transport-options.js';
 export type { TransportPeer, TransportTlsOptions, WsTransportOptions } from './transport-options.js';
+export { reconnectDelayMs } from './peer-link.js';
 
-type Role = 'dialer' | 'acceptor';
-
-/** One WebSocket to one peer, from open through handshake to close. */
-class Connection {
-  state: 'handshake' | 'open' | 'closed' = 'handshake';
-  /** What the handshake waits for next. */
-  step: 'hello' | 'challenge' | 'proof' | 'welcome';
-  peerId: string | null;
-  dialerNonce = '';
-  acceptorNonce = '';
-  handshakeTimer: NodeJS.Timeout | null = null;
-  pingTimer: NodeJS.Timeout | null = null;
-  pongTimer: NodeJS.Timeout | null = null;
-  badFrameTimes: number[] = [];
-  establishedAt = 0;
-  /** Set when this side closed it, so the close handler does not log the peer as the cause. */
-  closedByUs: { code: number; reason: string } | null = null;
-  /** A newer connection took over: its close is not a link drop. */
-  superseded = false;
-  lastError: string | null = null;
-  /** Frees this connection's slot among the unauthenticated ones (acceptor side). */
-  releasePending: (() => void) | null = null;
-  /** The exact hello and challenge texts: the handshake MACs cover them. */
-  helloText = '';
-  challengeText = '';
-  /** What the peer announced in its authenticated hello or challenge. */
-  peerInstance = '';
-  peerTiming: PeerTiming | null = null;
-  sealer: FrameSealer | null = null;
-  opener: FrameOpener | null = null;
-  /** When the last authenticated frame arrived (or the handshake completed): the liveness of the process behind it. */
-  lastAuthAt = 0;
-  lastSentAt = 0;
-  keepaliveTimer: NodeJS.Timeout | null = null;
-
-  constructor(
-    readonly ws: WebSocket,
-    readonly role: Role,
-    readonly remote: string,
-    peerId: string | null,
-  ) {
-    this.peerId = peerId;
-    this.step = role === 'acceptor' ? 'hello' : 'challenge';
-  }
-
-  close(code: number, reason: string): void {
-    if (this.closedByUs === null) this.closedByUs = { code, reason };
-    if (this.ws.readyState === WebSocket.CONNECTING) {
-      this.ws.terminate();
-    } else if (this.ws.readyState === WebSocket.OPEN) {
-      // A close reason is at most 123 bytes.
-      this.ws.close(code, Buffer.from(reason).subarray(0, 123).toString());
-    }
-  }
-
-  clearTimers(): void {
-    for (const t of [this.handshakeTimer, this.pingTimer, this.pongTimer, this.keepaliveTimer]) if (t) clearTimeout(t);
-    this.handshakeTimer = this.pingTimer = this.pongTimer = this.keepaliveTimer = null;
-  }
-
-  /** Seals and sends one frame (the link must be open). */
-  sendSealed(kind: 'm' | 'k', payload: string): void {
-    this.ws.send(this.sealer!.seal(kind, payload));
-    this.lastSentAt = Date.now();
-  }
-}
-
-interface PeerState {
-  id: string;
-  host: string | null;
-  port: number | null;
-  /** Exactly one side of each pair dials: see WsTransport. */
-  weDial: boolean;
-  link: Connection | null;
-  /** Our dial in progress (dialer side only). */
-  pending: Connection | null;
-  reconnectTimer: NodeJS.Timeout | null;
-  attempt: number;
-  lastUnreachableAt: number;
-  log: Logger;
-}
 
 const dropReasonForCode: Partial<Record<ClusterErrorCode, DropReason>> = {
   FRAME_OVERSIZED: 'frame_oversized',
@@ -148,18 +70,12 @@ export class WsTransport implements PeerTransport {
   private readonly sockets = new Set<Connection>();
   private readonly limiter: RepeatLimiter;
   private readonly strangerLines: LineBudget;
-  /** Unauthenticated connections per source host (acceptor side). */
-  private readonly pendingByHost = new Map<string, number>();
   private readonly auth: AuthMode;
   /** Random per start: a second live process claiming our id has another. */
   readonly instanceId = newInstanceId();
-  /** Accepted TCP connections that have not upgraded yet, by remote `host:port`. */
-  private readonly preUpgrade = new Map<string, Socket>();
-  /** Unauthenticated connections per known peer host: their own pool, outside maxPendingHandshakes. */
-  private readonly pendingByPeerHost = new Map<string, number>();
+  private readonly admission: Admission;
   private server: http.Server | https.Server | null = null;
   private wss: WebSocketServer | null = null;
-  private pendingAccepts = 0;
   private boundPort: number | null = null;
   private started = false;
   private closed = false;
@@ -171,6 +87,10 @@ export class WsTransport implements PeerTransport {
     this.limiter = new RepeatLimiter(this.o.logRepeatIntervalMs);
     this.strangerLines = new LineBudget(this.o.maxStrangerLogLinesPerInterval, this.o.logRepeatIntervalMs);
     this.auth = this.o.secret ? 'hmac-sha256' : 'none';
+    this.admission = new Admission(this.o, (host) => this.isKnownPeerHost(host), (remote, reason, limit, message) => {
+      this.emitDrop('admission_refused', null);
+      this.warnStranger(null, remote, reason, message, { limit });
+    });
     for (const p of [...this.o.peers].sort((a, b) => compareIds(a.id, b.id))) {
       this.peerStates.set(p.id, {
         id: p.id,
@@ -222,7 +142,7 @@ export class WsTransport implements PeerTransport {
     const server = tls
       ? https.createServer({ ...preUpgrade, ...clientCertAuth, cert: tls.cert, key: tls.key, handshakeTimeout: this.o.handshakeTimeoutMs })
       : http.createServer(preUpgrade);
-    server.on('connection', (socket: Socket) => this.onConnection(socket));
+    server.on('connection', (socket: Socket) => this.admission.onConnection(socket));
     server.headersTimeout = this.o.handshakeTimeoutMs;
     server.requestTimeout = this.o.handshakeTimeoutMs;
     this.server = server;
@@ -363,71 +283,28 @@ export class WsTransport implements PeerTransport {
 
   // ---- accepting -------------------------------------------------------------
 
-  /** Normalized hosts of the peers discovery knows: their connections never wait behind strangers'. */
+  /** Hosts of the peers discovery knows: their connections never wait behind strangers'. */
   private isKnownPeerHost(host: string): boolean {
     const h = normalizeHost(host);
     for (const p of this.peerStates.values()) if (p.host !== null && normalizeHost(p.host) === h) return true;
     return false;
   }
 
-  /** A backstop on TCP connections that have not upgraded (yet): strangers past it are cut, known peers never. */
-  private onConnection(socket: Socket): void {
-    socket.on('error', () => {});
-    const remote = `${socket.remoteAddress}:${socket.remotePort}`;
-    if (this.preUpgrade.size >= this.o.maxPreUpgradeConnections && !this.isKnownPeerHost(hostOf(remote))) {
-      this.refuseAdmission(remote, 'pre_upgrade_full', this.o.maxPreUpgradeConnections, 'too many connections that have not upgraded; cutting one');
-      socket.destroy();
-      return;
-    }
-    this.preUpgrade.set(remote, socket);
-    socket.once('close', () => {
-      if (this.preUpgrade.get(remote) === socket) this.preUpgrade.delete(remote);
-    });
-  }
-
-  private refuseAdmission(remote: string, reason: string, limit: number, message: string): void {
-    this.emitDrop('admission_refused', null);
-    this.warnStranger(null, remote, reason, message, { limit });
-  }
-
   private onUpgrade(req: http.IncomingMessage, socket: Duplex, head: Buffer): void {
     // A reset during the refusals below must not become an unhandled 'error'.
     socket.on('error', () => {});
     const remote = `${req.socket.remoteAddress}:${req.socket.remotePort}`;
-    // Upgraded: from here the handshake slots bound it, not the pre-upgrade cap.
-    this.preUpgrade.delete(remote);
+    this.admission.upgraded(remote);
     const path = (req.url ?? '').split('?')[0];
     if (this.closed || path !== PEER_PATH) {
       rejectUpgrade(socket, '404 Not Found');
       return;
     }
-    const host = hostOf(remote);
-    // A known peer's address has slots of its own, so strangers holding every shared slot cannot keep a peer out.
-    const known = this.isKnownPeerHost(host);
-    const pool = known ? this.pendingByPeerHost : this.pendingByHost;
-    const fromHost = pool.get(host) ?? 0;
-    const perHost = fromHost >= this.o.maxPendingHandshakesPerHost;
-    if (perHost || (!known && this.pendingAccepts >= this.o.maxPendingHandshakes)) {
-      this.refuseAdmission(
-        remote,
-        perHost ? 'handshakes_full_per_host' : 'handshakes_full',
-        perHost ? this.o.maxPendingHandshakesPerHost : this.o.maxPendingHandshakes,
-        perHost ? 'too many unauthenticated connections from one address; refusing one' : 'too many unauthenticated connections; refusing one',
-      );
+    const release = this.admission.admitHandshake(remote);
+    if (!release) {
       rejectUpgrade(socket, '503 Service Unavailable');
       return;
     }
-    if (!known) this.pendingAccepts++;
-    pool.set(host, fromHost + 1);
-    let counted = true;
-    const release = (): void => {
-      if (!counted) return;
-      counted = false;
-      if (!known) this.pendingAccepts--;
-      const left = (pool.get(host) ?? 1) - 1;
-      if (left > 0) pool.set(host, left);
-      else pool.delete(host);
-    };
     socket.once('close', release);
     this.wss!.handleUpgrade(req, socket, head, (ws) => {
       const conn = new Connection(ws, 'acceptor', remote, null);
@@ -887,39 +764,4 @@ export class WsTransport implements PeerTransport {
       if (n !== undefined) this.log.error({ event: name, err: (err as Error)?.message, repeated: n }, 'transport event handler threw');
     }
   }
-}
-
-/**
- * Capped exponential backoff with equal jitter: between half and all of
- * min(maxMs, initialMs * 2^attempt), so redials spread out but never come at once.
- */
-export function reconnectDelayMs(attempt: number, backoff: { initialMs: number; maxMs: number }, random: () => number): number {
-  const base = Math.min(backoff.maxMs, backoff.initialMs * 2 ** Math.min(attempt, 30));
-  return Math.round(base / 2 + (base / 2) * random());
-}
-
-/** Answers an upgrade we refuse, and cuts the socket even if the client never reads or closes. */
-function rejectUpgrade(socket: Duplex, status: string): void {
-  socket.end(`HTTP/1.1 ${status}\r\nConnection: close\r\nContent-Length: 0\r\n\r\n`);
-  setTimeout(() => socket.destroy(), MAX_CLOSE_WAIT_MS).unref();
-}
-
-/** What to do about a refusal that has a likely cause. */
-function refusalHint(refusal: string, selfId: string): string {
-  if (refusal === 'duplicate_member') {
-    return `: another live process holds member id ${selfId} there; this process stays out of the group through that peer and retries with backoff (stop one of the two)`;
-  }
-  if (refusal === 'bad_version') return ': members on different protocol versions cannot talk (a rolling upgrade in progress? finish it)';
-  return '';
-}
-
-/** One spelling per address: IPv4-mapped IPv6 as IPv4, no brackets, lower case. */
-function normalizeHost(host: string): string {
-  const h = host.replace(/^\[|\]$/g, '').toLowerCase();
-  return h.startsWith('::ffff:') && h.includes('.') ? h.slice(7) : h;
-}
-
-/** Plain UTF-16 code unit order, the same on every member (no locale). */
-function compareIds(a: string, b: string): number {
-  return a < b ? -1 : a > b ? 1 : 0;
 }
