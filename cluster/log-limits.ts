@@ -1,4 +1,5 @@
 /** Rate limits for log lines, some of which strangers can trigger. */
+import type { Logger } from 'pino';
 
 /** Logs the first occurrence of a key, then at most once per interval with the count of repeats in between. */
 export class RepeatLimiter {
@@ -51,4 +52,42 @@ export class LineBudget {
 export function hostOf(remote: string): string {
   const i = remote.lastIndexOf(':');
   return i < 0 ? remote : remote.slice(0, i);
+}
+
+/** The transport's rate-limited warnings. */
+export class TransportLog {
+  readonly limiter: RepeatLimiter;
+  private readonly strangerLines: LineBudget;
+
+  constructor(
+    private readonly log: Logger,
+    intervalMs: number,
+    maxStrangerLinesPerInterval: number,
+  ) {
+    this.limiter = new RepeatLimiter(intervalMs);
+    this.strangerLines = new LineBudget(maxStrangerLinesPerInterval, intervalMs);
+  }
+
+  /** About an authenticated peer (or our own dial): once per (peer, reason) per interval. */
+  warnOnce(peerId: string | null, remote: string, reason: string, message: string): void {
+    const n = this.limiter.check(`${peerId ?? remote}:${reason}`);
+    if (n === undefined) return;
+    this.log.warn({ peer: peerId ?? undefined, remote, reason, repeated: n }, message);
+  }
+
+  /**
+   * A warning caused by an unauthenticated connection: folded per (source host, reason)
+   * and, across all sources, at most maxStrangerLinesPerInterval lines per interval.
+   */
+  warnStranger(claimedId: string | null, remote: string, reason: string, message: string, extra: Record<string, unknown> = {}): void {
+    const n = this.limiter.check(`stranger:${hostOf(remote)}:${reason}`);
+    if (n === undefined || !this.strangerLines.take()) return;
+    const suppressedOthers = this.strangerLines.suppressed;
+    this.strangerLines.suppressed = 0;
+    // The id is what the stranger claims, never logged as `peer`: it proves nothing.
+    this.log.warn(
+      { claimedId: claimedId ?? undefined, remote, reason, repeated: n, ...(suppressedOthers > 0 ? { suppressedOthers } : {}), ...extra },
+      message,
+    );
+  }
 }

@@ -14,22 +14,10 @@ import type { Message } from '../raft/index.js';
 import { PROTOCOL_VERSION, decodeFrame, encodeMessage } from './codec.js';
 import { ClusterError, type ClusterErrorCode } from './errors.js';
 import { FrameAuthError, FrameOpener, FrameSealer, MAX_FRAME_OVERHEAD_BYTES, deriveLinkKeys } from './frame-auth.js';
-import {
-  CloseCodes,
-  HandshakeRefusal,
-  buildHello,
-  computeMac,
-  newInstanceId,
-  newNonce,
-  parseHello,
-  parseProof,
-  refusalForCloseCode,
-  verifyMac,
-  type AuthMode,
-  type MacInput,
-} from './handshake.js';
+import { CloseCodes, HandshakeRefusal, buildHello, newInstanceId, newNonce, refusalForCloseCode, type AuthMode, type MacInput } from './handshake.js';
+import { handshakeStep } from './handshake-step.js';
 import type { DropReason, PeerInfo, PeerTransport, TransportEvents } from './interfaces.js';
-import { LineBudget, RepeatLimiter, hostOf } from './log-limits.js';
+import { TransportLog } from './log-limits.js';
 import { Admission } from './admission.js';
 import { Connection, compareIds, normalizeHost, reconnectDelayMs, refusalHint, rejectUpgrade, type PeerState } from './peer-link.js';
 import {
@@ -68,8 +56,7 @@ export class WsTransport implements PeerTransport {
   private readonly events: TransportEvents;
   private readonly peerStates = new Map<string, PeerState>();
   private readonly sockets = new Set<Connection>();
-  private readonly limiter: RepeatLimiter;
-  private readonly strangerLines: LineBudget;
+  private readonly tlog: TransportLog;
   private readonly auth: AuthMode;
   /** Random per start: a second live process claiming our id has another. */
   readonly instanceId = newInstanceId();
@@ -84,12 +71,11 @@ export class WsTransport implements PeerTransport {
     this.o = resolveTransportOptions(options);
     this.events = options.events;
     this.log = options.logger.child({ component: 'transport', self: this.o.selfId });
-    this.limiter = new RepeatLimiter(this.o.logRepeatIntervalMs);
-    this.strangerLines = new LineBudget(this.o.maxStrangerLogLinesPerInterval, this.o.logRepeatIntervalMs);
+    this.tlog = new TransportLog(this.log, this.o.logRepeatIntervalMs, this.o.maxStrangerLogLinesPerInterval);
     this.auth = this.o.secret ? 'hmac-sha256' : 'none';
     this.admission = new Admission(this.o, (host) => this.isKnownPeerHost(host), (remote, reason, limit, message) => {
       this.emitDrop('admission_refused', null);
-      this.warnStranger(null, remote, reason, message, { limit });
+      this.tlog.warnStranger(null, remote, reason, message, { limit });
     });
     for (const p of [...this.o.peers].sort((a, b) => compareIds(a.id, b.id))) {
       this.peerStates.set(p.id, {
@@ -152,7 +138,7 @@ export class WsTransport implements PeerTransport {
     });
     server.on('upgrade', (req, socket, head) => this.onUpgrade(req, socket, head));
     server.on('tlsClientError', (err, socket) => {
-      this.warnStranger(null, `${socket.remoteAddress}:${socket.remotePort}`, 'tls_failed', 'TLS handshake with a connecting peer failed', {
+      this.tlog.warnStranger(null, `${socket.remoteAddress}:${socket.remotePort}`, 'tls_failed', 'TLS handshake with a connecting peer failed', {
         err: err.message,
       });
     });
@@ -384,14 +370,14 @@ export class WsTransport implements PeerTransport {
       if (err.code === 'WS_ERR_UNSUPPORTED_MESSAGE_LENGTH') {
         const peerId = conn.state === 'open' ? conn.peerId : null;
         const message = `peer sent a frame above maxFrameBytes (${this.o.maxFrameBytes}); closing the link with 1009`;
-        if (peerId === null && conn.role === 'acceptor') this.warnStranger(conn.peerId, conn.remote, 'frame_oversized', message);
-        else this.warnOnce(peerId, conn.remote, 'frame_oversized', message);
+        if (peerId === null && conn.role === 'acceptor') this.tlog.warnStranger(conn.peerId, conn.remote, 'frame_oversized', message);
+        else this.tlog.warnOnce(peerId, conn.remote, 'frame_oversized', message);
         this.emitDrop('frame_oversized', peerId);
       } else if (err.code === 'WS_ERR_TOO_MANY_BUFFERED_PARTS') {
         const peerId = conn.state === 'open' ? conn.peerId : null;
         const message = `peer split a message into more than ${MAX_FRAGMENTS_PER_MESSAGE} fragments; closing the link with 1008`;
-        if (peerId === null && conn.role === 'acceptor') this.warnStranger(conn.peerId, conn.remote, 'frame_fragmented', message);
-        else this.warnOnce(peerId, conn.remote, 'frame_fragmented', message);
+        if (peerId === null && conn.role === 'acceptor') this.tlog.warnStranger(conn.peerId, conn.remote, 'frame_fragmented', message);
+        else this.tlog.warnOnce(peerId, conn.remote, 'frame_fragmented', message);
         this.emitDrop('frame_invalid', peerId);
       }
     });
@@ -453,90 +439,24 @@ export class WsTransport implements PeerTransport {
   }
 
   private onHandshakeFrame(conn: Connection, text: string): void {
-    const secret = this.o.secret;
-    const macInput = (): MacInput => {
-      const dialer = conn.role === 'dialer' ? this.o.selfId : conn.peerId!;
-      const acceptor = conn.role === 'dialer' ? conn.peerId! : this.o.selfId;
-      return {
-        cluster: this.o.clusterName,
-        dialer,
-        acceptor,
-        dialerNonce: conn.dialerNonce,
-        acceptorNonce: conn.acceptorNonce,
-        hello: conn.helloText,
-        challenge: conn.challengeText,
-      };
-    };
-    const isMember = (id: string): boolean => this.peerStates.has(id);
-    switch (conn.step) {
-      case 'hello': {
-        const hello = parseHello(text, { kind: 'hello', cluster: this.o.clusterName, self: this.o.selfId, auth: this.auth, isMember });
-        conn.peerId = hello.from;
-        // The dial rule keeps one connection per pair; checked before any proof is exchanged.
-        if (this.peerStates.get(hello.from)!.weDial) {
-          throw new HandshakeRefusal('wrong_dial_direction', `peer ${hello.from} dialed, but ${this.o.selfId} dials it (the smaller id dials)`);
-        }
-        conn.dialerNonce = hello.nonce;
-        conn.peerInstance = hello.instance;
-        conn.peerTiming = hello.timing;
-        conn.helloText = text;
-        conn.acceptorNonce = newNonce();
-        conn.step = 'proof';
-        conn.challengeText = buildHello({
-          kind: 'challenge',
-          cluster: this.o.clusterName,
-          from: this.o.selfId,
-          to: hello.from,
-          auth: this.auth,
-          nonce: conn.acceptorNonce,
-          instance: this.instanceId,
-          timing: this.o.localTiming,
-        });
-        conn.ws.send(conn.challengeText);
-        return;
-      }
-      case 'challenge': {
-        const challenge = parseHello(text, {
-          kind: 'challenge',
-          cluster: this.o.clusterName,
-          self: this.o.selfId,
-          auth: this.auth,
-          isMember,
-          expectedPeer: conn.peerId!,
-        });
-        conn.acceptorNonce = challenge.nonce;
-        conn.peerInstance = challenge.instance;
-        conn.peerTiming = challenge.timing;
-        conn.challengeText = text;
-        conn.step = 'welcome';
-        conn.ws.send(JSON.stringify({ kind: 'proof', mac: secret ? computeMac(secret, 'dialer', macInput()) : '' }));
-        return;
-      }
-      case 'proof': {
-        const proof = parseProof(text, 'proof');
-        if (secret ? !verifyMac(secret, 'dialer', macInput(), proof.mac) : proof.mac !== '') {
-          throw new HandshakeRefusal('wrong_secret', `peer ${conn.peerId} failed to prove the shared secret (wrong secret?)`);
-        }
-        // Authenticated from here: its instance id can be trusted to tell two live processes apart.
-        if (this.refuseDuplicate(conn)) return;
-        conn.ws.send(JSON.stringify({ kind: 'welcome', mac: secret ? computeMac(secret, 'acceptor', macInput()) : '' }));
-        this.establish(conn, macInput());
-        return;
-      }
-      case 'welcome': {
-        const welcome = parseProof(text, 'welcome');
-        if (secret ? !verifyMac(secret, 'acceptor', macInput(), welcome.mac) : welcome.mac !== '') {
-          throw new HandshakeRefusal('wrong_secret', `peer ${conn.peerId} failed to prove the shared secret (wrong secret?)`);
-        }
-        this.establish(conn, macInput());
-        return;
-      }
-    }
+    const established = handshakeStep(conn, text, {
+      selfId: this.o.selfId,
+      clusterName: this.o.clusterName,
+      auth: this.auth,
+      secret: this.o.secret,
+      instanceId: this.instanceId,
+      localTiming: this.o.localTiming,
+      isMember: (id) => this.peerStates.has(id),
+      weDial: (id) => this.peerStates.get(id)!.weDial,
+      // Authenticated from here: its instance id can be trusted to tell two live processes apart.
+      refuseDuplicate: (c) => this.refuseDuplicate(c),
+    });
+    if (established) this.establish(conn, established);
   }
 
   /** A bug, not bad input: logged at error level, and the frame is treated as malformed. */
   private unexpected(conn: Connection, err: unknown): HandshakeRefusal {
-    const n = this.limiter.check('unexpected-frame-error');
+    const n = this.tlog.limiter.check('unexpected-frame-error');
     if (n !== undefined) {
       const who = conn.state === 'open' || conn.role === 'dialer' ? { peer: conn.peerId ?? undefined } : { claimedId: conn.peerId ?? undefined };
       this.log.error({ ...who, remote: conn.remote, err: (err as Error)?.message, repeated: n }, 'unexpected error handling a peer frame');
@@ -563,7 +483,7 @@ export class WsTransport implements PeerTransport {
     if (!current || current.state !== 'open' || current.peerInstance === conn.peerInstance) return false;
     const silentMs = Date.now() - current.lastAuthAt;
     if (silentMs >= this.liveWindowMs(current)) return false;
-    const n = this.limiter.check(`${peer.id}:duplicate_member`);
+    const n = this.tlog.limiter.check(`${peer.id}:duplicate_member`);
     if (n !== undefined) {
       peer.log.warn(
         {
@@ -617,7 +537,7 @@ export class WsTransport implements PeerTransport {
   /** A sealed-frame check failed: nothing of it reaches raft, and the link cannot be trusted any more. */
   private frameAuthFailed(conn: Connection, detail: string): void {
     const peerId = conn.peerId!;
-    const n = this.limiter.check(`${peerId}:frame_auth_failed`);
+    const n = this.tlog.limiter.check(`${peerId}:frame_auth_failed`);
     if (n !== undefined) {
       this.log.warn(
         { peer: peerId, remote: conn.remote, reason: 'frame_auth_failed', expectedSeq: conn.opener?.expected, repeated: n },
@@ -642,8 +562,8 @@ export class WsTransport implements PeerTransport {
     const peerId = conn.peerId ?? refusal.claimedId ?? null;
     const message = `refused peer handshake: ${refusal.message}`;
     // Whoever connected to us is unproven: its claimed id and port are its to vary, so they key no log line.
-    if (conn.role === 'acceptor') this.warnStranger(peerId, conn.remote, refusal.reason, message);
-    else this.warnOnce(peerId, conn.remote, refusal.reason, message);
+    if (conn.role === 'acceptor') this.tlog.warnStranger(peerId, conn.remote, refusal.reason, message);
+    else this.tlog.warnOnce(peerId, conn.remote, refusal.reason, message);
     if (conn.role === 'acceptor') this.emitDrop('unauthenticated', null);
     conn.close(refusal.closeCode, refusal.message);
   }
@@ -676,9 +596,9 @@ export class WsTransport implements PeerTransport {
       if (peer.pending === conn) peer.pending = null;
       const refusal = refusalForCloseCode(code);
       if (!conn.closedByUs && refusal) {
-        this.warnOnce(peer.id, conn.remote, `refused_by_peer:${refusal}`, `peer refused our handshake: ${refusal}${reason ? ` (${reason})` : ''}${refusalHint(refusal, this.o.selfId)}`);
+        this.tlog.warnOnce(peer.id, conn.remote, `refused_by_peer:${refusal}`, `peer refused our handshake: ${refusal}${reason ? ` (${reason})` : ''}${refusalHint(refusal, this.o.selfId)}`);
       } else if (!conn.closedByUs) {
-        const n = this.limiter.check(`${peer.id}:connect_failed`);
+        const n = this.tlog.limiter.check(`${peer.id}:connect_failed`);
         if (n !== undefined) {
           peer.log.info({ remote: conn.remote, code, error: conn.lastError ?? undefined, repeated: n }, 'cannot connect to peer; retrying with backoff');
         }
@@ -687,7 +607,7 @@ export class WsTransport implements PeerTransport {
     } else if (!conn.closedByUs) {
       // Not authenticated: the id is only claimed, and the close code is the stranger's to forge.
       const refusal = refusalForCloseCode(code);
-      if (refusal) this.warnStranger(conn.peerId, conn.remote, `refused_by_peer:${refusal}`, `peer refused our handshake: ${refusal}${reason ? ` (${reason})` : ''}`);
+      if (refusal) this.tlog.warnStranger(conn.peerId, conn.remote, `refused_by_peer:${refusal}`, `peer refused our handshake: ${refusal}${reason ? ` (${reason})` : ''}`);
     }
     if (!peer.link) this.scheduleReconnect(peer);
   }
@@ -696,7 +616,7 @@ export class WsTransport implements PeerTransport {
 
   private badFrame(conn: Connection, reason: DropReason, detail: string): void {
     const peerId = conn.peerId!;
-    this.warnOnce(peerId, conn.remote, reason, `dropped a frame from peer: ${detail}`);
+    this.tlog.warnOnce(peerId, conn.remote, reason, `dropped a frame from peer: ${detail}`);
     this.emitDrop(reason, peerId);
     const now = Date.now();
     conn.badFrameTimes = conn.badFrameTimes.filter((t) => now - t < this.o.badFrameWindowMs);
@@ -713,34 +633,12 @@ export class WsTransport implements PeerTransport {
   /** Outgoing drop: counted every time, logged once per (peer, reason) per interval. */
   private drop(reason: DropReason, peerId: string | null, detail: string, key?: string, quiet = false): void {
     this.emitDrop(reason, peerId);
-    const n = this.limiter.check(key ?? `${peerId}:send:${reason}`);
+    const n = this.tlog.limiter.check(key ?? `${peerId}:send:${reason}`);
     if (n === undefined) return;
     const fields = { peer: peerId ?? undefined, reason, repeated: n };
     // Not being connected is the normal state of a down peer: the link logs already say why.
     if (quiet) this.log.debug(fields, `dropped a message: ${detail}`);
     else this.log.warn(fields, `dropped a message: ${detail}`);
-  }
-
-  private warnOnce(peerId: string | null, remote: string, reason: string, message: string): void {
-    const n = this.limiter.check(`${peerId ?? remote}:${reason}`);
-    if (n === undefined) return;
-    this.log.warn({ peer: peerId ?? undefined, remote, reason, repeated: n }, message);
-  }
-
-  /**
-   * A warning caused by an unauthenticated connection: folded per (source host, reason)
-   * and, across all sources, at most maxStrangerLogLinesPerInterval lines per interval.
-   */
-  private warnStranger(claimedId: string | null, remote: string, reason: string, message: string, extra: Record<string, unknown> = {}): void {
-    const n = this.limiter.check(`stranger:${hostOf(remote)}:${reason}`);
-    if (n === undefined || !this.strangerLines.take()) return;
-    const suppressedOthers = this.strangerLines.suppressed;
-    this.strangerLines.suppressed = 0;
-    // The id is what the stranger claims, never logged as `peer`: it proves nothing.
-    this.log.warn(
-      { claimedId: claimedId ?? undefined, remote, reason, repeated: n, ...(suppressedOthers > 0 ? { suppressedOthers } : {}), ...extra },
-      message,
-    );
   }
 
   private emitDrop(reason: DropReason, peerId: string | null): void {
@@ -760,7 +658,7 @@ export class WsTransport implements PeerTransport {
       fn();
     } catch (err) {
       // Once per frame would be a line per message for as long as the bug lasts.
-      const n = this.limiter.check(`handler-threw:${name}`);
+      const n = this.tlog.limiter.check(`handler-threw:${name}`);
       if (n !== undefined) this.log.error({ event: name, err: (err as Error)?.message, repeated: n }, 'transport event handler threw');
     }
   }
