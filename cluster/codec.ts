@@ -1,8 +1,8 @@
 /**
  * Wire format of raft messages between members: one WebSocket text frame per
- * message, holding a versioned JSON envelope
+ * message, sealed by frame-auth.ts around a versioned JSON envelope
  *
- *   {"v":1,"cluster":"<name>","msg":{"type":"MsgHeartbeat","to":"b","from":"a",...}}
+ *   {"v":2,"cluster":"<name>","msg":{"type":"MsgHeartbeat","to":"b","from":"a",...}}
  *
  * Decoding validates everything before a message can reach the raft core:
  * - the frame is at most `maxFrameBytes` bytes (FRAME_OVERSIZED);
@@ -29,8 +29,13 @@ import {
 } from '../raft/index.js';
 import { ClusterError, type ClusterErrorCode } from './errors.js';
 
-/** Protocol version of the handshake and of every frame. */
-export const PROTOCOL_VERSION = 1;
+/**
+ * Protocol version of the handshake and of every frame. 2: every frame after the
+ * handshake is sealed (frame-auth.ts), and the hello carries the instance id and the
+ * timing. A v1 and a v2 member refuse each other (bad_version): no fallback, so no
+ * downgrade can skip frame authentication.
+ */
+export const PROTOCOL_VERSION = 2;
 export const DEFAULT_MAX_FRAME_BYTES = 64 * 1024;
 /** Kubernetes pod names are DNS subdomains: at most 253 characters. */
 export const MAX_ID_LENGTH = 253;

@@ -1,9 +1,29 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { HandshakeRefusal, computeMac, newNonce, parseHello, parseProof, refusalForCloseCode, verifyMac, CloseCodes } from './handshake.js';
+import {
+  CloseCodes,
+  HandshakeRefusal,
+  buildHello,
+  computeMac,
+  newInstanceId,
+  newNonce,
+  parseHello,
+  parseProof,
+  refusalForCloseCode,
+  verifyMac,
+} from './handshake.js';
 
 const secret = Buffer.from('0123456789abcdef0123456789abcdef');
-const input = { cluster: 'demo', dialer: 'a', acceptor: 'b', dialerNonce: newNonce(), acceptorNonce: newNonce() };
+const timing = { tickMs: 100, electionTicks: 10, maxClockDriftMs: 100 };
+const input = {
+  cluster: 'demo',
+  dialer: 'a',
+  acceptor: 'b',
+  dialerNonce: newNonce(),
+  acceptorNonce: newNonce(),
+  hello: '{"kind":"hello"}',
+  challenge: '{"kind":"challenge"}',
+};
 const expectation = { kind: 'hello' as const, cluster: 'demo', self: 'b', auth: 'hmac-sha256' as const, isMember: (id: string) => id === 'a' };
 
 function refusal(fn: () => unknown): HandshakeRefusal {
@@ -32,6 +52,9 @@ describe('handshake', () => {
       { ...input, dialer: 'c' },
       { ...input, acceptor: 'c' },
       { ...input, cluster: 'prod' },
+      // The hello and challenge texts are covered byte for byte (instance id, timing, anything).
+      { ...input, hello: '{"kind":"hello" }' },
+      { ...input, challenge: '{"kind":"challenge","timing":{}}' },
       // Length prefixes: moving a character across a field boundary is a different input.
       { ...input, dialer: 'ab', acceptor: '' },
     ]) {
@@ -48,10 +71,12 @@ describe('handshake', () => {
   });
 
   it('checks the hello: version first, then cluster, member, addressee and auth mode', () => {
-    const hello = { kind: 'hello', v: 1, cluster: 'demo', from: 'a', to: 'b', auth: 'hmac-sha256', nonce: newNonce() };
-    expect(parseHello(JSON.stringify(hello), expectation).from).toBe('a');
+    const hello = { kind: 'hello', v: 2, cluster: 'demo', from: 'a', to: 'b', auth: 'hmac-sha256', nonce: newNonce(), instance: newInstanceId(), timing };
+    expect(parseHello(JSON.stringify(hello), expectation)).toMatchObject({ from: 'a', instance: hello.instance, timing });
     const cases: Array<[Record<string, unknown>, string, RegExp]> = [
-      [{ v: 2, cluster: 'other' }, 'bad_version', /version 2/],
+      // A v1 member (before per-frame authentication) is refused: no fallback, so no downgrade.
+      [{ v: 1, cluster: 'other' }, 'bad_version', /version 1, this member speaks 2/],
+      [{ v: 3 }, 'bad_version', /version 3/],
       [{ cluster: 'other' }, 'wrong_cluster', /"other"/],
       [{ from: 'z' }, 'unknown_member', /"z" is not a peer/],
       [{ from: 'b' }, 'unknown_member', /"b"/],
@@ -60,6 +85,12 @@ describe('handshake', () => {
       [{ nonce: 'short' }, 'malformed', /nonce/],
       [{ kind: 'proof' }, 'malformed', /expected a hello/],
       [{ from: 42 }, 'malformed', /hello\.from must be a member id/],
+      [{ instance: 'short' }, 'malformed', /instance/],
+      [{ instance: undefined }, 'malformed', /instance is missing/],
+      [{ timing: undefined }, 'malformed', /timing is missing/],
+      [{ timing: { ...timing, tickMs: 0 } }, 'malformed', /timing\.tickMs must be an integer in 1\.\.60000/],
+      [{ timing: { ...timing, electionTicks: 1.5 } }, 'malformed', /electionTicks/],
+      [{ timing: { tickMs: 100, electionTicks: 10 } }, 'malformed', /maxClockDriftMs is missing/],
     ];
     for (const [patch, reason, message] of cases) {
       const r = refusal(() => parseHello(JSON.stringify({ ...hello, ...patch }), expectation));
@@ -72,8 +103,25 @@ describe('handshake', () => {
     expect(refusal(() => parseHello(JSON.stringify({ ...hello, from: 'z' }), expectation)).claimedId).toBe('z');
   });
 
+  it('buildHello writes what parseHello reads, with the timing fields only', () => {
+    const text = buildHello({
+      kind: 'challenge',
+      cluster: 'demo',
+      from: 'b',
+      to: 'a',
+      auth: 'hmac-sha256',
+      nonce: newNonce(),
+      instance: newInstanceId(),
+      timing: { ...timing, extra: 1 } as typeof timing,
+    });
+    const parsed = parseHello(text, { kind: 'challenge', cluster: 'demo', self: 'a', auth: 'hmac-sha256', isMember: () => true, expectedPeer: 'b' });
+    expect(parsed.timing).toEqual(timing);
+    expect(JSON.parse(text)).toMatchObject({ v: 2, timing });
+    expect(text).not.toContain('extra');
+  });
+
   it('a challenge must come from the member that was dialed', () => {
-    const challenge = { kind: 'challenge', v: 1, cluster: 'demo', from: 'c', to: 'a', auth: 'hmac-sha256', nonce: newNonce() };
+    const challenge = { kind: 'challenge', v: 2, cluster: 'demo', from: 'c', to: 'a', auth: 'hmac-sha256', nonce: newNonce(), instance: newInstanceId(), timing };
     const r = refusal(() =>
       parseHello(JSON.stringify(challenge), { kind: 'challenge', cluster: 'demo', self: 'a', auth: 'hmac-sha256', isMember: () => true, expectedPeer: 'b' }),
     );
@@ -97,7 +145,7 @@ describe('handshake', () => {
   it('any text, or any mutation of a valid hello or proof, only ever throws HandshakeRefusal (property)', () => {
     const seed = process.env.SEED !== undefined ? Number(process.env.SEED) : Math.floor(Math.random() * 2 ** 31);
     console.log(`handshake garbage property seed=${seed}`);
-    const hello = { kind: 'hello', v: 1, cluster: 'demo', from: 'a', to: 'b', auth: 'hmac-sha256', nonce: newNonce() };
+    const hello = { kind: 'hello', v: 2, cluster: 'demo', from: 'a', to: 'b', auth: 'hmac-sha256', nonce: newNonce(), instance: newInstanceId(), timing };
     const keys = Object.keys(hello);
     // Drop, retype or add fields of a valid hello: the shapes a confused or hostile dialer sends.
     const mutatedHello = fc

@@ -2,31 +2,42 @@
  * The peer handshake: four small JSON text frames right after the WebSocket opens,
  * before any raft frame may flow.
  *
- *   dialer  -> acceptor  hello     {kind, v, cluster, from, to, auth, nonce: Nd}
- *   acceptor -> dialer   challenge {kind, v, cluster, from, to, auth, nonce: Na}
- *   dialer  -> acceptor  proof     {kind, mac: HMAC(secret, "…dialer-proof",   v, cluster, dialer, acceptor, Nd, Na)}
- *   acceptor -> dialer   welcome   {kind, mac: HMAC(secret, "…acceptor-proof", v, cluster, dialer, acceptor, Nd, Na)}
+ *   dialer  -> acceptor  hello     {kind, v, cluster, from, to, auth, nonce: Nd, instance, timing}
+ *   acceptor -> dialer   challenge {kind, v, cluster, from, to, auth, nonce: Na, instance, timing}
+ *   dialer  -> acceptor  proof     {kind, mac: HMAC(secret, "…dialer-proof",   v, cluster, dialer, acceptor, Nd, Na, hello, challenge)}
+ *   acceptor -> dialer   welcome   {kind, mac: HMAC(secret, "…acceptor-proof", v, cluster, dialer, acceptor, Nd, Na, hello, challenge)}
  *
  * Both sides contribute a fresh 32-byte nonce, so neither proof can be replayed on
  * another connection; the two proofs carry different labels, so the acceptor's
  * proof cannot be reflected back as the dialer's (or the other way round). The
- * dialer proves first, so a stranger who merely connects to the port never sees a
- * MAC under the secret. Fields are length-prefixed before hashing (no ambiguity
- * between "ab"+"c" and "a"+"bc"), MACs are compared in constant time, and the
- * secret never goes on the wire. With `auth: "none"` (insecure mode) the MACs are
- * empty, but version, cluster and ids are still checked; a side with a secret
- * refuses a side without one.
+ * MACs cover the exact hello and challenge texts, so the instance id and the timing
+ * each side announced are authenticated with the rest. The dialer proves first, so
+ * a stranger who merely connects to the port never sees a MAC under the secret.
+ * Fields are length-prefixed before hashing (no ambiguity between "ab"+"c" and
+ * "a"+"bc"), MACs are compared in constant time, and the secret never goes on the
+ * wire. With `auth: "none"` (insecure mode) the MACs are empty, but version,
+ * cluster and ids are still checked; a side with a secret refuses a side without one.
+ * After the welcome, every frame is sealed with keys derived from the same inputs
+ * (frame-auth.ts).
  *
  * Compatibility rule for later protocol versions: `kind` and `v` stay readable in
  * every hello/challenge, so a member can always say "bad version" instead of "malformed".
  */
 import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
-import { PROTOCOL_VERSION, ShapeError, describe, field, isValidClusterName, readObject, readId } from './codec.js';
+import { PROTOCOL_VERSION, ShapeError, describe, field, isValidClusterName, readNat, readObject, readId } from './codec.js';
+import type { PeerTiming } from './interfaces.js';
 
 export const NONCE_BYTES = 32;
 const MAC_BYTES = 32;
-const DIALER_LABEL = 'raft-elector/v1/dialer-proof';
-const ACCEPTOR_LABEL = 'raft-elector/v1/acceptor-proof';
+const INSTANCE_BYTES = 16;
+const DIALER_LABEL = 'raft-elector/v2/dialer-proof';
+const ACCEPTOR_LABEL = 'raft-elector/v2/acceptor-proof';
+/** Bounds on announced timing: the same ranges the command line accepts. */
+export const TIMING_BOUNDS = {
+  tickMs: [1, 60_000],
+  electionTicks: [2, 10_000],
+  maxClockDriftMs: [0, 3_600_000],
+} as const;
 
 export type AuthMode = 'hmac-sha256' | 'none';
 
@@ -40,7 +51,8 @@ export type RefusalReason =
   | 'wrong_member'
   | 'wrong_dial_direction'
   | 'malformed'
-  | 'timeout';
+  | 'timeout'
+  | 'duplicate_member';
 
 /**
  * WebSocket close codes (4000-4999 are for applications). The peer that is refused
@@ -63,11 +75,15 @@ export const CloseCodes = {
   misbehaving: 4010,
   /** The peer's address changed, or a newer connection from the same peer replaced this one. */
   replaced: 4011,
+  /** Another live process already holds a link under this member id (a second process with one id). */
+  duplicate_member: 4012,
+  /** A frame failed its authentication tag or sequence check (injected, altered, replayed, reordered, truncated). */
+  frame_auth_failed: 4013,
 } as const;
 
 const refusalByCode = new Map<number, RefusalReason>(
   (Object.entries(CloseCodes) as Array<[string, number]>)
-    .filter(([, code]) => code >= 4001 && code <= 4009)
+    .filter(([, code]) => (code >= 4001 && code <= 4009) || code === 4012)
     .map(([name, code]) => [code, name as RefusalReason]),
 );
 
@@ -98,6 +114,9 @@ export interface Hello {
   to: string;
   auth: AuthMode;
   nonce: string;
+  /** Random per process start: tells two live processes that claim one member id apart. */
+  instance: string;
+  timing: PeerTiming;
 }
 
 export interface Proof {
@@ -107,6 +126,26 @@ export interface Proof {
 
 export function newNonce(): string {
   return randomBytes(NONCE_BYTES).toString('base64url');
+}
+
+export function newInstanceId(): string {
+  return randomBytes(INSTANCE_BYTES).toString('base64url');
+}
+
+/** The hello or challenge text this side sends (the MACs cover it byte for byte). */
+export function buildHello(h: Omit<Hello, 'v'>): string {
+  const timing = { tickMs: h.timing.tickMs, electionTicks: h.timing.electionTicks, maxClockDriftMs: h.timing.maxClockDriftMs };
+  return JSON.stringify({ kind: h.kind, v: PROTOCOL_VERSION, cluster: h.cluster, from: h.from, to: h.to, auth: h.auth, nonce: h.nonce, instance: h.instance, timing });
+}
+
+/** Checks timing (ours from options, or a peer's) against TIMING_BOUNDS; returns a problem or undefined. */
+export function timingProblem(t: PeerTiming): string | undefined {
+  for (const key of ['tickMs', 'electionTicks', 'maxClockDriftMs'] as const) {
+    const [lo, hi] = TIMING_BOUNDS[key];
+    const v = t[key];
+    if (!Number.isSafeInteger(v) || v < lo || v > hi) return `timing.${key} must be an integer in ${lo}..${hi}, got ${describe(v)}`;
+  }
+  return undefined;
 }
 
 /** What this side expects of the other, for checking its hello or challenge. */
@@ -171,7 +210,16 @@ function checkHello(obj: Record<string, unknown>, exp: HelloExpectation): Hello 
     if (typeof nonce !== 'string' || Buffer.from(nonce, 'base64url').length !== NONCE_BYTES || nonce.length > 64) {
       throw new ShapeError(`${exp.kind}.nonce must be ${NONCE_BYTES} random bytes in base64url`);
     }
-    return { kind: exp.kind, v, cluster, from, to, auth, nonce };
+    const instance = field(obj, 'instance', exp.kind);
+    if (typeof instance !== 'string' || instance.length > 32 || Buffer.from(instance, 'base64url').length !== INSTANCE_BYTES) {
+      throw new ShapeError(`${exp.kind}.instance must be ${INSTANCE_BYTES} random bytes in base64url`);
+    }
+    const t = readObject(field(obj, 'timing', exp.kind), `${exp.kind}.timing`);
+    const path = `${exp.kind}.timing`;
+    const timing: PeerTiming = { tickMs: readNat(t, 'tickMs', path), electionTicks: readNat(t, 'electionTicks', path), maxClockDriftMs: readNat(t, 'maxClockDriftMs', path) };
+    const problem = timingProblem(timing);
+    if (problem) throw new ShapeError(`${exp.kind}: ${problem}`);
+    return { kind: exp.kind, v, cluster, from, to, auth, nonce, instance, timing };
   });
 }
 
@@ -192,6 +240,9 @@ export interface MacInput {
   acceptor: string;
   dialerNonce: string;
   acceptorNonce: string;
+  /** The exact texts of the hello and the challenge. */
+  hello: string;
+  challenge: string;
 }
 
 export function computeMac(secret: Buffer, role: 'dialer' | 'acceptor', input: MacInput): string {
@@ -204,6 +255,8 @@ export function computeMac(secret: Buffer, role: 'dialer' | 'acceptor', input: M
     input.acceptor,
     input.dialerNonce,
     input.acceptorNonce,
+    input.hello,
+    input.challenge,
   ]) {
     const bytes = Buffer.from(part, 'utf8');
     const len = Buffer.alloc(4);

@@ -26,7 +26,13 @@ export type DropReason =
   | 'frame_invalid'
   | 'frame_oversized'
   | 'unauthenticated'
-  | 'wrong_cluster';
+  | 'wrong_cluster'
+  /** A frame failed its per-frame tag or sequence check: the link was closed. */
+  | 'frame_auth_failed'
+  /** A second live process claimed a member id that holds a live link: refused. */
+  | 'duplicate_member'
+  /** A connection refused for want of a free handshake or connection slot. */
+  | 'admission_refused';
 
 /**
  * A member's timing settings, as it announces them in the authenticated handshake. A rolling

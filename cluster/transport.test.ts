@@ -9,13 +9,20 @@ import { WebSocket } from 'ws';
 import { makeMessage, type Message } from '../raft/index.js';
 import { encodeMessage } from './codec.js';
 import { ClusterError } from './errors.js';
-import { CloseCodes, computeMac, newNonce } from './handshake.js';
-import type { DropReason } from './interfaces.js';
+import { FrameSealer, deriveLinkKeys } from './frame-auth.js';
+import { CloseCodes, computeMac, newInstanceId, newNonce } from './handshake.js';
+import type { DropReason, PeerTiming } from './interfaces.js';
 import { WsTransport, reconnectDelayMs, type WsTransportOptions } from './transport.js';
 
 const tlsDir = path.join(path.dirname(fileURLToPath(import.meta.url)), '../test/fixtures/tls');
 const secret = Buffer.from('0123456789abcdef0123456789abcdef');
 const otherSecret = Buffer.from('fedcba9876543210fedcba9876543210');
+const timing = { tickMs: 100, electionTicks: 10, maxClockDriftMs: 100 };
+
+/** A v2 hello as a dialer sends it; `patch` overrides fields. */
+function helloText(from: string, to: string, patch: Record<string, unknown> = {}): string {
+  return JSON.stringify({ kind: 'hello', v: 2, cluster: 'demo', from, to, auth: 'hmac-sha256', nonce: newNonce(), instance: newInstanceId(), timing, ...patch });
+}
 
 type LogLine = Record<string, unknown> & { msg: string };
 
@@ -53,6 +60,7 @@ interface Node {
   unreachable: string[];
   drops: Array<{ reason: DropReason; peer: string | null }>;
   connected: Map<string, boolean>;
+  timings: Array<[string, PeerTiming]>;
   logs: () => LogLine[];
 }
 
@@ -67,13 +75,14 @@ async function node(
   extra: Partial<WsTransportOptions> = {},
 ): Promise<Node> {
   const { logger, lines } = captureLogger();
-  const n: Node = { id, t: undefined as unknown as WsTransport, received: [], unreachable: [], drops: [], connected: new Map(), logs: lines };
+  const n: Node = { id, t: undefined as unknown as WsTransport, received: [], unreachable: [], drops: [], connected: new Map(), timings: [], logs: lines };
   n.t = new WsTransport({
     selfId: id,
     clusterName: 'demo',
     listen: { host: '127.0.0.1', port: 0 },
     peers: peers.map((p) => (p.port === undefined ? { id: p.id } : { id: p.id, host: '127.0.0.1', port: p.port })),
     ...(extra.insecure ? {} : { secret }),
+    localTiming: timing,
     reconnectBackoff: { initialMs: 20, maxMs: 200 },
     random: () => 0.5,
     logger,
@@ -82,6 +91,7 @@ async function node(
       onUnreachable: (p) => n.unreachable.push(p),
       onDrop: (reason, peer) => n.drops.push({ reason, peer }),
       onPeerConnectionChange: (p, c) => n.connected.set(p, c),
+      onPeerTiming: (p, t) => n.timings.push([p, t]),
     },
     ...extra,
   });
@@ -108,6 +118,8 @@ class RawPeer {
   readonly inbox: string[] = [];
   closed: { code: number; reason: string } | null = null;
   private opened = false;
+  /** Seals frames as the dialer, once the handshake is done. */
+  sealer: FrameSealer | null = null;
 
   constructor(port: number, options: { autoPong?: boolean } = {}) {
     this.ws = new WebSocket(`ws://127.0.0.1:${port}/raft`, { maxPayload: 1 << 24, ...options });
@@ -117,23 +129,35 @@ class RawPeer {
     this.ws.on('error', () => {});
   }
 
-  async next(): Promise<Record<string, unknown>> {
+  async nextText(): Promise<string> {
     await waitFor('a handshake frame from the transport', () => this.inbox.length > 0 || this.closed !== null);
     const text = this.inbox.shift();
     if (text === undefined) throw new Error(`closed: ${JSON.stringify(this.closed)}`);
-    return JSON.parse(text) as Record<string, unknown>;
+    return text;
+  }
+
+  async next(): Promise<Record<string, unknown>> {
+    return JSON.parse(await this.nextText()) as Record<string, unknown>;
   }
 
   /** Runs the dialer's half of the handshake; `hello` overrides fields of the hello. */
   async handshake(self: string, to: string, opts: { key?: Buffer; hello?: Record<string, unknown> } = {}): Promise<void> {
     await waitFor('raw peer open', () => this.opened || this.closed !== null);
-    const dialerNonce = newNonce();
-    this.ws.send(JSON.stringify({ kind: 'hello', v: 1, cluster: 'demo', from: self, to, auth: 'hmac-sha256', nonce: dialerNonce, ...opts.hello }));
-    const challenge = await this.next();
-    const input = { cluster: 'demo', dialer: self, acceptor: to, dialerNonce, acceptorNonce: String(challenge.nonce) };
+    const hello = helloText(self, to, opts.hello);
+    const dialerNonce = String((JSON.parse(hello) as { nonce: string }).nonce);
+    this.ws.send(hello);
+    const challengeText = await this.nextText();
+    const challenge = JSON.parse(challengeText) as Record<string, unknown>;
+    const input = { cluster: 'demo', dialer: self, acceptor: to, dialerNonce, acceptorNonce: String(challenge.nonce), hello, challenge: challengeText };
     this.ws.send(JSON.stringify({ kind: 'proof', mac: computeMac(opts.key ?? secret, 'dialer', input) }));
     const welcome = await this.next();
     expect(welcome.mac).toBe(computeMac(opts.key ?? secret, 'acceptor', input));
+    this.sealer = new FrameSealer(deriveLinkKeys(opts.key ?? secret, 'dialer', input).send);
+  }
+
+  /** Sends one raft envelope (or any text) as a correctly sealed frame. */
+  sendSealed(payload: string): void {
+    this.ws.send(this.sealer!.seal('m', payload));
   }
 
   async waitClosed(): Promise<{ code: number; reason: string }> {
@@ -188,7 +212,9 @@ describe('WsTransport', () => {
     await waitFor('a reports b unreachable', () => a.unreachable.includes('b'));
     const refusal = logsWith(b, (l) => l.reason === 'wrong_secret');
     expect(refusal).toHaveLength(1); // repeats within the interval are folded, not logged per redial
-    expect(refusal[0]).toMatchObject({ peer: 'a', component: 'transport', level: 40 });
+    // The acceptor names the dialer by the id it claimed, not as a peer: the claim proved nothing.
+    expect(refusal[0]).toMatchObject({ claimedId: 'a', component: 'transport', level: 40 });
+    expect(refusal[0]!.peer).toBeUndefined();
     expect(String(refusal[0]!.remote)).toMatch(/^127\.0\.0\.1:\d+$/);
     expect(refusal[0]!.msg).toMatch(/failed to prove the shared secret/);
     expect(logsWith(a, (l) => l.reason === 'refused_by_peer:wrong_secret')[0]).toMatchObject({ peer: 'b' });
@@ -205,7 +231,7 @@ describe('WsTransport', () => {
     const b = await node('b', [{ id: 'a' }]);
     const a = await node('a', [{ id: 'b', port: b.t.port }], { clusterName: 'other' });
     await waitFor('b refused', () => logsWith(b, (l) => l.reason === 'wrong_cluster').length > 0);
-    expect(logsWith(b, (l) => l.reason === 'wrong_cluster')[0]).toMatchObject({ peer: 'a' });
+    expect(logsWith(b, (l) => l.reason === 'wrong_cluster')[0]).toMatchObject({ claimedId: 'a' });
     expect(logsWith(b, (l) => l.reason === 'wrong_cluster')[0]!.msg).toMatch(/"other".*"demo"/);
     await waitFor('a told why', () => logsWith(a, (l) => l.reason === 'refused_by_peer:wrong_cluster' && l.peer === 'b').length > 0);
   });
@@ -215,7 +241,8 @@ describe('WsTransport', () => {
     await node('a', [{ id: 'b', port: b.t.port }]);
     await waitFor('b refused a', () => logsWith(b, (l) => l.reason === 'unknown_member').length > 0);
     const line = logsWith(b, (l) => l.reason === 'unknown_member')[0]!;
-    expect(line.peer).toBe('a');
+    expect(line.claimedId).toBe('a');
+    expect(line.peer).toBeUndefined();
     expect(String(line.remote)).toMatch(/^127\.0\.0\.1:/);
     expect(b.drops).toContainEqual({ reason: 'unauthenticated', peer: null });
   });
@@ -224,11 +251,12 @@ describe('WsTransport', () => {
     const b = await node('b', [{ id: 'a' }]);
     const raw = new RawPeer(b.t.port);
     await waitFor('open', () => raw.ws.readyState === WebSocket.OPEN);
-    raw.ws.send(JSON.stringify({ kind: 'hello', v: 2, cluster: 'demo', from: 'a', to: 'b', auth: 'hmac-sha256', nonce: newNonce() }));
+    // A member of the landed version 1 (no per-frame authentication) is refused, never served in a downgraded mode.
+    raw.ws.send(JSON.stringify({ kind: 'hello', v: 1, cluster: 'demo', from: 'a', to: 'b', auth: 'hmac-sha256', nonce: newNonce() }));
     const closed = await raw.waitClosed();
     expect(closed.code).toBe(CloseCodes.bad_version);
-    expect(closed.reason).toMatch(/version 2.*speaks 1/);
-    expect(logsWith(b, (l) => l.reason === 'bad_version')[0]).toMatchObject({ peer: 'a' });
+    expect(closed.reason).toMatch(/version 1.*speaks 2/);
+    expect(logsWith(b, (l) => l.reason === 'bad_version')[0]).toMatchObject({ claimedId: 'a' });
   });
 
   it('closes a connection that does not finish the handshake in time, and bounds unauthenticated connections', async () => {
@@ -272,11 +300,11 @@ describe('WsTransport', () => {
     const b = await node('b', [{ id: 'a' }, { id: 'c' }]);
     const raw = new RawPeer(b.t.port);
     await waitFor('open', () => raw.ws.readyState === WebSocket.OPEN);
-    raw.ws.send(JSON.stringify({ kind: 'hello', v: 1, cluster: 'demo', from: 'c', to: 'b', auth: 'hmac-sha256', nonce: newNonce() }));
+    raw.ws.send(helloText('c', 'b'));
     expect((await raw.waitClosed()).code).toBe(CloseCodes.wrong_dial_direction);
 
     const insecure = await node('a', [{ id: 'b', port: b.t.port }], { insecure: true });
-    await waitFor('auth mismatch refused', () => logsWith(b, (l) => l.reason === 'auth_mode_mismatch' && l.peer === 'a').length > 0);
+    await waitFor('auth mismatch refused', () => logsWith(b, (l) => l.reason === 'auth_mode_mismatch' && l.claimedId === 'a').length > 0);
     expect(logsWith(insecure, (l) => /authentication is OFF/.test(l.msg))).toHaveLength(1);
   });
 
@@ -318,23 +346,23 @@ describe('WsTransport', () => {
     const raw = new RawPeer(b.t.port);
     await raw.handshake('a', 'b');
     await waitFor('b sees a', () => connected(b, 'a'));
-    raw.ws.send('{"v":1,"cluster":"demo","msg":{"type":"MsgHup"}}');
+    raw.sendSealed('{"v":2,"cluster":"demo","msg":{"type":"MsgHup"}}');
     await waitFor('dropped and logged', () => b.drops.length === 1);
     expect(b.drops[0]).toEqual({ reason: 'frame_invalid', peer: 'a' });
     const line = logsWith(b, (l) => l.reason === 'frame_invalid')[0]!;
     expect(line).toMatchObject({ peer: 'a', level: 40 });
     expect(line.msg).toMatch(/MsgHup is local/);
     // The link survives one bad frame: the next good one is delivered.
-    raw.ws.send(encodeMessage(heartbeat('a', 'b', 'after-bad'), 'demo'));
+    raw.sendSealed(encodeMessage(heartbeat('a', 'b', 'after-bad'), 'demo'));
     await waitFor('good frame delivered', () => b.received.length === 1);
     expect(b.received[0]!.context).toBe('after-bad');
     // Repeats are counted but not logged again within the interval.
-    raw.ws.send('not json');
-    raw.ws.send(encodeMessage(heartbeat('a', 'b'), 'other-cluster'));
+    raw.sendSealed('not json');
+    raw.sendSealed(encodeMessage(heartbeat('a', 'b'), 'other-cluster'));
     await waitFor('three drops', () => b.drops.length === 3);
     expect(b.drops.map((d) => d.reason)).toEqual(['frame_invalid', 'frame_invalid', 'wrong_cluster']);
     expect(logsWith(b, (l) => l.reason === 'frame_invalid')).toHaveLength(1);
-    raw.ws.send('[]');
+    raw.sendSealed('[]');
     const closed = await raw.waitClosed();
     expect(closed.code).toBe(CloseCodes.misbehaving);
     expect(logsWith(b, (l) => /keeps sending bad frames/.test(l.msg) && l.peer === 'a')).toHaveLength(1);
@@ -345,10 +373,10 @@ describe('WsTransport', () => {
     const c = await node('c', [{ id: 'a' }, { id: 'b' }]);
     const raw = new RawPeer(c.t.port);
     await raw.handshake('a', 'c');
-    raw.ws.send(encodeMessage(heartbeat('b', 'c'), 'demo')); // a pretends to be b
-    raw.ws.send(encodeMessage(heartbeat('a', 'x'), 'demo')); // not for this member
-    raw.ws.send(encodeMessage(makeMessage({ type: 'MsgTransferLeader', from: 'b', to: 'c' }), 'demo'));
-    raw.ws.send(encodeMessage(makeMessage({ type: 'MsgTransferLeader', from: 'zed', to: 'c' }), 'demo'));
+    raw.sendSealed(encodeMessage(heartbeat('b', 'c'), 'demo')); // a pretends to be b
+    raw.sendSealed(encodeMessage(heartbeat('a', 'x'), 'demo')); // not for this member
+    raw.sendSealed(encodeMessage(makeMessage({ type: 'MsgTransferLeader', from: 'b', to: 'c' }), 'demo'));
+    raw.sendSealed(encodeMessage(makeMessage({ type: 'MsgTransferLeader', from: 'zed', to: 'c' }), 'demo'));
     await waitFor('all four handled', () => c.received.length + c.drops.length === 4);
     expect(c.received.map((m) => [m.type, m.from])).toEqual([['MsgTransferLeader', 'b']]);
     expect(c.drops).toEqual([
@@ -371,16 +399,78 @@ describe('WsTransport', () => {
     await waitFor('delivered', () => b.received.length === 1);
   });
 
-  it('keeps the newest link when the dialing peer restarts', async () => {
-    const b = await node('b', [{ id: 'a' }]);
-    const a1 = await node('a', [{ id: 'b', port: b.t.port }]);
+  it('keeps the newest link when the dialing peer restarts (its old link gone silent)', async () => {
+    const fast = { tickMs: 10, electionTicks: 2, maxClockDriftMs: 0 };
+    const b = await node('b', [{ id: 'a' }], { localTiming: fast });
+    // a1 stands for a process that stopped: it sends no keepalive within b's live window (20 ms).
+    const a1 = await node('a', [{ id: 'b', port: b.t.port }], { localTiming: fast, liveLinkWindowMs: 600_000 });
     await waitFor('connected', () => connected(b, 'a'));
-    const a2 = await node('a', [{ id: 'b', port: b.t.port }]); // a restarted before b noticed the old socket die
+    const a2 = await node('a', [{ id: 'b', port: b.t.port }], { localTiming: fast }); // a restarted before b noticed the old socket die
     await waitFor('a2 connected', () => connected(a2, 'b'));
     expect(connected(b, 'a')).toBe(true);
     b.t.send(heartbeat('b', 'a'));
     await waitFor('delivered to the new a', () => a2.received.length === 1);
     expect(a1.received).toHaveLength(0);
+    const replaced = logsWith(b, (l) => l.msg === 'peer connected' && l.replaced === true);
+    expect(replaced).toHaveLength(1);
+    expect(replaced[0]).toMatchObject({ instance: a2.t.instanceId, previousInstance: a1.t.instanceId });
+  });
+
+  it('refuses a second live process claiming one member id: both sides warn, and the link never flaps', async () => {
+    const b = await node('b', [{ id: 'a' }]);
+    const a1 = await node('a', [{ id: 'b', port: b.t.port }]);
+    await waitFor('a1 connected', () => connected(b, 'a') && connected(a1, 'b'));
+    const a2 = await node('a', [{ id: 'b', port: b.t.port }]); // the same id, another process
+    await waitFor('b warns', () => logsWith(b, (l) => l.reason === 'duplicate_member').length > 0);
+    await waitFor('a2 warns', () => logsWith(a2, (l) => l.reason === 'refused_by_peer:duplicate_member').length > 0);
+    const warning = logsWith(b, (l) => l.reason === 'duplicate_member')[0]!;
+    expect(warning).toMatchObject({ level: 40, peer: 'a', instance: a1.t.instanceId, newcomerInstance: a2.t.instanceId });
+    expect(warning.msg).toMatch(/two live processes claim member id a/);
+    expect(String(warning.newcomerRemote)).toMatch(/^127\.0\.0\.1:\d+$/);
+    const refused = logsWith(a2, (l) => l.reason === 'refused_by_peer:duplicate_member')[0]!;
+    expect(refused).toMatchObject({ level: 40, peer: 'b' });
+    expect(refused.msg).toMatch(/another live process holds member id a/);
+    // a2 keeps retrying with backoff for a while: every retry is refused, the first link stays, and the logs stay folded.
+    const until = Date.now() + 1500;
+    await waitFor('retries', () => Date.now() > until);
+    expect(b.drops.filter((d) => d.reason === 'duplicate_member').length).toBeGreaterThan(1);
+    expect(logsWith(b, (l) => l.msg === 'peer connected')).toHaveLength(1);
+    expect(logsWith(b, (l) => l.reason === 'duplicate_member')).toHaveLength(1);
+    expect(logsWith(a2, (l) => l.reason === 'refused_by_peer:duplicate_member')).toHaveLength(1);
+    expect(connected(a2, 'b')).toBe(false);
+    b.t.send(heartbeat('b', 'a'));
+    await waitFor('delivered to the first a', () => a1.received.length === 1);
+    expect(a2.received).toHaveLength(0);
+    // When the first process goes away, the second one gets in on its next retry.
+    await a1.t.close();
+    await waitFor('a2 connected', () => connected(a2, 'b'));
+  });
+
+  it('announces its timing in the handshake: the other side learns it before the first message of every link', async () => {
+    const events: string[] = [];
+    const b = await node('b', [{ id: 'a' }], { localTiming: { tickMs: 20, electionTicks: 15, maxClockDriftMs: 7 } });
+    const { logger } = captureLogger();
+    const a = new WsTransport({
+      selfId: 'a',
+      clusterName: 'demo',
+      listen: { host: '127.0.0.1', port: 0 },
+      peers: [{ id: 'b', host: '127.0.0.1', port: b.t.port }],
+      secret,
+      localTiming: timing,
+      logger,
+      events: {
+        onMessage: (m) => events.push(`message ${m.context}`),
+        onUnreachable: () => {},
+        onPeerTiming: (peer, t) => events.push(`timing ${peer} ${t.tickMs}/${t.electionTicks}/${t.maxClockDriftMs}`),
+      },
+    });
+    open.push(a);
+    await a.start();
+    await waitFor('connected', () => connected(b, 'a'));
+    b.t.send(heartbeat('b', 'a', 'first'));
+    await waitFor('delivered', () => events.length === 2);
+    expect(events).toEqual(['timing b 20/15/7', 'message first']);
+    expect(b.timings).toEqual([['a', timing]]);
   });
 
   it('drops messages for an absent peer, reporting unreachable at a bounded rate', async () => {
@@ -462,6 +552,7 @@ describe('WsTransport', () => {
       listen: { host: '127.0.0.1', port: 0 },
       peers: [{ id: 'b' }],
       secret,
+      localTiming: timing,
       logger: pino({ level: 'silent' }),
       events: { onMessage: () => {}, onUnreachable: () => {} },
     };
@@ -472,6 +563,8 @@ describe('WsTransport', () => {
       [{ maxFrameBytes: 65536, maxBufferedBytesPerPeer: 4096 }, /maxBufferedBytesPerPeer \(4096\) must be at least maxFrameBytes \(65536\)/],
       [{ reconnectBackoff: { initialMs: 500, maxMs: 100 } }, /maxMs \(100\) must be at least initialMs \(500\)/],
       [{ maxPendingHandshakes: 4, maxPendingHandshakesPerHost: 5 }, /maxPendingHandshakesPerHost \(5\) must be at most maxPendingHandshakes \(4\)/],
+      [{ localTiming: { ...timing, tickMs: 0 } }, /localTiming: timing\.tickMs must be an integer in 1\.\.60000/],
+      [{ maxPreUpgradeConnections: 0 }, /maxPreUpgradeConnections must be a positive integer/],
       [{ maxStrangerLogLinesPerInterval: 0 }, /maxStrangerLogLinesPerInterval must be a positive integer/],
       [{ peers: [{ id: 'b' }, { id: 'b' }] }, /peer b is listed twice/],
       [{ peers: [{ id: 'b', host: 'x' }] }, /both host and port/],
@@ -516,9 +609,103 @@ describe('WsTransport', () => {
 });
 
 describe('WsTransport against a hostile network', () => {
+  it('a frame injected into an authenticated link never reaches raft: the link closes, logged and counted', async () => {
+    const b = await node('b', [{ id: 'a' }]);
+    const raw = new RawPeer(b.t.port);
+    await raw.handshake('a', 'b');
+    await waitFor('b sees a', () => connected(b, 'a'));
+    raw.sendSealed(encodeMessage(heartbeat('a', 'b', 'genuine'), 'demo'));
+    await waitFor('genuine frame delivered', () => b.received.length === 1);
+    // What an on-path relay without the secret can write: a well-formed v2 envelope, unsealed or sealed with a guess.
+    raw.ws.send(encodeMessage(makeMessage({ type: 'MsgTimeoutNow', from: 'a', to: 'b', term: 2 }), 'demo'));
+    expect((await raw.waitClosed()).code).toBe(CloseCodes.frame_auth_failed);
+    expect(b.received.map((m) => m.context)).toEqual(['genuine']);
+    expect(b.drops).toContainEqual({ reason: 'frame_auth_failed', peer: 'a' });
+    const line = logsWith(b, (l) => l.reason === 'frame_auth_failed')[0]!;
+    expect(line).toMatchObject({ level: 40, peer: 'a', expectedSeq: 1 });
+    expect(String(line.remote)).toMatch(/^127\.0\.0\.1:\d+$/);
+    await waitFor('b reports a gone', () => b.connected.get('a') === false);
+  });
+
+  it.each([
+    ['replayed', (f: string[]) => [f[0]!, f[0]!]],
+    ['reordered', (f: string[]) => [f[1]!, f[0]!]],
+    ['removed', (f: string[]) => [f[1]!]],
+    ['altered', (f: string[]) => [f[0]!.replace('"term":2', '"term":9')]],
+    ['truncated', (f: string[]) => [f[0]!.slice(0, -5)]],
+  ])('a %s frame closes the link before anything after it is delivered', async (_name, mangle) => {
+    const b = await node('b', [{ id: 'a' }]);
+    const raw = new RawPeer(b.t.port);
+    await raw.handshake('a', 'b');
+    const frames = [raw.sealer!.seal('m', encodeMessage(heartbeat('a', 'b', 'f0'), 'demo')), raw.sealer!.seal('m', encodeMessage(heartbeat('a', 'b', 'f1'), 'demo'))];
+    const sent = mangle(frames);
+    for (const f of sent) raw.ws.send(f);
+    expect((await raw.waitClosed()).code).toBe(CloseCodes.frame_auth_failed);
+    // Only a prefix of genuine, in-order frames ever arrives: here at most f0, delivered before the bad one.
+    expect(b.received.map((m) => m.context)).toEqual(sent[0] === frames[0] ? ['f0'] : []);
+    expect(b.drops).toContainEqual({ reason: 'frame_auth_failed', peer: 'a' });
+  });
+
+  it('with a TLS CA, a dialer must present a client certificate that CA signed', async () => {
+    const read = (f: string): Buffer => fs.readFileSync(path.join(tlsDir, f));
+    const tls = { cert: read('member.pem'), key: read('member-key.pem'), ca: read('ca.pem') };
+    const b = await node('b', [{ id: 'a' }, { id: 'a2' }], { tls });
+    expect(logsWith(b, (l) => l.msg === 'listening for peers')[0]).toMatchObject({ tls: true, clientCertAuth: true });
+    // No client certificate: the TLS handshake fails before any byte of the peer protocol.
+    const bare = new WebSocket(`wss://127.0.0.1:${b.t.port}/raft`, { ca: tls.ca });
+    let bareError = '';
+    bare.on('error', (e) => (bareError = e.message));
+    await waitFor('bare client refused', () => bareError !== '' || bare.readyState === WebSocket.CLOSED);
+    expect(bare.readyState).not.toBe(WebSocket.OPEN);
+    // A certificate from another CA (the dialer itself trusts b's CA): refused too, even with the right secret.
+    const a2 = await node('a2', [{ id: 'b', port: b.t.port }], { tls: { cert: read('other-member.pem'), key: read('other-member-key.pem'), ca: tls.ca } });
+    await waitFor('a2 cannot connect', () => logsWith(a2, (l) => /cannot connect/.test(l.msg)).length > 0);
+    expect(connected(a2, 'b')).toBe(false);
+    await waitFor('b logs the failed TLS handshakes', () => logsWith(b, (l) => l.reason === 'tls_failed').length > 0);
+    expect(String(logsWith(b, (l) => l.reason === 'tls_failed')[0]!.err)).toMatch(/certificate/i);
+    // The genuine member with a certificate from the CA gets in.
+    const a = await node('a', [{ id: 'b', port: b.t.port }], { tls });
+    await waitFor('a connected over mutual TLS', () => connected(a, 'b') && connected(b, 'a'));
+    bare.terminate();
+  });
+
+  it('a known peer address always gets a handshake slot, whatever strangers hold', async () => {
+    // b knows a at 127.0.0.1 (discovery told it); strangers come from 127.0.0.2 and .3.
+    const b = await node('b', [{ id: 'a', port: 1 }], { handshakeTimeoutMs: 10_000, maxPendingHandshakes: 4, maxPendingHandshakesPerHost: 2 });
+    const squatters = ['127.0.0.2', '127.0.0.2', '127.0.0.3', '127.0.0.3', '127.0.0.4'].map((localAddress) => {
+      const ws = new WebSocket(`ws://127.0.0.1:${b.t.port}/raft`, { localAddress });
+      ws.on('error', () => {});
+      return ws;
+    });
+    await waitFor('squatters settled', () => squatters.every((w) => w.readyState === WebSocket.OPEN || w.readyState === WebSocket.CLOSED));
+    expect(squatters.filter((w) => w.readyState === WebSocket.OPEN)).toHaveLength(4); // every shared slot is taken
+    expect(b.drops).toContainEqual({ reason: 'admission_refused', peer: null });
+    expect(logsWith(b, (l) => l.reason === 'handshakes_full')).toHaveLength(1);
+    const a = await node('a', [{ id: 'b', port: b.t.port }]);
+    await waitFor('the known peer gets in at once', () => connected(a, 'b') && connected(b, 'a'), 3000);
+    for (const w of squatters) w.terminate();
+  });
+
+  it('caps TCP connections that never upgrade, sparing known peers', async () => {
+    const b = await node('b', [{ id: 'a', port: 1 }], { handshakeTimeoutMs: 10_000, maxPreUpgradeConnections: 3 });
+    const sockets = ['127.0.0.2', '127.0.0.2', '127.0.0.3', '127.0.0.3'].map((localAddress) => {
+      const sock = net.connect({ port: b.t.port, host: '127.0.0.1', localAddress });
+      sock.on('error', () => {});
+      return sock;
+    });
+    let cut = 0;
+    for (const sock of sockets) sock.on('close', () => cut++);
+    await waitFor('one stranger cut', () => cut === 1);
+    expect(b.drops).toContainEqual({ reason: 'admission_refused', peer: null });
+    expect(logsWith(b, (l) => l.reason === 'pre_upgrade_full')[0]).toMatchObject({ limit: 3, level: 40 });
+    const a = await node('a', [{ id: 'b', port: b.t.port }]);
+    await waitFor('the known peer still gets in', () => connected(a, 'b'), 3000);
+    for (const sock of sockets) sock.destroy();
+  });
+
   it('refuses a hello without kind or v as malformed instead of throwing out of the ws handler', async () => {
     const b = await node('b', [{ id: 'a' }]);
-    for (const hello of ['{}', '{"kind":"hello"}', '{"v":1}', '{"kind":"hello","v":1}']) {
+    for (const hello of ['{}', '{"kind":"hello"}', '{"v":2}', '{"kind":"hello","v":2}']) {
       const raw = new RawPeer(b.t.port);
       await waitFor('open', () => raw.ws.readyState === WebSocket.OPEN);
       raw.ws.send(hello);
@@ -536,7 +723,7 @@ describe('WsTransport against a hostile network', () => {
     for (let i = 0; i < 20; i++) {
       const liar = new RawPeer(b.t.port);
       await waitFor('open', () => liar.ws.readyState === WebSocket.OPEN);
-      liar.ws.send(JSON.stringify({ kind: 'hello', v: 1, cluster: 'demo', from: `intruder-${i}`, to: 'b', auth: 'hmac-sha256', nonce: newNonce() }));
+      liar.ws.send(helloText(`intruder-${i}`, 'b'));
       const garbage = new RawPeer(b.t.port);
       await waitFor('open', () => garbage.ws.readyState === WebSocket.OPEN);
       garbage.ws.send('garbage');
@@ -660,12 +847,21 @@ describe('WsTransport against a hostile network', () => {
     const first = new RawPeer(b.t.port);
     await waitFor('open', () => first.ws.readyState === WebSocket.OPEN);
     const dialerNonce = newNonce();
-    const hello = JSON.stringify({ kind: 'hello', v: 1, cluster: 'demo', from: 'a', to: 'b', auth: 'hmac-sha256', nonce: dialerNonce });
+    const hello = helloText('a', 'b', { nonce: dialerNonce });
     first.ws.send(hello);
-    const challenge1 = await first.next();
+    const challenge1Text = await first.nextText();
+    const challenge1 = JSON.parse(challenge1Text) as Record<string, unknown>;
     const proof = JSON.stringify({
       kind: 'proof',
-      mac: computeMac(secret, 'dialer', { cluster: 'demo', dialer: 'a', acceptor: 'b', dialerNonce, acceptorNonce: String(challenge1.nonce) }),
+      mac: computeMac(secret, 'dialer', {
+        cluster: 'demo',
+        dialer: 'a',
+        acceptor: 'b',
+        dialerNonce,
+        acceptorNonce: String(challenge1.nonce),
+        hello,
+        challenge: challenge1Text,
+      }),
     });
     first.ws.send(proof);
     expect((await first.next()).kind).toBe('welcome');
@@ -686,7 +882,7 @@ describe('WsTransport against a hostile network', () => {
     for (let i = 0; i < 5; i++) {
       const raw = new RawPeer(b.t.port);
       await waitFor('open', () => raw.ws.readyState === WebSocket.OPEN);
-      raw.ws.send(JSON.stringify({ kind: 'hello', v: 1, cluster: 'demo', from: 'a', to: 'b', auth: 'hmac-sha256', nonce: newNonce() }));
+      raw.ws.send(helloText('a', 'b'));
       await raw.next();
       raw.ws.close(CloseCodes.wrong_secret, 'forged');
       await raw.waitClosed();

@@ -6,316 +6,33 @@
  */
 import * as http from 'node:http';
 import * as https from 'node:https';
-import type { AddressInfo } from 'node:net';
+import type { AddressInfo, Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import type { Logger } from 'pino';
 import { WebSocket, WebSocketServer, type ClientOptions, type RawData, type ServerOptions } from 'ws';
 import type { Message } from '../raft/index.js';
-import {
-  DEFAULT_MAX_FRAME_BYTES,
-  PROTOCOL_VERSION,
-  decodeFrame,
-  encodeMessage,
-  isValidClusterName,
-  isValidMemberId,
-} from './codec.js';
+import { PROTOCOL_VERSION, decodeFrame, encodeMessage } from './codec.js';
 import { ClusterError, type ClusterErrorCode } from './errors.js';
-import {
-  CloseCodes,
-  HandshakeRefusal,
-  computeMac,
-  newNonce,
-  parseHello,
-  parseProof,
-  refusalForCloseCode,
-  verifyMac,
-  type AuthMode,
-  type MacInput,
-} from './handshake.js';
+import { FrameAuthError, FrameOpener, FrameSealer, MAX_FRAME_OVERHEAD_BYTES, deriveLinkKeys } from './frame-auth.js';
+import { CloseCodes, HandshakeRefusal, buildHello, newInstanceId, newNonce, refusalForCloseCode, type AuthMode, type MacInput } from './handshake.js';
+import { handshakeStep } from './handshake-step.js';
 import type { DropReason, PeerInfo, PeerTransport, TransportEvents } from './interfaces.js';
+import { TransportLog } from './log-limits.js';
+import { Admission } from './admission.js';
+import { Connection, compareIds, normalizeHost, reconnectDelayMs, refusalHint, rejectUpgrade, type PeerState } from './peer-link.js';
+import {
+  MAX_CLOSE_WAIT_MS,
+  MAX_FRAGMENTS_PER_MESSAGE,
+  PEER_PATH,
+  resolveTransportOptions,
+  type ResolvedOptions,
+  type WsTransportOptions,
+} from './transport-options.js';
 
-/** The HTTP path peers upgrade on; anything else gets 404. */
-export const PEER_PATH = '/raft';
-export const MIN_SECRET_BYTES = 16;
+export { MIN_SECRET_BYTES, PEER_PATH, resolveTransportOptions } from './transport-options.js';
+export type { TransportPeer, TransportTlsOptions, WsTransportOptions } from './transport-options.js';
+export { reconnectDelayMs } from './peer-link.js';
 
-export interface TransportPeer {
-  id: string;
-  /** Unknown until discovery finds it; set later with setPeerAddress. */
-  host?: string;
-  port?: number;
-}
-
-export interface TransportTlsOptions {
-  /** PEM certificate and key this member serves wss with. */
-  cert: string | Buffer;
-  key: string | Buffer;
-  /** PEM CA that signed the peers' certificates, to verify the member we dial; the system CAs when absent. */
-  ca?: string | Buffer;
-  /** Name to verify the peer's certificate against, when dialing by IP a cert issued for a DNS name. */
-  serverName?: string;
-}
-
-export interface WsTransportOptions {
-  selfId: string;
-  clusterName: string;
-  /** Port 0 picks a free port; read it back with `port` after start(). */
-  listen: { host: string; port: number };
-  /** The other voters (this member's own id is allowed and skipped). */
-  peers: TransportPeer[];
-  /** Shared secret for the handshake MAC (at least 16 bytes). Exactly one of secret / insecure. */
-  secret?: Buffer;
-  /** Skip the MAC (version, cluster and ids are still checked); logs a warning. */
-  insecure?: boolean;
-  tls?: TransportTlsOptions;
-  /** Largest frame accepted or sent; a larger incoming frame closes the link with 1009. Default 64 KiB. */
-  maxFrameBytes?: number;
-  /** Bytes waiting in a peer's socket before further messages to it are dropped. Default 1 MiB. */
-  maxBufferedBytesPerPeer?: number;
-  handshakeTimeoutMs?: number;
-  pingIntervalMs?: number;
-  /** A link whose pong is not back this long after its ping is terminated. */
-  pongTimeoutMs?: number;
-  reconnectBackoff?: { initialMs: number; maxMs: number };
-  /** At most one onUnreachable per peer in this interval for messages dropped while it is away. */
-  unreachableReportIntervalMs?: number;
-  /** More than this many bad frames from a peer within badFrameWindowMs closes its link. */
-  maxBadFrames?: number;
-  badFrameWindowMs?: number;
-  /** Bound on connections that are accepted but not yet authenticated. */
-  maxPendingHandshakes?: number;
-  /** Bound on those from one source address, so one host cannot take every slot. Default min(8, maxPendingHandshakes). */
-  maxPendingHandshakesPerHost?: number;
-  /** A repeated warning (same peer, same reason) is logged at most once per this interval. */
-  logRepeatIntervalMs?: number;
-  /** Refusals of unauthenticated connections: at most this many log lines per logRepeatIntervalMs in all. */
-  maxStrangerLogLinesPerInterval?: number;
-  /** Jitter source in [0, 1); inject for deterministic tests. */
-  random?: () => number;
-  logger: Logger;
-  events: TransportEvents;
-}
-
-type ResolvedOptions = Required<Omit<WsTransportOptions, 'secret' | 'tls' | 'peers'>> & {
-  secret: Buffer | undefined;
-  tls: TransportTlsOptions | undefined;
-  peers: TransportPeer[];
-};
-
-const defaults = {
-  maxFrameBytes: DEFAULT_MAX_FRAME_BYTES,
-  maxBufferedBytesPerPeer: 1024 * 1024,
-  handshakeTimeoutMs: 3000,
-  pingIntervalMs: 2000,
-  pongTimeoutMs: 3000,
-  reconnectBackoff: { initialMs: 100, maxMs: 1000 },
-  unreachableReportIntervalMs: 1000,
-  maxBadFrames: 5,
-  badFrameWindowMs: 10_000,
-  maxPendingHandshakes: 32,
-  logRepeatIntervalMs: 60_000,
-  maxStrangerLogLinesPerInterval: 10,
-};
-
-/** How long a closing socket may wait for the other side's close frame before it is cut. */
-const MAX_CLOSE_WAIT_MS = 1000;
-/**
- * Parts one message may arrive in. We never fragment; ws's default (16384) let a stranger make
- * a sub-64-KiB message cost ~1.7 MB of heap (one Buffer per one-byte part) per connection.
- */
-const MAX_FRAGMENTS_PER_MESSAGE = 64;
-
-function invalid(message: string): ClusterError {
-  return new ClusterError('INVALID_TRANSPORT_OPTIONS', message);
-}
-
-function positiveInt(name: string, value: number): void {
-  if (!Number.isSafeInteger(value) || value <= 0) throw invalid(`${name} must be a positive integer, got ${value}`);
-}
-
-/** Checks every option and every relation between them once, up front. */
-export function resolveTransportOptions(o: WsTransportOptions): ResolvedOptions {
-  if (!isValidMemberId(o.selfId)) throw invalid(`selfId must be a member id (1..253 characters, no whitespace), got ${JSON.stringify(o.selfId)}`);
-  if (!isValidClusterName(o.clusterName)) throw invalid(`clusterName must be 1..253 characters without whitespace, got ${JSON.stringify(o.clusterName)}`);
-  if (typeof o.listen?.host !== 'string' || o.listen.host.length === 0) throw invalid('listen.host must be a non-empty host');
-  if (!Number.isInteger(o.listen.port) || o.listen.port < 0 || o.listen.port > 65535) {
-    throw invalid(`listen.port must be 0..65535, got ${o.listen.port}`);
-  }
-  if (o.secret !== undefined && o.insecure === true) throw invalid('secret and insecure are exclusive: drop one of them');
-  if (o.secret === undefined && o.insecure !== true) throw invalid('a shared secret is required (or set insecure: true explicitly for local experiments)');
-  if (o.secret !== undefined && o.secret.length < MIN_SECRET_BYTES) {
-    throw invalid(`the shared secret has ${o.secret.length} bytes; at least ${MIN_SECRET_BYTES} are required`);
-  }
-  const seen = new Set<string>();
-  const peers: TransportPeer[] = [];
-  for (const p of o.peers) {
-    if (!isValidMemberId(p.id)) throw invalid(`peer id ${JSON.stringify(p.id)} is not a member id`);
-    if (seen.has(p.id)) throw invalid(`peer ${p.id} is listed twice`);
-    seen.add(p.id);
-    if ((p.host === undefined) !== (p.port === undefined)) throw invalid(`peer ${p.id} must have both host and port, or neither`);
-    if (p.port !== undefined && (!Number.isInteger(p.port) || p.port < 1 || p.port > 65535)) {
-      throw invalid(`peer ${p.id} port must be 1..65535, got ${p.port}`);
-    }
-    if (p.host !== undefined && p.host.length === 0) throw invalid(`peer ${p.id} host is empty`);
-    if (p.id !== o.selfId) peers.push({ ...p });
-  }
-  const r: ResolvedOptions = {
-    ...defaults,
-    ...Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)),
-    secret: o.secret,
-    insecure: o.insecure === true,
-    tls: o.tls,
-    peers,
-    random: o.random ?? Math.random,
-  } as ResolvedOptions;
-  r.maxPendingHandshakesPerHost = o.maxPendingHandshakesPerHost ?? Math.min(8, r.maxPendingHandshakes);
-  for (const name of [
-    'maxFrameBytes',
-    'maxBufferedBytesPerPeer',
-    'handshakeTimeoutMs',
-    'pingIntervalMs',
-    'pongTimeoutMs',
-    'unreachableReportIntervalMs',
-    'maxBadFrames',
-    'badFrameWindowMs',
-    'maxPendingHandshakes',
-    'maxPendingHandshakesPerHost',
-    'logRepeatIntervalMs',
-    'maxStrangerLogLinesPerInterval',
-  ] as const) {
-    positiveInt(name, r[name]);
-  }
-  if (r.maxPendingHandshakesPerHost > r.maxPendingHandshakes) {
-    throw invalid(`maxPendingHandshakesPerHost (${r.maxPendingHandshakesPerHost}) must be at most maxPendingHandshakes (${r.maxPendingHandshakes})`);
-  }
-  if (r.maxFrameBytes < 1024 || r.maxFrameBytes > 16 * 1024 * 1024) throw invalid(`maxFrameBytes must be 1 KiB..16 MiB, got ${r.maxFrameBytes}`);
-  if (r.maxBufferedBytesPerPeer < r.maxFrameBytes) {
-    throw invalid(`maxBufferedBytesPerPeer (${r.maxBufferedBytesPerPeer}) must be at least maxFrameBytes (${r.maxFrameBytes}), or no full frame could ever be sent`);
-  }
-  positiveInt('reconnectBackoff.initialMs', r.reconnectBackoff.initialMs);
-  positiveInt('reconnectBackoff.maxMs', r.reconnectBackoff.maxMs);
-  if (r.reconnectBackoff.maxMs < r.reconnectBackoff.initialMs) {
-    throw invalid(`reconnectBackoff.maxMs (${r.reconnectBackoff.maxMs}) must be at least initialMs (${r.reconnectBackoff.initialMs})`);
-  }
-  if (o.tls !== undefined && (!o.tls.cert || !o.tls.key)) throw invalid('tls needs both cert and key (and usually ca)');
-  return r;
-}
-
-/** Logs the first occurrence of a key, then at most once per interval with the count of repeats in between. */
-class RepeatLimiter {
-  private readonly last = new Map<string, { at: number; suppressed: number }>();
-  constructor(private readonly intervalMs: number) {}
-
-  /** Returns the number of suppressed repeats to report, or undefined to stay silent. */
-  check(key: string): number | undefined {
-    const now = Date.now();
-    const entry = this.last.get(key);
-    if (entry && now - entry.at < this.intervalMs) {
-      entry.suppressed++;
-      return undefined;
-    }
-    // Keys include ids claimed by strangers: keep the map bounded.
-    if (!entry && this.last.size >= 1024) this.last.clear();
-    const suppressed = entry?.suppressed ?? 0;
-    this.last.set(key, { at: now, suppressed: 0 });
-    return suppressed;
-  }
-}
-
-/** At most `limit` grants per interval in all: the last line of defence against log flooding from many sources. */
-class LineBudget {
-  private windowStart = -Infinity;
-  private used = 0;
-  /** Lines refused since the last granted one, reported on it. */
-  suppressed = 0;
-  constructor(
-    private readonly limit: number,
-    private readonly intervalMs: number,
-  ) {}
-
-  take(): boolean {
-    const now = Date.now();
-    if (now - this.windowStart >= this.intervalMs) {
-      this.windowStart = now;
-      this.used = 0;
-    }
-    if (this.used >= this.limit) {
-      this.suppressed++;
-      return false;
-    }
-    this.used++;
-    return true;
-  }
-}
-
-/** `host` of `host:port` (IPv6 hosts contain colons too). */
-function hostOf(remote: string): string {
-  const i = remote.lastIndexOf(':');
-  return i < 0 ? remote : remote.slice(0, i);
-}
-
-type Role = 'dialer' | 'acceptor';
-
-/** One WebSocket to one peer, from open through handshake to close. */
-class Connection {
-  state: 'handshake' | 'open' | 'closed' = 'handshake';
-  /** What the handshake waits for next. */
-  step: 'hello' | 'challenge' | 'proof' | 'welcome';
-  peerId: string | null;
-  dialerNonce = '';
-  acceptorNonce = '';
-  handshakeTimer: NodeJS.Timeout | null = null;
-  pingTimer: NodeJS.Timeout | null = null;
-  pongTimer: NodeJS.Timeout | null = null;
-  badFrameTimes: number[] = [];
-  establishedAt = 0;
-  /** Set when this side closed it, so the close handler does not log the peer as the cause. */
-  closedByUs: { code: number; reason: string } | null = null;
-  /** A newer connection took over: its close is not a link drop. */
-  superseded = false;
-  lastError: string | null = null;
-  /** Frees this connection's slot among the unauthenticated ones (acceptor side). */
-  releasePending: (() => void) | null = null;
-
-  constructor(
-    readonly ws: WebSocket,
-    readonly role: Role,
-    readonly remote: string,
-    peerId: string | null,
-  ) {
-    this.peerId = peerId;
-    this.step = role === 'acceptor' ? 'hello' : 'challenge';
-  }
-
-  close(code: number, reason: string): void {
-    if (this.closedByUs === null) this.closedByUs = { code, reason };
-    if (this.ws.readyState === WebSocket.CONNECTING) {
-      this.ws.terminate();
-    } else if (this.ws.readyState === WebSocket.OPEN) {
-      // A close reason is at most 123 bytes.
-      this.ws.close(code, Buffer.from(reason).subarray(0, 123).toString());
-    }
-  }
-
-  clearTimers(): void {
-    for (const t of [this.handshakeTimer, this.pingTimer, this.pongTimer]) if (t) clearTimeout(t);
-    this.handshakeTimer = this.pingTimer = this.pongTimer = null;
-  }
-}
-
-interface PeerState {
-  id: string;
-  host: string | null;
-  port: number | null;
-  /** Exactly one side of each pair dials: see WsTransport. */
-  weDial: boolean;
-  link: Connection | null;
-  /** Our dial in progress (dialer side only). */
-  pending: Connection | null;
-  reconnectTimer: NodeJS.Timeout | null;
-  attempt: number;
-  lastUnreachableAt: number;
-  log: Logger;
-}
 
 const dropReasonForCode: Partial<Record<ClusterErrorCode, DropReason>> = {
   FRAME_OVERSIZED: 'frame_oversized',
@@ -339,14 +56,13 @@ export class WsTransport implements PeerTransport {
   private readonly events: TransportEvents;
   private readonly peerStates = new Map<string, PeerState>();
   private readonly sockets = new Set<Connection>();
-  private readonly limiter: RepeatLimiter;
-  private readonly strangerLines: LineBudget;
-  /** Unauthenticated connections per source host (acceptor side). */
-  private readonly pendingByHost = new Map<string, number>();
+  private readonly tlog: TransportLog;
   private readonly auth: AuthMode;
+  /** Random per start: a second live process claiming our id has another. */
+  readonly instanceId = newInstanceId();
+  private readonly admission: Admission;
   private server: http.Server | https.Server | null = null;
   private wss: WebSocketServer | null = null;
-  private pendingAccepts = 0;
   private boundPort: number | null = null;
   private started = false;
   private closed = false;
@@ -355,9 +71,12 @@ export class WsTransport implements PeerTransport {
     this.o = resolveTransportOptions(options);
     this.events = options.events;
     this.log = options.logger.child({ component: 'transport', self: this.o.selfId });
-    this.limiter = new RepeatLimiter(this.o.logRepeatIntervalMs);
-    this.strangerLines = new LineBudget(this.o.maxStrangerLogLinesPerInterval, this.o.logRepeatIntervalMs);
+    this.tlog = new TransportLog(this.log, this.o.logRepeatIntervalMs, this.o.maxStrangerLogLinesPerInterval);
     this.auth = this.o.secret ? 'hmac-sha256' : 'none';
+    this.admission = new Admission(this.o, (host) => this.isKnownPeerHost(host), (remote, reason, limit, message) => {
+      this.emitDrop('admission_refused', null);
+      this.tlog.warnStranger(null, remote, reason, message, { limit });
+    });
     for (const p of [...this.o.peers].sort((a, b) => compareIds(a.id, b.id))) {
       this.peerStates.set(p.id, {
         id: p.id,
@@ -403,9 +122,13 @@ export class WsTransport implements PeerTransport {
     // A connection that has not even upgraded is held no longer than a handshake may take
     // (Node's defaults would let a silent client sit for a minute or more).
     const preUpgrade = { connectionsCheckingInterval: Math.min(MAX_CLOSE_WAIT_MS, this.o.handshakeTimeoutMs) };
-    const server = this.o.tls
-      ? https.createServer({ ...preUpgrade, cert: this.o.tls.cert, key: this.o.tls.key, handshakeTimeout: this.o.handshakeTimeoutMs })
+    const tls = this.o.tls;
+    // With a CA, a dialer must present a certificate it signed (etcd's --peer-client-cert-auth).
+    const clientCertAuth = tls?.ca ? { ca: tls.ca, requestCert: true, rejectUnauthorized: true } : {};
+    const server = tls
+      ? https.createServer({ ...preUpgrade, ...clientCertAuth, cert: tls.cert, key: tls.key, handshakeTimeout: this.o.handshakeTimeoutMs })
       : http.createServer(preUpgrade);
+    server.on('connection', (socket: Socket) => this.admission.onConnection(socket));
     server.headersTimeout = this.o.handshakeTimeoutMs;
     server.requestTimeout = this.o.handshakeTimeoutMs;
     this.server = server;
@@ -415,7 +138,7 @@ export class WsTransport implements PeerTransport {
     });
     server.on('upgrade', (req, socket, head) => this.onUpgrade(req, socket, head));
     server.on('tlsClientError', (err, socket) => {
-      this.warnStranger(null, `${socket.remoteAddress}:${socket.remotePort}`, 'tls_failed', 'TLS handshake with a connecting peer failed', {
+      this.tlog.warnStranger(null, `${socket.remoteAddress}:${socket.remotePort}`, 'tls_failed', 'TLS handshake with a connecting peer failed', {
         err: err.message,
       });
     });
@@ -429,7 +152,16 @@ export class WsTransport implements PeerTransport {
     server.on('error', (err) => this.log.error({ err: err.message }, 'peer server error'));
     this.boundPort = (server.address() as AddressInfo).port;
     this.log.info(
-      { host: this.o.listen.host, port: this.boundPort, tls: this.o.tls !== undefined, auth: this.auth, protocol: PROTOCOL_VERSION },
+      {
+        host: this.o.listen.host,
+        port: this.boundPort,
+        tls: this.o.tls !== undefined,
+        clientCertAuth: this.o.tls?.ca !== undefined,
+        auth: this.auth,
+        frameAuth: this.auth === 'none' ? 'none' : 'hmac-sha256',
+        protocol: PROTOCOL_VERSION,
+        instance: this.instanceId,
+      },
       'listening for peers',
     );
     for (const peer of this.peerStates.values()) if (peer.weDial) this.dial(peer);
@@ -448,8 +180,9 @@ export class WsTransport implements PeerTransport {
       this.reportUnreachable(peer, false);
       return;
     }
-    const frame = encodeMessage(message, this.o.clusterName);
-    const bytes = Buffer.byteLength(frame);
+    const payload = encodeMessage(message, this.o.clusterName);
+    // Sized (with the seal's header) before sealing: a sealed frame that is then dropped would leave a gap in the sequence.
+    const bytes = Buffer.byteLength(payload) + MAX_FRAME_OVERHEAD_BYTES;
     if (bytes > this.o.maxFrameBytes) {
       this.drop('frame_oversized', peer.id, `${message.type} encodes to ${bytes} bytes, above maxFrameBytes ${this.o.maxFrameBytes}`);
       return;
@@ -459,7 +192,7 @@ export class WsTransport implements PeerTransport {
       this.reportUnreachable(peer, false);
       return;
     }
-    link.ws.send(frame);
+    link.sendSealed('m', payload);
   }
 
   setPeerAddress(id: string, host: string, port: number): void {
@@ -536,41 +269,28 @@ export class WsTransport implements PeerTransport {
 
   // ---- accepting -------------------------------------------------------------
 
+  /** Hosts of the peers discovery knows: their connections never wait behind strangers'. */
+  private isKnownPeerHost(host: string): boolean {
+    const h = normalizeHost(host);
+    for (const p of this.peerStates.values()) if (p.host !== null && normalizeHost(p.host) === h) return true;
+    return false;
+  }
+
   private onUpgrade(req: http.IncomingMessage, socket: Duplex, head: Buffer): void {
     // A reset during the refusals below must not become an unhandled 'error'.
     socket.on('error', () => {});
     const remote = `${req.socket.remoteAddress}:${req.socket.remotePort}`;
+    this.admission.upgraded(remote);
     const path = (req.url ?? '').split('?')[0];
     if (this.closed || path !== PEER_PATH) {
       rejectUpgrade(socket, '404 Not Found');
       return;
     }
-    const host = hostOf(remote);
-    const fromHost = this.pendingByHost.get(host) ?? 0;
-    if (this.pendingAccepts >= this.o.maxPendingHandshakes || fromHost >= this.o.maxPendingHandshakesPerHost) {
-      const perHost = fromHost >= this.o.maxPendingHandshakesPerHost;
-      const n = this.limiter.check(perHost ? `pending-handshakes-full:${host}` : 'pending-handshakes-full');
-      if (n !== undefined) {
-        this.log.warn(
-          { remote, limit: perHost ? this.o.maxPendingHandshakesPerHost : this.o.maxPendingHandshakes, repeated: n },
-          perHost ? 'too many unauthenticated connections from one address; refusing one' : 'too many unauthenticated connections; refusing one',
-        );
-      }
-      this.emitDrop('unauthenticated', null);
+    const release = this.admission.admitHandshake(remote);
+    if (!release) {
       rejectUpgrade(socket, '503 Service Unavailable');
       return;
     }
-    this.pendingAccepts++;
-    this.pendingByHost.set(host, fromHost + 1);
-    let counted = true;
-    const release = (): void => {
-      if (!counted) return;
-      counted = false;
-      this.pendingAccepts--;
-      const left = (this.pendingByHost.get(host) ?? 1) - 1;
-      if (left > 0) this.pendingByHost.set(host, left);
-      else this.pendingByHost.delete(host);
-    };
     socket.once('close', release);
     this.wss!.handleUpgrade(req, socket, head, (ws) => {
       const conn = new Connection(ws, 'acceptor', remote, null);
@@ -592,6 +312,8 @@ export class WsTransport implements PeerTransport {
       handshakeTimeout: this.o.handshakeTimeoutMs,
       closeTimeout: Math.min(MAX_CLOSE_WAIT_MS, this.o.handshakeTimeoutMs),
       maxFragments: MAX_FRAGMENTS_PER_MESSAGE,
+      // Our certificate goes along as the client certificate: a peer with a CA requires it.
+      ...(this.o.tls ? { cert: this.o.tls.cert, key: this.o.tls.key } : {}),
       ...(this.o.tls?.ca ? { ca: this.o.tls.ca } : {}),
       ...(this.o.tls?.serverName ? { servername: this.o.tls.serverName } : {}),
     };
@@ -602,17 +324,17 @@ export class WsTransport implements PeerTransport {
     this.track(conn);
     ws.on('open', () => {
       conn.dialerNonce = newNonce();
-      ws.send(
-        JSON.stringify({
-          kind: 'hello',
-          v: PROTOCOL_VERSION,
-          cluster: this.o.clusterName,
-          from: this.o.selfId,
-          to: peer.id,
-          auth: this.auth,
-          nonce: conn.dialerNonce,
-        }),
-      );
+      conn.helloText = buildHello({
+        kind: 'hello',
+        cluster: this.o.clusterName,
+        from: this.o.selfId,
+        to: peer.id,
+        auth: this.auth,
+        nonce: conn.dialerNonce,
+        instance: this.instanceId,
+        timing: this.o.localTiming,
+      });
+      ws.send(conn.helloText);
     });
   }
 
@@ -648,14 +370,14 @@ export class WsTransport implements PeerTransport {
       if (err.code === 'WS_ERR_UNSUPPORTED_MESSAGE_LENGTH') {
         const peerId = conn.state === 'open' ? conn.peerId : null;
         const message = `peer sent a frame above maxFrameBytes (${this.o.maxFrameBytes}); closing the link with 1009`;
-        if (peerId === null && conn.role === 'acceptor') this.warnStranger(conn.peerId, conn.remote, 'frame_oversized', message);
-        else this.warnOnce(peerId, conn.remote, 'frame_oversized', message);
+        if (peerId === null && conn.role === 'acceptor') this.tlog.warnStranger(conn.peerId, conn.remote, 'frame_oversized', message);
+        else this.tlog.warnOnce(peerId, conn.remote, 'frame_oversized', message);
         this.emitDrop('frame_oversized', peerId);
       } else if (err.code === 'WS_ERR_TOO_MANY_BUFFERED_PARTS') {
         const peerId = conn.state === 'open' ? conn.peerId : null;
         const message = `peer split a message into more than ${MAX_FRAGMENTS_PER_MESSAGE} fragments; closing the link with 1008`;
-        if (peerId === null && conn.role === 'acceptor') this.warnStranger(conn.peerId, conn.remote, 'frame_fragmented', message);
-        else this.warnOnce(peerId, conn.remote, 'frame_fragmented', message);
+        if (peerId === null && conn.role === 'acceptor') this.tlog.warnStranger(conn.peerId, conn.remote, 'frame_fragmented', message);
+        else this.tlog.warnOnce(peerId, conn.remote, 'frame_fragmented', message);
         this.emitDrop('frame_invalid', peerId);
       }
     });
@@ -677,12 +399,23 @@ export class WsTransport implements PeerTransport {
     }
     const peerId = conn.peerId!;
     if (isBinary) {
-      this.badFrame(conn, 'frame_invalid', 'binary frame (peers send JSON text frames)');
+      this.frameAuthFailed(conn, 'a binary frame (peers send sealed text frames)');
       return;
     }
+    // Authenticity and order first: an injected, altered, replayed, reordered or cut frame never gets parsed.
+    let opened: { kind: 'm' | 'k'; payload: string };
+    try {
+      opened = conn.opener!.open(buf.toString('utf8'));
+    } catch (err) {
+      if (!(err instanceof FrameAuthError)) throw err;
+      this.frameAuthFailed(conn, err.message);
+      return;
+    }
+    conn.lastAuthAt = Date.now();
+    if (opened.kind === 'k') return;
     let message: Message;
     try {
-      message = decodeFrame(buf, { clusterName: this.o.clusterName, maxFrameBytes: this.o.maxFrameBytes });
+      message = decodeFrame(opened.payload, { clusterName: this.o.clusterName, maxFrameBytes: this.o.maxFrameBytes });
     } catch (err) {
       if (!(err instanceof ClusterError)) this.unexpected(conn, err);
       this.badFrame(conn, err instanceof ClusterError ? (dropReasonForCode[err.code] ?? 'frame_invalid') : 'frame_invalid', (err as Error).message);
@@ -706,86 +439,79 @@ export class WsTransport implements PeerTransport {
   }
 
   private onHandshakeFrame(conn: Connection, text: string): void {
-    const secret = this.o.secret;
-    const macInput = (): MacInput => {
-      const dialer = conn.role === 'dialer' ? this.o.selfId : conn.peerId!;
-      const acceptor = conn.role === 'dialer' ? conn.peerId! : this.o.selfId;
-      return { cluster: this.o.clusterName, dialer, acceptor, dialerNonce: conn.dialerNonce, acceptorNonce: conn.acceptorNonce };
-    };
-    const isMember = (id: string): boolean => this.peerStates.has(id);
-    switch (conn.step) {
-      case 'hello': {
-        const hello = parseHello(text, { kind: 'hello', cluster: this.o.clusterName, self: this.o.selfId, auth: this.auth, isMember });
-        conn.peerId = hello.from;
-        // The dial rule keeps one connection per pair; checked before any proof is exchanged.
-        if (this.peerStates.get(hello.from)!.weDial) {
-          throw new HandshakeRefusal('wrong_dial_direction', `peer ${hello.from} dialed, but ${this.o.selfId} dials it (the smaller id dials)`);
-        }
-        conn.dialerNonce = hello.nonce;
-        conn.acceptorNonce = newNonce();
-        conn.step = 'proof';
-        conn.ws.send(
-          JSON.stringify({
-            kind: 'challenge',
-            v: PROTOCOL_VERSION,
-            cluster: this.o.clusterName,
-            from: this.o.selfId,
-            to: hello.from,
-            auth: this.auth,
-            nonce: conn.acceptorNonce,
-          }),
-        );
-        return;
-      }
-      case 'challenge': {
-        const challenge = parseHello(text, {
-          kind: 'challenge',
-          cluster: this.o.clusterName,
-          self: this.o.selfId,
-          auth: this.auth,
-          isMember,
-          expectedPeer: conn.peerId!,
-        });
-        conn.acceptorNonce = challenge.nonce;
-        conn.step = 'welcome';
-        conn.ws.send(JSON.stringify({ kind: 'proof', mac: secret ? computeMac(secret, 'dialer', macInput()) : '' }));
-        return;
-      }
-      case 'proof': {
-        const proof = parseProof(text, 'proof');
-        if (secret ? !verifyMac(secret, 'dialer', macInput(), proof.mac) : proof.mac !== '') {
-          throw new HandshakeRefusal('wrong_secret', `peer ${conn.peerId} failed to prove the shared secret (wrong secret?)`);
-        }
-        conn.ws.send(JSON.stringify({ kind: 'welcome', mac: secret ? computeMac(secret, 'acceptor', macInput()) : '' }));
-        this.establish(conn);
-        return;
-      }
-      case 'welcome': {
-        const welcome = parseProof(text, 'welcome');
-        if (secret ? !verifyMac(secret, 'acceptor', macInput(), welcome.mac) : welcome.mac !== '') {
-          throw new HandshakeRefusal('wrong_secret', `peer ${conn.peerId} failed to prove the shared secret (wrong secret?)`);
-        }
-        this.establish(conn);
-        return;
-      }
-    }
+    const established = handshakeStep(conn, text, {
+      selfId: this.o.selfId,
+      clusterName: this.o.clusterName,
+      auth: this.auth,
+      secret: this.o.secret,
+      instanceId: this.instanceId,
+      localTiming: this.o.localTiming,
+      isMember: (id) => this.peerStates.has(id),
+      weDial: (id) => this.peerStates.get(id)!.weDial,
+      // Authenticated from here: its instance id can be trusted to tell two live processes apart.
+      refuseDuplicate: (c) => this.refuseDuplicate(c),
+    });
+    if (established) this.establish(conn, established);
   }
 
   /** A bug, not bad input: logged at error level, and the frame is treated as malformed. */
   private unexpected(conn: Connection, err: unknown): HandshakeRefusal {
-    const n = this.limiter.check('unexpected-frame-error');
+    const n = this.tlog.limiter.check('unexpected-frame-error');
     if (n !== undefined) {
-      this.log.error({ peer: conn.peerId ?? undefined, remote: conn.remote, err: (err as Error)?.message, repeated: n }, 'unexpected error handling a peer frame');
+      const who = conn.state === 'open' || conn.role === 'dialer' ? { peer: conn.peerId ?? undefined } : { claimedId: conn.peerId ?? undefined };
+      this.log.error({ ...who, remote: conn.remote, err: (err as Error)?.message, repeated: n }, 'unexpected error handling a peer frame');
     }
     return new HandshakeRefusal('malformed', 'frame could not be handled');
   }
 
-  private establish(conn: Connection): void {
+  /** How long a link may stay silent and still count as a live process: the longer of our and its election timeout. */
+  private liveWindowMs(conn: Connection): number {
+    const t = conn.peerTiming;
+    return Math.max(this.o.liveLinkWindowMs, t ? t.tickMs * t.electionTicks : 0);
+  }
+
+  /**
+   * Acceptor, after the proof: a newcomer from another process (another instance id)
+   * while the current link for that id is alive means two live processes claim one
+   * member id. Keep the established link and refuse the newcomer, instead of flapping
+   * between them; a link that went silent for longer than the live window belongs to
+   * a process that is gone (or restarted), and is replaced as usual.
+   */
+  private refuseDuplicate(conn: Connection): boolean {
+    const peer = this.peerStates.get(conn.peerId!)!;
+    const current = peer.link;
+    if (!current || current.state !== 'open' || current.peerInstance === conn.peerInstance) return false;
+    const silentMs = Date.now() - current.lastAuthAt;
+    if (silentMs >= this.liveWindowMs(current)) return false;
+    const n = this.tlog.limiter.check(`${peer.id}:duplicate_member`);
+    if (n !== undefined) {
+      peer.log.warn(
+        {
+          reason: 'duplicate_member',
+          remote: current.remote,
+          instance: current.peerInstance,
+          newcomerRemote: conn.remote,
+          newcomerInstance: conn.peerInstance,
+          lastFrameAgoMs: silentMs,
+          repeated: n,
+        },
+        `two live processes claim member id ${peer.id}: keeping the established link, refusing the newcomer (is a second copy of that member running with another data dir?)`,
+      );
+    }
+    this.emitDrop('duplicate_member', peer.id);
+    conn.close(CloseCodes.duplicate_member, `another live process holds member id ${peer.id}`);
+    return true;
+  }
+
+  private establish(conn: Connection, keyInput: MacInput): void {
     const peer = this.peerStates.get(conn.peerId!)!;
     if (conn.handshakeTimer) clearTimeout(conn.handshakeTimer);
     conn.handshakeTimer = null;
+    const keys = deriveLinkKeys(this.o.secret, conn.role, keyInput);
+    conn.sealer = new FrameSealer(keys.send);
+    conn.opener = new FrameOpener(keys.receive);
     conn.state = 'open';
-    conn.establishedAt = Date.now();
+    conn.establishedAt = conn.lastAuthAt = conn.lastSentAt = Date.now();
     conn.releasePending?.();
     if (peer.pending === conn) peer.pending = null;
     const previous = peer.link;
@@ -795,8 +521,31 @@ export class WsTransport implements PeerTransport {
     }
     peer.link = conn;
     conn.pingTimer = setInterval(() => this.ping(conn), this.o.pingIntervalMs);
-    peer.log.info({ remote: conn.remote, role: conn.role, replaced: previous !== null }, 'peer connected');
+    // Followers exchange no raft messages: an authenticated keepalive shows the process behind the link is alive.
+    const keepaliveMs = Math.max(10, Math.floor(this.o.liveLinkWindowMs / 4));
+    conn.keepaliveTimer = setInterval(() => {
+      if (conn.state === 'open' && conn.ws.readyState === WebSocket.OPEN && Date.now() - conn.lastSentAt >= keepaliveMs) conn.sendSealed('k', '');
+    }, keepaliveMs);
+    const fields: Record<string, unknown> = { remote: conn.remote, role: conn.role, replaced: previous !== null, instance: conn.peerInstance, timing: conn.peerTiming };
+    if (previous && previous.peerInstance !== conn.peerInstance) fields.previousInstance = previous.peerInstance;
+    peer.log.info(fields, 'peer connected');
+    // Before the link's first message: the member must know the peer's timing before it counts the peer's acks.
+    this.callEvent('onPeerTiming', () => this.events.onPeerTiming?.(peer.id, { ...conn.peerTiming! }));
     if (!previous) this.callEvent('onPeerConnectionChange', () => this.events.onPeerConnectionChange?.(peer.id, true));
+  }
+
+  /** A sealed-frame check failed: nothing of it reaches raft, and the link cannot be trusted any more. */
+  private frameAuthFailed(conn: Connection, detail: string): void {
+    const peerId = conn.peerId!;
+    const n = this.tlog.limiter.check(`${peerId}:frame_auth_failed`);
+    if (n !== undefined) {
+      this.log.warn(
+        { peer: peerId, remote: conn.remote, reason: 'frame_auth_failed', expectedSeq: conn.opener?.expected, repeated: n },
+        `closing the link: a frame from peer failed authentication: ${detail} (tampering on the path?)`,
+      );
+    }
+    this.emitDrop('frame_auth_failed', peerId);
+    conn.close(CloseCodes.frame_auth_failed, 'frame failed authentication');
   }
 
   private ping(conn: Connection): void {
@@ -813,8 +562,8 @@ export class WsTransport implements PeerTransport {
     const peerId = conn.peerId ?? refusal.claimedId ?? null;
     const message = `refused peer handshake: ${refusal.message}`;
     // Whoever connected to us is unproven: its claimed id and port are its to vary, so they key no log line.
-    if (conn.role === 'acceptor') this.warnStranger(peerId, conn.remote, refusal.reason, message);
-    else this.warnOnce(peerId, conn.remote, refusal.reason, message);
+    if (conn.role === 'acceptor') this.tlog.warnStranger(peerId, conn.remote, refusal.reason, message);
+    else this.tlog.warnOnce(peerId, conn.remote, refusal.reason, message);
     if (conn.role === 'acceptor') this.emitDrop('unauthenticated', null);
     conn.close(refusal.closeCode, refusal.message);
   }
@@ -836,6 +585,8 @@ export class WsTransport implements PeerTransport {
       const fields = { remote: conn.remote, code, reason: reason || undefined, error: conn.lastError ?? undefined };
       if (code === CloseCodes.messageTooBig && !conn.closedByUs) {
         peer.log.warn(fields, 'peer closed the link: a frame from this member exceeded its frame limit (1009)');
+      } else if (code === CloseCodes.frame_auth_failed && !conn.closedByUs) {
+        peer.log.warn(fields, 'peer closed the link: a frame it received on it failed authentication (tampering on the path?)');
       } else {
         peer.log.info(fields, 'peer link closed');
       }
@@ -845,17 +596,18 @@ export class WsTransport implements PeerTransport {
       if (peer.pending === conn) peer.pending = null;
       const refusal = refusalForCloseCode(code);
       if (!conn.closedByUs && refusal) {
-        this.warnOnce(peer.id, conn.remote, `refused_by_peer:${refusal}`, `peer refused our handshake: ${refusal}${reason ? ` (${reason})` : ''}`);
+        this.tlog.warnOnce(peer.id, conn.remote, `refused_by_peer:${refusal}`, `peer refused our handshake: ${refusal}${reason ? ` (${reason})` : ''}${refusalHint(refusal, this.o.selfId)}`);
       } else if (!conn.closedByUs) {
-        const n = this.limiter.check(`${peer.id}:connect_failed`);
+        const n = this.tlog.limiter.check(`${peer.id}:connect_failed`);
         if (n !== undefined) {
           peer.log.info({ remote: conn.remote, code, error: conn.lastError ?? undefined, repeated: n }, 'cannot connect to peer; retrying with backoff');
         }
       }
       this.reportUnreachable(peer, true);
     } else if (!conn.closedByUs) {
+      // Not authenticated: the id is only claimed, and the close code is the stranger's to forge.
       const refusal = refusalForCloseCode(code);
-      if (refusal) this.warnOnce(peer.id, conn.remote, `refused_by_peer:${refusal}`, `peer refused our handshake: ${refusal}${reason ? ` (${reason})` : ''}`);
+      if (refusal) this.tlog.warnStranger(conn.peerId, conn.remote, `refused_by_peer:${refusal}`, `peer refused our handshake: ${refusal}${reason ? ` (${reason})` : ''}`);
     }
     if (!peer.link) this.scheduleReconnect(peer);
   }
@@ -864,7 +616,7 @@ export class WsTransport implements PeerTransport {
 
   private badFrame(conn: Connection, reason: DropReason, detail: string): void {
     const peerId = conn.peerId!;
-    this.warnOnce(peerId, conn.remote, reason, `dropped a frame from peer: ${detail}`);
+    this.tlog.warnOnce(peerId, conn.remote, reason, `dropped a frame from peer: ${detail}`);
     this.emitDrop(reason, peerId);
     const now = Date.now();
     conn.badFrameTimes = conn.badFrameTimes.filter((t) => now - t < this.o.badFrameWindowMs);
@@ -881,33 +633,12 @@ export class WsTransport implements PeerTransport {
   /** Outgoing drop: counted every time, logged once per (peer, reason) per interval. */
   private drop(reason: DropReason, peerId: string | null, detail: string, key?: string, quiet = false): void {
     this.emitDrop(reason, peerId);
-    const n = this.limiter.check(key ?? `${peerId}:send:${reason}`);
+    const n = this.tlog.limiter.check(key ?? `${peerId}:send:${reason}`);
     if (n === undefined) return;
     const fields = { peer: peerId ?? undefined, reason, repeated: n };
     // Not being connected is the normal state of a down peer: the link logs already say why.
     if (quiet) this.log.debug(fields, `dropped a message: ${detail}`);
     else this.log.warn(fields, `dropped a message: ${detail}`);
-  }
-
-  private warnOnce(peerId: string | null, remote: string, reason: string, message: string): void {
-    const n = this.limiter.check(`${peerId ?? remote}:${reason}`);
-    if (n === undefined) return;
-    this.log.warn({ peer: peerId ?? undefined, remote, reason, repeated: n }, message);
-  }
-
-  /**
-   * A warning caused by an unauthenticated connection: folded per (source host, reason)
-   * and, across all sources, at most maxStrangerLogLinesPerInterval lines per interval.
-   */
-  private warnStranger(claimedId: string | null, remote: string, reason: string, message: string, extra: Record<string, unknown> = {}): void {
-    const n = this.limiter.check(`stranger:${hostOf(remote)}:${reason}`);
-    if (n === undefined || !this.strangerLines.take()) return;
-    const suppressedOthers = this.strangerLines.suppressed;
-    this.strangerLines.suppressed = 0;
-    this.log.warn(
-      { peer: claimedId ?? undefined, remote, reason, repeated: n, ...(suppressedOthers > 0 ? { suppressedOthers } : {}), ...extra },
-      message,
-    );
   }
 
   private emitDrop(reason: DropReason, peerId: string | null): void {
@@ -927,28 +658,8 @@ export class WsTransport implements PeerTransport {
       fn();
     } catch (err) {
       // Once per frame would be a line per message for as long as the bug lasts.
-      const n = this.limiter.check(`handler-threw:${name}`);
+      const n = this.tlog.limiter.check(`handler-threw:${name}`);
       if (n !== undefined) this.log.error({ event: name, err: (err as Error)?.message, repeated: n }, 'transport event handler threw');
     }
   }
-}
-
-/**
- * Capped exponential backoff with equal jitter: between half and all of
- * min(maxMs, initialMs * 2^attempt), so redials spread out but never come at once.
- */
-export function reconnectDelayMs(attempt: number, backoff: { initialMs: number; maxMs: number }, random: () => number): number {
-  const base = Math.min(backoff.maxMs, backoff.initialMs * 2 ** Math.min(attempt, 30));
-  return Math.round(base / 2 + (base / 2) * random());
-}
-
-/** Answers an upgrade we refuse, and cuts the socket even if the client never reads or closes. */
-function rejectUpgrade(socket: Duplex, status: string): void {
-  socket.end(`HTTP/1.1 ${status}\r\nConnection: close\r\nContent-Length: 0\r\n\r\n`);
-  setTimeout(() => socket.destroy(), MAX_CLOSE_WAIT_MS).unref();
-}
-
-/** Plain UTF-16 code unit order, the same on every member (no locale). */
-function compareIds(a: string, b: string): number {
-  return a < b ? -1 : a > b ? 1 : 0;
 }

@@ -117,6 +117,7 @@ async function run(config: ElectorConfig): Promise<void> {
         clusterName: config.clusterName,
         listen: config.listen,
         peers: transportPeers,
+        localTiming: { tickMs: config.tickMs, electionTicks: config.electionTicks, maxClockDriftMs: config.maxClockDriftMs },
         ...(secret ? { secret } : { insecure: true }),
         ...(tls ? { tls } : {}),
         maxFrameBytes: config.maxFrameBytes,

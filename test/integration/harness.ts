@@ -31,6 +31,8 @@ export interface ClusterOptions {
   args?: string[];
   /** Route every peer link through a LinkProxy so tests can partition members. */
   proxied?: boolean;
+  /** With proxied: builds the relay for the link `from` dials to reach `to` (default a LinkProxy). */
+  relay?: (from: string, to: string, targetPort: number) => Relay;
   /** Node.js flags before the entry point (the image runs with --max-semi-space-size=1). */
   nodeArgs?: string[];
 }
@@ -77,6 +79,15 @@ export async function waitFor<T>(what: string, deadlineMs: number, probe: () => 
   }
 }
 
+/** What a proxied link goes through: LinkProxy, or a test's own relay. */
+export interface Relay {
+  port: number;
+  start(): Promise<void>;
+  cut(): void;
+  heal(): void;
+  close(): Promise<void>;
+}
+
 /** Real raft-elector processes on 127.0.0.1, each with its own data dir. */
 export class ProcessCluster {
   readonly members: ProcessMember[] = [];
@@ -87,7 +98,7 @@ export class ProcessCluster {
   private readonly args: string[];
   private readonly nodeArgs: string[];
   /** `from->to` → the proxy `from` dials to reach `to`. */
-  private readonly proxies = new Map<string, LinkProxy>();
+  private readonly proxies = new Map<string, Relay>();
 
   private constructor(options: ClusterOptions) {
     this.dir = mkdtempSync(join(tmpdir(), 'raft-elector-it-'));
@@ -116,7 +127,7 @@ export class ProcessCluster {
       for (const from of cluster.members) {
         for (const to of cluster.members) {
           if (from === to) continue;
-          const proxy = new LinkProxy(to.peerPort);
+          const proxy = options.relay?.(from.id, to.id, to.peerPort) ?? new LinkProxy(to.peerPort);
           await proxy.start();
           cluster.proxies.set(`${from.id}->${to.id}`, proxy);
         }

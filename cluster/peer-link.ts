@@ -1,0 +1,124 @@
+/** One connection to one peer (Connection), the per-peer state, and small helpers of the transport. */
+import type { Duplex } from 'node:stream';
+import type { Logger } from 'pino';
+import { WebSocket } from 'ws';
+import type { FrameOpener, FrameSealer } from './frame-auth.js';
+import type { PeerTiming } from './interfaces.js';
+import { MAX_CLOSE_WAIT_MS } from './transport-options.js';
+
+export type Role = 'dialer' | 'acceptor';
+
+/** One WebSocket to one peer, from open through handshake to close. */
+export class Connection {
+  state: 'handshake' | 'open' | 'closed' = 'handshake';
+  /** What the handshake waits for next. */
+  step: 'hello' | 'challenge' | 'proof' | 'welcome';
+  peerId: string | null;
+  dialerNonce = '';
+  acceptorNonce = '';
+  handshakeTimer: NodeJS.Timeout | null = null;
+  pingTimer: NodeJS.Timeout | null = null;
+  pongTimer: NodeJS.Timeout | null = null;
+  badFrameTimes: number[] = [];
+  establishedAt = 0;
+  /** Set when this side closed it, so the close handler does not log the peer as the cause. */
+  closedByUs: { code: number; reason: string } | null = null;
+  /** A newer connection took over: its close is not a link drop. */
+  superseded = false;
+  lastError: string | null = null;
+  /** Frees this connection's slot among the unauthenticated ones (acceptor side). */
+  releasePending: (() => void) | null = null;
+  /** The exact hello and challenge texts: the handshake MACs cover them. */
+  helloText = '';
+  challengeText = '';
+  /** What the peer announced in its authenticated hello or challenge. */
+  peerInstance = '';
+  peerTiming: PeerTiming | null = null;
+  sealer: FrameSealer | null = null;
+  opener: FrameOpener | null = null;
+  /** When the last authenticated frame arrived (or the handshake completed): the liveness of the process behind it. */
+  lastAuthAt = 0;
+  lastSentAt = 0;
+  keepaliveTimer: NodeJS.Timeout | null = null;
+
+  constructor(
+    readonly ws: WebSocket,
+    readonly role: Role,
+    readonly remote: string,
+    peerId: string | null,
+  ) {
+    this.peerId = peerId;
+    this.step = role === 'acceptor' ? 'hello' : 'challenge';
+  }
+
+  close(code: number, reason: string): void {
+    if (this.closedByUs === null) this.closedByUs = { code, reason };
+    if (this.ws.readyState === WebSocket.CONNECTING) {
+      this.ws.terminate();
+    } else if (this.ws.readyState === WebSocket.OPEN) {
+      // A close reason is at most 123 bytes.
+      this.ws.close(code, Buffer.from(reason).subarray(0, 123).toString());
+    }
+  }
+
+  clearTimers(): void {
+    for (const t of [this.handshakeTimer, this.pingTimer, this.pongTimer, this.keepaliveTimer]) if (t) clearTimeout(t);
+    this.handshakeTimer = this.pingTimer = this.pongTimer = this.keepaliveTimer = null;
+  }
+
+  /** Seals and sends one frame (the link must be open). */
+  sendSealed(kind: 'm' | 'k', payload: string): void {
+    this.ws.send(this.sealer!.seal(kind, payload));
+    this.lastSentAt = Date.now();
+  }
+}
+
+export interface PeerState {
+  id: string;
+  host: string | null;
+  port: number | null;
+  /** Exactly one side of each pair dials: see WsTransport. */
+  weDial: boolean;
+  link: Connection | null;
+  /** Our dial in progress (dialer side only). */
+  pending: Connection | null;
+  reconnectTimer: NodeJS.Timeout | null;
+  attempt: number;
+  lastUnreachableAt: number;
+  log: Logger;
+}
+
+/**
+ * Capped exponential backoff with equal jitter: between half and all of
+ * min(maxMs, initialMs * 2^attempt), so redials spread out but never come at once.
+ */
+export function reconnectDelayMs(attempt: number, backoff: { initialMs: number; maxMs: number }, random: () => number): number {
+  const base = Math.min(backoff.maxMs, backoff.initialMs * 2 ** Math.min(attempt, 30));
+  return Math.round(base / 2 + (base / 2) * random());
+}
+
+/** Answers an upgrade we refuse, and cuts the socket even if the client never reads or closes. */
+export function rejectUpgrade(socket: Duplex, status: string): void {
+  socket.end(`HTTP/1.1 ${status}\r\nConnection: close\r\nContent-Length: 0\r\n\r\n`);
+  setTimeout(() => socket.destroy(), MAX_CLOSE_WAIT_MS).unref();
+}
+
+/** What to do about a refusal that has a likely cause. */
+export function refusalHint(refusal: string, selfId: string): string {
+  if (refusal === 'duplicate_member') {
+    return `: another live process holds member id ${selfId} there; this process stays out of the group through that peer and retries with backoff (stop one of the two)`;
+  }
+  if (refusal === 'bad_version') return ': members on different protocol versions cannot talk (a rolling upgrade in progress? finish it)';
+  return '';
+}
+
+/** One spelling per address: IPv4-mapped IPv6 as IPv4, no brackets, lower case. */
+export function normalizeHost(host: string): string {
+  const h = host.replace(/^\[|\]$/g, '').toLowerCase();
+  return h.startsWith('::ffff:') && h.includes('.') ? h.slice(7) : h;
+}
+
+/** Plain UTF-16 code unit order, the same on every member (no locale). */
+export function compareIds(a: string, b: string): number {
+  return a < b ? -1 : a > b ? 1 : 0;
+}
