@@ -6,6 +6,7 @@ import { createApiServer, ElectorMetrics } from '../api/index.js';
 import { isClusterError } from '../cluster/errors.js';
 import { RaftMember } from '../cluster/member.js';
 import { StateFile } from '../cluster/state-file.js';
+import { TimingRecordFile } from '../cluster/timing-record.js';
 import { WsTransport } from '../cluster/transport.js';
 import { ConfigError, parseConfig, type ElectorConfig } from './config.js';
 
@@ -96,7 +97,8 @@ async function run(config: ElectorConfig): Promise<void> {
   const metrics = new ElectorMetrics();
   let transport: WsTransport | undefined;
   let parts: import('./in-cluster.js').InClusterParts | undefined;
-  const member = new RaftMember({
+  const timingAnnounced = new Set<string>();
+  const member: RaftMember = new RaftMember({
     id: config.id,
     voters,
     tickMs: config.tickMs,
@@ -107,6 +109,7 @@ async function run(config: ElectorConfig): Promise<void> {
     onFatal: () => process.exit(ExitFailure),
     forgetLeaderOnDisconnect: config.forgetLeaderOnDisconnect,
     store: new StateFile(config.dataDir, log),
+    timingRecord: new TimingRecordFile(config.dataDir),
     logger: log,
     metrics,
     createTransport: (events) =>
@@ -121,6 +124,16 @@ async function run(config: ElectorConfig): Promise<void> {
         logger: log,
         events: {
           ...events,
+          // Pre-merge shim, to remove when the transport announces timing in its handshake: a peer
+          // whose timing never arrived is taken to run this member's flags (the old behaviour).
+          onPeerTiming: (peer, timing) => {
+            timingAnnounced.add(peer);
+            events.onPeerTiming?.(peer, timing);
+          },
+          onPeerConnectionChange: (peer, connected) => {
+            if (connected && !timingAnnounced.has(peer)) events.onPeerTiming?.(peer, member.announcedTiming());
+            events.onPeerConnectionChange?.(peer, connected);
+          },
           onUnreachable: (peer) => {
             events.onUnreachable(peer);
             parts?.peerUnreachable(peer);
@@ -143,7 +156,8 @@ async function run(config: ElectorConfig): Promise<void> {
   } catch (err) {
     if (isClusterError(err)) {
       log.fatal({ code: err.code, err: err.message }, 'member cannot start');
-      process.exit(ExitFailure);
+      // The operator must act on the data dir; restarting the same way cannot help.
+      process.exit(isClusterError(err, 'STATE_TERM_NO_HEADROOM') ? ExitConfig : ExitFailure);
     }
     throw err;
   }
