@@ -27,7 +27,8 @@ import type {
   TransferResult,
   TransportEvents,
 } from './interfaces.js';
-import { LeaderLease, refusalWindowMs } from './lease.js';
+import { LeaderLease } from './lease.js';
+import { MemberTiming } from './member-timing.js';
 import type { TimingRecordStore } from './timing-record.js';
 
 export interface MemberOptions {
@@ -153,6 +154,7 @@ export class RaftMember implements Member {
   private readonly timers: MemberTimers;
   private readonly wallClock: () => Date;
   private readonly lease: LeaderLease;
+  private readonly timingGuard: MemberTiming;
   private node: RawNode | undefined;
   private transport: PeerTransport | undefined;
   private tickTimer: NodeJS.Timeout | undefined;
@@ -175,10 +177,6 @@ export class RaftMember implements Member {
   private heartbeatNow = false;
   private readonly refusalLog = new Map<string, { atMs: number; suppressed: number }>();
   private failed = false;
-  private startedAtMs = 0;
-  private startedFresh = false;
-  /** undefined until the first peer message says whether the group ran before this member. */
-  private groupRanSeen: boolean | undefined;
   private readonly invalidByReason = new Map<string, number>();
 
   private nextTickAtMs = 0;
@@ -194,6 +192,7 @@ export class RaftMember implements Member {
     this.timers = options.timers ?? realTimers;
     this.wallClock = options.wallClock ?? (() => new Date());
     this.lease = new LeaderLease(options.id, options.voters, this.announcedTiming());
+    this.timingGuard = new MemberTiming(this.announcedTiming(), this.lease, options.timingRecord, this.log);
   }
 
   /** What this member announces to its peers in the handshake. */
@@ -222,9 +221,7 @@ export class RaftMember implements Member {
           `member's state file, and starting them all (a new group: the term, the fencing token, restarts from 1)`,
       );
     }
-    const restartVoteDelayTicks = this.recordTiming();
-    this.startedAtMs = this.nowMs();
-    this.startedFresh = restored === undefined;
+    const { restartVoteDelayTicks } = this.timingGuard.start(this.nowMs(), restored === undefined);
     this.node = new RawNode({
       id: this.id,
       voters: this.options.voters,
@@ -254,7 +251,7 @@ export class RaftMember implements Member {
         if (!connected) this.onPeerDisconnected(peer);
       },
       onDrop: (reason) => this.metrics?.messageDropped(reason),
-      onPeerTiming: (peer, timing) => this.onPeerTiming(peer, timing),
+      onPeerTiming: (peer, timing) => this.timingGuard.peerTiming(peer, timing),
     });
     await this.transport.start();
     this.running = true;
@@ -300,63 +297,6 @@ export class RaftMember implements Member {
   /** Peer messages refused at the raft boundary since start, by reason (sorted). */
   invalidMessageCounts(): Record<string, number> {
     return Object.fromEntries([...this.invalidByReason.entries()].sort(([a], [b]) => a.localeCompare(b)));
-  }
-
-  /**
-   * Records the longest refusal window this member ever announced (fsynced before it joins) and
-   * returns the start-up vote refusal in ticks that covers it: an ack the old incarnation gave
-   * under longer timing still counts with its old window at the leader. The first tick may come
-   * at once, so d ticks refuse for (d - 1) * tickMs: d = ceil(longest / tickMs) + 1.
-   */
-  private recordTiming(): number {
-    const t = this.timing;
-    const own = refusalWindowMs(this.announcedTiming());
-    const recorded = this.options.timingRecord?.load();
-    const longest = Math.max(own, recorded ?? 0);
-    if (recorded === undefined || longest > recorded) this.options.timingRecord?.save(longest);
-    const ticks = Math.max(t.electionTicks, Math.ceil(longest / t.tickMs) + 1);
-    if (recorded !== undefined && recorded > own) {
-      this.log.info(
-        { refusalWindowMs: own, longestAnnouncedMs: recorded, restartVoteDelayTicks: ticks },
-        'timing shorter than before: the start-up vote refusal covers the longest window this member announced',
-      );
-    }
-    return ticks;
-  }
-
-  private onPeerTiming(peer: string, timing: PeerTiming): void {
-    const before = this.lease.peerTiming(peer);
-    this.lease.setPeerTiming(peer, timing);
-    const own = this.announcedTiming();
-    const same = (a: PeerTiming, b: PeerTiming) =>
-      a.tickMs === b.tickMs && a.electionTicks === b.electionTicks && a.maxClockDriftMs === b.maxClockDriftMs;
-    // Once per change per peer: a rolling upgrade mixes settings on purpose, and it is worth a line.
-    if (!same(timing, own) && (before === undefined || !same(before, timing))) {
-      this.log.info(
-        { peer, peerTiming: timing, ownTiming: own, ackWindowMs: this.lease.ackWindowMs(peer) ?? 0 },
-        'peer runs with other timing settings; its acks count with its own window',
-      );
-    }
-  }
-
-  /**
-   * A member that started without state may have voted, or acked a leader, before its disk was
-   * lost, under timing it no longer knows: once the group is seen to have run, it refuses votes
-   * for twice the longest window any member announced (raft covers its own timing already).
-   */
-  private inFreshVoteGate(m: Message): boolean {
-    if (!this.startedFresh || !this.groupRanSeen) return false;
-    if ((m.type !== 'MsgVote' && m.type !== 'MsgPreVote') || m.term <= this.term) return false;
-    const coverMs = 2 * (this.lease.longestLeaseWindowMs() + this.lease.largestDriftMs()) + this.timing.tickMs;
-    return this.nowMs() - this.startedAtMs < coverMs;
-  }
-
-  /** The same rule raft applies to its first peer message (raft.ts noteGroupRan). */
-  private noteGroupRan(m: Message): void {
-    if (this.groupRanSeen !== undefined) return;
-    const fromLeader = m.type === 'MsgApp' || m.type === 'MsgHeartbeat' || m.type === 'MsgSnap';
-    const voteWithHistory = (m.type === 'MsgVote' || m.type === 'MsgPreVote') && m.logTerm > 0;
-    this.groupRanSeen = m.term > 1 || fromLeader || voteWithHistory;
   }
 
   // ---- the Member interface ----
@@ -432,7 +372,7 @@ export class RaftMember implements Member {
     }
     return new Promise<TransferResult>((resolve) => {
       // The target campaigns on its own timing: wait for the longest election any member may run.
-      const electionMs = Math.max(this.timing.electionTimeoutMs, this.lease.longestLeaseWindowMs() + this.lease.largestDriftMs());
+      const electionMs = Math.max(this.timing.electionTimeoutMs, this.timingGuard.otherLeaseCoverMs());
       this.pendingTransfers.add({ resolve, deadlineMs: this.nowMs() + electionMs + this.timing.tickMs });
       this.startTransfer(target);
     });
@@ -530,8 +470,7 @@ export class RaftMember implements Member {
     try {
       // Before anything reads it: the lease must not count an ack raft would refuse.
       validatePeerMessage(m, this.id, this.term);
-      this.noteGroupRan(m);
-      if (this.inFreshVoteGate(m)) return;
+      if (this.timingGuard.refusesFreshVote(m, this.term, this.nowMs())) return;
       if (m.type === 'MsgHeartbeatResp' && m.term === this.term) this.lease.heartbeatAcked(m.from, m.context);
       this.node.step(m);
     } catch (err) {
@@ -643,8 +582,7 @@ export class RaftMember implements Member {
         // Followers that forgot the old leader skipped its lease: wait it out before claiming,
         // with the drift margin, since the old lease ran on the old leader's clock. Its quorum is
         // unknown here, so the wait covers the longest window any member announced.
-        const coverMs = this.lease.longestLeaseWindowMs() + this.lease.largestDriftMs();
-        this.claimNotBeforeMs = status.leaseSkipped ? now + coverMs : 0;
+        this.claimNotBeforeMs = status.leaseSkipped ? now + this.timingGuard.otherLeaseCoverMs() : 0;
         // Start the lease one round trip from now rather than at the next heartbeat tick.
         this.heartbeatNow = true;
       }
