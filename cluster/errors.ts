@@ -30,7 +30,15 @@ export type ClusterErrorCode =
   /** The member is not running (not started yet, or stopped). */
   | 'MEMBER_STOPPED'
   /** The state file records another member or group than this process is configured as. */
-  | 'STATE_FILE_IDENTITY_MISMATCH';
+  | 'STATE_FILE_IDENTITY_MISMATCH'
+  /** The timing record (the longest vote-refusal window announced) is damaged. */
+  | 'TIMING_RECORD_CORRUPT'
+  /** The timing record exists but cannot be read. */
+  | 'TIMING_RECORD_UNREADABLE'
+  /** The timing record could not be written, fsynced or renamed into place. */
+  | 'TIMING_RECORD_WRITE_FAILED'
+  /** The persisted term is too close to 2^53 for this member ever to campaign again. */
+  | 'STATE_TERM_NO_HEADROOM';
 
 export class ClusterError extends Error {
   readonly code: ClusterErrorCode;

@@ -1,29 +1,90 @@
+import type { PeerTiming } from './interfaces.js';
+
 /**
- * The leader's lease (Raft thesis §6.4.1): a quorum acknowledged heartbeats sent at
- * or after some instant S, so none of them grants a vote before S + the election
- * timeout (CheckQuorum's vote lease). The leader may therefore act alone until
- * S + leaseWindowMs, where the window is shorter than that timeout by the clock drift
- * we tolerate. Times are monotonic milliseconds from the driver.
+ * The leader's lease (Raft thesis §6.4.1), for a group whose members may run with different
+ * timing settings (a rolling upgrade).
+ *
+ * The invariant. Follower f, on a heartbeat from the leader, zeroes its election clock and
+ * refuses every non-transfer vote while electionElapsed < electionTicks_f. Its ticks are at
+ * least tickMs_f apart but the first may come at once, so it refuses for at least
+ *     R_f = (electionTicks_f - 1) * tickMs_f                          (f's clock)
+ * after it received the heartbeat, hence after the leader sent it at sentAt (leader's clock).
+ * The two clocks may drift apart by up to the larger of the two announced bounds over such a
+ * window, so on the leader's clock f refuses at least until
+ *     expiry_f = sentAt + R_f - max(maxClockDriftMs_leader, maxClockDriftMs_f).
+ * No one is elected without a quorum of votes, and a quorum of the voters must include one of
+ * any other quorum. With the leader itself and the others sorted by expiry_f, latest first,
+ * the (quorum - 1)-th one bounds the time before which no other leader can exist:
+ *     lease ends at the (quorum - 1)-th latest expiry_f.
+ * An ack from a peer whose timing is unknown counts for nothing; a window that is not positive
+ * counts for nothing. Each ack's expiry is fixed with the timing f announced when it acked: if
+ * f restarts with shorter timing the old ack keeps its old window, which is why f's start-up
+ * vote refusal covers the longest window it ever announced (cluster/timing-record.ts).
+ *
+ * Every wait that covers *another* leader's lease (the claim wait after a lease-skipped
+ * election, the fresh-start vote delay) uses longestLeaseWindowMs(): the largest window any
+ * known member may grant, since that other leader's quorum is unknown here.
+ * Times are monotonic milliseconds from the driver.
  */
 export class LeaderLease {
   private readonly sentAtBySeq = new Map<string, number>();
-  private readonly ackedSentAt = new Map<string, number>();
+  /** Per follower: the latest expiry its acks of this leadership guarantee. */
+  private readonly ackExpiry = new Map<string, number>();
+  private readonly peerTimings = new Map<string, PeerTiming>();
   private readonly othersNeeded: number;
+  /** This member's own window, for a group in which it is the only voter needed. */
+  readonly leaseWindowMs: number;
 
   constructor(
     private readonly self: string,
     private readonly voters: readonly string[],
-    readonly leaseWindowMs: number,
+    private readonly selfTiming: PeerTiming,
     /** Bound on remembered heartbeat rounds; older rounds can no longer extend the lease anyway. */
     private readonly maxTrackedRounds = 256,
   ) {
     this.othersNeeded = Math.floor(voters.length / 2) + 1 - (voters.includes(self) ? 1 : 0);
+    this.leaseWindowMs = refusalWindowMs(selfTiming) - selfTiming.maxClockDriftMs;
+  }
+
+  /** The timing a peer announced on its current link; applies to acks from now on. */
+  setPeerTiming(peer: string, timing: PeerTiming): void {
+    if (peer === this.self || !this.voters.includes(peer)) return;
+    this.peerTimings.set(peer, { ...timing });
+  }
+
+  peerTiming(peer: string): PeerTiming | undefined {
+    return this.peerTimings.get(peer);
+  }
+
+  /** What one ack from `peer` guarantees, in ms after its heartbeat was sent; undefined if nothing. */
+  ackWindowMs(peer: string): number | undefined {
+    const t = this.peerTimings.get(peer);
+    if (t === undefined) return undefined;
+    const w = refusalWindowMs(t) - Math.max(this.selfTiming.maxClockDriftMs, t.maxClockDriftMs);
+    return w > 0 ? w : undefined;
+  }
+
+  /**
+   * The longest lease any leader of this group may hold, as far as this member knows: the
+   * largest (R_f - maxClockDriftMs_f) among itself and every announced timing.
+   */
+  longestLeaseWindowMs(): number {
+    let longest = this.leaseWindowMs;
+    for (const t of this.peerTimings.values()) longest = Math.max(longest, refusalWindowMs(t) - t.maxClockDriftMs);
+    return longest;
+  }
+
+  /** The largest drift bound among this member and every announced timing. */
+  largestDriftMs(): number {
+    let largest = this.selfTiming.maxClockDriftMs;
+    for (const t of this.peerTimings.values()) largest = Math.max(largest, t.maxClockDriftMs);
+    return largest;
   }
 
   /** A new term or a new leadership: acknowledgements of earlier rounds must not count. */
   reset(): void {
     this.sentAtBySeq.clear();
-    this.ackedSentAt.clear();
+    this.ackExpiry.clear();
   }
 
   heartbeatSent(seq: string, nowMs: number): void {
@@ -39,16 +100,23 @@ export class LeaderLease {
   heartbeatAcked(from: string, seq: string): void {
     if (from === this.self || !this.voters.includes(from)) return;
     const sentAt = this.sentAtBySeq.get(seq);
-    if (sentAt === undefined) return;
-    const previous = this.ackedSentAt.get(from);
-    if (previous === undefined || sentAt > previous) this.ackedSentAt.set(from, sentAt);
+    const window = this.ackWindowMs(from);
+    if (sentAt === undefined || window === undefined) return;
+    // Fixed now, with the timing announced on the link the ack came over.
+    const expiry = sentAt + window;
+    const previous = this.ackExpiry.get(from);
+    if (previous === undefined || expiry > previous) this.ackExpiry.set(from, expiry);
   }
 
   /** Monotonic time at which the lease ends, or undefined when a quorum never acknowledged. */
   expiresAtMs(nowMs: number): number | undefined {
     if (this.othersNeeded <= 0) return nowMs + this.leaseWindowMs;
-    const acks = [...this.ackedSentAt.values()].sort((a, b) => b - a);
-    const quorumSentAt = acks[this.othersNeeded - 1];
-    return quorumSentAt === undefined ? undefined : quorumSentAt + this.leaseWindowMs;
+    const expiries = [...this.ackExpiry.values()].sort((a, b) => b - a);
+    return expiries[this.othersNeeded - 1];
   }
+}
+
+/** R = (electionTicks - 1) * tickMs: how long a member surely refuses votes after a heartbeat. */
+export function refusalWindowMs(t: PeerTiming): number {
+  return (t.electionTicks - 1) * t.tickMs;
 }

@@ -253,7 +253,7 @@ describe('RaftMember', () => {
     for (let i = 0; i < 50; i++) events.onMessage(makeMessage({ type: 'MsgBeat', from: 'b', to: 'a', term: 1 }));
     const refused = lines.filter((l) => l.msg === 'peer message refused by raft');
     expect(refused).toHaveLength(1);
-    expect(refused[0]).toMatchObject({ peer: 'b', type: 'MsgBeat', code: 'INVALID_ARGUMENT' });
+    expect(refused[0]).toMatchObject({ peer: 'b', type: 'MsgBeat', code: 'INVALID_MESSAGE', reason: 'misaddressed' });
     await runUntil(() => views(members).some((v) => v.isLeader), 3_000);
     for (const m of members.values()) await m.stop();
   });

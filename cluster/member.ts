@@ -3,8 +3,11 @@ import { performance } from 'node:perf_hooks';
 import type { Logger } from 'pino';
 import {
   CampaignTransferContext,
+  InvalidMessageError,
+  MaxRestoredTerm,
   None,
   RaftError,
+  validatePeerMessage,
   RawNode,
   type Message,
   type RandomSource,
@@ -18,12 +21,15 @@ import type {
   Member,
   MemberInfo,
   MemberMetrics,
+  PeerTiming,
   PeerTransport,
   StateStore,
   TransferResult,
   TransportEvents,
 } from './interfaces.js';
 import { LeaderLease } from './lease.js';
+import { MemberTiming } from './member-timing.js';
+import type { TimingRecordStore } from './timing-record.js';
 
 export interface MemberOptions {
   id: string;
@@ -37,6 +43,11 @@ export interface MemberOptions {
   /** Clock-rate difference tolerated between members over one lease window. */
   maxClockDriftMs: number;
   store: StateStore;
+  /**
+   * Where the longest vote-refusal window this member ever announced is kept (a file in the
+   * data dir); without one, only the current settings count at a restart.
+   */
+  timingRecord?: TimingRecordStore;
   createTransport(events: TransportEvents): PeerTransport;
   logger: Logger;
   metrics?: MemberMetrics;
@@ -77,6 +88,7 @@ interface Timing {
   heartbeatTicks: number;
   electionTimeoutMs: number;
   leaseWindowMs: number;
+  maxClockDriftMs: number;
 }
 
 export function validateMemberOptions(o: MemberOptions): Timing {
@@ -110,6 +122,7 @@ export function validateMemberOptions(o: MemberOptions): Timing {
     heartbeatTicks: o.heartbeatTicks,
     electionTimeoutMs: o.electionTicks * o.tickMs,
     leaseWindowMs,
+    maxClockDriftMs: o.maxClockDriftMs,
   };
 }
 
@@ -141,6 +154,7 @@ export class RaftMember implements Member {
   private readonly timers: MemberTimers;
   private readonly wallClock: () => Date;
   private readonly lease: LeaderLease;
+  private readonly timingGuard: MemberTiming;
   private node: RawNode | undefined;
   private transport: PeerTransport | undefined;
   private tickTimer: NodeJS.Timeout | undefined;
@@ -163,6 +177,7 @@ export class RaftMember implements Member {
   private heartbeatNow = false;
   private readonly refusalLog = new Map<string, { atMs: number; suppressed: number }>();
   private failed = false;
+  private readonly invalidByReason = new Map<string, number>();
 
   private nextTickAtMs = 0;
   private worstLatenessMs = 0;
@@ -176,7 +191,13 @@ export class RaftMember implements Member {
     this.nowMs = options.monotonicNowMs ?? (() => performance.now());
     this.timers = options.timers ?? realTimers;
     this.wallClock = options.wallClock ?? (() => new Date());
-    this.lease = new LeaderLease(options.id, options.voters, this.timing.leaseWindowMs);
+    this.lease = new LeaderLease(options.id, options.voters, this.announcedTiming());
+    this.timingGuard = new MemberTiming(this.announcedTiming(), this.lease, options.timingRecord, this.log);
+  }
+
+  /** What this member announces to its peers in the handshake. */
+  announcedTiming(): PeerTiming {
+    return { tickMs: this.timing.tickMs, electionTicks: this.timing.electionTicks, maxClockDriftMs: this.timing.maxClockDriftMs };
   }
 
   get leaseWindowMs(): number {
@@ -192,6 +213,15 @@ export class RaftMember implements Member {
     if (this.running) return;
     const restored = this.options.store.load();
     const t = this.timing;
+    if (restored && restored.hardState.term > MaxRestoredTerm) {
+      throw new ClusterError(
+        'STATE_TERM_NO_HEADROOM',
+        `the state file holds term ${restored.hardState.term}, too close to 2^53 for this member ever to campaign ` +
+          `(the largest it starts from is ${MaxRestoredTerm}); this member cannot take part again. Recover by stopping every member of the group, deleting every ` +
+          `member's state file, and starting them all (a new group: the term, the fencing token, restarts from 1)`,
+      );
+    }
+    const { restartVoteDelayTicks } = this.timingGuard.start(this.nowMs(), restored === undefined);
     this.node = new RawNode({
       id: this.id,
       voters: this.options.voters,
@@ -204,8 +234,8 @@ export class RaftMember implements Member {
       // A restarted member may have acknowledged a heartbeat just before it stopped; a leader's
       // lease counts on that, so it answers no vote for one election timeout. A member with no
       // state may even have voted before its disk was lost: it waits two, once it sees the group ran.
-      restartVoteDelayTicks: t.electionTicks,
-      freshVoteDelayTicks: 2 * t.electionTicks,
+      restartVoteDelayTicks,
+      freshVoteDelayTicks: 2 * restartVoteDelayTicks,
     });
     const status = this.node.status();
     this.term = status.term;
@@ -221,6 +251,7 @@ export class RaftMember implements Member {
         if (!connected) this.onPeerDisconnected(peer);
       },
       onDrop: (reason) => this.metrics?.messageDropped(reason),
+      onPeerTiming: (peer, timing) => this.timingGuard.peerTiming(peer, timing),
     });
     await this.transport.start();
     this.running = true;
@@ -261,6 +292,11 @@ export class RaftMember implements Member {
     }
     await this.stop();
     return result;
+  }
+
+  /** Peer messages refused at the raft boundary since start, by reason (sorted). */
+  invalidMessageCounts(): Record<string, number> {
+    return Object.fromEntries([...this.invalidByReason.entries()].sort(([a], [b]) => a.localeCompare(b)));
   }
 
   // ---- the Member interface ----
@@ -335,7 +371,9 @@ export class RaftMember implements Member {
       );
     }
     return new Promise<TransferResult>((resolve) => {
-      this.pendingTransfers.add({ resolve, deadlineMs: this.nowMs() + this.timing.electionTimeoutMs + this.timing.tickMs });
+      // The target campaigns on its own timing: wait for the longest election any member may run.
+      const electionMs = Math.max(this.timing.electionTimeoutMs, this.timingGuard.otherLeaseCoverMs());
+      this.pendingTransfers.add({ resolve, deadlineMs: this.nowMs() + electionMs + this.timing.tickMs });
       this.startTransfer(target);
     });
   }
@@ -429,19 +467,24 @@ export class RaftMember implements Member {
   private onPeerMessage(m: Message): void {
     if (!this.running || !this.node) return;
     this.metrics?.messageReceived(m.type);
-    if (m.type === 'MsgHeartbeatResp' && m.term === this.term) this.lease.heartbeatAcked(m.from, m.context);
     try {
+      // Before anything reads it: the lease must not count an ack raft would refuse.
+      validatePeerMessage(m, this.id, this.term);
+      if (this.timingGuard.refusesFreshVote(m, this.term, this.nowMs())) return;
+      if (m.type === 'MsgHeartbeatResp' && m.term === this.term) this.lease.heartbeatAcked(m.from, m.context);
       this.node.step(m);
     } catch (err) {
       if (err instanceof RaftError) {
-        this.metrics?.messageDropped('decode');
-        // One line per peer and code per interval: a misbehaving peer must not flood the log.
-        const key = `${m.from}:${err.code}`;
+        const reason = err instanceof InvalidMessageError ? err.reason : err.code;
+        this.invalidByReason.set(reason, (this.invalidByReason.get(reason) ?? 0) + 1);
+        this.metrics?.messageDropped(err instanceof InvalidMessageError ? 'frame_invalid' : 'decode');
+        // One line per peer and reason per interval: a misbehaving peer must not flood the log.
+        const key = `${m.from}:${reason}`;
         const now = this.nowMs();
         const last = this.refusalLog.get(key);
         if (last === undefined || now - last.atMs >= RefusalLogIntervalMs) {
           this.log.warn(
-            { peer: m.from, type: m.type, code: err.code, err: err.message, repeated: last?.suppressed ?? 0 },
+            { peer: m.from, type: m.type, code: err.code, reason, err: err.message, repeated: last?.suppressed ?? 0 },
             'peer message refused by raft',
           );
           this.refusalLog.set(key, { atMs: now, suppressed: 0 });
@@ -537,8 +580,9 @@ export class RaftMember implements Member {
       if (next.state === 'Leader') {
         this.lease.reset();
         // Followers that forgot the old leader skipped its lease: wait it out before claiming,
-        // with the drift margin, since the old lease ran on the old leader's clock.
-        this.claimNotBeforeMs = status.leaseSkipped ? now + this.timing.leaseWindowMs + this.options.maxClockDriftMs : 0;
+        // with the drift margin, since the old lease ran on the old leader's clock. Its quorum is
+        // unknown here, so the wait covers the longest window any member announced.
+        this.claimNotBeforeMs = status.leaseSkipped ? now + this.timingGuard.otherLeaseCoverMs() : 0;
         // Start the lease one round trip from now rather than at the next heartbeat tick.
         this.heartbeatNow = true;
       }

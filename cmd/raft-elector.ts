@@ -6,6 +6,7 @@ import { DataDirError, DataDirLock } from '../cluster/data-dir-lock.js';
 import { isClusterError } from '../cluster/errors.js';
 import { RaftMember } from '../cluster/member.js';
 import { StateFile } from '../cluster/state-file.js';
+import { TimingRecordFile } from '../cluster/timing-record.js';
 import { WsTransport } from '../cluster/transport.js';
 import { ConfigError, parseConfig, type ElectorConfig } from './config.js';
 import {
@@ -98,7 +99,7 @@ async function run(config: ElectorConfig): Promise<void> {
   const metrics = new ElectorMetrics();
   let transport: WsTransport | undefined;
   let parts: import('./in-cluster.js').InClusterParts | undefined;
-  const member = new RaftMember({
+  const member: RaftMember = new RaftMember({
     id: config.id,
     voters,
     tickMs: config.tickMs,
@@ -109,6 +110,7 @@ async function run(config: ElectorConfig): Promise<void> {
     onFatal: () => process.exit(ExitFailure),
     forgetLeaderOnDisconnect: config.forgetLeaderOnDisconnect,
     store: voteMustBeMember(new StateFile(config.dataDir, log, { memberId: config.id, group: config.clusterName }), voters, k ? '--replicas' : '--peers'),
+    timingRecord: new TimingRecordFile(config.dataDir),
     logger: log,
     metrics,
     createTransport: (events) =>
@@ -153,7 +155,8 @@ async function run(config: ElectorConfig): Promise<void> {
     if ((err as NodeJS.ErrnoException).syscall === 'listen') throw listenError(err, '--listen', config.listen);
     if (isClusterError(err)) {
       log.fatal({ code: err.code, err: err.message }, 'member cannot start');
-      process.exit(ExitFailure);
+      // The operator must act on the data dir; restarting the same way cannot help.
+      process.exit(isClusterError(err, 'STATE_TERM_NO_HEADROOM') ? ExitConfig : ExitFailure);
     }
     throw err;
   }

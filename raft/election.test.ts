@@ -200,7 +200,8 @@ describe('old messages (etcd TestOldMessages)', () => {
     nt.campaign('b');
     nt.campaign('a');
     expect(nt.status('a')).toMatchObject({ state: 'Leader', term: 3 });
-    nt.send(makeMessage({ type: 'MsgApp', from: 'b', to: 'a', term: 2, entries: [{ index: 3, term: 2 }] }));
+    // etcd's test leaves index and logTerm at 0; the entry must follow them (raft/validate.ts).
+    nt.send(makeMessage({ type: 'MsgApp', from: 'b', to: 'a', term: 2, index: 2, logTerm: 2, entries: [{ index: 3, term: 2 }] }));
     nt.act('a', (n) => n.propose());
     for (const id of ids(3)) {
       expect(nt.storage.get(id)!.entries.map((e) => e.term)).toEqual([1, 2, 3, 3]);

@@ -3,3 +3,4 @@ export type { RaftConfig, Status, ProgressStatus, CampaignType } from './raft.js
 export { seededRandom, type RandomSource } from './random.js';
 export { RaftLog } from './log.js';
 export * from './types.js';
+export { InvalidMessageError, MaxRestoredTerm, MaxTerm, MaxTermStepAboveMaxTerm, validatePeerMessage, type InvalidMessageReason } from './validate.js';

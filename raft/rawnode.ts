@@ -1,3 +1,4 @@
+import { validatePeerMessage } from './validate.js';
 import { Raft, type RaftConfig, type Status } from './raft.js';
 import {
   hardStateEqual,
@@ -43,6 +44,8 @@ export class RawNode {
     if (this.raft.isLocalMessage(m.type)) {
       throw new RaftError('INVALID_ARGUMENT', `${m.type} is local and cannot arrive from a peer`);
     }
+    // Refused whole, before it changes anything: raft's invariants hold for every peer message.
+    validatePeerMessage(m, this.raft.id, this.raft.term);
     if (!this.raft.trk.progress.has(m.from) && isResponseType(m.type)) {
       // A response from a non-member carries nothing we can use.
       return;

@@ -165,7 +165,8 @@ export type RaftErrorCode =
   | 'READY_NOT_ADVANCED'
   | 'NO_READY'
   | 'PROPOSAL_DROPPED'
-  | 'LOG_CORRUPTED';
+  | 'LOG_CORRUPTED'
+  | 'INVALID_MESSAGE';
 
 /** A typed error with a stable code, so callers branch on `code` and not on text. */
 export class RaftError extends Error {

@@ -1,6 +1,6 @@
 import type { DurableState, Message } from '../../raft/index.js';
 import { ClusterError } from '../../cluster/errors.js';
-import type { PeerInfo, PeerTransport, StateStore, TransportEvents } from '../../cluster/interfaces.js';
+import type { PeerInfo, PeerTiming, PeerTransport, StateStore, TransportEvents } from '../../cluster/interfaces.js';
 
 /**
  * An in-memory network for RaftMembers under fake timers: delivery is asynchronous (a
@@ -9,8 +9,13 @@ import type { PeerInfo, PeerTransport, StateStore, TransportEvents } from '../..
 /** Three members in steady state keep a handful in flight; tens of thousands is a storm. */
 const MaxInFlight = 20_000;
 
+/** The timing the members of the unit tests run with (100 ms ticks, 10 election ticks). */
+export const DefaultBusTiming: PeerTiming = { tickMs: 100, electionTicks: 10, maxClockDriftMs: 100 };
+
 export class Bus {
   readonly endpoints = new Map<string, TransportEvents>();
+  /** What each started endpoint announces, as the real transport does in its handshake. */
+  readonly timings = new Map<string, PeerTiming>();
   private readonly cut = new Set<string>();
   readonly trace: { event: 'send' | 'save'; member: string; detail: string }[] = [];
   /** Per-message delivery delay in ms (0: next microtask). */
@@ -19,10 +24,19 @@ export class Bus {
   tracing = true;
   private inFlight = 0;
 
-  transport(self: string, peers: string[], events: TransportEvents): PeerTransport {
+  transport(self: string, peers: string[], events: TransportEvents, timing: PeerTiming = DefaultBusTiming): PeerTransport {
     return {
       start: async () => {
         this.endpoints.set(self, events);
+        this.timings.set(self, { ...timing });
+        // A new link each way: both sides learn the other's timing before any message.
+        for (const peer of [...peers].sort()) {
+          const theirs = this.timings.get(peer);
+          const their = this.endpoints.get(peer);
+          if (theirs === undefined || their === undefined) continue;
+          events.onPeerTiming?.(peer, { ...theirs });
+          their.onPeerTiming?.(self, { ...timing });
+        }
       },
       send: (m: Message) => {
         if (this.tracing) this.trace.push({ event: 'send', member: self, detail: `${m.type}->${m.to}@${m.term}` });
@@ -45,6 +59,7 @@ export class Bus {
         peers.map((id) => ({ id, address: `mem:${id}`, connected: this.endpoints.has(id) && !this.cut.has(`${self}->${id}`) })),
       close: async () => {
         this.endpoints.delete(self);
+        this.timings.delete(self);
       },
     };
   }
@@ -64,6 +79,7 @@ export class Bus {
   /** What the others' transports report when a member's process dies: its links close. */
   crash(id: string): void {
     this.endpoints.delete(id);
+    this.timings.delete(id);
     for (const [other, events] of this.endpoints) if (other !== id) events.onPeerConnectionChange?.(id, false);
   }
 }

@@ -3,19 +3,33 @@
  * transfer and forget paths) on an in-memory network with random delays, under fake
  * timers so a schedule replays exactly. Every 10 ms of simulated time every member's view
  * is sampled (each member's clock and timers run at their own rate, within the drift bound):
- * at most one may answer isLeader, and no term may have two leaders. After the
+ * at most one may answer isLeader, and no term may have two leaders (also with members on
+ * different timing settings, restarted one at a time with new ones). After the
  * chaos the network heals and one leader must claim within a bound.
  */
 import fc from 'fast-check';
 import { pino } from 'pino';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
+import type { PeerTiming } from '../../cluster/interfaces.js';
 import { RaftMember } from '../../cluster/member.js';
+import { MemoryTimingRecord } from '../../cluster/timing-record.js';
 import { seededRandom } from '../../raft/index.js';
 import { Bus, MemoryStore } from '../harness/member-bus.js';
 
 const Ids = ['a', 'b', 'c'];
 const TickMs = 100;
 const ElectionTicks = 10;
+const Uniform: PeerTiming = { tickMs: TickMs, electionTicks: ElectionTicks, maxClockDriftMs: 100 };
+/**
+ * Settings a rolling upgrade may mix. Each drift bound is at least 11% of its refusal window
+ * ((electionTicks - 1) * tickMs), above the 10.5% the default clock rates can drift apart.
+ */
+const Timings: readonly PeerTiming[] = [
+  Uniform,
+  { tickMs: 20, electionTicks: 10, maxClockDriftMs: 20 },
+  { tickMs: 50, electionTicks: 8, maxClockDriftMs: 40 },
+  { tickMs: 30, electionTicks: 20, maxClockDriftMs: 65 },
+];
 const StepMs = 10;
 const silent = pino({ level: 'silent' });
 /**
@@ -33,7 +47,11 @@ type Action =
   | { kind: 'isolate'; who: Who; forMs: number }
   | { kind: 'crash'; who: Who; downMs: number }
   | { kind: 'transfer'; thenIsolateAfterMs: number | null }
-  | { kind: 'podGone' };
+  | { kind: 'podGone' }
+  /** A rolling-upgrade step: stop one member and start it again with other settings. */
+  | { kind: 'retime'; who: Who; timing: number }
+  /** Hand leadership to a chosen member (the slowest one may lead), then maybe cut it off. */
+  | { kind: 'handTo'; index: number; thenIsolateAfterMs: number | null };
 
 const whoArb = fc.constantFrom<Who>('leader', 'follower', 'any');
 const actionArb: fc.Arbitrary<Action> = fc.oneof(
@@ -48,11 +66,23 @@ const actionArb: fc.Arbitrary<Action> = fc.oneof(
   }),
   fc.record({ kind: fc.constant('podGone' as const) }),
 );
+const mixedActionArb: fc.Arbitrary<Action> = fc.oneof(
+  actionArb,
+  fc.record({ kind: fc.constant('retime' as const), who: whoArb, timing: fc.nat({ max: Timings.length - 1 }) }),
+  fc.record({
+    kind: fc.constant('handTo' as const),
+    index: fc.nat({ max: Ids.length - 1 }),
+    thenIsolateAfterMs: fc.option(fc.integer({ min: 300, max: 1_500 }), { nil: null }),
+  }),
+);
 
 class Group {
   readonly bus = new Bus();
   readonly stores = new Map(Ids.map((id) => [id, new MemoryStore(id, this.bus)]));
   readonly members = new Map<string, RaftMember>();
+  readonly records = new Map(Ids.map((id) => [id, new MemoryTimingRecord()]));
+  /** The settings each member runs with at its next start. */
+  readonly timings = new Map<string, PeerTiming>(Ids.map((id) => [id, Uniform]));
   private readonly restarts = new Map<string, number>();
   private readonly timers: (() => void)[] = [];
   readonly leaderOfTerm = new Map<number, string>();
@@ -75,14 +105,14 @@ class Group {
     this.restarts.set(id, n);
     const rate = this.rates.get(id)!;
     const origin = Date.now();
+    const timing = this.timings.get(id)!;
     const member = new RaftMember({
       id,
       voters: Ids,
-      tickMs: TickMs,
-      electionTicks: ElectionTicks,
+      ...timing,
       heartbeatTicks: 1,
-      maxClockDriftMs: 100,
       store: this.stores.get(id)!,
+      timingRecord: this.records.get(id)!,
       logger: silent,
       random: seededRandom(this.seed * 31 + Ids.indexOf(id) * 7 + n * 1009),
       // A process's monotonic clock and its timers run at the same (skewed) rate.
@@ -91,7 +121,7 @@ class Group {
         setTimeout: (callback, delayMs) => setTimeout(callback, delayMs / rate),
         clearTimeout: (handle) => clearTimeout(handle),
       },
-      createTransport: (events) => this.bus.transport(id, Ids.filter((p) => p !== id), events),
+      createTransport: (events) => this.bus.transport(id, Ids.filter((p) => p !== id), events, timing),
     });
     this.members.set(id, member);
     await member.start();
@@ -148,10 +178,15 @@ class Group {
   }
 }
 
-async function runSchedule(seed: number, actions: Action[]): Promise<{ samples: number; claims: number; terms: number }> {
+async function runSchedule(
+  seed: number,
+  actions: Action[],
+  initialTimings: readonly PeerTiming[] = [],
+): Promise<{ samples: number; claims: number; terms: number }> {
   const g = new Group(seed);
   const choose = seededRandom(seed);
   const rnd = () => choose.nextInt(1_000_000);
+  Ids.forEach((id, i) => g.timings.set(id, initialTimings[i] ?? Uniform));
   try {
     for (const id of Ids) await g.start(id);
     await g.run(3_000);
@@ -180,6 +215,24 @@ async function runSchedule(seed: number, actions: Action[]): Promise<{ samples: 
           g.members.get(leader)!.transferLeadership().catch(() => undefined);
           if (action.thenIsolateAfterMs !== null) {
             g.later(action.thenIsolateAfterMs, () => g.bus.isolate(leader, Ids));
+            g.later(action.thenIsolateAfterMs + 2_000, () => g.bus.heal());
+          }
+          break;
+        }
+        case 'retime': {
+          const id = g.pick(action.who, rnd);
+          if (!id) break;
+          await g.crash(id);
+          g.timings.set(id, Timings[action.timing]!);
+          await g.start(id);
+          break;
+        }
+        case 'handTo': {
+          const leader = g.pick('leader', rnd);
+          const to = Ids[action.index]!;
+          if (leader && leader !== to && g.members.has(to)) g.members.get(leader)!.transferLeadership(to).catch(() => undefined);
+          if (action.thenIsolateAfterMs !== null) {
+            g.later(action.thenIsolateAfterMs, () => g.bus.isolate(to, Ids));
             g.later(action.thenIsolateAfterMs + 2_000, () => g.bus.heal());
           }
           break;
@@ -244,5 +297,83 @@ describe('lease safety of real members over random schedules', () => {
     // The schedules really exercised leadership: leaders claimed and terms moved.
     expect(claims).toBeGreaterThan(samples / 10);
     expect(terms).toBeGreaterThan(numRuns * 2);
+  }, 300_000);
+});
+
+describe('lease safety of real members with mixed timing settings', () => {
+  beforeEach(() => vi.useFakeTimers({ now: 1_000_000 }));
+  afterEach(() => vi.useRealTimers());
+
+  it('members with different tickMs, electionTicks and maxClockDriftMs, restarted with new settings at random: never two isLeader', async () => {
+    const seed = Number(process.env.LEASE_SIM_SEED ?? defaultSeed);
+    const numRuns = Number(process.env.LEASE_SIM_MIXED_RUNS ?? 150);
+    console.log(
+      `mixed-timing lease simulation: fast-check seed ${seed}, ${numRuns} schedules over ${Timings.length} timings ` +
+        `(replay: LEASE_SIM_SEED=${seed} npx vitest run test/sim/lease.test.ts -t 'mixed timing')`,
+    );
+    let samples = 0;
+    let claims = 0;
+    await fc.assert(
+      fc.asyncProperty(
+        fc.integer({ min: 1, max: 2 ** 30 }),
+        fc.array(fc.nat({ max: Timings.length - 1 }), { minLength: 3, maxLength: 3 }),
+        fc.array(mixedActionArb, { minLength: 3, maxLength: 12 }),
+        async (s, timingIdx, actions) => {
+          vi.setSystemTime(1_000_000);
+          const r = await runSchedule(s, actions, timingIdx.map((i) => Timings[i]!));
+          samples += r.samples;
+          claims += r.claims;
+        },
+      ),
+      { seed, numRuns, endOnFailure: true },
+    );
+    console.log(`mixed-timing lease simulation: ${samples} samples, ${claims} isLeader answers`);
+    expect(claims).toBeGreaterThan(samples / 10);
+  }, 300_000);
+
+  it('a rolling change of every timing setting, one member at a time, and back: one isLeader at most, and a leader throughout', async () => {
+    const seed = Number(process.env.LEASE_SIM_SEED ?? defaultSeed);
+    const numRuns = Number(process.env.LEASE_SIM_ROLL_RUNS ?? 10);
+    console.log(`rolling-timing simulation: fast-check seed ${seed}, ${numRuns} rolls (replay: LEASE_SIM_SEED=${seed} npx vitest run test/sim/lease.test.ts -t 'rolling')`);
+    let worstGapMs = 0;
+    await fc.assert(
+      fc.asyncProperty(fc.integer({ min: 1, max: 2 ** 30 }), fc.nat({ max: Timings.length - 2 }), async (s, to) => {
+        vi.setSystemTime(1_000_000);
+        const g = new Group(s);
+        const target = Timings[to + 1]!;
+        try {
+          for (const id of Ids) await g.start(id);
+          await g.run(3_000);
+          let gapMs = 0;
+          const runTracking = async (ms: number) => {
+            for (let t = 0; t < ms; t += StepMs) {
+              await g.run(StepMs);
+              gapMs = [...g.members.values()].some((m) => m.view().isLeader) ? 0 : gapMs + StepMs;
+              worstGapMs = Math.max(worstGapMs, gapMs);
+            }
+          };
+          for (const timing of [target, Uniform]) {
+            for (const id of Ids) {
+              // SIGTERM: a leader hands over first (its promise settles as time runs), then the process ends.
+              const m = g.members.get(id)!;
+              let done = false;
+              void m.shutdown().finally(() => (done = true));
+              while (!done) await runTracking(StepMs);
+              g.members.delete(id);
+              g.bus.crash(id);
+              g.timings.set(id, timing);
+              await g.start(id);
+              await runTracking(3_000);
+            }
+          }
+        } finally {
+          await g.stop();
+        }
+      }),
+      { seed, numRuns, endOnFailure: true },
+    );
+    console.log(`rolling-timing simulation: longest time without any isLeader ${worstGapMs} ms`);
+    // A graceful handover, or at worst the restarted member's refusal plus an election: never minutes.
+    expect(worstGapMs).toBeLessThan(10 * ElectionTicks * TickMs);
   }, 300_000);
 });

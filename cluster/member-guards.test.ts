@@ -1,0 +1,194 @@
+/**
+ * The member's guards of issue 9: poison frames are dropped at the raft boundary with a typed,
+ * counted, rate-limited reason and the member keeps running; a term without headroom on disk
+ * refuses the start; mixed timing; the start-up vote refusal covers the longest window this
+ * member ever announced. Fake timers drive time.
+ */
+import { pino } from 'pino';
+import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
+import { makeMessage, MaxRestoredTerm, seededRandom, type Message } from '../raft/index.js';
+import { Bus, MemoryStore } from '../test/harness/member-bus.js';
+import { isClusterError } from './errors.js';
+import type { PeerTiming } from './interfaces.js';
+import { RaftMember } from './member.js';
+import { MemoryTimingRecord } from './timing-record.js';
+
+const Ids = ['a', 'b', 'c'];
+const Slow: PeerTiming = { tickMs: 100, electionTicks: 10, maxClockDriftMs: 100 };
+const Fast: PeerTiming = { tickMs: 20, electionTicks: 10, maxClockDriftMs: 20 };
+const silent = pino({ level: 'silent' });
+const seed = Number(process.env.MEMBER_TEST_SEED ?? 11);
+
+function makeGroup(timings: Record<string, PeerTiming> = {}) {
+  const bus = new Bus();
+  const stores = new Map(Ids.map((id) => [id, new MemoryStore(id, bus)]));
+  const records = new Map(Ids.map((id) => [id, new MemoryTimingRecord()]));
+  const members = new Map<string, RaftMember>();
+  const fatal: unknown[] = [];
+  let starts = 0;
+  const create = (id: string, timing: PeerTiming = timings[id] ?? Slow, logger = silent): RaftMember => {
+    const member = new RaftMember({
+      id,
+      voters: Ids,
+      ...timing,
+      heartbeatTicks: 1,
+      store: stores.get(id)!,
+      timingRecord: records.get(id)!,
+      logger,
+      random: seededRandom(seed * 100 + starts++),
+      onFatal: (err) => fatal.push(err),
+      monotonicNowMs: () => Date.now(),
+      createTransport: (events) => bus.transport(id, Ids.filter((p) => p !== id), events, timing),
+    });
+    members.set(id, member);
+    return member;
+  };
+  return { bus, stores, records, members, fatal, create };
+}
+
+async function runUntil(done: () => boolean, limitMs: number, check: () => void = () => undefined): Promise<number> {
+  let elapsed = 0;
+  while (!done()) {
+    if (elapsed >= limitMs) throw new Error(`condition not reached within ${limitMs} ms of simulated time`);
+    await vi.advanceTimersByTimeAsync(5);
+    elapsed += 5;
+    check();
+  }
+  return elapsed;
+}
+
+async function runFor(ms: number, check: () => void): Promise<void> {
+  for (let t = 0; t < ms; t += 5) {
+    await vi.advanceTimersByTimeAsync(5);
+    check();
+  }
+}
+
+function claimers(members: Map<string, RaftMember>): string[] {
+  return [...members.values()].filter((m) => m.view().isLeader).map((m) => m.id);
+}
+
+function noOverlap(members: Map<string, RaftMember>): () => void {
+  return () => {
+    const c = claimers(members);
+    if (c.length > 1) throw new Error(`${c.join(' and ')} both answer isLeader at ${Date.now()}`);
+  };
+}
+
+describe('member guards', () => {
+  beforeEach(() => {
+    console.log(`member guards seed ${seed} (replay: MEMBER_TEST_SEED=${seed} npx vitest run cluster/member-guards.test.ts)`);
+    vi.useFakeTimers({ now: 1_000_000 });
+  });
+  afterEach(() => vi.useRealTimers());
+
+  async function electedGroup() {
+    const g = makeGroup();
+    for (const id of Ids) await g.create(id).start();
+    await runUntil(() => claimers(g.members).length === 1, 5_000);
+    const leader = claimers(g.members)[0]!;
+    const follower = Ids.find((id) => id !== leader)!;
+    return { ...g, leader, follower };
+  }
+
+  it('poison frames are dropped with a typed reason, counted, logged once per peer per interval, and change nothing', async () => {
+    const g = await electedGroup();
+    const lines: Record<string, unknown>[] = [];
+    const logger = pino({ level: 'warn' }, { write: (line: string) => void lines.push(JSON.parse(line) as Record<string, unknown>) });
+    const target = g.members.get(g.follower)!;
+    (target as unknown as { log: typeof logger }).log = logger;
+    const before = target.view();
+    const other = Ids.find((id) => id !== g.leader && id !== g.follower)!;
+    const events = g.bus.endpoints.get(g.follower)!;
+    const poison: Message[] = [
+      // A heartbeat with term 0 "from" the other follower: would switch the leader for a moment.
+      makeMessage({ type: 'MsgHeartbeat', from: other, to: g.follower, term: 0 }),
+      // Entries above the message's term: the follower used to exit 1.
+      makeMessage({ type: 'MsgApp', from: g.leader, to: g.follower, term: before.term, index: 1, logTerm: 1, entries: [{ index: 2, term: before.term + 5 }] }),
+      // A term without headroom: the group used to adopt it and never elect again.
+      makeMessage({ type: 'MsgHeartbeat', from: g.leader, to: g.follower, term: Number.MAX_SAFE_INTEGER }),
+    ];
+    for (let i = 0; i < 20; i++) for (const m of poison) events.onMessage(m);
+    expect(target.view()).toMatchObject({ leader: g.leader, term: before.term });
+    expect(target.invalidMessageCounts()).toEqual({ log_term_above_term: 20, term_missing: 20, term_no_headroom: 20 });
+    const refused = lines.filter((l) => l.msg === 'peer message refused by raft');
+    expect(refused.map((l) => `${String(l.peer)}:${String(l.reason)}`).sort()).toEqual(
+      [`${other}:term_missing`, `${g.leader}:log_term_above_term`, `${g.leader}:term_no_headroom`].sort(),
+    );
+    await runFor(500, noOverlap(g.members));
+    expect(g.fatal).toEqual([]);
+    expect(claimers(g.members)).toEqual([g.leader]);
+    expect(target.view()).toMatchObject({ leader: g.leader, term: before.term, role: 'Follower' });
+    for (const m of g.members.values()) await m.stop();
+  });
+
+  it('a huge but allowed term from one frame is adopted, and the group elects above it once its sender is gone', async () => {
+    const g = await electedGroup();
+    const big = Number.MAX_SAFE_INTEGER - 2 ** 32;
+    g.bus.endpoints.get(g.follower)!.onMessage(makeMessage({ type: 'MsgHeartbeat', from: g.leader, to: g.follower, term: big }));
+    await runUntil(
+      () => claimers(g.members).length === 1 && [...g.members.values()].every((m) => m.view().term > big),
+      3 * 20 * Slow.tickMs,
+      noOverlap(g.members),
+    );
+    for (const m of g.members.values()) await m.stop();
+  });
+
+  it('a state file whose term has no headroom stops the start with a recovery hint', async () => {
+    const g = makeGroup();
+    g.stores.get('a')!.state = { hardState: { term: MaxRestoredTerm + 1, vote: '', commit: 0 }, snapshot: { index: 0, term: 0 }, entries: [] };
+    const err = await g.create('a').start().then(
+      () => undefined,
+      (e: unknown) => e,
+    );
+    expect(isClusterError(err, 'STATE_TERM_NO_HEADROOM')).toBe(true);
+    expect((err as Error).message).toMatch(/delet(e|ing) every member's state file/);
+  });
+
+  it('the issue\'s case: b and c tick every 20 ms, leader a every 100 ms, a cut off: no overlap', async () => {
+    const g = makeGroup({ b: Fast, c: Fast });
+    for (const id of Ids) await g.create(id).start();
+    await runUntil(() => claimers(g.members).length === 1, 5_000, noOverlap(g.members));
+    // Make a lead (if b or c won, hand over) so its lease is the one that must hold.
+    if (!g.members.get('a')!.view().isLeader) {
+      const leader = claimers(g.members)[0]!;
+      await Promise.all([g.members.get(leader)!.transferLeadership('a'), runUntil(() => g.members.get('a')!.view().isLeader, 5_000, noOverlap(g.members))]);
+    }
+    await runFor(300, noOverlap(g.members));
+    const lease = g.members.get('a')!.view().leaseExpiresInMs!;
+    // Its lease is bounded by the 20 ms followers' window (180 ms - 100 ms drift), not its own 800 ms.
+    expect(lease).toBeLessThanOrEqual(80);
+    g.bus.isolate('a', Ids);
+    await runUntil(() => claimers(g.members).some((id) => id !== 'a'), 3_000, noOverlap(g.members));
+    for (const m of g.members.values()) await m.stop();
+  });
+
+  it('a member restarted with shorter timing refuses votes for the longest window it ever announced', async () => {
+    const g = makeGroup();
+    const store = g.stores.get('c')!;
+    store.state = { hardState: { term: 3, vote: 'a', commit: 0 }, snapshot: { index: 0, term: 0 }, entries: [] };
+    g.records.get('c')!.value = 900; // announced 100 ms x 10 ticks before the restart
+    const c = g.create('c', Fast);
+    await c.start();
+    expect(g.records.get('c')!.value).toBe(900);
+    const events = g.bus.endpoints.get('c')!;
+    const answers = () => g.bus.trace.filter((t) => t.event === 'send' && t.member === 'c' && t.detail.startsWith('MsgVoteResp')).length;
+    await vi.advanceTimersByTimeAsync(800);
+    events.onMessage(makeMessage({ type: 'MsgVote', from: 'b', to: 'c', term: 4 }));
+    await vi.advanceTimersByTimeAsync(0);
+    expect(answers()).toBe(0); // 800 ms in: still inside the old 900 ms window (its own is 180 ms)
+    await vi.advanceTimersByTimeAsync(200);
+    events.onMessage(makeMessage({ type: 'MsgVote', from: 'b', to: 'c', term: 4 }));
+    await vi.advanceTimersByTimeAsync(0);
+    expect(answers()).toBe(1);
+    await c.stop();
+  });
+
+  it('the record keeps the longest window: a member restarted with longer timing raises it before it joins', async () => {
+    const g = makeGroup();
+    g.records.get('c')!.value = 180;
+    await g.create('c', Slow).start();
+    expect(g.records.get('c')!.value).toBe(900);
+    await g.members.get('c')!.stop();
+  });
+});

@@ -1,0 +1,91 @@
+/**
+ * The member's side of mixed timing settings (a rolling upgrade): the peers' announced timing
+ * feeds the leader's lease (cluster/lease.ts); the waits that cover another leader's lease use
+ * the longest window any member announced; the start-up vote refusal covers the longest window
+ * this member ever announced (cluster/timing-record.ts).
+ */
+import type { Logger } from 'pino';
+import type { Message } from '../raft/index.js';
+import type { PeerTiming } from './interfaces.js';
+import { refusalWindowMs, type LeaderLease } from './lease.js';
+import type { TimingRecordStore } from './timing-record.js';
+
+function sameTiming(a: PeerTiming, b: PeerTiming): boolean {
+  return a.tickMs === b.tickMs && a.electionTicks === b.electionTicks && a.maxClockDriftMs === b.maxClockDriftMs;
+}
+
+export class MemberTiming {
+  private startedAtMs = 0;
+  private startedFresh = false;
+  /** undefined until the first peer message says whether the group ran before this member. */
+  private groupRanSeen: boolean | undefined;
+
+  constructor(
+    readonly own: PeerTiming,
+    private readonly lease: LeaderLease,
+    private readonly record: TimingRecordStore | undefined,
+    private readonly log: Logger,
+  ) {}
+
+  /**
+   * Records the longest refusal window this member ever announced (fsynced before it joins) and
+   * returns the start-up vote refusal in ticks that covers it: an ack the old incarnation gave
+   * under longer timing still counts with its old window at the leader. The first tick may come
+   * at once, so d ticks refuse for (d - 1) * tickMs: d = ceil(longest / tickMs) + 1.
+   */
+  start(nowMs: number, fresh: boolean): { restartVoteDelayTicks: number } {
+    this.startedAtMs = nowMs;
+    this.startedFresh = fresh;
+    this.groupRanSeen = undefined;
+    const own = refusalWindowMs(this.own);
+    const recorded = this.record?.load();
+    const longest = Math.max(own, recorded ?? 0);
+    if (recorded === undefined || longest > recorded) this.record?.save(longest);
+    const ticks = Math.max(this.own.electionTicks, Math.ceil(longest / this.own.tickMs) + 1);
+    if (recorded !== undefined && recorded > own) {
+      this.log.info(
+        { refusalWindowMs: own, longestAnnouncedMs: recorded, restartVoteDelayTicks: ticks },
+        'timing shorter than before: the start-up vote refusal covers the longest window this member announced',
+      );
+    }
+    return { restartVoteDelayTicks: ticks };
+  }
+
+  /** The transport's onPeerTiming: the timing a peer announced on its new link. */
+  peerTiming(peer: string, timing: PeerTiming): void {
+    const before = this.lease.peerTiming(peer);
+    this.lease.setPeerTiming(peer, timing);
+    // Once per change per peer: a rolling upgrade mixes settings on purpose, and it is worth a line.
+    if (!sameTiming(timing, this.own) && (before === undefined || !sameTiming(before, timing))) {
+      this.log.info(
+        { peer, peerTiming: timing, ownTiming: this.own, ackWindowMs: this.lease.ackWindowMs(peer) ?? 0 },
+        'peer runs with other timing settings; its acks count with its own window',
+      );
+    }
+  }
+
+  /** How long a wait must be to outlast any other leader's lease: the longest window plus drift announced. */
+  otherLeaseCoverMs(): number {
+    return this.lease.longestLeaseWindowMs() + this.lease.largestDriftMs();
+  }
+
+  /**
+   * A member that started without state may have voted, or acked a leader, before its disk was
+   * lost, under timing it no longer knows: once the group is seen to have run, it refuses votes
+   * for twice the longest window any member announced (raft covers its own timing already).
+   */
+  refusesFreshVote(m: Message, localTerm: number, nowMs: number): boolean {
+    this.noteGroupRan(m);
+    if (!this.startedFresh || !this.groupRanSeen) return false;
+    if ((m.type !== 'MsgVote' && m.type !== 'MsgPreVote') || m.term <= localTerm) return false;
+    return nowMs - this.startedAtMs < 2 * this.otherLeaseCoverMs() + this.own.tickMs;
+  }
+
+  /** The same rule raft applies to its first peer message (raft.ts noteGroupRan). */
+  private noteGroupRan(m: Message): void {
+    if (this.groupRanSeen !== undefined) return;
+    const fromLeader = m.type === 'MsgApp' || m.type === 'MsgHeartbeat' || m.type === 'MsgSnap';
+    const voteWithHistory = (m.type === 'MsgVote' || m.type === 'MsgPreVote') && m.logTerm > 0;
+    this.groupRanSeen = m.term > 1 || fromLeader || voteWithHistory;
+  }
+}
