@@ -136,7 +136,7 @@ async function run(config: ElectorConfig): Promise<void> {
       process.exit(ExitFailure);
     }
   }
-  const api = createApiServer({ member, logger: log, metrics });
+  const api = createApiServer({ member, logger: log, metrics, options: config.api });
 
   try {
     await member.start();
