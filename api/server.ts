@@ -115,10 +115,8 @@ export function createApiServer(deps: ApiServerDeps): ApiServer {
   };
   const guard = new ConnectionGuard(options, networks, {
     refused: refuse,
-    idleClosed: (client, remoteAddress) => {
-      metrics.apiIdleConnectionClosed(client);
-      log.debug({ client, remoteAddress }, 'closed an api connection that sent no request');
-    },
+    // Counted, not logged: a stranger opens these at will, and an idle close is the normal end of one.
+    idleClosed: (client) => metrics.apiIdleConnectionClosed(client),
   });
   const slotCounts = (): Record<AdmissionRoute, Readonly<Record<ClientClass, number>>> => ({
     connection: guard.counts(),
