@@ -5,6 +5,8 @@
  * answers; the refusals must be counted and logged once per interval; silent
  * sockets must be capped and closed. Every loop is bounded, every socket is closed.
  */
+import { execFileSync } from 'node:child_process';
+import { existsSync, readdirSync } from 'node:fs';
 import { Writable } from 'node:stream';
 import { pino } from 'pino';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -219,5 +221,39 @@ describe('the built member under a stranger flood (real process)', () => {
       return total === refusedConnections ? true : undefined;
     }, 200);
     expect(refused('connection').length).toBeLessThanOrEqual(1 + Math.ceil((performance.now() - started) / 10_000));
+  });
+});
+
+const prlimitPath = ['/usr/bin/prlimit', '/bin/prlimit'].find((p) => existsSync(p));
+if (!prlimitPath) console.log('[fd-limit test skipped] prlimit (util-linux) is not installed');
+
+describe.skipIf(!prlimitPath)('the built member under a low fd limit (real processes)', () => {
+  it('holds at most --api-max-connections sockets, so 1,100 silent ones cannot starve its next state write', async () => {
+    const cluster = await ProcessCluster.start({ size: 3, args: ['--api-idle-connection-timeout-ms', '60000'] });
+    cleanups.push(() => cluster.stop());
+    const before = await cluster.agreedLeader(20_000);
+    const follower = cluster.members.find((m) => m.id !== before.leader)!;
+    const pid = follower.child!.pid!;
+    // 1,024 descriptors, as under a common container default.
+    execFileSync(prlimitPath!, ['--pid', String(pid), '--nofile=1024:1024']);
+
+    const sockets = track(await silentSockets(follower.httpPort, Stranger, 1_100));
+    const fds = readdirSync(`/proc/${pid}/fd`).length;
+    console.log(`[fd-limit] ${follower.id} holds ${fds} fds with 1,100 silent sockets against it (limit 1024, --api-max-connections 512)`);
+    expect(fds).toBeLessThan(1024 - 64);
+    // 127.0.0.2 is loopback, so local by default: the cap bounds local clients too.
+    const text = await (await fetch(`http://${Local}:${follower.httpPort}/metrics`)).text();
+    // The cap is full and the rest were closed at once (how many exactly depends on how many of this
+    // test's own keep-alive fetches held or freed slots meanwhile).
+    expect(sample(text, 'raft_elector_api_slots_in_use', { route: 'connection', client: 'local' })).toBe(512);
+    expect(sample(text, 'raft_elector_api_refused_total', { route: 'connection', client: 'local' })).toBeGreaterThan(500);
+
+    // The leader dies: the flooded follower must persist a vote in a new term.
+    await cluster.signal(before.leader!, 'SIGKILL');
+    const after = await cluster.agreedLeader(20_000);
+    expect(after.term).toBeGreaterThan(before.term);
+    expect(follower.exits).toEqual([]);
+    expect((await cluster.leader(follower.id, 2_000)).term).toBe(after.term);
+    expect(sockets.filter((s) => !s.isClosed()).length).toBeLessThanOrEqual(512);
   });
 });
