@@ -234,7 +234,7 @@ describe('ConnectionGuard (fake timers)', () => {
     vi.useRealTimers();
   });
 
-  function setup(options = { maxConnections: 6, localReservedConnections: 2, idleConnectionTimeoutMs: 1_000 }) {
+  function setup(options = { maxConnections: 6, localReservedConnections: 2, maxConnectionsPerStranger: 4, idleConnectionTimeoutMs: 1_000 }) {
     const server = new EventEmitter();
     const refusals: Refusal[] = [];
     const idle: string[] = [];
@@ -270,6 +270,23 @@ describe('ConnectionGuard (fake timers)', () => {
     strangers.find((s) => !s.destroyed)!.destroy();
     expect(guard.counts()).toEqual({ local: 2, stranger: 3 });
     expect(connect('127.0.0.2').destroyed).toBe(false);
+  });
+
+  it('caps the connections of one stranger address, so one pod cannot take the stranger share alone', () => {
+    const { guard, connect, refusals } = setup({ maxConnections: 10, localReservedConnections: 2, maxConnectionsPerStranger: 3, idleConnectionTimeoutMs: 1_000 });
+    const first = Array.from({ length: 5 }, () => connect('10.0.0.1'));
+    expect(first.filter((s) => !s.destroyed)).toHaveLength(3);
+    expect(refusals.at(-1)).toEqual({ route: 'connection', client: 'stranger', remoteAddress: '10.0.0.1', limit: 3 });
+    // Other strangers still get in, up to the stranger share (8).
+    const others = ['10.0.0.2', '10.0.0.2', '10.0.0.2', '10.0.0.3', '10.0.0.3', '10.0.0.3'].map(connect);
+    expect(others.filter((s) => !s.destroyed)).toHaveLength(5);
+    expect(refusals.at(-1)).toMatchObject({ remoteAddress: '10.0.0.3', limit: 8 });
+    // Local clients are not capped per address.
+    expect([connect('127.0.0.1'), connect('127.0.0.1')].every((s) => !s.destroyed)).toBe(true);
+    // A closed connection gives its address a slot back.
+    first[0]!.destroy();
+    expect(connect('10.0.0.1').destroyed).toBe(false);
+    expect(guard.counts()).toEqual({ local: 2, stranger: 8 });
   });
 
   it('closes a connection that sent no request within the idle timeout, and only that one', () => {
@@ -316,6 +333,7 @@ describe('admission options', () => {
       localReservedLongPollWaiters: 64,
       maxConnections: 512,
       localReservedConnections: 128,
+      maxConnectionsPerStranger: 32,
       idleConnectionTimeoutMs: 5_000,
       refusalLogIntervalMs: 10_000,
       localCidrs: ['127.0.0.0/8', '::1/128'],
@@ -326,6 +344,7 @@ describe('admission options', () => {
     [{ localReservedWatchStreams: 65 }, 'localReservedWatchStreams (65) must not exceed maxWatchStreams (64)'],
     [{ maxLongPollWaiters: 10 }, 'localReservedLongPollWaiters (64) must not exceed maxLongPollWaiters (10)'],
     [{ maxConnections: 100 }, 'localReservedConnections (128) must not exceed maxConnections (100)'],
+    [{ maxConnectionsPerStranger: 385 }, 'maxConnectionsPerStranger (385) must not exceed the stranger share, maxConnections - localReservedConnections (384)'],
     [{ localReservedConnections: 50 }, 'localReservedConnections (50) must hold localReservedWatchStreams + localReservedLongPollWaiters (16 + 64)'],
     [{ localReservedWatchStreams: -1 }, 'localReservedWatchStreams must be a non-negative integer, got -1'],
     [{ idleConnectionTimeoutMs: 0 }, 'idleConnectionTimeoutMs must be a positive integer, got 0'],

@@ -2,7 +2,7 @@
  * Admission of API clients: bounded slots for open connections, watch streams and
  * waiting long-polls, each with a share reserved for local clients (the app in the
  * pod), so that strangers — any pod can reach 0.0.0.0:4040 — can never take the
- * app's watcher away; an idle timeout for connections that never send a request;
+ * app's watcher away; a per-address cap on stranger connections; an idle timeout for connections that never send a request;
  * and one rate-limited log line per interval for the refusals.
  */
 import type { Server } from 'node:http';
@@ -167,6 +167,7 @@ export class RefusalLog {
 export interface ConnectionGuardOptions {
   maxConnections: number;
   localReservedConnections: number;
+  maxConnectionsPerStranger: number;
   idleConnectionTimeoutMs: number;
 }
 
@@ -192,6 +193,8 @@ interface TrackedSocket {
 export class ConnectionGuard {
   readonly pool: SlotPool;
   private readonly sockets = new Map<Socket, TrackedSocket>();
+  /** Open connections per stranger address, so one pod cannot take the whole stranger share. */
+  private readonly perStranger = new Map<string, number>();
   private closing = false;
 
   constructor(
@@ -240,12 +243,16 @@ export class ConnectionGuard {
   private onConnection(socket: Socket): void {
     const remoteAddress = socket.remoteAddress;
     const client = this.networks.classify(remoteAddress);
-    const slot = this.pool.tryAcquire(client);
+    const addressKey = remoteAddress ?? 'unknown';
+    const fromAddress = client === 'stranger' ? (this.perStranger.get(addressKey) ?? 0) : 0;
+    const slot = fromAddress < this.options.maxConnectionsPerStranger ? this.pool.tryAcquire(client) : null;
     if (!slot) {
       socket.destroy();
-      this.events.refused({ route: 'connection', client, remoteAddress, limit: this.pool.limitFor(client) });
+      const limit = fromAddress >= this.options.maxConnectionsPerStranger ? this.options.maxConnectionsPerStranger : this.pool.limitFor(client);
+      this.events.refused({ route: 'connection', client, remoteAddress, limit });
       return;
     }
+    if (client === 'stranger') this.perStranger.set(addressKey, fromAddress + 1);
     const tracked: TrackedSocket = { client, slot, inFlight: 0, idleTimer: null };
     tracked.idleTimer = setTimeout(() => {
       tracked.idleTimer = null;
@@ -258,6 +265,11 @@ export class ConnectionGuard {
     socket.once('close', () => {
       if (tracked.idleTimer) clearTimeout(tracked.idleTimer);
       slot.release();
+      if (client === 'stranger') {
+        const left = (this.perStranger.get(addressKey) ?? 1) - 1;
+        if (left > 0) this.perStranger.set(addressKey, left);
+        else this.perStranger.delete(addressKey);
+      }
       this.sockets.delete(socket);
     });
   }

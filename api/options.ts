@@ -29,6 +29,8 @@ export interface ApiOptions {
   maxConnections: number;
   /** Of `maxConnections`, the connections reserved for local clients. */
   localReservedConnections: number;
+  /** Open connections from one stranger address at most, so one pod cannot take the stranger share alone. */
+  maxConnectionsPerStranger: number;
   /** A connection that has not sent a complete request header this long after it opened is closed. */
   idleConnectionTimeoutMs: number;
   /** Refusals (503, closed connections) are logged at most once per this interval per route and client class. */
@@ -62,6 +64,7 @@ export const DEFAULT_API_OPTIONS: Readonly<ApiOptions> = Object.freeze({
   localReservedLongPollWaiters: 64,
   maxConnections: 512,
   localReservedConnections: 128,
+  maxConnectionsPerStranger: 32,
   idleConnectionTimeoutMs: 5_000,
   refusalLogIntervalMs: 10_000,
   localCidrs: DEFAULT_LOCAL_CIDRS,
@@ -138,6 +141,11 @@ export function resolveApiOptions(partial: Partial<ApiOptions> = {}): ApiOptions
   ] as const) {
     relation(options[reserved] <= options[max], reserved, `(${options[reserved]}) must not exceed ${max} (${options[max]})`);
   }
+  relation(
+    options.maxConnectionsPerStranger <= options.maxConnections - options.localReservedConnections,
+    'maxConnectionsPerStranger',
+    `(${options.maxConnectionsPerStranger}) must not exceed the stranger share, maxConnections - localReservedConnections (${options.maxConnections - options.localReservedConnections})`,
+  );
   // Every stream and waiter holds a connection: the local shares must fit in the local connections.
   relation(
     options.localReservedWatchStreams + options.localReservedLongPollWaiters <= options.localReservedConnections,

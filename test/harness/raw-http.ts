@@ -69,11 +69,20 @@ export function rawGet(port: number, path: string, localAddress: string): RawExc
   };
 }
 
-/** `count` silent sockets from `localAddress`, opened `batch` at a time (bounded, so the accept queue keeps up). */
-export async function silentSockets(port: number, localAddress: string, count: number, batch = 100): Promise<ReturnType<typeof rawSocket>[]> {
+/**
+ * `count` silent sockets, the i-th from `localAddress(i)` (or all from one address), opened `batch`
+ * at a time (bounded, so the accept queue keeps up).
+ */
+export async function silentSockets(
+  port: number,
+  localAddress: string | ((i: number) => string),
+  count: number,
+  batch = 100,
+): Promise<ReturnType<typeof rawSocket>[]> {
+  const from = typeof localAddress === 'string' ? () => localAddress : localAddress;
   const all: ReturnType<typeof rawSocket>[] = [];
   for (let i = 0; i < count; i += batch) {
-    const wave = Array.from({ length: Math.min(batch, count - i) }, () => rawSocket(port, localAddress));
+    const wave = Array.from({ length: Math.min(batch, count - i) }, (_, j) => rawSocket(port, from(i + j)));
     // A socket the server refused may close before or after its connect; either settles it.
     await Promise.all(wave.map((s) => Promise.race([s.connected, s.closed]).catch(() => {})));
     all.push(...wave);
