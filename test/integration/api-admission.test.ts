@@ -14,7 +14,7 @@ import { FakeMember } from '../../api/fake-member.js';
 import { ElectorMetrics } from '../../api/metrics.js';
 import type { ApiOptions } from '../../api/options.js';
 import { createApiServer, type ApiServer } from '../../api/server.js';
-import { rawGet, sample, silentSockets, type RawExchange } from '../harness/raw-http.js';
+import { rawGet, rawSocket, sample, silentSockets, type RawExchange } from '../harness/raw-http.js';
 import { ProcessCluster, waitFor } from './harness.js';
 
 const Local = '127.0.0.1';
@@ -164,6 +164,31 @@ describe('the API under a stranger flood (in-process server, real sockets)', () 
     expect(poll.isClosed()).toBe(false);
     expect(watch.isClosed()).toBe(false);
     expect(server.stats()).toMatchObject({ longPollWaiters: 1, watchStreams: 1, connections: 3 }); // and the scrape's keep-alive
+  });
+});
+
+describe('the API header and idle timeouts (in-process server, real sockets)', () => {
+  it('closes a connection that sends half a request header, and a keep-alive request whose headers stall', async () => {
+    const { server, port } = await startServer({ idleConnectionTimeoutMs: 500, keepAliveTimeoutMs: 2_000, headersTimeoutMs: 2_500 });
+    // Slowloris: a first request whose headers never end is closed by the idle timeout.
+    const half = track([rawSocket(port, Stranger)])[0]!;
+    await half.connected;
+    half.socket.write('GET /leader HTTP/1.1\r\nHost: x\r\n');
+    const openedAt = performance.now();
+    await waitFor('the half-sent request closed', 10_000, () => (half.isClosed() ? true : undefined));
+    expect(performance.now() - openedAt).toBeGreaterThanOrEqual(400);
+
+    // A keep-alive connection answers once, then stalls on its second request's headers: it is
+    // closed (by keepAliveTimeout, which a request only resets once its headers are complete, or
+    // by headersTimeout, whichever comes first), not kept.
+    const ka = track([rawGet(port, '/leader', Stranger)])[0]!;
+    expect(await ka.status).toBe(200);
+    await waitFor('the first answer', 5_000, () => (ka.body().includes('"self":"pod-a"') ? true : undefined));
+    ka.socket.write('GET /leader HTTP/1.1\r\nHost: x\r\n');
+    const stalledAt = performance.now();
+    await waitFor('the stalled request closed', 10_000, () => (ka.isClosed() ? true : undefined));
+    expect(performance.now() - stalledAt).toBeGreaterThanOrEqual(1_500);
+    expect(server.stats().connections).toBe(0);
   });
 });
 
