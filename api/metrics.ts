@@ -7,6 +7,8 @@
  */
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import type { ElectionKind, LeadershipView, MemberInfo, MemberMetrics } from '../cluster/interfaces.js';
+import { ADMISSION_ROUTES, type AdmissionRoute } from './admission.js';
+import { CLIENT_CLASSES, type ClientClass } from './local-networks.js';
 
 type MessageType = Parameters<MemberMetrics['messageSent']>[0];
 type DroppedReason = Parameters<MemberMetrics['messageDropped']>[0];
@@ -18,6 +20,9 @@ export interface LeadershipSource {
   /** Worst lateness of a raft tick since start (a Member provides it). */
   worstTickLatenessMs?(): number;
 }
+
+/** Slots in use by route and client class, read at scrape time (the API server provides it). */
+export type AdmissionSource = () => Record<AdmissionRoute, Readonly<Record<ClientClass, number>>>;
 
 export interface ElectorMetricsOptions {
   /** Add prom-client's process and Node.js metrics (process_*, nodejs_*). Default true. */
@@ -50,6 +55,10 @@ export class ElectorMetrics implements MemberMetrics {
   private readonly messagesReceived: Counter<'type'>;
   private readonly messagesDropped: Counter<'reason'>;
   private readonly persistDuration: Histogram;
+  private readonly apiRefusedCounter: Counter<'route' | 'client'>;
+  private readonly apiIdleClosedCounter: Counter<'client'>;
+  private readonly apiInUse: Gauge<'route' | 'client'>;
+  private admission: AdmissionSource | null = null;
 
   constructor(options: ElectorMetricsOptions = {}) {
     this.registry = new Registry();
@@ -138,12 +147,52 @@ export class ElectorMetrics implements MemberMetrics {
       buckets: PERSIST_DURATION_BUCKETS_S,
       registers,
     });
+    this.apiRefusedCounter = new Counter({
+      name: 'raft_elector_api_refused_total',
+      help: 'API connections, watch streams and long-polls refused because their slots were full, by route (connection, long_poll, watch) and client (local, stranger).',
+      labelNames: ['route', 'client'],
+      registers,
+    });
+    this.apiIdleClosedCounter = new Counter({
+      name: 'raft_elector_api_idle_connections_closed_total',
+      help: 'API connections closed because they sent no request within the idle timeout, by client (local, stranger).',
+      labelNames: ['client'],
+      registers,
+    });
+    this.apiInUse = new Gauge({
+      name: 'raft_elector_api_slots_in_use',
+      help: 'API connections, watch streams and waiting long-polls open now, by route and client.',
+      labelNames: ['route', 'client'],
+      registers,
+      collect: () => {
+        const counts = this.admission?.();
+        for (const route of ADMISSION_ROUTES) {
+          for (const client of CLIENT_CLASSES) this.apiInUse.set({ route, client }, counts?.[route][client] ?? 0);
+        }
+      },
+    });
+    // Zero series for every route and class, so an alert on increase() sees the first refusal.
+    for (const route of ADMISSION_ROUTES) for (const client of CLIENT_CLASSES) this.apiRefusedCounter.inc({ route, client }, 0);
+    for (const client of CLIENT_CLASSES) this.apiIdleClosedCounter.inc({ client }, 0);
     if (options.defaultMetrics ?? true) collectDefaultMetrics({ register: this.registry });
   }
 
   /** Read the leadership gauges from this member at every scrape. */
   track(source: LeadershipSource): void {
     this.source = source;
+  }
+
+  /** Read the API's slot counts at every scrape. */
+  trackAdmission(source: AdmissionSource): void {
+    this.admission = source;
+  }
+
+  apiRefused(route: AdmissionRoute, client: ClientClass): void {
+    this.apiRefusedCounter.inc({ route, client });
+  }
+
+  apiIdleConnectionClosed(client: ClientClass): void {
+    this.apiIdleClosedCounter.inc({ client });
   }
 
   get contentType(): string {

@@ -287,7 +287,7 @@ describe('GET /leader?waitForChange', () => {
   });
 
   it('bounds concurrent waiters (503 when full) and forgets a waiter whose client left', async () => {
-    const h = await start({ options: { maxLongPollWaiters: 2 } });
+    const h = await start({ options: { maxLongPollWaiters: 2, localReservedLongPollWaiters: 0 } });
     const abort = new AbortController();
     controllers.push(abort);
     const first = fetch(`${h.base}/leader?waitForChange=0&timeoutMs=60000`, { signal: abort.signal }).catch(() => null);
@@ -351,7 +351,7 @@ describe('GET /leader/watch', () => {
   });
 
   it('bounds the number of streams and forgets a stream whose client left', async () => {
-    const h = await start({ options: { maxWatchStreams: 2 } });
+    const h = await start({ options: { maxWatchStreams: 2, localReservedWatchStreams: 0 } });
     const a = await openWatch(h);
     await a.reader.nextEvent();
     const b = await openWatch(h);

@@ -4,15 +4,20 @@
  * changes, leader-elector compatibility, health, admin and Prometheus metrics.
  * It codes against the `Member` interface only; see docs/api.md.
  */
-import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
-import type { AddressInfo, Socket } from 'node:net';
+import { createServer, type Server, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import express, { type NextFunction, type Request, type RequestHandler, type Response } from 'express';
 import type { Logger } from 'pino';
 import type { LeadershipView, Member } from '../cluster/interfaces.js';
+import { ConnectionGuard, RefusalLog, SlotPool, type AdmissionRoute, type Refusal, type Slot } from './admission.js';
 import { EventLoopLagProbe } from './event-loop.js';
+import { HttpError, badParam, hasBody, isClientError, parseBoolean, parseInteger, readQuery, sendJson } from './http.js';
+import { LocalNetworks, type ClientClass } from './local-networks.js';
 import { isLoopbackAddress } from './loopback.js';
 import { ElectorMetrics } from './metrics.js';
 import { resolveApiOptions, type ApiOptions } from './options.js';
+
+export { HttpError } from './http.js';
 
 export interface ApiServerDeps {
   member: Member;
@@ -29,8 +34,13 @@ export interface ApiServer {
   readonly port: number | null;
   readonly metrics: ElectorMetrics;
   readonly options: Readonly<ApiOptions>;
-  /** Open streams and waiting long-polls (for tests and debugging). */
-  stats(): { watchStreams: number; longPollWaiters: number };
+  /** Open streams, waiting long-polls and open connections, in total and by client class (for tests and debugging). */
+  stats(): {
+    watchStreams: number;
+    longPollWaiters: number;
+    connections: number;
+    byClient: Record<AdmissionRoute, Readonly<Record<ClientClass, number>>>;
+  };
   /** Ends watch streams, answers waiting long-polls with the current view, then closes every connection. */
   close(): Promise<void>;
 }
@@ -44,20 +54,6 @@ export interface LeaderBody {
   leaseExpiresInMs: number | null;
   since: string | null;
   members: { id: string; address: string | null; connected: boolean; role: 'leader' | 'follower' | 'unknown' }[];
-}
-
-/** An answer with a status, a stable error code and a message; the error handler turns it into JSON. */
-export class HttpError extends Error {
-  constructor(
-    readonly status: number,
-    readonly code: string,
-    message: string,
-    readonly extra: Record<string, unknown> = {},
-    readonly headers: Record<string, string> = {},
-  ) {
-    super(message);
-    this.name = 'HttpError';
-  }
 }
 
 export function leaderBody(view: LeadershipView, member: Pick<Member, 'members'>): LeaderBody {
@@ -89,6 +85,7 @@ function compareIds(a: string, b: string): number {
 interface WatchStream {
   res: ServerResponse;
   remoteAddress: string | undefined;
+  slot: Slot;
 }
 
 interface LongPollWaiter {
@@ -96,6 +93,7 @@ interface LongPollWaiter {
   /** True when `view` differs from what the client said it has. */
   changed(view: LeadershipView): boolean;
   timer: NodeJS.Timeout;
+  slot: Slot;
 }
 
 const GET_ONLY = 'GET, HEAD';
@@ -107,6 +105,25 @@ export function createApiServer(deps: ApiServerDeps): ApiServer {
   const log = deps.logger.child({ component: 'api' });
   const metrics = deps.metrics ?? new ElectorMetrics();
   metrics.track(member);
+  const networks = new LocalNetworks(options.localCidrs);
+  const watchSlots = new SlotPool('watch', options.maxWatchStreams, options.localReservedWatchStreams);
+  const longPollSlots = new SlotPool('long_poll', options.maxLongPollWaiters, options.localReservedLongPollWaiters);
+  const refusalLog = new RefusalLog(log, options.refusalLogIntervalMs);
+  const refuse = (refusal: Refusal): void => {
+    metrics.apiRefused(refusal.route, refusal.client);
+    refusalLog.refused(refusal);
+  };
+  const guard = new ConnectionGuard(options, networks, {
+    refused: refuse,
+    // Counted, not logged: a stranger opens these at will, and an idle close is the normal end of one.
+    idleClosed: (client) => metrics.apiIdleConnectionClosed(client),
+  });
+  const slotCounts = (): Record<AdmissionRoute, Readonly<Record<ClientClass, number>>> => ({
+    connection: guard.counts(),
+    long_poll: longPollSlots.counts(),
+    watch: watchSlots.counts(),
+  });
+  metrics.trackAdmission(slotCounts);
 
   const lagProbe = new EventLoopLagProbe(options.eventLoopProbeIntervalMs, options.eventLoopWindowMs);
   const streams = new Set<WatchStream>();
@@ -118,8 +135,6 @@ export function createApiServer(deps: ApiServerDeps): ApiServer {
   let httpServer: Server | null = null;
   let boundPort: number | null = null;
   let closing = false;
-  /** Open sockets and how many responses each has in flight, so close() can cut the idle ones at once. */
-  const sockets = new Map<Socket, number>();
 
   const unsubscribe = member.onChange((view) => {
     try {
@@ -153,6 +168,7 @@ export function createApiServer(deps: ApiServerDeps): ApiServer {
         'closing a /leader/watch stream whose client stopped reading',
       );
       streams.delete(stream);
+      stream.slot.release();
       stream.res.destroy();
       return;
     }
@@ -161,6 +177,7 @@ export function createApiServer(deps: ApiServerDeps): ApiServer {
 
   function finishWaiter(waiter: LongPollWaiter, view: LeadershipView): void {
     waiters.delete(waiter);
+    waiter.slot.release();
     clearTimeout(waiter.timer);
     if (!waiter.res.headersSent) sendJson(waiter.res, 200, leaderBody(view, member));
   }
@@ -240,12 +257,16 @@ export function createApiServer(deps: ApiServerDeps): ApiServer {
       sendJson(res, 200, leaderBody(view, member));
       return;
     }
-    if (waiters.size >= options.maxLongPollWaiters) {
+    const client = guard.classOf(req.socket);
+    const slot = longPollSlots.tryAcquire(client);
+    if (!slot) {
+      const limit = longPollSlots.limitFor(client);
+      refuse({ route: 'long_poll', client, remoteAddress: req.socket.remoteAddress, limit });
       throw new HttpError(
         503,
         'too_many_waiters',
-        `${options.maxLongPollWaiters} long-polls are already waiting; retry, or use /leader/watch`,
-        {},
+        `${limit} long-polls ${client === 'local' ? '' : 'from non-local clients '}are already waiting; retry, or use /leader/watch`,
+        { client },
         { 'Retry-After': '1' },
       );
     }
@@ -253,10 +274,12 @@ export function createApiServer(deps: ApiServerDeps): ApiServer {
       res,
       changed,
       timer: setTimeout(() => finishWaiter(waiter, member.view()), timeoutMs),
+      slot,
     };
     waiters.add(waiter);
     res.on('close', () => {
       waiters.delete(waiter);
+      slot.release();
       clearTimeout(waiter.timer);
       // A client that left half-closes its socket; ours would stay open waiting for an answer nobody reads.
       if (!res.writableEnded) res.destroy();
@@ -266,15 +289,8 @@ export function createApiServer(deps: ApiServerDeps): ApiServer {
   function watchLeader(req: Request, res: Response): void {
     readQuery(req, []);
     if (closing) throw new HttpError(503, 'shutting_down', 'the server is shutting down');
-    if (streams.size >= options.maxWatchStreams) {
-      throw new HttpError(
-        503,
-        'too_many_streams',
-        `${options.maxWatchStreams} /leader/watch streams are already open`,
-        {},
-        { 'Retry-After': '5' },
-      );
-    }
+    // A HEAD answers the headers and ends: it holds no stream, so it takes no slot.
+    const slot = req.method === 'HEAD' ? null : acquireWatchSlot(req);
     res.status(200);
     res.set({
       'Content-Type': 'text/event-stream; charset=utf-8',
@@ -283,7 +299,7 @@ export function createApiServer(deps: ApiServerDeps): ApiServer {
       // Tells nginx-style proxies not to buffer the stream.
       'X-Accel-Buffering': 'no',
     });
-    if (req.method === 'HEAD') {
+    if (!slot) {
       res.end();
       return;
     }
@@ -292,14 +308,30 @@ export function createApiServer(deps: ApiServerDeps): ApiServer {
     req.socket.setTimeout(0);
     req.socket.setNoDelay(true);
     req.socket.setKeepAlive(true);
-    const stream: WatchStream = { res, remoteAddress: req.socket.remoteAddress };
+    const stream: WatchStream = { res, remoteAddress: req.socket.remoteAddress, slot };
     streams.add(stream);
     res.on('close', () => {
       streams.delete(stream);
+      slot.release();
       if (!res.writableEnded) res.destroy();
     });
     res.write(`retry: 1000\n`);
     writeStream(stream, sseEvent(eventId, leaderBody(member.view(), member)));
+  }
+
+  function acquireWatchSlot(req: Request): Slot {
+    const client = guard.classOf(req.socket);
+    const slot = watchSlots.tryAcquire(client);
+    if (slot) return slot;
+    const limit = watchSlots.limitFor(client);
+    refuse({ route: 'watch', client, remoteAddress: req.socket.remoteAddress, limit });
+    throw new HttpError(
+      503,
+      'too_many_streams',
+      `${limit} /leader/watch streams ${client === 'local' ? '' : 'from non-local clients '}are already open`,
+      { client },
+      { 'Retry-After': '5' },
+    );
   }
 
   function healthz(req: Request, res: Response): void {
@@ -469,24 +501,18 @@ export function createApiServer(deps: ApiServerDeps): ApiServer {
     },
     metrics,
     options,
-    stats: () => ({ watchStreams: streams.size, longPollWaiters: waiters.size }),
+    stats: () => ({
+      watchStreams: streams.size,
+      longPollWaiters: waiters.size,
+      connections: guard.pool.size,
+      byClient: slotCounts(),
+    }),
 
     listen(host: string, port: number): Promise<AddressInfo> {
       if (httpServer) return Promise.reject(new Error('api server is already listening'));
-      const server = createServer(app);
-      server.on('connection', (socket: Socket) => {
-        sockets.set(socket, 0);
-        socket.on('close', () => sockets.delete(socket));
-      });
-      server.on('request', (req: IncomingMessage, res: ServerResponse) => {
-        const socket = req.socket;
-        sockets.set(socket, (sockets.get(socket) ?? 0) + 1);
-        res.on('close', () => {
-          const inFlight = (sockets.get(socket) ?? 1) - 1;
-          sockets.set(socket, inFlight);
-          if (closing && inFlight === 0) socket.destroySoon();
-        });
-      });
+      // Node checks headersTimeout and requestTimeout on this period (30 s by default, too coarse for a 10 s bound).
+      const server = createServer({ connectionsCheckingInterval: Math.min(1_000, options.headersTimeoutMs) }, app);
+      guard.attach(server);
       server.keepAliveTimeout = options.keepAliveTimeoutMs;
       server.headersTimeout = options.headersTimeoutMs;
       server.requestTimeout = options.requestTimeoutMs;
@@ -516,6 +542,7 @@ export function createApiServer(deps: ApiServerDeps): ApiServer {
       lagProbe.stop();
       if (heartbeatTimer) clearInterval(heartbeatTimer);
       heartbeatTimer = null;
+      refusalLog.close();
       for (const waiter of [...waiters]) {
         try {
           finishWaiter(waiter, member.view());
@@ -534,7 +561,7 @@ export function createApiServer(deps: ApiServerDeps): ApiServer {
         server.close(() => resolve());
         // Idle keep-alive sockets, and sockets a client opened but never used, close now; busy ones
         // close when their answer is written (above), a transfer in flight at the latest after 1 s.
-        for (const [socket, inFlight] of sockets) if (inFlight === 0) socket.destroy();
+        guard.closeIdle();
         setTimeout(() => server.closeAllConnections(), 1_000).unref();
       });
     },
@@ -558,52 +585,4 @@ function transferErrorToHttp(err: unknown, member: Member): unknown {
     default:
       return err;
   }
-}
-
-function sendJson(res: Response, status: number, body: unknown): void {
-  res.status(status).json(body);
-}
-
-function hasBody(req: IncomingMessage): boolean {
-  return req.headers['transfer-encoding'] !== undefined || (req.headers['content-length'] ?? '0') !== '0';
-}
-
-function isClientError(err: unknown): err is { status: number; message: string; type?: string } {
-  if (typeof err !== 'object' || err === null) return false;
-  const e = err as { status?: unknown; expose?: unknown };
-  return typeof e.status === 'number' && e.status >= 400 && e.status < 500 && e.expose === true;
-}
-
-/** The query as single values; unknown or repeated parameters are a 400 naming them (a typo must not pass silently). */
-function readQuery(req: Request, allowed: readonly string[]): Map<string, string> {
-  const result = new Map<string, string>();
-  const query = req.query as Record<string, unknown>;
-  for (const [name, value] of Object.entries(query)) {
-    if (!allowed.includes(name)) {
-      throw badParam(name, allowed.length ? `is not a parameter of ${req.path} (accepted: ${allowed.join(', ')})` : `is not a parameter of ${req.path}, which takes none`);
-    }
-    if (typeof value !== 'string') throw badParam(name, 'must be given once');
-    result.set(name, value);
-  }
-  return result;
-}
-
-function parseInteger(query: Map<string, string>, name: string, min: number, max: number): number {
-  const raw = query.get(name) ?? '';
-  const value = /^\d{1,16}$/.test(raw) ? Number(raw) : NaN;
-  if (!Number.isSafeInteger(value) || value < min || value > max) {
-    throw badParam(name, `must be an integer from ${min} to ${max}, got ${JSON.stringify(raw)}`);
-  }
-  return value;
-}
-
-function parseBoolean(query: Map<string, string>, name: string): boolean {
-  const raw = query.get(name);
-  if (raw === 'true') return true;
-  if (raw === 'false') return false;
-  throw badParam(name, `must be true or false, got ${JSON.stringify(raw)}`);
-}
-
-function badParam(name: string, message: string): HttpError {
-  return new HttpError(400, 'bad_parameter', `query parameter ${name} ${message}`, { parameter: name });
 }

@@ -39,6 +39,14 @@ describe('parseConfig', () => {
     expect(fromEnv.kind === 'run' && fromEnv.config.id).toBe('b');
   });
 
+  it('reads the API admission flags, loopback and the documented limits by default', () => {
+    expect(run(base).api).toEqual({ localCidrs: ['127.0.0.0/8', '::1/128'], maxConnections: 512, idleConnectionTimeoutMs: 5000 });
+    const c = run([...base, '--api-local-cidrs', '127.0.0.1/32, fd00::/8', '--api-max-connections', '2000'], {
+      RAFT_ELECTOR_API_IDLE_CONNECTION_TIMEOUT_MS: '750',
+    });
+    expect(c.api).toEqual({ localCidrs: ['127.0.0.1/32', 'fd00::/8'], maxConnections: 2000, idleConnectionTimeoutMs: 750 });
+  });
+
   it('accepts IPv6 peers in brackets', () => {
     const c = run(['--id', 'a', '--peers', 'a=[::1]:4041,b=[::1]:4042', '--insecure']);
     expect(c.peers[0]).toEqual({ id: 'a', host: '::1', port: 4041 });
@@ -63,6 +71,11 @@ describe('parseConfig', () => {
     [[...base, '--tls-cert', '/c', '--tls-key', '/k'], '--tls-cert, --tls-key and --tls-ca go together'],
     [[...base, '--log-level', 'loud'], '--log-level must be one of'],
     [[...base, '--bogus'], "Unknown option '--bogus'"],
+    [[...base, '--api-local-cidrs', '10.0.0.0/33'], '--api-local-cidrs: "10.0.0.0/33" is not a CIDR (the prefix must be 0 to 32)'],
+    [[...base, '--api-local-cidrs', 'localhost'], '--api-local-cidrs: "localhost" is not a CIDR'],
+    [[...base, '--api-local-cidrs', ','], '--api-local-cidrs must list at least one CIDR'],
+    [[...base, '--api-max-connections', '100'], '--api-max-connections must be an integer from 256'],
+    [[...base, '--api-idle-connection-timeout-ms', '0'], '--api-idle-connection-timeout-ms must be an integer from 100'],
   ])('rejects %j with a message naming the problem', (argv, message) => {
     expect(() => parseConfig(argv, {})).toThrow(ConfigError);
     expect(() => parseConfig(argv, {})).toThrow(message);

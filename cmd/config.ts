@@ -1,4 +1,6 @@
 import { parseArgs } from 'node:util';
+import { CidrError, DEFAULT_LOCAL_CIDRS, parseCidr } from '../api/local-networks.js';
+import { DEFAULT_API_OPTIONS } from '../api/options.js';
 
 /** A bad flag, environment variable or combination; the message names it. */
 export class ConfigError extends Error {
@@ -29,6 +31,22 @@ export const optionSpecs = {
   },
   listen: { kind: 'string', default: '0.0.0.0:4041', help: 'peer (raft) listen address host:port' },
   http: { kind: 'string', default: '0.0.0.0:4040', help: 'HTTP API listen address host:port (admin routes answer loopback only)' },
+  'api-local-cidrs': {
+    kind: 'string',
+    default: DEFAULT_LOCAL_CIDRS.join(','),
+    help: 'HTTP API clients from these CIDRs are local (the app in the pod) and have watch, long-poll and connection slots strangers cannot take; admin routes stay loopback-only',
+    placeholder: 'CIDR,...',
+  },
+  'api-max-connections': {
+    kind: 'integer',
+    default: DEFAULT_API_OPTIONS.maxConnections,
+    help: `HTTP API open connections at most (each is a file descriptor); ${DEFAULT_API_OPTIONS.localReservedConnections} of them are kept for local clients`,
+  },
+  'api-idle-connection-timeout-ms': {
+    kind: 'integer',
+    default: DEFAULT_API_OPTIONS.idleConnectionTimeoutMs,
+    help: 'an HTTP API connection that sends no request within this is closed',
+  },
   'data-dir': { kind: 'string', default: '/var/lib/raft-elector', help: 'directory of the durable state file (term, vote, log)' },
   'cluster-name': { kind: 'string', default: 'raft-elector', help: 'name of the group; peers of another group are refused' },
   'tick-ms': { kind: 'integer', default: 100, help: 'logical clock tick in milliseconds' },
@@ -107,6 +125,8 @@ export interface ElectorConfig {
   peers: PeerSpec[];
   listen: HostPort;
   http: HostPort;
+  /** HTTP API admission (api/options.ts has the rest of the limits). */
+  api: { localCidrs: string[]; maxConnections: number; idleConnectionTimeoutMs: number };
   dataDir: string;
   clusterName: string;
   tickMs: number;
@@ -325,6 +345,23 @@ export function parseConfig(argv: readonly string[], env: NodeJS.ProcessEnv): Pa
   const tlsSet = [cert, key, ca].filter((v) => v !== undefined).length;
   if (tlsSet !== 0 && tlsSet !== 3) throw new ConfigError('--tls-cert, --tls-key and --tls-ca go together');
 
+  const localCidrs = str('api-local-cidrs')!.split(',').map((c) => c.trim()).filter((c) => c !== '');
+  if (localCidrs.length === 0) throw new ConfigError('--api-local-cidrs must list at least one CIDR (default: loopback)');
+  for (const cidr of localCidrs) {
+    try {
+      parseCidr(cidr);
+    } catch (err) {
+      if (err instanceof CidrError) throw new ConfigError(`--api-local-cidrs: ${err.message}`);
+      throw err;
+    }
+  }
+  const api = {
+    localCidrs,
+    // Room for the local reserve and as much again for strangers.
+    maxConnections: int('api-max-connections', 2 * DEFAULT_API_OPTIONS.localReservedConnections, 1_000_000),
+    idleConnectionTimeoutMs: int('api-idle-connection-timeout-ms', 100, 3_600_000),
+  };
+
   const logLevel = str('log-level')!;
   if (!LogLevels.has(logLevel)) throw new ConfigError(`--log-level must be one of ${[...LogLevels].join(', ')}, got "${logLevel}"`);
 
@@ -335,6 +372,7 @@ export function parseConfig(argv: readonly string[], env: NodeJS.ProcessEnv): Pa
       peers,
       listen: parseHostPort(str('listen')!, '--listen'),
       http: parseHostPort(str('http')!, '--http'),
+      api,
       dataDir: str('data-dir')!,
       clusterName: str('cluster-name')!,
       tickMs,

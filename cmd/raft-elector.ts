@@ -141,7 +141,7 @@ async function run(config: ElectorConfig): Promise<void> {
       process.exit(ExitFailure);
     }
   }
-  const api = createApiServer({ member, logger: log, metrics });
+  const api = createApiServer({ member, logger: log, metrics, options: config.api });
 
   // Both listeners before the transport dials or raft ticks: a taken port is a clean refusal.
   await probeListen('--listen', config.listen);
