@@ -13,7 +13,9 @@
  *   integer, `reject` a boolean, `context` a string of at most MAX_CONTEXT_LENGTH characters;
  * - `entries` is empty except on MsgApp, where it holds at most MAX_ENTRIES_PER_MESSAGE
  *   {index, term} that follow `index` contiguously with non-decreasing terms;
- * - `snapshot` {index, term} is present on MsgSnap and absent elsewhere.
+ * - `snapshot` {index, term} is present on MsgSnap and absent elsewhere; `confState` (the
+ *   membership at the snapshot) may come with it;
+ * - an entry may carry `confChange` {transition, changes: [{type, nodeId}]} (see readConfChange).
  * Every field the encoder writes is required. Tolerance for forward-compatible
  * additions within version 1: up to MAX_UNKNOWN_FIELDS unknown keys per object
  * (envelope, message, entry, snapshot) are ignored; more is FRAME_MALFORMED.
@@ -22,6 +24,11 @@
 import {
   LocalMessageTypes,
   MessageTypes,
+  type ConfChangeSingle,
+  type ConfChangeTransition,
+  type ConfChangeType,
+  type ConfChangeV2,
+  type ConfState,
   type Entry,
   type EntryId,
   type Message,
@@ -43,6 +50,9 @@ export const MAX_CLUSTER_NAME_LENGTH = 253;
 export const MAX_CONTEXT_LENGTH = 1024;
 export const MAX_ENTRIES_PER_MESSAGE = 4096;
 export const MAX_UNKNOWN_FIELDS = 4;
+/** Bounds on membership data: far above the voter cap, low enough to keep frames small. */
+export const MAX_CONF_CHANGES = 64;
+export const MAX_CONF_MEMBERS = 1024;
 
 const messageTypeSet: ReadonlySet<string> = new Set<string>(MessageTypes);
 // eslint-disable-next-line no-control-regex
@@ -134,7 +144,7 @@ export function readEntryId(value: unknown, path: string): EntryId {
 }
 
 const envelopeKeys: ReadonlySet<string> = new Set(['v', 'cluster', 'msg']);
-const entryKeys: ReadonlySet<string> = new Set(['index', 'term']);
+const entryKeys: ReadonlySet<string> = new Set(['index', 'term', 'confChange']);
 const messageKeys: ReadonlySet<string> = new Set([
   'type',
   'to',
@@ -148,6 +158,7 @@ const messageKeys: ReadonlySet<string> = new Set([
   'rejectHint',
   'context',
   'snapshot',
+  'confState',
 ]);
 
 export interface DecodeOptions {
@@ -164,13 +175,14 @@ export function encodeMessage(message: Message, clusterName: string): string {
     term: message.term,
     logTerm: message.logTerm,
     index: message.index,
-    entries: message.entries.map((e) => ({ index: e.index, term: e.term })),
+    entries: message.entries.map(encodeEntry),
     commit: message.commit,
     reject: message.reject,
     rejectHint: message.rejectHint,
     context: message.context,
   };
   if (message.snapshot !== undefined) msg.snapshot = { index: message.snapshot.index, term: message.snapshot.term };
+  if (message.confState !== undefined) msg.confState = encodeConfState(message.confState);
   return JSON.stringify({ v: PROTOCOL_VERSION, cluster: clusterName, msg });
 }
 
@@ -244,6 +256,10 @@ function readMessage(value: unknown): Message {
   } else if (hasSnapshot) {
     throw new ShapeError(`msg.snapshot is only allowed on MsgSnap, not on ${m.type}`);
   }
+  if (Object.prototype.hasOwnProperty.call(obj, 'confState')) {
+    if (m.type !== 'MsgSnap') throw new ShapeError(`msg.confState is only allowed on MsgSnap, not on ${m.type}`);
+    m.confState = readConfState(obj.confState, 'msg.confState');
+  }
   return m;
 }
 
@@ -259,7 +275,7 @@ function readEntries(value: unknown, m: Message): Entry[] {
   let expectedIndex = m.index + 1;
   let prevTerm = m.logTerm;
   for (let i = 0; i < value.length; i++) {
-    const e = readEntryId(value[i], `msg.entries[${i}]`);
+    const e = readEntry(value[i], `msg.entries[${i}]`);
     if (e.index !== expectedIndex) {
       throw new ShapeError(`msg.entries[${i}].index is ${e.index}, expected ${expectedIndex} (entries must be contiguous)`);
     }
@@ -281,4 +297,89 @@ export function wrapShape<T>(code: ClusterErrorCode, fn: () => T, prefix = ''): 
     if (err instanceof ShapeError) throw new ClusterError(code, prefix + err.message);
     throw err;
   }
+}
+
+// ---- membership: conf-change entries and ConfState ----
+
+const confChangeTypes: ReadonlySet<string> = new Set<ConfChangeType>(['AddNode', 'AddLearnerNode', 'RemoveNode', 'UpdateNode']);
+const confChangeTransitions: ReadonlySet<string> = new Set<ConfChangeTransition>(['Auto', 'JointImplicit', 'JointExplicit']);
+const confChangeKeys: ReadonlySet<string> = new Set(['transition', 'changes']);
+const confChangeSingleKeys: ReadonlySet<string> = new Set(['type', 'nodeId']);
+const confStateKeys: ReadonlySet<string> = new Set(['voters', 'votersOutgoing', 'learners', 'learnersNext', 'autoLeave']);
+
+export function encodeEntry(e: Entry): Record<string, unknown> {
+  if (!e.confChange) return { index: e.index, term: e.term };
+  return { index: e.index, term: e.term, confChange: encodeConfChange(e.confChange) };
+}
+
+function encodeConfChange(cc: ConfChangeV2): Record<string, unknown> {
+  return { transition: cc.transition, changes: cc.changes.map((c) => ({ type: c.type, nodeId: c.nodeId })) };
+}
+
+export function encodeConfState(cs: ConfState): Record<string, unknown> {
+  return {
+    voters: [...cs.voters],
+    votersOutgoing: [...cs.votersOutgoing],
+    learners: [...cs.learners],
+    learnersNext: [...cs.learnersNext],
+    autoLeave: cs.autoLeave,
+  };
+}
+
+/** {index, term} and, on a configuration-change entry, its confChange. Throws ShapeError. */
+export function readEntry(value: unknown, path: string): Entry {
+  const id = readEntryId(value, path);
+  const obj = value as JsonObject;
+  if (!Object.prototype.hasOwnProperty.call(obj, 'confChange')) return id;
+  return { index: id.index, term: id.term, confChange: readConfChange(obj.confChange, `${path}.confChange`) };
+}
+
+/** Shape only: whether the change applies to the configuration is raft's to judge. */
+export function readConfChange(value: unknown, path: string): ConfChangeV2 {
+  const obj = readObject(value, path);
+  checkUnknownKeys(obj, confChangeKeys, path);
+  const transition = field(obj, 'transition', path);
+  if (typeof transition !== 'string' || !confChangeTransitions.has(transition)) {
+    throw new ShapeError(`${path}.transition must be one of ${[...confChangeTransitions].join(', ')}, got ${describe(transition)}`);
+  }
+  const raw = field(obj, 'changes', path);
+  if (!Array.isArray(raw) || raw.length > MAX_CONF_CHANGES) {
+    throw new ShapeError(`${path}.changes must be an array of at most ${MAX_CONF_CHANGES} changes, got ${describe(raw)}`);
+  }
+  const changes: ConfChangeSingle[] = raw.map((c, i) => {
+    const p = `${path}.changes[${i}]`;
+    const o = readObject(c, p);
+    checkUnknownKeys(o, confChangeSingleKeys, p);
+    const type = field(o, 'type', p);
+    if (typeof type !== 'string' || !confChangeTypes.has(type)) {
+      throw new ShapeError(`${p}.type must be one of ${[...confChangeTypes].join(', ')}, got ${describe(type)}`);
+    }
+    return { type: type as ConfChangeType, nodeId: readId(o, 'nodeId', p) };
+  });
+  return { transition: transition as ConfChangeTransition, changes };
+}
+
+/** Sorted, distinct member ids in each list; whether the lists fit together is raft's to judge. */
+export function readConfState(value: unknown, path: string): ConfState {
+  const obj = readObject(value, path);
+  checkUnknownKeys(obj, confStateKeys, path);
+  const ids = (key: string): string[] => {
+    const raw = field(obj, key, path);
+    if (!Array.isArray(raw) || raw.length > MAX_CONF_MEMBERS) {
+      throw new ShapeError(`${path}.${key} must be an array of at most ${MAX_CONF_MEMBERS} member ids, got ${describe(raw)}`);
+    }
+    raw.forEach((id, i) => {
+      if (!isValidMemberId(id)) throw new ShapeError(`${path}.${key}[${i}] must be a member id, got ${describe(id)}`);
+    });
+    const out = [...new Set(raw as string[])].sort();
+    if (out.length !== raw.length) throw new ShapeError(`${path}.${key} repeats a member id`);
+    return out;
+  };
+  return {
+    voters: ids('voters'),
+    votersOutgoing: ids('votersOutgoing'),
+    learners: ids('learners'),
+    learnersNext: ids('learnersNext'),
+    autoLeave: readBool(obj, 'autoLeave', path),
+  };
 }

@@ -554,6 +554,8 @@ export class RaftMember implements Member {
         this.transport?.send(m);
         this.metrics?.messageSent(m.type);
       }
+      // Committed membership changes take effect in log order, before advance (etcd's driver rule).
+      for (const e of rd.committedEntries) if (e.confChange) node.applyConfChange(e.confChange);
       node.advance(rd);
       if (this.heartbeatNow) {
         this.heartbeatNow = false;

@@ -1,7 +1,7 @@
 /**
  * The durable raft state of one member: a single JSON file in the data dir,
  *
- *   {"format":"raft-elector-state","version":2,"sha256":"<hex>","identity":{memberId, group, podUid?},"state":{hardState, snapshot, entries}}
+ *   {"format":"raft-elector-state","version":2,"sha256":"<hex>","identity":{memberId, group, podUid?},"state":{hardState, snapshot, confState?, entries}}
  *
  * where sha256 covers JSON.stringify({identity, state}) as written, so a torn write or a
  * hand edit is detected. The identity says whose votes these are: a file of another member
@@ -29,6 +29,10 @@ import {
   describe,
   field,
   isValidMemberId,
+  encodeConfState,
+  encodeEntry,
+  readConfState,
+  readEntry,
   readEntryId,
   readNat,
   readObject,
@@ -309,7 +313,8 @@ export function serializeState(state: DurableState, identity?: StateIdentity): s
   const plain = {
     hardState: { term: state.hardState.term, vote: state.hardState.vote, commit: state.hardState.commit },
     snapshot: { index: state.snapshot.index, term: state.snapshot.term },
-    entries: state.entries.map((e) => ({ index: e.index, term: e.term })),
+    ...(state.confState ? { confState: encodeConfState(state.confState) } : {}),
+    entries: state.entries.map(encodeEntry),
   };
   if (!identity) {
     const stateJson = JSON.stringify(plain);
@@ -391,7 +396,7 @@ export function parseStateFileContents(text: string, filePath: string): StateFil
   }
 }
 
-const stateKeys: ReadonlySet<string> = new Set(['hardState', 'snapshot', 'entries']);
+const stateKeys: ReadonlySet<string> = new Set(['hardState', 'snapshot', 'confState', 'entries']);
 const hardStateKeys: ReadonlySet<string> = new Set(['term', 'vote', 'commit']);
 
 /**
@@ -419,7 +424,7 @@ export function validateDurableState(value: unknown): DurableState {
   let expected = snapshot.index + 1;
   let prevTerm = snapshot.term;
   for (let i = 0; i < rawEntries.length; i++) {
-    const e = readEntryId(rawEntries[i], `state.entries[${i}]`);
+    const e = readEntry(rawEntries[i], `state.entries[${i}]`);
     if (e.index !== expected) throw new ShapeError(`state.entries[${i}].index is ${e.index}, expected ${expected} (entries must be contiguous)`);
     if (e.term < prevTerm) throw new ShapeError(`state.entries[${i}].term ${e.term} is below the previous term ${prevTerm}`);
     if (e.term > term) throw new ShapeError(`state.entries[${i}].term ${e.term} is above the current term ${term}`);
@@ -431,5 +436,8 @@ export function validateDurableState(value: unknown): DurableState {
   if (commit < snapshot.index || commit > last) {
     throw new ShapeError(`state.hardState.commit ${commit} lies outside the log [${snapshot.index}, ${last}]`);
   }
-  return { hardState: { term, vote, commit }, snapshot, entries };
+  const state: DurableState = { hardState: { term, vote, commit }, snapshot, entries };
+  // Absent in files written before membership changes: the configured voters apply.
+  if (Object.prototype.hasOwnProperty.call(s, 'confState')) state.confState = readConfState(s.confState, 'state.confState');
+  return state;
 }

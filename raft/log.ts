@@ -1,4 +1,4 @@
-import { RaftError, type DurableState, type Entry, type EntryId } from './types.js';
+import { copyEntry, RaftError, type DurableState, type Entry, type EntryId } from './types.js';
 
 /**
  * The election log: payload-free entries after a compaction marker. It is real
@@ -17,7 +17,7 @@ export class RaftLog {
 
   constructor(restored?: DurableState) {
     this.snapshotId = restored ? { ...restored.snapshot } : { index: 0, term: 0 };
-    this.entries = restored ? restored.entries.map((e) => ({ index: e.index, term: e.term })) : [];
+    this.entries = restored ? restored.entries.map(copyEntry) : [];
     this.stableIndex = this.lastIndex();
     this.committed = restored ? restored.hardState.commit : 0;
     this.pendingSnapshot = undefined;
@@ -70,6 +70,12 @@ export class RaftLog {
     return this.entries[index - this.snapshotId.index - 1]?.term;
   }
 
+  /** The entry at `index`, or undefined when it is compacted or beyond the end. */
+  entry(index: number): Entry | undefined {
+    if (index <= this.snapshotId.index || index > this.lastIndex()) return undefined;
+    return this.entries[index - this.snapshotId.index - 1];
+  }
+
   matchTerm(index: number, term: number): boolean {
     return this.term(index) === term;
   }
@@ -95,7 +101,7 @@ export class RaftLog {
     const keep = first - this.snapshotId.index - 1;
     if (keep < 0) throw new RaftError('LOG_CORRUPTED', `append at ${first} below the compaction marker`);
     this.entries.length = Math.min(this.entries.length, keep);
-    for (const e of newEntries) this.entries.push({ index: e.index, term: e.term });
+    for (const e of newEntries) this.entries.push(copyEntry(e));
     this.stableIndex = Math.min(this.stableIndex, first - 1);
   }
 
@@ -192,19 +198,20 @@ export class RaftLog {
   }
 
   /**
-   * Folds committed, persisted entries into the marker so the log stays bounded
-   * (a payload-free log has nothing else to keep).
+   * Folds committed, persisted entries up to `limit` (the applied index, so the marker's
+   * configuration is known) into the marker, so the log stays bounded.
    */
-  compact(keepEntries: number): void {
-    const upTo = Math.min(this.committed, this.stableIndex, this.lastIndex() - keepEntries);
-    if (upTo <= this.snapshotId.index) return;
+  compact(keepEntries: number, limit: number): EntryId | undefined {
+    const upTo = Math.min(this.committed, this.stableIndex, this.lastIndex() - keepEntries, limit);
+    if (upTo <= this.snapshotId.index) return undefined;
     const term = this.term(upTo);
-    if (term === undefined) return;
+    if (term === undefined) return undefined;
     this.entries = this.entries.slice(upTo - this.snapshotId.index);
     this.snapshotId = { index: upTo, term };
+    return this.snapshotId;
   }
 
   allEntries(): Entry[] {
-    return this.entries.map((e) => ({ index: e.index, term: e.term }));
+    return this.entries.map(copyEntry);
   }
 }

@@ -1,3 +1,4 @@
+import { Changer, restoreConfState, type TrackerState } from './confchange.js';
 import { RaftLog } from './log.js';
 import type { RandomSource } from './random.js';
 import {
@@ -11,6 +12,8 @@ import {
   newProgress,
   ProgressTracker,
   sentCommit,
+  confStateOf,
+  simpleConfig,
   type Progress,
 } from './tracker.js';
 import {
@@ -18,11 +21,19 @@ import {
   LeaseSkippedContext,
   LocalMessageTypes,
   makeMessage,
+  NoConfStateContext,
   None,
   RaftError,
   voteResponseType,
+  confChangeEntersJoint,
+  confChangeLeavesJoint,
+  copyConfState,
+  copyEntry,
+  type ConfChangeV2,
+  type ConfState,
   type DurableState,
   type Entry,
+  type EntryId,
   type HardState,
   type Message,
   type MessageType,
@@ -32,6 +43,12 @@ import {
 
 export interface RaftConfig {
   id: string;
+  /**
+   * The initial voters, used when `restored` carries no ConfState. May be empty (with no
+   * learners) for a member that joins a running group and learns its configuration from
+   * the leader. `id` need not be a member: a node outside the configuration never
+   * campaigns, but it answers (etcd's promotable()).
+   */
   voters: readonly string[];
   /** Non-voting members: they replicate and may answer votes, but never campaign or count. */
   learners?: readonly string[];
@@ -89,6 +106,10 @@ export interface Status {
   ticksSinceStart: number;
   /** For a leader: each member's replication progress, in sorted id order. */
   progress: Record<string, ProgressStatus>;
+  /** The configuration in force (applied). */
+  confState: ConfState;
+  /** The last entry whose configuration change (if any) is applied. */
+  applied: number;
 }
 
 const DefaultMaxLogEntries = 64;
@@ -100,10 +121,10 @@ function validateConfig(c: RaftConfig): void {
   if (typeof c.id !== 'string' || c.id === None) fail('id must be a non-empty string');
   const learners = c.learners ?? [];
   const all = [...c.voters, ...learners];
-  if (c.voters.length === 0) fail('voters must name at least one member');
+  // An empty configuration is a joining member's; learners without voters can never elect anyone.
+  if (c.voters.length === 0 && learners.length > 0) fail('voters must name at least one member');
   if (new Set(all).size !== all.length) fail('voters and learners must be distinct and not repeat');
   if (all.some((id) => typeof id !== 'string' || id === None)) fail('member ids must be non-empty strings');
-  if (!all.includes(c.id)) fail(`id ${c.id} must be one of the voters or learners`);
   if (!Number.isInteger(c.heartbeatTick) || c.heartbeatTick <= 0) fail('heartbeatTick must be a positive integer');
   if (!Number.isInteger(c.electionTick) || c.electionTick <= c.heartbeatTick) {
     fail(`electionTick (${c.electionTick}) must be an integer greater than heartbeatTick (${c.heartbeatTick})`);
@@ -116,8 +137,18 @@ function validateConfig(c: RaftConfig): void {
     if (v !== undefined && (!Number.isInteger(v) || v < 0)) fail(`${name} must be a non-negative integer`);
   }
   const hs = c.restored?.hardState;
-  if (hs && hs.vote !== None && !all.includes(hs.vote)) {
+  // With a fixed configuration a vote for a stranger is corruption; once the configuration
+  // lives in the log, the vote may be for a member removed since.
+  if (hs && hs.vote !== None && c.restored?.confState === undefined && all.length > 0 && !all.includes(hs.vote)) {
     fail(`restored vote for ${hs.vote}, who is not a member`);
+  }
+  const cs = c.restored?.confState;
+  if (cs) {
+    try {
+      restoreConfState(cs, 0);
+    } catch (err) {
+      fail(`restored configuration is invalid: ${(err as Error).message}`);
+    }
   }
 }
 
@@ -164,6 +195,20 @@ export class Raft {
 
   private heartbeatSeq = 0;
 
+  /** The last entry handed to the driver as committed and applied (etcd's raftLog.applied). */
+  applied = 0;
+  /**
+   * On a leader: the index of the latest conf change it may have appended; a new one is
+   * refused until that index is applied (etcd: one change at a time).
+   */
+  pendingConfIndex = 0;
+  /** The membership at the log's compaction marker, persisted and sent with MsgSnap. */
+  markerConfState: ConfState;
+  /** Configurations applied after the marker, by entry index, to know the marker's one after compaction. */
+  private confHistory: { index: number; confState: ConfState }[] = [];
+  /** Indexes of conf-change entries handed out in a Ready and not yet applied, in order. */
+  private confIndexesToApply: number[] = [];
+
   constructor(config: RaftConfig) {
     validateConfig(config);
     this.id = config.id;
@@ -175,6 +220,17 @@ export class Raft {
     this.maxLogEntries = config.maxLogEntries ?? DefaultMaxLogEntries;
     this.log = new RaftLog(config.restored);
     this.trk = new ProgressTracker(config.voters, config.learners ?? []);
+    const restoredCs = config.restored?.confState;
+    if (restoredCs) this.setTracker(restoreConfState(restoredCs, this.log.lastIndex()));
+    this.markerConfState = copyConfState(restoredCs ?? confStateOf(simpleConfig(config.voters, config.learners ?? [])));
+    this.applied = this.log.snapshot().index;
+    // Committed changes after the marker were applied before the stop (or are committed and
+    // due): the core re-applies them itself, so no moment runs on a stale configuration.
+    for (let i = this.applied + 1; i <= this.log.committed; i++) {
+      const cc = this.log.entry(i)?.confChange;
+      if (cc) this.applyConfChangeAt(cc, i);
+    }
+    this.applied = this.log.committed;
     const hs = config.restored?.hardState;
     this.restarted = hs !== undefined && hs.term > 0;
     this.restartVoteDelayTicks = config.restartVoteDelayTicks ?? 0;
@@ -197,9 +253,102 @@ export class Raft {
     return { lead: this.lead, state: this.state };
   }
 
+  /**
+   * etcd's promotable(): a voter (of either half) with no received compaction marker still
+   * to persist. A learner or a node outside the configuration never campaigns.
+   */
   promotable(): boolean {
-    // A voter with a received compaction marker not yet on disk waits (etcd: !hasNextOrInProgressSnapshot).
-    return this.trk.isVoter(this.id) && this.log.pendingSnapshotId() === undefined;
+    const pr = this.trk.progress.get(this.id);
+    return pr !== undefined && !pr.isLearner && this.trk.isVoter(this.id) && this.log.pendingSnapshotId() === undefined;
+  }
+
+  /** Committed conf changes not yet applied: campaigning on a stale configuration is unsafe. */
+  hasUnappliedConfChanges(): boolean {
+    for (let i = this.applied + 1; i <= this.log.committed; i++) {
+      if (this.log.entry(i)?.confChange) return true;
+    }
+    return false;
+  }
+
+  // ---- configuration ----
+
+  private setTracker(t: TrackerState): void {
+    this.trk.config = t.config;
+    this.trk.progress = new Map(t.progress);
+  }
+
+  /** Applies a committed conf change (etcd's applyConfChange); returns the new membership. */
+  applyConfChange(cc: ConfChangeV2): ConfState {
+    // Normally the next entry handed out in a Ready; a direct call (tests) counts as the log's end.
+    const index = this.confIndexesToApply.shift() ?? this.log.lastIndex();
+    return this.applyConfChangeAt(cc, index);
+  }
+
+  private applyConfChangeAt(cc: ConfChangeV2, index: number): ConfState {
+    const changer = new Changer(this.trk, this.log.lastIndex());
+    let next: TrackerState;
+    if (confChangeLeavesJoint(cc)) next = changer.leaveJoint();
+    else {
+      const { joint, autoLeave } = confChangeEntersJoint(cc);
+      next = joint ? changer.enterJoint(autoLeave, cc.changes) : changer.simple(cc.changes);
+    }
+    const cs = this.switchToConfig(next);
+    this.confHistory.push({ index, confState: cs });
+    return copyConfState(cs);
+  }
+
+  /** etcd's switchToConfig, with stepDownOnRemoval: a removed or demoted leader steps down. */
+  private switchToConfig(t: TrackerState): ConfState {
+    this.setTracker(t);
+    const cs = this.trk.confState();
+    const pr = this.trk.progress.get(this.id);
+    if ((!pr || pr.isLearner) && this.state === 'Leader') {
+      // The member-side policy (transfer leadership before removing oneself) is the driver's:
+      // this is the safety net when a leader applies its own removal.
+      this.becomeFollower(this.term, None);
+      return cs;
+    }
+    if (this.state !== 'Leader' || cs.voters.length === 0) return cs;
+    // The quorum may have shrunk: entries may commit now, and new members need appends.
+    if (this.maybeCommit()) this.bcastAppend();
+    else for (const id of this.trk.ids()) if (id !== this.id) this.sendAppend(id, false);
+    if (this.leadTransferee !== None && !this.trk.isVoter(this.leadTransferee)) this.abortLeaderTransfer();
+    return cs;
+  }
+
+  /** The membership at `index`, for a compaction marker at that index. */
+  private confStateAt(index: number): ConfState {
+    let cs = this.markerConfState;
+    for (const h of this.confHistory) if (h.index <= index) cs = h.confState;
+    return cs;
+  }
+
+  /** Called on advance with the last committed entry the driver was handed (etcd's appliedTo). */
+  appliedTo(index: number): void {
+    if (index <= this.applied) return;
+    this.applied = index;
+    this.confIndexesToApply = [];
+    if (this.trk.config.autoLeave && index >= this.pendingConfIndex && this.state === 'Leader') {
+      // Leave the joint configuration with an empty change. A transfer in progress drops the
+      // proposal; the next applied entry retries, or the next leader leaves it.
+      try {
+        this.step(makeMessage({ type: 'MsgProp', from: this.id, entries: [{ index: 0, term: 0, confChange: { transition: 'Auto', changes: [] } }] }));
+      } catch (err) {
+        if (!(err instanceof RaftError) || err.code !== 'PROPOSAL_DROPPED') throw err;
+      }
+    }
+  }
+
+  /** Entries committed and not yet handed out; notes their conf changes for applyConfChange. */
+  takeCommittedEntries(): Entry[] {
+    const out: Entry[] = [];
+    for (let i = this.applied + 1; i <= this.log.committed; i++) {
+      const e = this.log.entry(i);
+      if (!e) continue;
+      out.push(copyEntry(e));
+      if (e.confChange) this.confIndexesToApply.push(i);
+    }
+    return out;
   }
 
   // ---- time ----
@@ -289,8 +438,48 @@ export class Raft {
     const self = this.trk.progress.get(this.id)!;
     becomeReplicate(self);
     self.recentActive = true;
+    // There may be an unapplied conf change in the log: refuse new ones until all is applied.
+    this.pendingConfIndex = this.log.lastIndex();
     // Entries of earlier terms commit only once an entry of this term reaches a quorum.
     this.appendEntry({ index: this.log.lastIndex() + 1, term: this.term });
+  }
+
+  /** The leader's side of MsgProp: no entries means one empty entry (the elector's only payload). */
+  private propose(m: Message): void {
+    if (!this.trk.progress.has(this.id)) throw new RaftError('PROPOSAL_DROPPED', 'this leader was removed from the configuration');
+    if (this.leadTransferee !== None) throw new RaftError('PROPOSAL_DROPPED', 'leadership transfer in progress');
+    const proposed = m.entries.length > 0 ? m.entries : [{ index: 0, term: 0 }];
+    // Refuse the whole proposal before appending anything (etcd would blank the entry instead).
+    let pending = this.pendingConfIndex;
+    proposed.forEach((e, i) => {
+      if (!e.confChange) return;
+      const refusal = this.confChangeRefusal(e.confChange, pending);
+      if (refusal) throw new RaftError('PROPOSAL_DROPPED', refusal);
+      pending = this.log.lastIndex() + i + 1;
+    });
+    let index = this.log.lastIndex();
+    const entries = proposed.map((e) => {
+      index++;
+      return e.confChange ? { index, term: this.term, confChange: e.confChange } : { index, term: this.term };
+    });
+    this.pendingConfIndex = pending;
+    this.appendEntries(entries);
+    this.bcastAppend();
+  }
+
+  /** etcd's checks on a proposed conf change: one at a time, and joint only left by the empty change. */
+  private confChangeRefusal(cc: ConfChangeV2, pending: number): string | undefined {
+    const alreadyJoint = this.trk.isJoint();
+    const wantsLeaveJoint = confChangeLeavesJoint(cc);
+    if (pending > this.applied) return `possible unapplied conf change at index ${pending} (applied to ${this.applied})`;
+    if (alreadyJoint && !wantsLeaveJoint) return 'must transition out of joint config first';
+    if (!alreadyJoint && wantsLeaveJoint) return 'not in joint state; refusing empty conf change';
+    return undefined;
+  }
+
+  private appendEntries(entries: Entry[]): void {
+    const last = this.log.append(entries);
+    this.send(makeMessage({ type: 'MsgAppResp', to: this.id, index: last }));
   }
 
   private appendEntry(entry: Entry): void {
@@ -304,6 +493,7 @@ export class Raft {
   private hup(t: CampaignType): void {
     if (this.state === 'Leader') return;
     if (!this.promotable()) return;
+    if (this.hasUnappliedConfChanges()) return;
     this.campaign(t);
   }
 
@@ -466,9 +656,7 @@ export class Raft {
         for (const [id, pr] of this.trk.progress) if (id !== this.id) pr.recentActive = false;
         return;
       case 'MsgProp':
-        if (this.leadTransferee !== None) throw new RaftError('PROPOSAL_DROPPED', 'leadership transfer in progress');
-        this.appendEntry({ index: this.log.lastIndex() + 1, term: this.term });
-        this.bcastAppend();
+        this.propose(m);
         return;
       case 'MsgForgetLeader':
         return;
@@ -480,6 +668,10 @@ export class Raft {
     switch (m.type) {
       case 'MsgAppResp':
         pr.recentActive = true;
+        if (m.reject && m.context === NoConfStateContext) {
+          this.sendConfSnapshot(m.from, pr);
+          return;
+        }
         if (m.reject) {
           let nextProbeIdx = m.rejectHint;
           if (m.logTerm > 0) nextProbeIdx = this.log.findConflictByTerm(m.rejectHint, m.logTerm).index;
@@ -616,7 +808,17 @@ export class Raft {
     }
   }
 
+  /** Never configured: no voters, no learners, not even itself (a joining member). */
+  private unconfigured(): boolean {
+    return this.trk.progress.size === 0;
+  }
+
   private handleAppendEntries(m: Message): void {
+    if (this.unconfigured()) {
+      // Conf changes in the log are relative to a configuration we do not know: ask for it.
+      this.send(makeMessage({ type: 'MsgAppResp', to: m.from, index: m.index, reject: true, context: NoConfStateContext }));
+      return;
+    }
     if (m.index < this.log.committed) {
       this.send(makeMessage({ type: 'MsgAppResp', to: m.from, index: this.log.committed }));
       return;
@@ -648,6 +850,12 @@ export class Raft {
   private handleSnapshot(m: Message): void {
     const s = m.snapshot;
     if (!s) return;
+    if (this.unconfigured() && m.confState) {
+      // A joining member takes the leader's marker and its configuration as its base, even one
+      // that does not list it yet: the entries after the marker add it.
+      this.restoreSnapshot(m.from, s, m.confState);
+      return;
+    }
     if (s.index <= this.log.committed) {
       this.send(makeMessage({ type: 'MsgAppResp', to: m.from, index: this.log.committed }));
       return;
@@ -659,8 +867,28 @@ export class Raft {
       this.send(makeMessage({ type: 'MsgAppResp', to: m.from, index: this.log.committed }));
       return;
     }
+    const cs = m.confState;
+    if (cs && ![...cs.voters, ...cs.votersOutgoing, ...cs.learners].includes(this.id)) {
+      // etcd's defence in depth: a snapshot whose configuration lacks us is not ours to restore.
+      this.send(makeMessage({ type: 'MsgAppResp', to: m.from, index: this.log.committed }));
+      return;
+    }
+    this.restoreSnapshot(m.from, s, cs);
+  }
+
+  private restoreSnapshot(from: string, s: EntryId, cs: ConfState | undefined): void {
     this.log.restore(s);
-    this.send(makeMessage({ type: 'MsgAppResp', to: m.from, index: this.log.lastIndex() }));
+    if (cs) {
+      // A snapshot from an older peer carries no configuration: ours stays.
+      this.switchToConfig(restoreConfState(cs, this.log.lastIndex()));
+      this.markerConfState = copyConfState(cs);
+    } else {
+      this.markerConfState = this.trk.confState();
+    }
+    this.confHistory = [];
+    this.confIndexesToApply = [];
+    this.applied = s.index;
+    this.send(makeMessage({ type: 'MsgAppResp', to: from, index: this.log.lastIndex() }));
   }
 
   // ---- leader helpers ----
@@ -689,9 +917,33 @@ export class Raft {
   private sendSnapshot(to: string, pr: Progress): boolean {
     if (!pr.recentActive) return false;
     const snapshot = this.log.snapshot();
-    this.send(makeMessage({ type: 'MsgSnap', to, snapshot: { index: snapshot.index, term: snapshot.term } }));
+    this.send(
+      makeMessage({
+        type: 'MsgSnap',
+        to,
+        snapshot: { index: snapshot.index, term: snapshot.term },
+        confState: copyConfState(this.markerConfState),
+      }),
+    );
     becomeSnapshot(pr, snapshot.index);
     return true;
+  }
+
+  /** A joining member asked for a base configuration: send the marker and its ConfState. */
+  private sendConfSnapshot(to: string, pr: Progress): void {
+    const snapshot = this.log.snapshot();
+    this.send(
+      makeMessage({
+        type: 'MsgSnap',
+        to,
+        snapshot: { index: snapshot.index, term: snapshot.term },
+        confState: copyConfState(this.markerConfState),
+      }),
+    );
+    // A marker at 0 is the initial configuration: the answer (index 0) moves the peer to
+    // Replicate from Probe, so there is no snapshot to wait for.
+    if (snapshot.index > pr.match) becomeSnapshot(pr, snapshot.index);
+    else pr.probeSent = false;
   }
 
   bcastAppend(): void {
@@ -721,7 +973,11 @@ export class Raft {
 
   /** Called by RawNode once a Ready's state is on disk. */
   compactLog(): void {
-    this.log.compact(this.maxLogEntries);
+    // Only applied entries fold away, so the marker's configuration is known.
+    const marker = this.log.compact(this.maxLogEntries, this.applied);
+    if (!marker) return;
+    this.markerConfState = this.confStateAt(marker.index);
+    this.confHistory = this.confHistory.filter((h) => h.index > marker.index);
   }
 
   isLocalMessage(type: MessageType): boolean {
@@ -757,6 +1013,8 @@ export class Raft {
       leaseSkipped: this.leaseSkipped,
       ticksSinceStart: this.ticksSinceStart,
       progress,
+      confState: this.trk.confState(),
+      applied: this.applied,
     };
   }
 }

@@ -1,9 +1,13 @@
 import { validatePeerMessage } from './validate.js';
 import { Raft, type RaftConfig, type Status } from './raft.js';
 import {
+  copyConfChange,
+  copyConfState,
   hardStateEqual,
   makeMessage,
   RaftError,
+  type ConfChangeV2,
+  type ConfState,
   type EntryId,
   type HardState,
   type Message,
@@ -23,7 +27,9 @@ export class RawNode {
   private prevSoftState: SoftState;
   private prevHardState: HardState;
   /** What the outstanding Ready promised to persist, settled by advance(). */
-  private pending: { stable: EntryId; snapshot: EntryId | undefined; selfSteps: Message[] } | undefined;
+  private pending:
+    | { stable: EntryId; snapshot: EntryId | undefined; selfSteps: Message[]; appliedTo: number }
+    | undefined;
 
   constructor(config: RaftConfig) {
     this.raft = new Raft(config);
@@ -77,6 +83,28 @@ export class RawNode {
   }
 
   /**
+   * Proposes a configuration change (etcd's ProposeConfChange with a ConfChangeV2). Only a
+   * leader accepts one, and only when no earlier change is still unapplied; otherwise this
+   * throws PROPOSAL_DROPPED saying why. The change takes effect when the driver applies it.
+   */
+  proposeConfChange(cc: ConfChangeV2): void {
+    if (this.raft.state !== 'Leader') throw new RaftError('PROPOSAL_DROPPED', 'only the leader changes the configuration');
+    this.raft.step(
+      makeMessage({ type: 'MsgProp', from: this.raft.id, entries: [{ index: 0, term: 0, confChange: copyConfChange(cc) }] }),
+    );
+  }
+
+  /**
+   * Applies a committed conf change, in log order, from Ready.committedEntries (etcd's
+   * ApplyConfChange); returns the configuration now in force. A leader that removed or
+   * demoted itself steps down here: a driver that wants no leaderless gap transfers
+   * leadership before it proposes its own removal.
+   */
+  applyConfChange(cc: ConfChangeV2): ConfState {
+    return this.raft.applyConfChange(copyConfChange(cc));
+  }
+
+  /**
    * On a leader, broadcast a heartbeat round now instead of at the next heartbeat tick
    * (not an etcd API: the driver uses it right after an election so the lease starts one
    * round trip later instead of up to a tick later). No-op on other roles.
@@ -96,6 +124,7 @@ export class RawNode {
     if (!softStateEqual(r.softState(), this.prevSoftState)) return true;
     if (!hardStateEqual(r.hardState(), this.prevHardState)) return true;
     if (r.log.hasUnstable()) return true;
+    if (r.log.committed > r.applied) return true;
     return r.msgs.length > 0 || r.msgsAfterAppend.length > 0;
   }
 
@@ -107,8 +136,10 @@ export class RawNode {
     const entries = r.log.unstableEntries();
     const snapshot = r.log.pendingSnapshotId();
     const hardChanged = !hardStateEqual(hard, this.prevHardState);
+    const committedEntries = r.takeCommittedEntries();
     const rd: Ready = {
       entries,
+      committedEntries,
       messages: r.msgs,
       mustSync:
         hard.term !== this.prevHardState.term ||
@@ -124,6 +155,7 @@ export class RawNode {
       rd.durableState = {
         hardState: hard,
         snapshot: { index: marker.index, term: marker.term },
+        confState: copyConfState(r.markerConfState),
         entries: r.log.allEntries(),
       };
     }
@@ -136,7 +168,8 @@ export class RawNode {
     r.msgsAfterAppend = [];
     this.prevSoftState = soft;
     this.prevHardState = hard;
-    this.pending = { stable: r.log.lastEntryId(), snapshot, selfSteps };
+    const appliedTo = committedEntries[committedEntries.length - 1]?.index ?? r.applied;
+    this.pending = { stable: r.log.lastEntryId(), snapshot, selfSteps, appliedTo };
     return rd;
   }
 
@@ -149,6 +182,7 @@ export class RawNode {
     r.log.stableTo(pending.stable);
     if (pending.snapshot) r.log.stableSnapshot(pending.snapshot);
     for (const m of pending.selfSteps) r.step(m);
+    r.appliedTo(pending.appliedTo);
     r.compactLog();
   }
 }

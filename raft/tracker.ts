@@ -1,3 +1,17 @@
+import {
+  describeJoint,
+  describeMajority,
+  jointCommittedIndex,
+  jointIds,
+  jointVoteResult,
+  majorityConfig,
+  type JointConfig,
+  type VoteResult,
+} from './quorum.js';
+import type { ConfState } from './types.js';
+
+export type { VoteResult } from './quorum.js';
+
 /** Replication progress of one peer, as seen by the leader (etcd's tracker.Progress, trimmed). */
 export type ProgressState = 'Probe' | 'Replicate' | 'Snapshot';
 
@@ -15,74 +29,132 @@ export interface Progress {
   isLearner: boolean;
 }
 
-export type VoteResult = 'VotePending' | 'VoteLost' | 'VoteWon';
-
 /** Ids sorted once, so every broadcast and every printed list has one order. */
 export function sortedIds(ids: Iterable<string>): string[] {
   return [...ids].sort();
 }
 
-export class ProgressTracker {
-  readonly voters: readonly string[];
+/** The membership the tracker counts with (etcd's tracker.Config). All lists are sorted. */
+export interface TrackerConfig {
+  /** [incoming, outgoing]: outgoing is non-empty only while joint. */
+  readonly voters: JointConfig;
+  /** Learners that are not voters in either half. */
   readonly learners: readonly string[];
-  readonly progress = new Map<string, Progress>();
+  /**
+   * Voters of the outgoing half demoted to learner by the joint change: they stay
+   * voters (outgoing) until the joint configuration is left (etcd: a node is never a
+   * voter and a learner at once, so the demotion waits).
+   */
+  readonly learnersNext: readonly string[];
+  /** Leave the joint configuration as soon as it is applied (set only while joint). */
+  readonly autoLeave: boolean;
+}
+
+export function simpleConfig(voters: readonly string[], learners: readonly string[]): TrackerConfig {
+  return { voters: [majorityConfig(voters), []], learners: majorityConfig(learners), learnersNext: [], autoLeave: false };
+}
+
+export function isJointConfig(c: TrackerConfig): boolean {
+  return c.voters[1].length > 0;
+}
+
+/** etcd's Config.String(): "voters=(1 2)&&(1) learners=(3) learners_next=(4) autoleave". */
+export function describeConfig(c: TrackerConfig): string {
+  let s = `voters=${describeJoint(c.voters)}`;
+  if (c.learners.length > 0) s += ` learners=${describeMajority(c.learners)}`;
+  if (c.learnersNext.length > 0) s += ` learners_next=${describeMajority(c.learnersNext)}`;
+  if (c.autoLeave) s += ' autoleave';
+  return s;
+}
+
+export function confStateOf(c: TrackerConfig): ConfState {
+  return {
+    voters: [...c.voters[0]],
+    votersOutgoing: [...c.voters[1]],
+    learners: [...c.learners],
+    learnersNext: [...c.learnersNext],
+    autoLeave: c.autoLeave,
+  };
+}
+
+export class ProgressTracker {
+  config: TrackerConfig;
+  progress: Map<string, Progress>;
   private votes = new Map<string, boolean>();
 
   constructor(voters: readonly string[], learners: readonly string[]) {
-    this.voters = sortedIds(voters);
-    this.learners = sortedIds(learners);
-    for (const id of this.voters) this.progress.set(id, newProgress(0, 1, false));
-    for (const id of this.learners) this.progress.set(id, newProgress(0, 1, true));
+    this.config = simpleConfig(voters, learners);
+    this.progress = new Map();
+    for (const id of this.config.voters[0]) this.progress.set(id, newProgress(0, 1, false));
+    for (const id of this.config.learners) this.progress.set(id, newProgress(0, 1, true));
   }
 
-  /** Every member (voters then learners), in sorted order. */
+  /** Every voter of either half, sorted. */
+  get voters(): readonly string[] {
+    return jointIds(this.config.voters);
+  }
+
+  get learners(): readonly string[] {
+    return this.config.learners;
+  }
+
+  /** Every member (voters, learners), in sorted order. */
   ids(): string[] {
     return sortedIds(this.progress.keys());
   }
 
+  /** A voter in either half of the configuration: its vote and its acks count. */
   isVoter(id: string): boolean {
-    return this.voters.includes(id);
+    return this.config.voters[0].includes(id) || this.config.voters[1].includes(id);
   }
 
-  quorum(): number {
-    return Math.floor(this.voters.length / 2) + 1;
+  isJoint(): boolean {
+    return isJointConfig(this.config);
+  }
+
+  /** etcd's IsSingleton: one voter and not joint. */
+  isSingleton(): boolean {
+    return this.config.voters[0].length === 1 && !this.isJoint();
+  }
+
+  confState(): ConfState {
+    return confStateOf(this.config);
   }
 
   resetVotes(): void {
     this.votes = new Map();
   }
 
-  /** Only the first answer of a voter counts; repeats and learners are ignored. */
+  /** Only the first answer of a node counts; the tally ignores non-voters (etcd's RecordVote). */
   recordVote(id: string, granted: boolean): void {
     if (!this.votes.has(id)) this.votes.set(id, granted);
   }
 
+  /** Granted and rejected count voters only; the result needs a majority of each half. */
   tallyVotes(): { granted: number; rejected: number; result: VoteResult } {
     let granted = 0;
     let rejected = 0;
-    for (const id of this.voters) {
+    for (const [id, pr] of this.progress) {
+      if (pr.isLearner) continue;
       const v = this.votes.get(id);
       if (v === true) granted++;
       else if (v === false) rejected++;
     }
-    const q = this.quorum();
-    const missing = this.voters.length - granted - rejected;
-    let result: VoteResult = 'VotePending';
-    if (granted >= q) result = 'VoteWon';
-    else if (granted + missing < q) result = 'VoteLost';
-    return { granted, rejected, result };
+    return { granted, rejected, result: jointVoteResult(this.config.voters, this.votes) };
   }
 
-  /** The highest index replicated on a quorum of voters. */
+  /** The highest index replicated on a quorum of every configuration in force. */
   committedIndex(): number {
-    const matches = this.voters.map((id) => this.progress.get(id)?.match ?? 0).sort((a, b) => b - a);
-    return matches[this.quorum() - 1] ?? 0;
+    const idx = jointCommittedIndex(this.config.voters, (id) => this.progress.get(id)?.match);
+    // No voters at all (a node outside any configuration) commits nothing by counting.
+    return Number.isFinite(idx) ? idx : 0;
   }
 
+  /** A quorum of every configuration in force was heard from (etcd's QuorumActive). */
   quorumActive(): boolean {
-    let active = 0;
-    for (const id of this.voters) if (this.progress.get(id)?.recentActive) active++;
-    return active >= this.quorum();
+    const active = new Map<string, boolean>();
+    for (const [id, pr] of this.progress) if (!pr.isLearner) active.set(id, pr.recentActive);
+    return jointVoteResult(this.config.voters, active) === 'VoteWon';
   }
 }
 

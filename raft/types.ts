@@ -35,10 +35,90 @@ export const None = '';
 
 export type StateType = 'Follower' | 'PreCandidate' | 'Candidate' | 'Leader';
 
-/** Entries carry no payload: the elector only needs their index and term. */
+/**
+ * Entries carry no payload except a configuration change: the elector only needs
+ * their index and term, and the membership they change.
+ */
 export interface Entry {
   readonly index: number;
   readonly term: number;
+  /** Set on a configuration-change entry (etcd's EntryConfChangeV2). */
+  readonly confChange?: ConfChangeV2;
+}
+
+/** etcd's ConfChangeType. UpdateNode changes nothing in raft (etcd passes it through for the app). */
+export type ConfChangeType = 'AddNode' | 'AddLearnerNode' | 'RemoveNode' | 'UpdateNode';
+
+export interface ConfChangeSingle {
+  readonly type: ConfChangeType;
+  readonly nodeId: string;
+}
+
+/**
+ * etcd's ConfChangeTransition: `Auto` changes one voter directly or enters a joint
+ * configuration left automatically when more change; `JointImplicit` always goes joint
+ * and leaves automatically; `JointExplicit` goes joint and waits for an empty change.
+ */
+export type ConfChangeTransition = 'Auto' | 'JointImplicit' | 'JointExplicit';
+
+export interface ConfChangeV2 {
+  readonly transition: ConfChangeTransition;
+  readonly changes: readonly ConfChangeSingle[];
+}
+
+/** The membership at some index (etcd's ConfState); ids sorted. */
+export interface ConfState {
+  readonly voters: readonly string[];
+  /** Non-empty only while joint: the voters of the configuration being left. */
+  readonly votersOutgoing: readonly string[];
+  readonly learners: readonly string[];
+  /** Outgoing voters that become learners once the joint configuration is left. */
+  readonly learnersNext: readonly string[];
+  readonly autoLeave: boolean;
+}
+
+/** etcd's ConfChangeV2.LeaveJoint(): the empty change is the request to leave a joint configuration. */
+export function confChangeLeavesJoint(cc: ConfChangeV2): boolean {
+  return cc.transition === 'Auto' && cc.changes.length === 0;
+}
+
+/**
+ * etcd's ConfChangeV2.EnterJoint(): whether the change goes through a joint configuration,
+ * and whether that is left automatically. More than one change always goes joint.
+ */
+export function confChangeEntersJoint(cc: ConfChangeV2): { joint: boolean; autoLeave: boolean } {
+  if (cc.transition === 'Auto' && cc.changes.length <= 1) return { joint: false, autoLeave: false };
+  return { joint: true, autoLeave: cc.transition !== 'JointExplicit' };
+}
+
+export function copyConfChange(cc: ConfChangeV2): ConfChangeV2 {
+  return { transition: cc.transition, changes: cc.changes.map((c) => ({ type: c.type, nodeId: c.nodeId })) };
+}
+
+export function copyEntry(e: Entry): Entry {
+  return e.confChange ? { index: e.index, term: e.term, confChange: copyConfChange(e.confChange) } : { index: e.index, term: e.term };
+}
+
+export function copyConfState(cs: ConfState): ConfState {
+  return {
+    voters: [...cs.voters],
+    votersOutgoing: [...cs.votersOutgoing],
+    learners: [...cs.learners],
+    learnersNext: [...cs.learnersNext],
+    autoLeave: cs.autoLeave,
+  };
+}
+
+export function confStateEqual(a: ConfState, b: ConfState): boolean {
+  const same = (x: readonly string[], y: readonly string[]): boolean =>
+    x.length === y.length && [...x].sort().every((id, i) => id === [...y].sort()[i]);
+  return (
+    same(a.voters, b.voters) &&
+    same(a.votersOutgoing, b.votersOutgoing) &&
+    same(a.learners, b.learners) &&
+    same(a.learnersNext, b.learnersNext) &&
+    a.autoLeave === b.autoLeave
+  );
 }
 
 /** The last entry folded into a compaction marker (etcd's snapshot metadata, without data). */
@@ -55,6 +135,13 @@ export const CampaignTransferContext = 'CampaignTransfer';
  * exclusive leadership (not an etcd rule: raft-elector's lease safety).
  */
 export const LeaseSkippedContext = 'LeaseSkipped';
+/**
+ * Carried by the append rejection of a member that has no configuration yet (a pod joining
+ * a running group): it cannot interpret the log's configuration changes without a base, so
+ * the leader answers with its snapshot and ConfState (not an etcd rule: etcd bootstraps the
+ * configuration through the log from index 1).
+ */
+export const NoConfStateContext = 'NoConfState';
 
 export interface Message {
   type: MessageType;
@@ -71,6 +158,8 @@ export interface Message {
   /** Opaque to the transport: campaign kind, heartbeat sequence, lease flags. */
   context: string;
   snapshot?: EntryId;
+  /** On MsgSnap: the membership at the snapshot's index. */
+  confState?: ConfState;
 }
 
 export interface HardState {
@@ -89,6 +178,12 @@ export interface DurableState {
   hardState: HardState;
   /** Compaction marker: entries at or below it are folded away. `{0, 0}` for a new log. */
   snapshot: EntryId;
+  /**
+   * The membership at the compaction marker (etcd's snapshot ConfState). Committed
+   * configuration changes after the marker are re-applied from `entries` on restart.
+   * Absent in files written before membership changes: the configured voters apply.
+   */
+  confState?: ConfState;
   entries: Entry[];
 }
 
@@ -101,6 +196,11 @@ export interface Ready {
   entries: Entry[];
   /** Set when a compaction marker arrived from the leader (MsgSnap) and must be persisted. */
   snapshot?: EntryId;
+  /**
+   * Entries committed since the last Ready (etcd's CommittedEntries). The driver calls
+   * applyConfChange() for each one carrying a confChange, in order, before advance().
+   */
+  committedEntries: Entry[];
   /** The full state to write, whenever any durable part changed. */
   durableState?: DurableState;
   /**
@@ -155,6 +255,7 @@ export function makeMessage(fields: Partial<Message> & { type: MessageType }): M
     context: fields.context ?? '',
   };
   if (fields.snapshot !== undefined) m.snapshot = fields.snapshot;
+  if (fields.confState !== undefined) m.confState = fields.confState;
   return m;
 }
 
@@ -165,6 +266,7 @@ export type RaftErrorCode =
   | 'READY_NOT_ADVANCED'
   | 'NO_READY'
   | 'PROPOSAL_DROPPED'
+  | 'INVALID_CONF_CHANGE'
   | 'LOG_CORRUPTED'
   | 'INVALID_MESSAGE';
 

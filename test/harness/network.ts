@@ -1,6 +1,7 @@
 import {
   RawNode,
   seededRandom,
+  type ConfState,
   type DurableState,
   type Entry,
   type Message,
@@ -91,10 +92,14 @@ export class TestNetwork {
   readonly storage = new Map<string, DurableState>();
   /** Every message that was delivered, in order, for assertions on traffic. */
   readonly delivered: Message[] = [];
+  /** Every configuration change applied, by member and entry index, in order. */
+  readonly applied: { id: string; index: number; confState: ConfState }[] = [];
   private readonly dropped = new Set<string>();
   private readonly ignored = new Set<MessageType>();
   private readonly options: Required<Omit<NetworkOptions, 'configure' | 'down' | 'learners'>> & NetworkOptions;
   private readonly starts = new Map<string, number>();
+  /** Members started outside the configuration: they learn it from the leader. */
+  private readonly joiners = new Set<string>();
 
   constructor(voters: string[], options: NetworkOptions = {}) {
     this.voters = [...voters].sort();
@@ -120,8 +125,8 @@ export class TestNetwork {
     const position = this.ids.indexOf(id);
     const config: RaftConfig = {
       id,
-      voters: this.voters,
-      learners: this.learners,
+      voters: this.joiners.has(id) ? [] : this.voters,
+      learners: this.joiners.has(id) ? [] : this.learners,
       electionTick: this.options.electionTick,
       heartbeatTick: this.options.heartbeatTick,
       preVote: this.options.preVote,
@@ -138,6 +143,19 @@ export class TestNetwork {
     const node = new RawNode(this.configFor(id, this.storage.get(id)));
     this.nodes.set(id, node);
     return node;
+  }
+
+  /**
+   * Starts a new member with an empty configuration (a pod joining a running group): it is
+   * not promotable until a committed conf change, or a snapshot, makes it a voter.
+   */
+  join(id: string): RawNode {
+    if (!this.ids.includes(id)) {
+      this.ids.push(id);
+      this.ids.sort();
+    }
+    this.joiners.add(id);
+    return this.start(id);
   }
 
   /** Stops a member abruptly: only what it persisted survives. */
@@ -175,6 +193,13 @@ export class TestNetwork {
       const rd = node.ready();
       if (rd.durableState) this.storage.set(id, structuredClone(rd.durableState));
       out.push(...rd.messages);
+      // The driver applies committed configuration changes, in log order, before advancing.
+      for (const e of rd.committedEntries) {
+        if (e.confChange) {
+          const cs = node.applyConfChange(e.confChange);
+          this.applied.push({ id, index: e.index, confState: cs });
+        }
+      }
       node.advance(rd);
     }
     return out;
