@@ -159,6 +159,21 @@ describe('one clear line and exit 2 for each operator error', () => {
       /^raft-elector: the open-file limit \(RLIMIT_NOFILE, ulimit -n\) is 128 with \d+ in use; raft-elector needs at least 256: raise it$/,
     );
   });
+
+  it('a low open-file limit starts, with a warning naming the limit', async () => {
+    const args = await baseArgs();
+    const http = args[args.indexOf('--http') + 1]!;
+    const child = spawn('sh', ['-c', 'ulimit -n 1024 && exec "$0" "$@"', process.execPath, ElectorBin, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    child.stdout.on('data', (d: Buffer) => (out += d.toString()));
+    try {
+      await waitFor('the member to lead', 15_000, async () => ((await (await fetch(`http://${http}/leader`)).json()) as { isLeader: boolean }).isLeader || undefined, 50);
+      const warning = out.split('\n').find((l) => l.includes('open-file limit'));
+      expect(JSON.parse(warning ?? '{}')).toMatchObject({ level: 40, fdLimit: 1024, msg: expect.stringContaining('is low: 1024') });
+    } finally {
+      child.kill('SIGKILL');
+    }
+  });
 });
 
 describe('a data dir it cannot write (finding 6)', () => {
