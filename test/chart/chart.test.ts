@@ -117,6 +117,7 @@ describe.skipIf(!helm)('the Helm chart', () => {
     const kinds = h.template().map((o) => `${o.kind}/${o.metadata.name}`).sort();
     expect(kinds).toEqual([
       'NetworkPolicy/demo-raft-elector',
+      'NetworkPolicy/demo-raft-elector-test-leader',
       'Pod/demo-raft-elector-test-leader',
       'PodDisruptionBudget/demo-raft-elector',
       'Role/demo-raft-elector',

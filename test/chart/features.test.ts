@@ -43,6 +43,11 @@ function allowedFrom(policy: NetworkPolicy, port: number, protocol = 'TCP'): 'an
   return from;
 }
 
+/** The group's NetworkPolicy (the other one is the helm test pod's). */
+function groupPolicy(objects: K8sObject[]): NetworkPolicy {
+  return only<NetworkPolicy>(objects.filter((o) => !o.metadata.name.endsWith('-test-leader')), 'NetworkPolicy');
+}
+
 /** Writes a values file for what --set cannot say (lists of objects, null). */
 function valuesFile(values: unknown): { args: string[]; cleanup: () => void } {
   const dir = mkdtempSync(join(tmpdir(), 'raft-elector-values-'));
@@ -79,7 +84,7 @@ describe.skipIf(!helm)('chart features', () => {
   describe('NetworkPolicy', () => {
     it('opens the peer port only to the group\'s pods and the API port only to the test pod and the sources listed', () => {
       const prometheus = { namespaceSelector: { matchLabels: { 'kubernetes.io/metadata.name': 'monitoring' } } };
-      const policy = withValues({ networkPolicy: { apiFrom: [prometheus] } }, (args) => only<NetworkPolicy>(h.template(args), 'NetworkPolicy'));
+      const policy = withValues({ networkPolicy: { apiFrom: [prometheus] } }, (args) => groupPolicy(h.template(args)));
       expect(policy.spec.podSelector.matchLabels).toEqual(group);
       expect(policy.spec.policyTypes).toEqual(['Ingress']);
       expect(allowedFrom(policy, 4041)).toEqual([{ podSelector: { matchLabels: group } }]);
@@ -90,21 +95,28 @@ describe.skipIf(!helm)('chart features', () => {
     });
 
     it('keeps every other port of the app\'s pods open by default, and only the two ports with allowOtherPorts=false', () => {
-      const policy = only<NetworkPolicy>(h.template(['--set', 'sidecar.httpPort=8080', '--set', 'sidecar.raftPort=7000']), 'NetworkPolicy');
+      const policy = groupPolicy(h.template(['--set', 'sidecar.httpPort=8080', '--set', 'sidecar.raftPort=7000']));
       for (const port of [1, 80, 6999, 7001, 8079, 8081, 65535]) expect(allowedFrom(policy, port), `TCP ${port}`).toBe('anyone');
       for (const port of [7000, 8080]) expect(allowedFrom(policy, port), `TCP ${port}`).not.toBe('anyone');
       expect(allowedFrom(policy, 53, 'UDP')).toBe('anyone');
-      const strict = only<NetworkPolicy>(h.template(['--set', 'networkPolicy.allowOtherPorts=false']), 'NetworkPolicy');
+      const strict = groupPolicy(h.template(['--set', 'networkPolicy.allowOtherPorts=false']));
       expect(allowedFrom(strict, 8080)).toEqual([]);
       expect(strict.spec.ingress.map((r) => r.ports.map((p) => p.port))).toEqual([[4041], [4040]]);
     });
 
     it('follows selector, leaves out the test pod when tests are off, and can be turned off', () => {
-      const policy = only<NetworkPolicy>(h.template(['--set', 'selector.app=orders', '--set', 'tests.enabled=false', '--set', 'networkPolicy.allowOtherPorts=false']), 'NetworkPolicy');
+      const policy = groupPolicy(h.template(['--set', 'selector.app=orders', '--set', 'tests.enabled=false', '--set', 'networkPolicy.allowOtherPorts=false']));
       expect(policy.spec.podSelector.matchLabels).toEqual({ app: 'orders' });
       expect(allowedFrom(policy, 4041)).toEqual([{ podSelector: { matchLabels: { app: 'orders' } } }]);
       expect(allowedFrom(policy, 4040)).toEqual([]);
       expect(h.template(['--set', 'networkPolicy.enabled=false']).some((o) => o.kind === 'NetworkPolicy')).toBe(false);
+    });
+
+    it('denies all ingress to the helm test pod, which only asks', () => {
+      const policy = only<NetworkPolicy>(h.template().filter((o) => o.metadata.name.endsWith('-test-leader')), 'NetworkPolicy');
+      const testPod = only(h.template(), 'Pod');
+      for (const [key, value] of Object.entries(policy.spec.podSelector.matchLabels)) expect(testPod.metadata.labels?.[key], key).toBe(value);
+      expect(policy.spec).toEqual({ podSelector: policy.spec.podSelector, policyTypes: ['Ingress'] });
     });
   });
 
