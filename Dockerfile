@@ -27,14 +27,18 @@ COPY cluster ./cluster
 COPY k8s ./k8s
 COPY api ./api
 COPY cmd ./cmd
+COPY build ./build
 RUN npm run build
 # The banner gives the ESM bundle a `require` for the Node built-ins that the
-# CommonJS dependencies (express, ws, pino) require at run time.
+# CommonJS dependencies (express, ws, pino) require at run time. The packages'
+# own license comments stay at the end of the bundle; THIRD_PARTY_LICENSES holds
+# the LICENSE files of every package the metafile says the bundle took from.
 RUN ./node_modules/.bin/esbuild dist/cmd/raft-elector.js \
       --bundle --platform=node --format=esm --target=node24 \
-      --minify --legal-comments=none \
+      --minify --legal-comments=eof --metafile=image/meta.json \
       --banner:js="import{createRequire as __raftElectorCreateRequire}from'node:module';const require=__raftElectorCreateRequire(import.meta.url);" \
       --outfile=image/app/dist/raft-elector.mjs \
+ && node build/third-party-licenses.ts image/meta.json image/app/THIRD_PARTY_LICENSES \
  && mkdir -p image/var/lib/raft-elector
 # The data-dir lock's native binding for this build's arch, beside the bundle, where
 # cluster/data-dir-lock.ts looks first (its own loader cannot find it inside a bundle).
@@ -43,11 +47,26 @@ RUN cp "node_modules/fs-native-extensions/prebuilds/$(node -p 'process.platform 
 # Runtime stage: distroless Node.js 24, non-root, no shell. Pinned by digest;
 # bump the digest (Renovate/Dependabot) to pick up base-image fixes.
 FROM gcr.io/distroless/nodejs24-debian12:nonroot@sha256:14d42e2511532589a7c7e01a753667a74fcc96266e137e8125006b87b0c32d0a
+# OCI labels; `npm run image` passes the version, the git commit and the build time.
+ARG VERSION=0.0.0-dev
+ARG REVISION=unknown
+ARG CREATED=1970-01-01T00:00:00Z
+LABEL org.opencontainers.image.title="raft-elector" \
+      org.opencontainers.image.description="Leader-election sidecar for Kubernetes: the election half of etcd-raft over WebSockets, with a /leader API, a pod label and a fencing token." \
+      org.opencontainers.image.source="https://github.com/raft-elector/raft-elector" \
+      org.opencontainers.image.url="https://github.com/raft-elector/raft-elector" \
+      org.opencontainers.image.documentation="https://github.com/raft-elector/raft-elector/blob/main/docs/install.md" \
+      org.opencontainers.image.licenses="Apache-2.0" \
+      org.opencontainers.image.version="${VERSION}" \
+      org.opencontainers.image.revision="${REVISION}" \
+      org.opencontainers.image.created="${CREATED}" \
+      org.opencontainers.image.base.name="gcr.io/distroless/nodejs24-debian12:nonroot"
 WORKDIR /app
 # package.json sits at ../package.json from the bundle: `--version` reads it.
 COPY package.json ./
 COPY --from=build /src/image/app/dist/raft-elector.mjs ./dist/raft-elector.mjs
 COPY --from=build /src/image/app/dist/fs-native-extensions.node ./dist/fs-native-extensions.node
+COPY --from=build /src/image/app/THIRD_PARTY_LICENSES ./THIRD_PARTY_LICENSES
 # The default --data-dir, writable by the runtime user when no volume is mounted.
 COPY --from=build --chown=65532:65532 /src/image/var/lib/raft-elector /var/lib/raft-elector
 ENV NODE_ENV=production

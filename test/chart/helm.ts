@@ -92,9 +92,14 @@ export class Helm {
     return { status: result.status, stdout: result.stdout, stderr: result.stderr };
   }
 
-  /** `helm template <release> charts/raft-elector -n <namespace> <args>`; throws with helm's message on failure. */
-  template(args: string[] = [], release = 'demo', namespace = 'shop'): K8sObject[] {
-    const result = this.run(['template', release, chartDir, '--namespace', namespace, ...args]);
+  /**
+   * `helm template <release> charts/raft-elector -n <namespace> <args>`; throws with helm's message on failure.
+   * `helm template` has no cluster, so the chart refuses to generate the peer secret unless told
+   * to: blindSecret=true tells it (args can still override).
+   */
+  template(args: string[] = [], release = 'demo', namespace = 'shop', blindSecret = true): K8sObject[] {
+    const blind = blindSecret ? ['--set', 'secret.generateWithoutLookup=true'] : [];
+    const result = this.run(['template', release, chartDir, '--namespace', namespace, ...blind, ...args]);
     if (result.status !== 0) throw new Error(`helm template ${args.join(' ')} failed: ${result.stderr}`);
     return parseManifests(result.stdout);
   }
@@ -113,7 +118,7 @@ export function renderNotes(helm: Helm, args: string[] = [], release = 'demo', n
     const notes = readFileSync(join(chartDir, 'templates/NOTES.txt'), 'utf8');
     writeFileSync(join(copy, 'templates/_test_notes.tpl'), `{{- define "test.notes" -}}\n${notes}\n{{- end }}\n`);
     writeFileSync(join(copy, 'templates/test-notes.yaml'), 'notes: |\n{{ include "test.notes" . | indent 2 }}\n');
-    const result = helm.run(['template', release, copy, '--namespace', namespace, '--show-only', 'templates/test-notes.yaml', ...args]);
+    const result = helm.run(['template', release, copy, '--namespace', namespace, '--show-only', 'templates/test-notes.yaml', '--set', 'secret.generateWithoutLookup=true', ...args]);
     if (result.status !== 0) throw new Error(`rendering NOTES.txt failed: ${result.stderr}`);
     return (parseManifests(result.stdout)[0] as unknown as { notes: string }).notes;
   } finally {

@@ -72,10 +72,86 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 {{- end }}
 
 {{- define "raft-elector.image" -}}
+{{- $repository := include "raft-elector.withRegistry" (list .Values.image.repository .) }}
 {{- if .Values.image.digest }}
-{{- printf "%s@%s" .Values.image.repository .Values.image.digest }}
+{{- printf "%s@%s" $repository .Values.image.digest }}
 {{- else }}
-{{- printf "%s:%s" .Values.image.repository (default .Chart.AppVersion .Values.image.tag) }}
+{{- printf "%s:%s" $repository (default .Chart.AppVersion .Values.image.tag) }}
+{{- end }}
+{{- end }}
+
+{{/*
+A repository with global.imageRegistry applied: the registry host (a first path part with
+a "." or ":", or "localhost") is replaced, a repository without one gets it in front.
+Call with (list <repository> <root context>).
+*/}}
+{{- define "raft-elector.withRegistry" -}}
+{{- $repository := index . 0 }}
+{{- $root := index . 1 }}
+{{- $registry := "" }}
+{{- if $root.Values.global }}{{ $registry = $root.Values.global.imageRegistry | default "" | trimSuffix "/" }}{{ end }}
+{{- if not $registry }}
+{{- $repository }}
+{{- else }}
+{{- $parts := splitList "/" $repository }}
+{{- $first := first $parts }}
+{{- if and (gt (len $parts) 1) (or (contains "." $first) (contains ":" $first) (eq $first "localhost")) }}
+{{- printf "%s/%s" $registry (rest $parts | join "/") }}
+{{- else }}
+{{- printf "%s/%s" $registry $repository }}
+{{- end }}
+{{- end }}
+{{- end }}
+
+{{/* Scheduling of the example pods: affinity (or the preset anti-affinity) and topology spread. */}}
+{{- define "raft-elector.podScheduling" -}}
+{{- $selector := include "raft-elector.groupSelector" . | fromYaml }}
+{{- if .Values.affinity }}
+affinity:
+  {{- toYaml .Values.affinity | nindent 2 }}
+{{- else if eq .Values.podAntiAffinityPreset "soft" }}
+affinity:
+  # Voters on different nodes where the scheduler can: one node lost costs one vote.
+  podAntiAffinity:
+    preferredDuringSchedulingIgnoredDuringExecution:
+      - weight: 100
+        podAffinityTerm:
+          topologyKey: {{ .Values.podAntiAffinityTopologyKey }}
+          labelSelector:
+            matchLabels:
+              {{- toYaml $selector | nindent 14 }}
+{{- else if eq .Values.podAntiAffinityPreset "hard" }}
+affinity:
+  # Never two voters on one node; pods stay Pending when nodes run out.
+  podAntiAffinity:
+    requiredDuringSchedulingIgnoredDuringExecution:
+      - topologyKey: {{ .Values.podAntiAffinityTopologyKey }}
+        labelSelector:
+          matchLabels:
+            {{- toYaml $selector | nindent 12 }}
+{{- end }}
+{{- if .Values.topologySpreadConstraints }}
+topologySpreadConstraints:
+  {{- toYaml .Values.topologySpreadConstraints | nindent 2 }}
+{{- else if .Values.defaultTopologySpread }}
+topologySpreadConstraints:
+  - maxSkew: 1
+    topologyKey: topology.kubernetes.io/zone
+    whenUnsatisfiable: ScheduleAnyway
+    labelSelector:
+      matchLabels:
+        {{- toYaml $selector | nindent 8 }}
+{{- end }}
+{{- with .Values.nodeSelector }}
+nodeSelector:
+  {{- toYaml . | nindent 2 }}
+{{- end }}
+{{- with .Values.tolerations }}
+tolerations:
+  {{- toYaml . | nindent 2 }}
+{{- end }}
+{{- with .Values.priorityClassName }}
+priorityClassName: {{ . }}
 {{- end }}
 {{- end }}
 
@@ -98,4 +174,11 @@ cluster reports the placeholder v1.20.0, which tells nothing, so only 1.21 to 1.
 {{- if and .Values.sidecar.native (semverCompare ">=1.21.0-0, <1.29.0-0" .Capabilities.KubeVersion.Version) }}
 {{- fail (printf "sidecar.native=true needs Kubernetes 1.29 or later (native sidecars); this cluster is %s: set sidecar.native=false" .Capabilities.KubeVersion.Version) }}
 {{- end }}
+{{- end }}
+
+{{/* Labels of the helm test pod, apart from the group's selector; the NetworkPolicy lets it reach the HTTP API. */}}
+{{- define "raft-elector.testLabels" -}}
+app.kubernetes.io/name: {{ include "raft-elector.name" . }}-test
+app.kubernetes.io/instance: {{ .Release.Name }}
+app.kubernetes.io/component: test
 {{- end }}

@@ -38,6 +38,11 @@ with persistence.type=pvc, raft-elector.volumeClaimTemplate.
     - --label-leader={{ $v.roleLabel.leader }}
     - --label-follower={{ $v.roleLabel.follower }}
     - --log-level={{ $v.logLevel }}
+    {{- if .Values.tls.enabled }}
+    - --tls-cert=/etc/raft-elector/tls/{{ .Values.tls.certKey }}
+    - --tls-key=/etc/raft-elector/tls/{{ .Values.tls.keyKey }}
+    - --tls-ca=/etc/raft-elector/tls/{{ .Values.tls.caKey }}
+    {{- end }}
     {{- range $v.extraArgs }}
     - {{ . | quote }}
     {{- end }}
@@ -66,6 +71,10 @@ with persistence.type=pvc, raft-elector.volumeClaimTemplate.
     - name: raft
       containerPort: {{ $v.raftPort }}
       protocol: TCP
+  {{- with $v.startupProbe }}
+  startupProbe:
+    {{- toYaml . | nindent 4 }}
+  {{- end }}
   {{- with $v.livenessProbe }}
   livenessProbe:
     {{- toYaml . | nindent 4 }}
@@ -86,6 +95,11 @@ with persistence.type=pvc, raft-elector.volumeClaimTemplate.
     - name: raft-elector-secret
       mountPath: /etc/raft-elector/secret
       readOnly: true
+    {{- if .Values.tls.enabled }}
+    - name: raft-elector-tls
+      mountPath: /etc/raft-elector/tls
+      readOnly: true
+    {{- end }}
 {{- end }}
 
 {{/* raft-elector.sidecarVolumes: the pod volumes the sidecar mounts (list items). */}}
@@ -97,6 +111,20 @@ with persistence.type=pvc, raft-elector.volumeClaimTemplate.
     items:
       - key: {{ .Values.secret.key }}
         path: {{ .Values.secret.key }}
+{{- if .Values.tls.enabled }}
+{{- if not .Values.tls.existingSecret }}
+{{- fail "tls.enabled=true needs tls.existingSecret: the name of a Secret with the certificate, key and CA (for example one cert-manager writes)" }}
+{{- end }}
+- name: raft-elector-tls
+  secret:
+    secretName: {{ .Values.tls.existingSecret }}
+    defaultMode: 292 # 0444, as the peer secret: the pod may have no fsGroup
+    items:
+      {{- range (list .Values.tls.certKey .Values.tls.keyKey .Values.tls.caKey | uniq) }}
+      - key: {{ . }}
+        path: {{ . }}
+      {{- end }}
+{{- end }}
 {{- if eq .Values.persistence.type "emptyDir" }}
 # emptyDir: the term and vote are lost with the pod; see the chart README.
 - name: {{ .Values.persistence.volumeName }}
