@@ -101,9 +101,9 @@ describe('a cluster of real processes on loopback', () => {
       return lines.length > 0 ? lines : undefined;
     });
     expect(refusal[0]!.level).toBe(40);
-    // The intruder's side names the member whose proof it could not verify.
+    // The intruder's side names the member whose proof it could not verify, as the id it claimed (unproven).
     expect(
-      cluster.member('m3').lines.some((l) => l.includes('"reason":"wrong_secret"') && /"peer":"m[12]"/.test(l)),
+      cluster.member('m3').lines.some((l) => l.includes('"reason":"wrong_secret"') && /"claimedId":"m[12]"/.test(l)),
     ).toBe(true);
     const answer = await cluster.leader('m3');
     expect(answer.leader).toBeNull();

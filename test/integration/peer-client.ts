@@ -22,6 +22,7 @@ export interface PeerClientOptions {
   host: string;
   port: number;
   cluster: string;
+  /** The bytes the member uses: its --secret-file content, trimmed (as cmd/raft-elector.ts reads it). */
   secret: Buffer | string;
   from: string;
   to: string;
