@@ -49,6 +49,10 @@ export class InvalidMessageError extends RaftError {
   }
 }
 
+function fail(m: Message, reason: InvalidMessageReason, why: string): never {
+  throw new InvalidMessageError(reason, `${m.type} from ${m.from} refused: ${why}`);
+}
+
 function isCount(n: number): boolean {
   return Number.isSafeInteger(n) && n >= 0;
 }
@@ -58,37 +62,31 @@ function isCount(n: number): boolean {
  * an invariant. Never changes `m`.
  */
 export function validatePeerMessage(m: Message, self: string, localTerm: number): void {
-  const fail = (reason: InvalidMessageReason, why: string): never => {
-    throw new InvalidMessageError(reason, `${m.type} from ${m.from} refused: ${why}`);
-  };
-  if (LocalMessageTypes.has(m.type)) fail('misaddressed', 'a local-only type cannot arrive from a peer');
-  if (m.from === self || m.from === '') fail('misaddressed', `it claims to come from ${m.from === '' ? 'nobody' : 'this member'}`);
-  if (m.to !== self) fail('misaddressed', `it is addressed to ${m.to}, not ${self}`);
-  for (const [name, n] of [
-    ['term', m.term],
-    ['logTerm', m.logTerm],
-    ['index', m.index],
-    ['commit', m.commit],
-    ['rejectHint', m.rejectHint],
-  ] as const) {
-    if (!isCount(n)) fail('number_invalid', `${name} ${n} is not a non-negative safe integer`);
-  }
-  if (m.term === 0) fail('term_missing', 'a peer message must carry a term (term 0 is local and skips the term checks)');
+  if (LocalMessageTypes.has(m.type)) fail(m, 'misaddressed', 'a local-only type cannot arrive from a peer');
+  if (m.from === self || m.from === '') fail(m, 'misaddressed', `it claims to come from ${m.from === '' ? 'nobody' : 'this member'}`);
+  if (m.to !== self) fail(m, 'misaddressed', `it is addressed to ${m.to}, not ${self}`);
+  // On every message: plain checks, no allocation.
+  if (!isCount(m.term)) fail(m, 'number_invalid', `term ${m.term} is not a non-negative safe integer`);
+  if (!isCount(m.logTerm)) fail(m, 'number_invalid', `logTerm ${m.logTerm} is not a non-negative safe integer`);
+  if (!isCount(m.index)) fail(m, 'number_invalid', `index ${m.index} is not a non-negative safe integer`);
+  if (!isCount(m.commit)) fail(m, 'number_invalid', `commit ${m.commit} is not a non-negative safe integer`);
+  if (!isCount(m.rejectHint)) fail(m, 'number_invalid', `rejectHint ${m.rejectHint} is not a non-negative safe integer`);
+  if (m.term === 0) fail(m, 'term_missing', 'a peer message must carry a term (term 0 is local and skips the term checks)');
   const ceiling = Math.max(MaxTerm, localTerm) + MaxTermStepAboveMaxTerm;
-  if (m.term > ceiling) fail('term_no_headroom', `term ${m.term} is above the largest term this member adopts now (${ceiling})`);
+  if (m.term > ceiling) fail(m, 'term_no_headroom', `term ${m.term} is above the largest term this member adopts now (${ceiling})`);
   // A leader's log, a candidate's last entry and a snapshot never run ahead of their term.
-  if (m.logTerm > m.term) fail('log_term_above_term', `log term ${m.logTerm} is above the message term ${m.term}`);
+  if (m.logTerm > m.term) fail(m, 'log_term_above_term', `log term ${m.logTerm} is above the message term ${m.term}`);
   if (m.snapshot) {
-    if (!isCount(m.snapshot.index) || !isCount(m.snapshot.term)) fail('number_invalid', 'the snapshot id is not made of safe integers');
-    if (m.snapshot.term > m.term) fail('log_term_above_term', `snapshot term ${m.snapshot.term} is above the message term ${m.term}`);
+    if (!isCount(m.snapshot.index) || !isCount(m.snapshot.term)) fail(m, 'number_invalid', 'the snapshot id is not made of safe integers');
+    if (m.snapshot.term > m.term) fail(m, 'log_term_above_term', `snapshot term ${m.snapshot.term} is above the message term ${m.term}`);
   }
   let prevIndex = m.index;
   let prevTerm = m.logTerm;
   for (const e of m.entries) {
-    if (!isCount(e.index) || !isCount(e.term)) fail('number_invalid', 'an entry id is not made of safe integers');
-    if (e.term > m.term) fail('log_term_above_term', `entry ${e.index}@${e.term} is above the message term ${m.term}`);
+    if (!isCount(e.index) || !isCount(e.term)) fail(m, 'number_invalid', 'an entry id is not made of safe integers');
+    if (e.term > m.term) fail(m, 'log_term_above_term', `entry ${e.index}@${e.term} is above the message term ${m.term}`);
     if (e.index !== prevIndex + 1 || e.term < prevTerm) {
-      fail('entries_out_of_order', `entry ${e.index}@${e.term} does not follow ${prevIndex}@${prevTerm}`);
+      fail(m, 'entries_out_of_order', `entry ${e.index}@${e.term} does not follow ${prevIndex}@${prevTerm}`);
     }
     prevIndex = e.index;
     prevTerm = e.term;
