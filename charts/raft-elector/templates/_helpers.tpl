@@ -99,3 +99,12 @@ cluster reports the placeholder v1.20.0, which tells nothing, so only 1.21 to 1.
 {{- fail (printf "sidecar.native=true needs Kubernetes 1.29 or later (native sidecars); this cluster is %s: set sidecar.native=false" .Capabilities.KubeVersion.Version) }}
 {{- end }}
 {{- end }}
+
+{{/* CEL: the old pod carries every group selector label (given the selector as a dict). */}}
+{{- define "raft-elector.admissionGroupExpression" -}}
+{{- $terms := list }}
+{{- range $key := keys . | sortAlpha }}
+{{- $terms = append $terms (printf "'%s' in variables.oldLabels && variables.oldLabels['%s'] == '%s'" $key $key (get $ $key | toString)) }}
+{{- end }}
+{{- join " && " $terms }}
+{{- end }}
