@@ -33,3 +33,28 @@ export function auditedUserAgents(file: string, username: string): Map<string, S
   }
   return agents;
 }
+
+export interface AuditedWatch {
+  pod: string;
+  /** When the API server started answering it (the watch is live from then). */
+  startedAt: number;
+  /** The resourceVersion it resumed from; null for a watch after a fresh list. */
+  resourceVersion: string | null;
+}
+
+/** The pod watches `username` (per bound pod) had answered after `since` (ms epoch). */
+export function auditedWatches(file: string, username: string, since: number): AuditedWatch[] {
+  if (!existsSync(file)) return [];
+  const watches: AuditedWatch[] = [];
+  for (const line of readFileSync(file, 'utf8').split('\n')) {
+    if (!line.startsWith('{')) continue;
+    const event = JSON.parse(line) as AuditEvent & { stageTimestamp: string; requestURI: string; responseStatus?: { code?: number }; user: { extra?: Record<string, string[]> } };
+    if (event.user.username !== username || event.verb !== 'watch' || event.objectRef?.resource !== 'pods') continue;
+    if (event.stage !== 'ResponseStarted' || event.responseStatus?.code !== 200) continue;
+    const startedAt = Date.parse(event.stageTimestamp);
+    if (startedAt < since) continue;
+    const pod = event.user.extra?.['authentication.kubernetes.io/pod-name']?.[0] ?? '?';
+    watches.push({ pod, startedAt, resourceVersion: new URL(event.requestURI, 'https://x').searchParams.get('resourceVersion') });
+  }
+  return watches;
+}

@@ -34,7 +34,11 @@ export class KubeRest {
       const headers: Record<string, string> = { Accept: 'application/json', 'User-Agent': 'raft-elector-e2e' };
       if (this.identity.token) headers.Authorization = `Bearer ${this.identity.token}`;
       const payload = body === undefined ? undefined : typeof body === 'string' ? body : JSON.stringify(body);
-      if (payload !== undefined) headers['Content-Type'] = contentType;
+      if (payload !== undefined) {
+        headers['Content-Type'] = contentType;
+        // Node sends a DELETE body neither chunked nor sized unless told: the server would read it as the next request.
+        headers['Content-Length'] = String(Buffer.byteLength(payload));
+      }
       const req = https.request(url, { method, headers, agent: this.agent, timeout: timeoutMs }, (res) => {
         const chunks: Buffer[] = [];
         res.on('data', (c: Buffer) => chunks.push(c));
