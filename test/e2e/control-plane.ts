@@ -186,17 +186,14 @@ export class ControlPlane {
   }
 
   /** The built kubectl with the admin kubeconfig. */
-  async kubectl(args: string[], input?: string): Promise<string> {
-    const run = execFileAsync(this.bin('kubectl'), ['--kubeconfig', this.kubeconfig, '--cache-dir', join(this.dir, 'kubectl-cache'), ...args], {
-      encoding: 'utf8',
-      timeout: 60_000,
-      maxBuffer: 16 * 1024 * 1024,
-    });
-    if (input !== undefined) {
-      run.child.stdin?.end(input);
-    }
+  async kubectl(args: string[]): Promise<string> {
     try {
-      return (await run).stdout;
+      const run = await execFileAsync(this.bin('kubectl'), ['--kubeconfig', this.kubeconfig, '--cache-dir', join(this.dir, 'kubectl-cache'), ...args], {
+        encoding: 'utf8',
+        timeout: 60_000,
+        maxBuffer: 16 * 1024 * 1024,
+      });
+      return run.stdout;
     } catch (error) {
       const e = error as { stderr?: string; message: string };
       throw new Error(`kubectl ${args.join(' ')} failed: ${e.stderr?.trim() || e.message}`);

@@ -58,7 +58,7 @@ export class Group {
   readonly incarnations: Incarnation[] = [];
   private kubelet!: FakeKubelet;
   private dns!: TestClusterDns;
-  private secret!: Buffer;
+  private secretData!: Record<string, string>;
 
   private constructor(
     readonly cp: ControlPlane,
@@ -99,7 +99,7 @@ export class Group {
     // The peer secret as the API server stores it (the kubelet mounts the stored Secret).
     const secretName = only(objects, 'Secret').metadata.name;
     const stored = await cp.admin.json<{ data: Record<string, string> }>('GET', `/api/v1/namespaces/${options.namespace}/secrets/${secretName}`);
-    group.secret = Buffer.from(Object.values(stored.data)[0] ?? '', 'base64');
+    group.secretData = stored.data;
 
     const selector = Object.entries(sts.spec.selector.matchLabels).map(([k, v]) => `${k}=${v}`).join(',');
     group.kubelet = new FakeKubelet(cp.admin, options.namespace, selector, {
@@ -151,10 +151,10 @@ export class Group {
       mkdirSync(inPod(mount.mountPath), { recursive: true });
       const volume = (this.sts.spec.template.spec.volumes ?? []).find((v) => v.name === mount.name);
       if (volume && 'secret' in volume) {
-        for (const item of (volume.secret as { items: { path: string }[] }).items) {
+        for (const item of (volume.secret as { items: { key: string; path: string }[] }).items) {
           const file = inPod(join(mount.mountPath, item.path));
           mkdirSync(dirname(file), { recursive: true });
-          writeFileSync(file, this.secret);
+          writeFileSync(file, Buffer.from(this.secretData[item.key] ?? '', 'base64'));
         }
       }
     }
