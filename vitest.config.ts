@@ -4,7 +4,8 @@ export default defineConfig({
   test: {
     include: ['**/*.test.ts'],
     globalSetup: ['test/global-setup.ts'],
-    exclude: ['node_modules/**', 'dist/**'],
+    // test/e2e needs a real control plane: npm run e2e (vitest.e2e.config.ts).
+    exclude: ['node_modules/**', 'dist/**', 'test/e2e/**'],
     testTimeout: 60_000,
     hookTimeout: 60_000,
   },

@@ -2,9 +2,10 @@ import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { startApiFixture, type ApiFixture } from '../test/k8s/harness.js';
+import { startApiFixture, waitFor, type ApiFixture } from '../test/k8s/harness.js';
 import { classifyApiError } from './api-errors.js';
-import { createKubeClient, KubeConfigError, loadInClusterConfig } from './kube-client.js';
+import { createKubeClient, DEFAULT_USER_AGENT, KubeConfigError, loadInClusterConfig } from './kube-client.js';
+import { mergePatchOptions } from './pod-label.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'kube-client-test-'));
 const token = join(dir, 'token');
@@ -60,6 +61,21 @@ describe('loadInClusterConfig', () => {
     if (fixture.server.certificates?.source === 'openssl') {
       expect(classifyApiError(error, { verb: 'list', resource: 'pods', group: '', namespace: 'shop' }).code).toBe('KUBE_UNREACHABLE');
     }
+  });
+
+  it('says User-Agent raft-elector/<version> on list, patch, create and the watch', async () => {
+    fixture = await startApiFixture({ namespace: 'shop' });
+    const f = fixture;
+    f.server.createPod({ namespace: 'shop', name: 'shop-0' });
+    await f.client.core.listNamespacedPod({ namespace: 'shop' });
+    await f.client.core.patchNamespacedPod({ name: 'shop-0', namespace: 'shop', body: { metadata: { labels: { 'raft-role': 'leader' } } } }, mergePatchOptions());
+    await f.client.core.createNamespacedEvent({ namespace: 'shop', body: { metadata: { generateName: 'shop-0.' }, involvedObject: { kind: 'Pod', name: 'shop-0', namespace: 'shop' }, reason: 'LeaderElected', message: 'm', type: 'Normal' } });
+    const controller = await f.client.watch.watch('/api/v1/namespaces/shop/pods', {}, () => undefined, () => undefined);
+    await waitFor('the watch request to arrive', () => f.server.requestsFor({ verb: 'watch', resource: 'pods' }).length > 0);
+    controller.abort();
+    expect(DEFAULT_USER_AGENT).toMatch(/^raft-elector\/\d+\.\d+\.\d+/);
+    const seen = f.server.requests.map((r) => `${r.verb} ${r.resource}: ${r.userAgent}`);
+    for (const verb of ['list', 'patch', 'create', 'watch']) expect(seen).toContain(`${verb} ${verb === 'create' ? 'events' : 'pods'}: ${DEFAULT_USER_AGENT}`);
   });
 
   it('plain HTTP for a test server, and a request timeout on a hung API server', async () => {

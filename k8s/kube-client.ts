@@ -10,8 +10,12 @@
  * The generated API client has no request timeout (a request to a hung API
  * server never settles), so requests go through a small HTTP library that
  * destroys the request after `requestTimeoutMs` and bounds the response size.
+ *
+ * Every request, the watch included, says `User-Agent: raft-elector/<version>`, so audit
+ * logs tell the sidecar apart from the app sharing its pod's token.
  */
 import { accessSync, constants, readFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
 import { isIPv6 } from 'node:net';
 import {
   CoordinationV1Api,
@@ -124,6 +128,47 @@ export interface KubeClientOptions {
   requestTimeoutMs?: number;
   /** Responses above this are refused (a bound on what one list can cost). Default 16 MiB. */
   maxResponseBytes?: number;
+  /** Default `raft-elector/<package version>`. */
+  userAgent?: string;
+}
+
+function packageVersion(): string {
+  const require = createRequire(import.meta.url);
+  for (const candidate of ['../package.json', '../../package.json']) {
+    try {
+      return (require(candidate) as { version: string }).version;
+    } catch {
+      // k8s/ and dist/k8s/ sit at different depths; the image's bundle has no package.json.
+    }
+  }
+  return 'unknown';
+}
+
+export const DEFAULT_USER_AGENT = `raft-elector/${packageVersion()}`;
+
+/**
+ * Sets the User-Agent where client-node applies authentication to a request: the generated
+ * API calls and (client-node 2.x) the watch go through applySecurityAuthentication, the
+ * 1.x watch through applyToHTTPSOptions. Doing it on the KubeConfig keeps it independent
+ * of the HTTP library underneath (node-fetch in 1.x, undici in 2.x).
+ */
+function applyUserAgent(kubeConfig: KubeConfig, userAgent: string): void {
+  const tagged = kubeConfig as KubeConfig & { raftElectorUserAgent?: string };
+  if (tagged.raftElectorUserAgent !== undefined) {
+    tagged.raftElectorUserAgent = userAgent;
+    return;
+  }
+  tagged.raftElectorUserAgent = userAgent;
+  const applySecurityAuthentication = kubeConfig.applySecurityAuthentication.bind(kubeConfig);
+  kubeConfig.applySecurityAuthentication = async (context) => {
+    await applySecurityAuthentication(context);
+    context.setHeaderParam('User-Agent', tagged.raftElectorUserAgent!);
+  };
+  const applyToHTTPSOptions = kubeConfig.applyToHTTPSOptions.bind(kubeConfig);
+  kubeConfig.applyToHTTPSOptions = async (opts) => {
+    await applyToHTTPSOptions(opts);
+    opts.headers = { ...opts.headers, 'User-Agent': tagged.raftElectorUserAgent! };
+  };
 }
 
 export interface KubeClient {
@@ -191,6 +236,7 @@ export function createKubeClient(config: Pick<InClusterConfig, 'kubeConfig' | 's
   const maxResponseBytes = options.maxResponseBytes ?? 16 * 1024 * 1024;
   if (!(requestTimeoutMs > 0)) throw new KubeConfigError('KUBE_CLIENT_OPTIONS_INVALID', `requestTimeoutMs must be > 0, got ${requestTimeoutMs}`);
   if (!(maxResponseBytes > 0)) throw new KubeConfigError('KUBE_CLIENT_OPTIONS_INVALID', `maxResponseBytes must be > 0, got ${maxResponseBytes}`);
+  applyUserAgent(config.kubeConfig, options.userAgent ?? DEFAULT_USER_AGENT);
   const configuration = createConfiguration({
     baseServer: new ServerConfiguration(config.server, {}),
     authMethods: { default: config.kubeConfig },

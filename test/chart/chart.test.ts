@@ -126,7 +126,27 @@ describe.skipIf(!helm)('the Helm chart', () => {
       'Secret/demo-raft-elector-peer',
       'Service/demo-raft-elector',
       'ServiceAccount/demo-raft-elector',
+      'ValidatingAdmissionPolicy/demo-raft-elector.shop.raft-elector.io',
+      'ValidatingAdmissionPolicyBinding/demo-raft-elector.shop.raft-elector.io',
     ]);
+  });
+
+  it('confines the ServiceAccount\'s pod patches with a ValidatingAdmissionPolicy (1.30+), bound to the release namespace; off on request', () => {
+    type Policy = K8sObject & { spec: { matchConditions: { expression: string }[]; validations: { expression: string; reason: string }[] } };
+    const objects = h.template(example);
+    const policy = only<Policy>(objects, 'ValidatingAdmissionPolicy');
+    const sts = only<StatefulSet>(objects, 'StatefulSet');
+    expect(policy.spec.matchConditions.map((c) => c.expression)).toEqual([`request.userInfo.username == "system:serviceaccount:shop:${sts.spec.template.spec.serviceAccountName}"`]);
+    // Every label of the group selector is checked on the patched pod.
+    const group = policy.spec.validations.find((v) => v.expression.includes('oldLabels[\'app.kubernetes.io/instance\']'))!;
+    for (const [key, value] of Object.entries(sts.spec.selector.matchLabels)) expect(group.expression).toContain(`variables.oldLabels['${key}'] == '${value}'`);
+    expect(policy.spec.validations.every((v) => v.reason === 'Forbidden')).toBe(true);
+    const binding = only<K8sObject & { spec: { policyName: string; validationActions: string[]; matchResources: { namespaceSelector: { matchLabels: Record<string, string> } } } }>(objects, 'ValidatingAdmissionPolicyBinding');
+    expect(binding.spec).toMatchObject({ policyName: policy.metadata.name, validationActions: ['Deny'], matchResources: { namespaceSelector: { matchLabels: { 'kubernetes.io/metadata.name': 'shop' } } } });
+    expect(h.template(['--set', 'admissionPolicy.enabled=false']).filter((o) => o.kind.startsWith('ValidatingAdmissionPolicy'))).toEqual([]);
+    const old = h.run(['template', 'demo', chartDir, '--namespace', 'shop', '--kube-version', '1.29.0']);
+    expect(old.status).not.toBe(0);
+    expect(old.stderr).toContain('admissionPolicy.enabled=true needs Kubernetes 1.30 or later');
   });
 
   it('grants exactly the API calls the sidecar makes, in its own namespace only', () => {
@@ -249,10 +269,11 @@ describe.skipIf(!helm)('the Helm chart', () => {
     const old = h.run(['template', 'demo', chartDir, '--kube-version', '1.28.3', ...example]);
     expect(old.status).not.toBe(0);
     expect(old.stderr).toContain('sidecar.native=true needs Kubernetes 1.29 or later');
-    const plain = h.run(['template', 'demo', chartDir, '--kube-version', '1.28.3', ...example, '--set', 'sidecar.native=false']);
+    // Before 1.30 the admission policy must be turned off too (it says so itself).
+    const plain = h.run(['template', 'demo', chartDir, '--kube-version', '1.28.3', ...example, '--set', 'sidecar.native=false', '--set', 'admissionPolicy.enabled=false']);
     expect(plain.stderr).toBe('');
     expect(plain.status).toBe(0);
-    expect(h.run(['template', 'demo', chartDir, '--kube-version', '1.29.0', ...example]).status).toBe(0);
+    expect(h.run(['template', 'demo', chartDir, '--kube-version', '1.29.0', ...example, '--set', 'admissionPolicy.enabled=false']).status).toBe(0);
   });
 
   it('probes /healthz for liveness and /readyz for readiness on the http port, and exposes both ports', () => {

@@ -182,3 +182,12 @@ app.kubernetes.io/name: {{ include "raft-elector.name" . }}-test
 app.kubernetes.io/instance: {{ .Release.Name }}
 app.kubernetes.io/component: test
 {{- end }}
+
+{{/* CEL: the old pod carries every group selector label (given the selector as a dict). */}}
+{{- define "raft-elector.admissionGroupExpression" -}}
+{{- $terms := list }}
+{{- range $key := keys . | sortAlpha }}
+{{- $terms = append $terms (printf "'%s' in variables.oldLabels && variables.oldLabels['%s'] == '%s'" $key $key (get $ $key | toString)) }}
+{{- end }}
+{{- join " && " $terms }}
+{{- end }}
