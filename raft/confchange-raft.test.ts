@@ -490,3 +490,17 @@ describe('configuration changes through the log', () => {
     expect(l.trk.progress.get('c')?.isLearner).toBe(false);
   });
 });
+
+describe('applying around a snapshot', () => {
+  it('a change handed out before a snapshot restored the config (between ready and advance) is not applied on top of it', () => {
+    const r = new TestNetwork(['a', 'b', 'c']).node('b');
+    r.step(makeMessage({ type: 'MsgApp', from: 'a', to: 'b', term: 1, index: 0, logTerm: 0, commit: 1, entries: [{ index: 1, term: 1, confChange: cc([learner('d')]) }] }));
+    const rd = r.ready();
+    expect(rd.committedEntries.map((e) => e.index)).toEqual([1]);
+    // A snapshot lands first: d was added at 1 and removed again by 5.
+    r.step(makeMessage({ type: 'MsgSnap', from: 'a', to: 'b', term: 1, snapshot: { index: 5, term: 1 }, confState: confState(['a', 'b', 'c']) }));
+    expect(r.applyConfChange(rd.committedEntries[0]!.confChange!)).toEqual(confState(['a', 'b', 'c']));
+    r.advance(rd);
+    expect(r.status().confState).toEqual(confState(['a', 'b', 'c']));
+  });
+});

@@ -280,8 +280,10 @@ export class Raft {
   /** Applies a committed conf change (etcd's applyConfChange); returns the new membership. */
   applyConfChange(cc: ConfChangeV2): ConfState {
     // Normally the next entry handed out in a Ready; a direct call (tests) counts as the log's end.
-    const index = this.confIndexesToApply.shift() ?? this.log.lastIndex();
-    return this.applyConfChangeAt(cc, index);
+    const queued = this.confIndexesToApply.shift();
+    // A snapshot restored between ready() and this call already holds the change.
+    if (queued !== undefined && queued <= this.applied) return this.trk.confState();
+    return this.applyConfChangeAt(cc, queued ?? this.log.lastIndex());
   }
 
   private applyConfChangeAt(cc: ConfChangeV2, index: number): ConfState {
@@ -886,7 +888,6 @@ export class Raft {
       this.markerConfState = this.trk.confState();
     }
     this.confHistory = [];
-    this.confIndexesToApply = [];
     this.applied = s.index;
     this.send(makeMessage({ type: 'MsgAppResp', to: from, index: this.log.lastIndex() }));
   }

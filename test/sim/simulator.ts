@@ -1,13 +1,17 @@
 import {
+  copyConfState,
+  copyEntry,
   None,
   RawNode,
   seededRandom,
+  type ConfChangeV2,
   type DurableState,
   type Message,
   type RandomSource,
   type Ready,
   type Status,
 } from '../../raft/index.js';
+import { MembershipInvariants } from './membership.js';
 
 /**
  * A deterministic discrete-event network for RawNodes.
@@ -71,6 +75,12 @@ export const NO_FAULTS: FaultRates = {
 
 export interface SimOptions {
   ids: readonly string[];
+  /**
+   * Membership mode: members without a disk start with these voters, and the others start
+   * outside any configuration (pods joining); committed conf changes are applied. Default:
+   * every id is a voter.
+   */
+  initialVoters?: readonly string[];
   electionTick: number;
   heartbeatTick: number;
   preVote: boolean;
@@ -319,6 +329,9 @@ export class Simulation {
   private tickNow = 0;
   private slotNow = 0;
 
+  /** Configurations never diverge; a leader won with members' votes (see membership.ts). */
+  readonly membership = new MembershipInvariants((invariant, text) => this.violation(invariant, text));
+
   constructor(options: SimOptions) {
     this.options = options;
     this.ids = [...options.ids].sort();
@@ -500,6 +513,11 @@ export class Simulation {
     this.act(id, `transferLeader ${to}`, (n) => n.transferLeader(to));
   }
 
+  /** Throws PROPOSAL_DROPPED as RawNode does when `id` cannot take the change now. */
+  proposeConfChange(id: string, cc: ConfChangeV2): void {
+    this.act(id, `confChange ${JSON.stringify(cc)}`, (n) => n.proposeConfChange(cc));
+  }
+
   private act(id: string, what: string, action: (n: RawNode) => void): void {
     const m = this.member(id);
     if (!m.node) return;
@@ -563,7 +581,7 @@ export class Simulation {
     m.clockAccumulator = 0;
     const config = {
       id,
-      voters: this.ids,
+      voters: this.options.initialVoters ? (this.options.initialVoters.includes(id) ? this.options.initialVoters : []) : this.ids,
       electionTick: this.options.electionTick,
       heartbeatTick: this.options.heartbeatTick,
       preVote: this.options.preVote,
@@ -621,6 +639,7 @@ export class Simulation {
           return;
         }
         if (rd.durableState) this.persist(m, rd.durableState);
+        this.applyConfChanges(m, rd);
         m.node.advance(rd);
         this.checkMember(m);
         continue;
@@ -635,8 +654,17 @@ export class Simulation {
         return;
       }
       for (const msg of rd.messages) this.send(msg);
+      this.applyConfChanges(m, rd);
       m.node.advance(rd);
       this.checkMember(m);
+    }
+  }
+
+  /** The driver applies committed configuration changes in log order, before advance. */
+  private applyConfChanges(m: Member, rd: Ready): void {
+    for (const e of rd.committedEntries) {
+      if (!e.confChange || !m.node) continue;
+      this.membership.onApplied(m.id, e.index, m.node.applyConfChange(e.confChange));
     }
   }
 
@@ -729,6 +757,7 @@ export class Simulation {
     if (f.linkSeq < lastDelivered) this.stats.reordered++;
     else this.linkDeliveredSeq.set(link, f.linkSeq);
     if (this.options.trace) this.log(`deliver ${describe(msg)} sent@${f.sentSlot}`);
+    this.membership.onDelivered(msg);
     to.node.step(msg);
     this.afterInput(to);
   }
@@ -753,6 +782,7 @@ export class Simulation {
       if (leader === undefined) {
         this.leaderByTerm.set(s.term, m.id);
         this.stats.leaders++;
+        this.membership.onLeader(m.id, s.term, s.confState);
         this.log(`${m.id} leads term ${s.term}`);
       } else if (leader !== m.id) {
         this.secondLeader(s.term, leader, m.id);
@@ -817,12 +847,14 @@ function cloneDurable(ds: DurableState): DurableState {
   return {
     hardState: { ...ds.hardState },
     snapshot: { ...ds.snapshot },
-    entries: ds.entries.map((e) => ({ index: e.index, term: e.term })),
+    ...(ds.confState ? { confState: copyConfState(ds.confState) } : {}),
+    entries: ds.entries.map(copyEntry),
   };
 }
 
 function cloneMessage(m: Message): Message {
-  const copy: Message = { ...m, entries: m.entries.map((e) => ({ index: e.index, term: e.term })) };
+  const copy: Message = { ...m, entries: m.entries.map(copyEntry) };
+  if (m.confState) copy.confState = copyConfState(m.confState);
   if (m.snapshot) copy.snapshot = { ...m.snapshot };
   return copy;
 }
