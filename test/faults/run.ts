@@ -1,0 +1,112 @@
+/**
+ * One fault run: start a namespaced cluster, let it elect, play the seeded schedule, heal
+ * everything, watch it converge, and judge the history. Prints the schedule as it goes and
+ * one summary line at the end.
+ */
+import { check, ConvergenceElectionTimeouts, type FaultRecord, type History, type Verdict } from './checker.js';
+import { NsCluster, nowMs } from './cluster.js';
+import { cleanStale } from './netns.js';
+import { describeStep, inject, schedule, type NemesisKind } from './nemesis.js';
+
+export interface RunOptions {
+  seed: number;
+  size?: number;
+  tickMs?: number;
+  electionTicks?: number;
+  /** Time for the faulty part of the run. */
+  budgetMs?: number;
+  kinds?: readonly NemesisKind[];
+  env?: Record<string, string>;
+  log?: (line: string) => void;
+}
+
+export interface RunResult {
+  seed: number;
+  verdict: Verdict;
+  line: string;
+  elapsedMs: number;
+  history: History;
+  /** Recent log lines per member, for a failing run's report. */
+  tails: Record<string, string[]>;
+}
+
+const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+
+export function replayHint(seed: number): string {
+  return `replay: FAULTS_SEEDS=${seed} npx vitest run test/faults/faults.test.ts`;
+}
+
+export async function runFaults(o: RunOptions): Promise<RunResult> {
+  const log = o.log ?? ((line: string) => process.stdout.write(`${line}\n`));
+  const started = nowMs();
+  const size = o.size ?? 5;
+  const tickMs = o.tickMs ?? 100;
+  const electionTicks = o.electionTicks ?? 10;
+  const et = tickMs * electionTicks;
+  for (const ns of cleanStale()) log(`faults: removed stale namespace ${ns}`);
+  const steps = schedule({ seed: o.seed, size, budgetMs: o.budgetMs ?? 30_000, electionTimeoutMs: et, ...(o.kinds ? { kinds: o.kinds } : {}) });
+  log(`faults seed ${o.seed}: ${steps.length} steps (${replayHint(o.seed)})`);
+  const c = new NsCluster({ size, tickMs, electionTicks, ...(o.env ? { env: o.env } : {}) });
+  const faults: FaultRecord[] = [];
+  let healedMs = 0;
+  try {
+    c.start();
+    await until(() => c.agreedSince(0), 10 * et);
+    for (const [i, step] of steps.entries()) {
+      const startMs = nowMs();
+      const { detail, heal } = await inject(c, step);
+      log(`  step ${i + 1}: ${describeStep(step)}: ${detail}`);
+      await sleep(step.holdMs);
+      await heal();
+      faults.push({ kind: step.kind, detail, startMs, endMs: nowMs() });
+      await sleep(step.restMs);
+    }
+    // Everything healed and running: the convergence clock starts here.
+    c.net.healAll();
+    for (const m of c.members) {
+      c.resume(m);
+      c.restart(m, false);
+    }
+    healedMs = nowMs();
+    await until(() => c.agreedSince(healedMs), ConvergenceElectionTimeouts * et + 2_000);
+    await sleep(3 * (o.tickMs ?? 100));
+    await c.stopSampling();
+  } finally {
+    await c.stop();
+  }
+  const history: History = {
+    members: c.members.map((m) => m.id),
+    electionTimeoutMs: et,
+    samples: c.samples,
+    lives: c.lives,
+    roles: c.roles,
+    votes: c.votes,
+    faults,
+    healedMs,
+    endMs: nowMs(),
+  };
+  const verdict = check(history);
+  const elapsedMs = nowMs() - started;
+  const kinds = Object.entries(verdict.worstNoLeaderByKindMs)
+    .map(([k, v]) => `${k}=${Math.round(v)}`)
+    .join(' ');
+  const line =
+    `faults seed=${o.seed} faults=${verdict.faultsInjected} leader-changes=${verdict.leaderChanges} violations=${verdict.violationCount} ` +
+    `worst-no-leader-ms=${Math.round(verdict.worstNoLeaderMs)} converged-ms=${verdict.convergedAfterMs === null ? 'never' : Math.round(verdict.convergedAfterMs)} ` +
+    `samples=${c.samples.length} elapsed-s=${(elapsedMs / 1000).toFixed(1)}` +
+    (c.droppedRecords ? ` records-dropped=${c.droppedRecords}` : '') +
+    ` | by kind: ${kinds}`;
+  log(line);
+  for (const v of verdict.violations) log(`  VIOLATION ${v.kind}: ${v.message}`);
+  const tails = Object.fromEntries(c.members.map((m) => [m.id, m.lines.slice(-30)]));
+  return { seed: o.seed, verdict, line, elapsedMs, history, tails };
+}
+
+async function until(probe: () => boolean, deadlineMs: number): Promise<boolean> {
+  const end = nowMs() + deadlineMs;
+  while (nowMs() < end) {
+    if (probe()) return true;
+    await sleep(20);
+  }
+  return false;
+}
