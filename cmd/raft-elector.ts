@@ -8,6 +8,7 @@ import { RaftMember } from '../cluster/member.js';
 import { StateFile } from '../cluster/state-file.js';
 import { WsTransport } from '../cluster/transport.js';
 import { ConfigError, parseConfig, type ElectorConfig } from './config.js';
+import { parseUnsafe, withLeaseOverrun, type UnsafeMode } from './test-unsafe.js';
 
 const ExitConfig = 2;
 const ExitFailure = 1;
@@ -51,7 +52,7 @@ function selfAddress(config: ElectorConfig): string {
   return self.host.includes(':') ? `[${self.host}]:${self.port}` : `${self.host}:${self.port}`;
 }
 
-async function run(config: ElectorConfig): Promise<void> {
+async function run(config: ElectorConfig, unsafe?: UnsafeMode): Promise<void> {
   // Synchronous writes: a line logged before a crash (a granted vote, a role change) is never lost.
   const log = pino(
     {
@@ -136,7 +137,7 @@ async function run(config: ElectorConfig): Promise<void> {
       process.exit(ExitFailure);
     }
   }
-  const api = createApiServer({ member, logger: log, metrics });
+  const api = createApiServer({ member: unsafe ? withLeaseOverrun(member, unsafe, log) : member, logger: log, metrics });
 
   try {
     await member.start();
@@ -189,8 +190,10 @@ async function run(config: ElectorConfig): Promise<void> {
 
 async function main(): Promise<void> {
   let parsed;
+  let unsafe: UnsafeMode | undefined;
   try {
     parsed = parseConfig(process.argv.slice(2), process.env);
+    unsafe = parseUnsafe(process.env);
   } catch (err) {
     if (err instanceof ConfigError) {
       process.stderr.write(`raft-elector: ${err.message}\n`);
@@ -206,7 +209,7 @@ async function main(): Promise<void> {
     process.stdout.write(`raft-elector ${version()}\n`);
     return;
   }
-  await run(parsed.config);
+  await run(parsed.config, unsafe);
 }
 
 main().catch((err: unknown) => {

@@ -23,3 +23,18 @@ describe.skipIf(unavailable !== undefined)('real network faults in namespaces', 
     });
   }
 });
+
+describe.skipIf(unavailable !== undefined)('the checker against a deliberately broken build', () => {
+  it('reports overlapping isLeader when members answer past their lease', { timeout: 120_000 }, async () => {
+    const seed = Number(process.env.FAULTS_BROKEN_SEED ?? 13);
+    const r = await runFaults({
+      seed,
+      budgetMs: 10_000,
+      kinds: ['partition-leader', 'one-way-leader-in'],
+      env: { RAFT_ELECTOR_TEST_RUN: '1', RAFT_ELECTOR_TEST_UNSAFE: 'lease-overrun:1500' },
+    });
+    expect(r.verdict.violations.map((v) => v.kind), r.line).toContain('overlapping-isLeader');
+    // The broken view is only the API's: raft itself stays safe.
+    expect(r.verdict.violations.filter((v) => v.kind !== 'overlapping-isLeader'), r.line).toEqual([]);
+  });
+});
