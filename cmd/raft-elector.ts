@@ -8,7 +8,7 @@ import { RaftMember } from '../cluster/member.js';
 import { StateFile } from '../cluster/state-file.js';
 import { WsTransport } from '../cluster/transport.js';
 import { ConfigError, parseConfig, type ElectorConfig } from './config.js';
-import { parseUnsafe, withLeaseOverrun, type UnsafeMode } from './test-unsafe.js';
+import { parseClockRate, parseUnsafe, skewedClock, withLeaseOverrun, type UnsafeMode } from './test-switches.js';
 
 const ExitConfig = 2;
 const ExitFailure = 1;
@@ -52,7 +52,7 @@ function selfAddress(config: ElectorConfig): string {
   return self.host.includes(':') ? `[${self.host}]:${self.port}` : `${self.host}:${self.port}`;
 }
 
-async function run(config: ElectorConfig, unsafe?: UnsafeMode): Promise<void> {
+async function run(config: ElectorConfig, unsafe?: UnsafeMode, clockRate?: number): Promise<void> {
   // Synchronous writes: a line logged before a crash (a granted vote, a role change) is never lost.
   const log = pino(
     {
@@ -108,6 +108,7 @@ async function run(config: ElectorConfig, unsafe?: UnsafeMode): Promise<void> {
     onFatal: () => process.exit(ExitFailure),
     forgetLeaderOnDisconnect: config.forgetLeaderOnDisconnect,
     store: new StateFile(config.dataDir, log),
+    ...(clockRate === undefined ? {} : skewedClock(clockRate, log)),
     logger: log,
     metrics,
     createTransport: (events) =>
@@ -191,9 +192,11 @@ async function run(config: ElectorConfig, unsafe?: UnsafeMode): Promise<void> {
 async function main(): Promise<void> {
   let parsed;
   let unsafe: UnsafeMode | undefined;
+  let clockRate: number | undefined;
   try {
     parsed = parseConfig(process.argv.slice(2), process.env);
     unsafe = parseUnsafe(process.env);
+    clockRate = parseClockRate(process.env);
   } catch (err) {
     if (err instanceof ConfigError) {
       process.stderr.write(`raft-elector: ${err.message}\n`);
@@ -209,7 +212,7 @@ async function main(): Promise<void> {
     process.stdout.write(`raft-elector ${version()}\n`);
     return;
   }
-  await run(parsed.config, unsafe);
+  await run(parsed.config, unsafe, clockRate);
 }
 
 main().catch((err: unknown) => {

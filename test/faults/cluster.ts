@@ -28,6 +28,8 @@ export interface NsClusterOptions {
   electionTicks: number;
   /** Extra environment for every member (the unsafe test switch). */
   env?: Record<string, string>;
+  /** Per member (index 0 is m1): its clock and timers run at this rate (RAFT_ELECTOR_TEST_CLOCK_RATE). */
+  clockRates?: number[];
   sampleEveryMs?: number;
 }
 
@@ -105,7 +107,9 @@ export class NsCluster {
       '--tick-ms', String(this.options.tickMs),
       '--election-ticks', String(this.options.electionTicks),
     ];
-    const child = spawn('ip', args, { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...this.options.env } });
+    const rate = this.options.clockRates?.[m.index - 1];
+    const env = { ...process.env, ...this.options.env, ...(rate === undefined ? {} : { RAFT_ELECTOR_TEST_RUN: '1', RAFT_ELECTOR_TEST_CLOCK_RATE: rate.toFixed(4) }) };
+    const child = spawn('ip', args, { stdio: ['ignore', 'pipe', 'pipe'], env });
     m.child = child;
     m.paused = false;
     const life: Life = { member: m.id, incarnation: m.incarnation, startMs: nowMs(), endMs: null };

@@ -1,6 +1,6 @@
-import { describe, expect, it } from 'vitest';
+import { afterAll, describe, expect, it } from 'vitest';
 import { netnsUnavailable } from './netns.js';
-import { replayHint, runFaults } from './run.js';
+import { replayHint, runFaults, summarize, type RunResult } from './run.js';
 
 const unavailable = netnsUnavailable();
 if (unavailable) process.stdout.write(`faults: skipped: ${unavailable}\n`);
@@ -14,12 +14,22 @@ function seeds(): number[] {
 }
 
 const budgetMs = Number(process.env.FAULTS_BUDGET_MS ?? 25_000);
+const results: RunResult[] = [];
+
+afterAll(() => {
+  if (results.length > 0) process.stdout.write(`${summarize(results)}\n`);
+});
 
 describe.skipIf(unavailable !== undefined)('real network faults in namespaces', () => {
   for (const seed of seeds()) {
     it(`seed ${seed}: 0 violations`, { timeout: budgetMs + 90_000 }, async () => {
       const r = await runFaults({ seed, budgetMs });
-      expect(r.verdict.violations, `${r.line}\n${replayHint(seed)}`).toEqual([]);
+      results.push(r);
+      expect(r.verdict.violations, `${r.line}\n${replayHint(seed, budgetMs)}`).toEqual([]);
+      // The checker judged a real history, not an empty one.
+      expect(r.history.roles.some((e) => e.role === 'Leader')).toBe(true);
+      expect(r.history.votes.some((v) => v.source === 'state-file' && v.vote !== '')).toBe(true);
+      expect(r.history.samples.filter((s) => s.isLeader).length).toBeGreaterThan(100);
     });
   }
 });

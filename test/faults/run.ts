@@ -6,7 +6,7 @@
 import { check, ConvergenceElectionTimeouts, type FaultRecord, type History, type Verdict } from './checker.js';
 import { NsCluster, nowMs } from './cluster.js';
 import { cleanStale } from './netns.js';
-import { describeStep, inject, schedule, type NemesisKind } from './nemesis.js';
+import { describeStep, inject, prng, schedule, type NemesisKind } from './nemesis.js';
 
 export interface RunOptions {
   seed: number;
@@ -17,6 +17,8 @@ export interface RunOptions {
   budgetMs?: number;
   kinds?: readonly NemesisKind[];
   env?: Record<string, string>;
+  /** Skew every member's clock rate from the seed, within the drift bound (default on). */
+  clockSkew?: boolean;
   log?: (line: string) => void;
 }
 
@@ -30,10 +32,14 @@ export interface RunResult {
   tails: Record<string, string[]>;
 }
 
+/** The member's --max-clock-drift-ms default; the harness does not change it. */
+const MaxClockDriftMs = 100;
+
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
-export function replayHint(seed: number): string {
-  return `replay: FAULTS_SEEDS=${seed} npx vitest run test/faults/faults.test.ts`;
+/** The schedule depends on the seed and the budget, so both are in the hint. */
+export function replayHint(seed: number, budgetMs: number): string {
+  return `replay: FAULTS_SEEDS=${seed} FAULTS_BUDGET_MS=${budgetMs} npx vitest run test/faults/faults.test.ts`;
 }
 
 export async function runFaults(o: RunOptions): Promise<RunResult> {
@@ -44,9 +50,15 @@ export async function runFaults(o: RunOptions): Promise<RunResult> {
   const electionTicks = o.electionTicks ?? 10;
   const et = tickMs * electionTicks;
   for (const ns of cleanStale()) log(`faults: removed stale namespace ${ns}`);
-  const steps = schedule({ seed: o.seed, size, budgetMs: o.budgetMs ?? 30_000, electionTimeoutMs: et, ...(o.kinds ? { kinds: o.kinds } : {}) });
-  log(`faults seed ${o.seed}: ${steps.length} steps (${replayHint(o.seed)})`);
-  const c = new NsCluster({ size, tickMs, electionTicks, ...(o.env ? { env: o.env } : {}) });
+  const budgetMs = o.budgetMs ?? 25_000;
+  const steps = schedule({ seed: o.seed, size, budgetMs, electionTimeoutMs: et, ...(o.kinds ? { kinds: o.kinds } : {}) });
+  // Rates in [1 - s, 1 + s]: two members drift apart by at most 2s of an election timeout,
+  // 80 ms at the defaults, inside the 100 ms --max-clock-drift-ms default.
+  const skew = (0.4 * MaxClockDriftMs) / et;
+  const rateOf = prng(o.seed ^ 0x5eed);
+  const clockRates = o.clockSkew === false ? undefined : Array.from({ length: size }, () => 1 - skew + 2 * skew * rateOf());
+  log(`faults seed ${o.seed}: ${steps.length} steps (${replayHint(o.seed, budgetMs)})${clockRates ? `, clock rates ${clockRates.map((r) => r.toFixed(4)).join(' ')}` : ''}`);
+  const c = new NsCluster({ size, tickMs, electionTicks, ...(o.env ? { env: o.env } : {}), ...(clockRates ? { clockRates } : {}) });
   const faults: FaultRecord[] = [];
   let healedMs = 0;
   try {
@@ -109,4 +121,24 @@ async function until(probe: () => boolean, deadlineMs: number): Promise<boolean>
     await sleep(20);
   }
   return false;
+}
+
+/** One line over many runs: totals, the worst leaderless stretch per fault kind, time per run. */
+export function summarize(results: RunResult[]): string {
+  const byKind: Record<string, number> = {};
+  for (const r of results) {
+    for (const [k, v] of Object.entries(r.verdict.worstNoLeaderByKindMs)) byKind[k] = Math.max(byKind[k] ?? 0, v);
+  }
+  const times = results.map((r) => r.elapsedMs / 1000).sort((a, b) => a - b);
+  const sum = (f: (r: RunResult) => number): number => results.reduce((a, r) => a + f(r), 0);
+  const kinds = Object.keys(byKind)
+    .sort()
+    .map((k) => `${k}=${Math.round(byKind[k]!)}`)
+    .join(' ');
+  return (
+    `faults summary: runs=${results.length} faults=${sum((r) => r.verdict.faultsInjected)} leader-changes=${sum((r) => r.verdict.leaderChanges)} ` +
+    `violations=${sum((r) => r.verdict.violationCount)} seconds-per-run p50=${(times[Math.floor(times.length / 2)] ?? 0).toFixed(1)} ` +
+    `max=${(times[times.length - 1] ?? 0).toFixed(1)} | worst-no-leader-ms by kind: ${kinds}` +
+    (results.some((r) => r.verdict.violationCount > 0) ? ` | failing seeds: ${results.filter((r) => r.verdict.violationCount > 0).map((r) => r.seed).join(',')}` : '')
+  );
 }

@@ -2,7 +2,7 @@ import { pino } from 'pino';
 import { describe, expect, it } from 'vitest';
 import { FakeMember } from '../api/fake-member.js';
 import { ConfigError } from './config.js';
-import { parseUnsafe, withLeaseOverrun } from './test-unsafe.js';
+import { parseClockRate, parseUnsafe, skewedClock, withLeaseOverrun } from './test-switches.js';
 
 describe('the test-only unsafe switch', () => {
   it('is off without the variable', () => {
@@ -37,5 +37,17 @@ describe('the test-only unsafe switch', () => {
     expect(wrapped.view().isLeader).toBe(true);
     now = 500;
     expect(wrapped.view().isLeader).toBe(false);
+  });
+
+  it('runs a clock at a rate only inside a test run and within 0.9 to 1.1', () => {
+    expect(parseClockRate({})).toBeUndefined();
+    expect(() => parseClockRate({ RAFT_ELECTOR_TEST_CLOCK_RATE: '1.02' })).toThrow(/refused without RAFT_ELECTOR_TEST_RUN=1/);
+    expect(parseClockRate({ RAFT_ELECTOR_TEST_RUN: '1', RAFT_ELECTOR_TEST_CLOCK_RATE: '1.02' })).toBe(1.02);
+    expect(() => parseClockRate({ RAFT_ELECTOR_TEST_RUN: '1', RAFT_ELECTOR_TEST_CLOCK_RATE: '1.5' })).toThrow(/from 0.9 to 1.1/);
+    let real = 1000;
+    const clock = skewedClock(1.05, pino({ level: 'silent' }), () => real);
+    expect(clock.monotonicNowMs()).toBe(1000);
+    real = 2000;
+    expect(clock.monotonicNowMs()).toBe(2050);
   });
 });
