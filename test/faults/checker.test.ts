@@ -55,7 +55,7 @@ describe('fault-run checker', () => {
     // a's last claim ends at 1692, b's first starts at 2500.
     expect(v.worstNoLeaderMs).toBeCloseTo(808, 0);
     expect(v.worstNoLeaderByKindMs['partition-leader']).toBe(v.worstNoLeaderMs);
-    // Between faults only the sampling interval shows.
+    // Before the fault only the sampling interval shows.
     expect(v.worstNoLeaderByKindMs.none).toBeLessThanOrEqual(10);
     expect(v.convergedAfterMs).not.toBeNull();
     expect(v.convergedAfterMs!).toBeLessThan(50);

@@ -78,7 +78,7 @@ export interface Verdict {
   leaderChanges: number;
   /** Longest stretch with no member observed answering isLeader: true. */
   worstNoLeaderMs: number;
-  /** The same, by the fault active when the stretch began ('none' between faults). */
+  /** The same, by the step under way when the stretch began: its fault or the rest after it ('none' before the first). */
   worstNoLeaderByKindMs: Record<string, number>;
   /** From healedMs to every member agreeing on one leader that answers isLeader, or null. */
   convergedAfterMs: number | null;
@@ -231,7 +231,7 @@ function convergence(h: History): number | null {
   return null;
 }
 
-/** Stretches with no observed isLeader claim, attributed to the fault active when each began. */
+/** Stretches with no observed isLeader claim, attributed to the step under way when each began. */
 function leaderGaps(h: History): { worst: number; byKind: Record<string, number> } {
   const claims = h.samples.filter((s) => s.isLeader).sort((a, b) => a.sentMs - b.sentMs);
   const byKind: Record<string, number> = {};
@@ -249,8 +249,15 @@ function leaderGaps(h: History): { worst: number; byKind: Record<string, number>
   return { worst, byKind: Object.fromEntries(Object.entries(byKind).sort((a, b) => (a[0] < b[0] ? -1 : 1))) };
 }
 
+/** The fault active at atMs, else the last one that ended before it (a step's rest is its own); 'none' before any. */
 function activeFault(h: History, atMs: number): string {
   let found = 'none';
-  for (const f of h.faults) if (f.startMs <= atMs && atMs <= f.endMs) found = f.kind;
+  let startedMs = -Infinity;
+  for (const f of h.faults) {
+    if (f.startMs <= atMs && f.startMs >= startedMs) {
+      found = f.kind;
+      startedMs = f.startMs;
+    }
+  }
   return found;
 }

@@ -13,7 +13,9 @@ function seeds(): number[] {
   return [base, base + 1, base + 2];
 }
 
-const budgetMs = Number(process.env.FAULTS_BUDGET_MS ?? 25_000);
+// Short enough for npm test on two busy cores: three members, about 40 s per seed.
+const budgetMs = Number(process.env.FAULTS_BUDGET_MS ?? 20_000);
+const size = Number(process.env.FAULTS_MEMBERS ?? 3);
 const results: RunResult[] = [];
 
 afterAll(() => {
@@ -23,9 +25,9 @@ afterAll(() => {
 describe.skipIf(unavailable !== undefined)('real network faults in namespaces', () => {
   for (const seed of seeds()) {
     it(`seed ${seed}: 0 violations`, { timeout: budgetMs + 90_000 }, async () => {
-      const r = await runFaults({ seed, budgetMs });
+      const r = await runFaults({ seed, budgetMs, size });
       results.push(r);
-      expect(r.verdict.violations, `${r.line}\n${replayHint(seed, budgetMs)}`).toEqual([]);
+      expect(r.verdict.violations, `${r.line}\n${replayHint(seed, budgetMs, size)}`).toEqual([]);
       // The checker judged a real history, not an empty one.
       expect(r.history.roles.some((e) => e.role === 'Leader')).toBe(true);
       expect(r.history.votes.some((v) => v.source === 'state-file' && v.vote !== '')).toBe(true);
@@ -40,6 +42,7 @@ describe.skipIf(unavailable !== undefined)('the checker against a deliberately b
     const r = await runFaults({
       seed,
       budgetMs: 10_000,
+      size: 3,
       kinds: ['partition-leader', 'one-way-leader-in'],
       env: { RAFT_ELECTOR_TEST_RUN: '1', RAFT_ELECTOR_TEST_UNSAFE: 'lease-overrun:1500' },
     });

@@ -73,11 +73,13 @@ function killNamespacePids(ns: string): void {
 }
 
 let sequence = 0;
+const FullRate = '10gbit';
 
 export class FaultNet {
   readonly hub: string;
   readonly namespaces: string[];
   private closed = false;
+  private readonly dirty = new Map<number, Set<'filters' | 'ifb' | 'rate'>>();
 
   /** Members are numbered 1..size: namespace `<name>-m<i>`, peer address 198.18.0.i, obs address 198.18.1.i. */
   constructor(readonly size: number) {
@@ -142,13 +144,32 @@ export class FaultNet {
     spawnSync('tc', [...tc, 'qdisc', 'del', 'dev', 'eth0', 'root']);
     spawnSync('ip', [...tc, 'link', 'del', 'ifb0']);
     run('tc', [...tc, 'qdisc', 'add', 'dev', 'eth0', 'root', 'handle', '1:', 'htb', 'default', '1', 'r2q', '100000']);
-    run('tc', [...tc, 'class', 'add', 'dev', 'eth0', 'parent', '1:', 'classid', '1:1', 'htb', 'rate', '10gbit']);
-    run('tc', [...tc, 'class', 'add', 'dev', 'eth0', 'parent', '1:', 'classid', '1:2', 'htb', 'rate', '10gbit']);
+    run('tc', [...tc, 'class', 'add', 'dev', 'eth0', 'parent', '1:', 'classid', '1:1', 'htb', 'rate', FullRate]);
+    run('tc', [...tc, 'class', 'add', 'dev', 'eth0', 'parent', '1:', 'classid', '1:2', 'htb', 'rate', FullRate]);
     run('tc', [...tc, 'qdisc', 'add', 'dev', 'eth0', 'parent', '1:2', 'handle', '20:', 'pfifo', 'limit', '0']);
+    this.dirty.delete(i);
+  }
+
+  /** Undoes only what was changed on member i: each tc/ip call costs tens of ms on a busy machine. */
+  private heal(i: number): void {
+    const d = this.dirty.get(i);
+    if (!d) return;
+    const tc = ['-n', this.ns(i)];
+    if (d.has('filters')) run('tc', [...tc, 'filter', 'del', 'dev', 'eth0', 'parent', '1:']);
+    if (d.has('ifb')) spawnSync('ip', [...tc, 'link', 'del', 'ifb0']);
+    if (d.has('rate')) run('tc', [...tc, 'class', 'change', 'dev', 'eth0', 'parent', '1:', 'classid', '1:1', 'htb', 'rate', FullRate]);
+    this.dirty.delete(i);
+  }
+
+  private mark(i: number, what: 'filters' | 'ifb' | 'rate'): void {
+    let d = this.dirty.get(i);
+    if (!d) this.dirty.set(i, (d = new Set()));
+    d.add(what);
   }
 
   /** Drops every packet member `from` sends to member `to` (one direction). */
   drop(from: number, to: number): void {
+    this.mark(from, 'filters');
     run('tc', ['-n', this.ns(from), 'filter', 'add', 'dev', 'eth0', 'parent', '1:', 'protocol', 'ip', 'prio', '1', 'u32', 'match', 'ip', 'dst', `${this.peerAddress(to)}/32`, 'flowid', '1:2']);
   }
 
@@ -158,6 +179,7 @@ export class FaultNet {
    */
   lossy(from: number, bits: number): void {
     const mask = `0x${((1 << bits) - 1).toString(16).padStart(4, '0')}`;
+    this.mark(from, 'filters');
     run('tc', ['-n', this.ns(from), 'filter', 'add', 'dev', 'eth0', 'parent', '1:', 'protocol', 'ip', 'prio', '2', 'u32', 'match', 'u16', '0x0000', mask, 'at', '4', 'flowid', '1:2']);
   }
 
@@ -169,6 +191,8 @@ export class FaultNet {
     const ns = ['-n', this.ns(from)];
     const mask = `0x${((1 << bits) - 1).toString(16).padStart(4, '0')}`;
     spawnSync('ip', [...ns, 'link', 'del', 'ifb0']);
+    this.mark(from, 'ifb');
+    this.mark(from, 'filters');
     run('ip', [...ns, 'link', 'add', 'ifb0', 'type', 'ifb']);
     run('ip', [...ns, 'link', 'set', 'ifb0', 'up']);
     run('tc', [...ns, 'qdisc', 'add', 'dev', 'ifb0', 'root', 'tbf', 'rate', `${copyRateKbit}kbit`, 'burst', '1600', 'latency', '400ms']);
@@ -177,11 +201,12 @@ export class FaultNet {
 
   /** A slow link: everything `from` sends is limited to `rateKbit` (serialization and queueing delay). */
   slow(from: number, rateKbit: number): void {
+    this.mark(from, 'rate');
     run('tc', ['-n', this.ns(from), 'class', 'change', 'dev', 'eth0', 'parent', '1:', 'classid', '1:1', 'htb', 'rate', `${rateKbit}kbit`, 'ceil', `${rateKbit}kbit`, 'burst', '1600', 'cburst', '1600']);
   }
 
   healAll(): void {
-    for (let i = 1; i <= this.size; i++) this.resetRules(i);
+    for (let i = 1; i <= this.size; i++) this.heal(i);
   }
 
   /** Removes every namespace (and so every veth and bridge) and kills what runs inside. Idempotent. */

@@ -38,14 +38,14 @@ const MaxClockDriftMs = 100;
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
 /** The schedule depends on the seed and the budget, so both are in the hint. */
-export function replayHint(seed: number, budgetMs: number): string {
-  return `replay: FAULTS_SEEDS=${seed} FAULTS_BUDGET_MS=${budgetMs} npx vitest run test/faults/faults.test.ts`;
+export function replayHint(seed: number, budgetMs: number, size: number): string {
+  return `replay: FAULTS_SEEDS=${seed} FAULTS_BUDGET_MS=${budgetMs} FAULTS_MEMBERS=${size} npx vitest run test/faults/faults.test.ts`;
 }
 
 export async function runFaults(o: RunOptions): Promise<RunResult> {
   const log = o.log ?? ((line: string) => process.stdout.write(`${line}\n`));
   const started = nowMs();
-  const size = o.size ?? 5;
+  const size = o.size ?? 3;
   const tickMs = o.tickMs ?? 100;
   const electionTicks = o.electionTicks ?? 10;
   const et = tickMs * electionTicks;
@@ -57,13 +57,17 @@ export async function runFaults(o: RunOptions): Promise<RunResult> {
   const skew = (0.4 * MaxClockDriftMs) / et;
   const rateOf = prng(o.seed ^ 0x5eed);
   const clockRates = o.clockSkew === false ? undefined : Array.from({ length: size }, () => 1 - skew + 2 * skew * rateOf());
-  log(`faults seed ${o.seed}: ${steps.length} steps (${replayHint(o.seed, budgetMs)})${clockRates ? `, clock rates ${clockRates.map((r) => r.toFixed(4)).join(' ')}` : ''}`);
+  log(`faults seed ${o.seed}: ${steps.length} steps (${replayHint(o.seed, budgetMs, size)})${clockRates ? `, clock rates ${clockRates.map((r) => r.toFixed(4)).join(' ')}` : ''}`);
   const c = new NsCluster({ size, tickMs, electionTicks, ...(o.env ? { env: o.env } : {}), ...(clockRates ? { clockRates } : {}) });
   const faults: FaultRecord[] = [];
   let healedMs = 0;
+  // When each phase ended, for the time-per-seed figures.
+  const phases: Record<string, number> = {};
   try {
     c.start();
+    phases.setUp = nowMs();
     await until(() => c.agreedSince(0), 10 * et);
+    phases.elected = nowMs();
     for (const [i, step] of steps.entries()) {
       const startMs = nowMs();
       const { detail, heal } = await inject(c, step);
@@ -80,11 +84,14 @@ export async function runFaults(o: RunOptions): Promise<RunResult> {
       c.restart(m, false);
     }
     healedMs = nowMs();
+    phases.faults = healedMs;
     await until(() => c.agreedSince(healedMs), ConvergenceElectionTimeouts * et + 2_000);
     await sleep(3 * (o.tickMs ?? 100));
     await c.stopSampling();
   } finally {
+    phases.checked = nowMs();
     await c.stop();
+    phases.stopped = nowMs();
   }
   const history: History = {
     members: c.members.map((m) => m.id),
@@ -105,13 +112,25 @@ export async function runFaults(o: RunOptions): Promise<RunResult> {
   const line =
     `faults seed=${o.seed} faults=${verdict.faultsInjected} leader-changes=${verdict.leaderChanges} violations=${verdict.violationCount} ` +
     `worst-no-leader-ms=${Math.round(verdict.worstNoLeaderMs)} converged-ms=${verdict.convergedAfterMs === null ? 'never' : Math.round(verdict.convergedAfterMs)} ` +
-    `samples=${c.samples.length} elapsed-s=${(elapsedMs / 1000).toFixed(1)}` +
+    `samples=${c.samples.length} elapsed-s=${(elapsedMs / 1000).toFixed(1)} (${phaseTimes(started, phases)})` +
     (c.droppedRecords ? ` records-dropped=${c.droppedRecords}` : '') +
     ` | by kind: ${kinds}`;
   log(line);
   for (const v of verdict.violations) log(`  VIOLATION ${v.kind}: ${v.message}`);
   const tails = Object.fromEntries(c.members.map((m) => [m.id, m.lines.slice(-30)]));
   return { seed: o.seed, verdict, line, elapsedMs, history, tails };
+}
+
+function phaseTimes(startMs: number, phases: Record<string, number>): string {
+  let last = startMs;
+  const out: string[] = [];
+  for (const name of ['setUp', 'elected', 'faults', 'checked', 'stopped']) {
+    const at = phases[name];
+    if (at === undefined) continue;
+    out.push(`${name} ${((at - last) / 1000).toFixed(1)}`);
+    last = at;
+  }
+  return out.join(', ');
 }
 
 async function until(probe: () => boolean, deadlineMs: number): Promise<boolean> {

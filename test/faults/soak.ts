@@ -9,6 +9,7 @@ import { replayHint, runFaults, summarize, type RunResult } from './run.js';
 
 const minutes = Number(process.env.FAULTS_SOAK_MINUTES ?? 10);
 const roundBudgetMs = Number(process.env.FAULTS_BUDGET_MS ?? 40_000);
+const size = Number(process.env.FAULTS_MEMBERS ?? 5);
 const firstSeed = Number(process.env.FAULTS_SEEDS ?? Date.now() % 1_000_000);
 const unavailable = netnsUnavailable();
 if (unavailable) process.stdout.write(`faults soak: skipped: ${unavailable}\n`);
@@ -22,9 +23,9 @@ describe.skipIf(unavailable !== undefined)(`fault soak, ${minutes} min`, () => {
   it('keeps every invariant round after round', { timeout: (minutes * 60 + 300) * 1000 }, async () => {
     const end = Date.now() + minutes * 60_000;
     for (let seed = firstSeed; Date.now() < end; seed++) {
-      const r = await runFaults({ seed, budgetMs: roundBudgetMs });
+      const r = await runFaults({ seed, budgetMs: roundBudgetMs, size });
       results.push(r);
-      if (r.verdict.violationCount > 0) process.stdout.write(`${replayHint(seed, roundBudgetMs)}\n`);
+      if (r.verdict.violationCount > 0) process.stdout.write(`${replayHint(seed, roundBudgetMs, size)}\n`);
     }
     expect(results.filter((r) => r.verdict.violationCount > 0).map((r) => r.line)).toEqual([]);
   });
