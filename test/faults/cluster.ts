@@ -44,6 +44,13 @@ interface NsMember {
   lastState: string;
 }
 
+/** Clusters not yet stopped: an exiting test process still kills their members and removes their namespaces. */
+const live = new Set<NsCluster>();
+let exitHook = false;
+function onExit(): void {
+  for (const c of live) c.stopNow();
+}
+
 export class NsCluster {
   readonly net: FaultNet;
   readonly dir: string;
@@ -77,6 +84,11 @@ export class NsCluster {
   }
 
   start(): void {
+    if (!exitHook) {
+      exitHook = true;
+      process.once('exit', onExit);
+    }
+    live.add(this);
     this.net.setUp();
     for (const m of this.members) this.spawn(m);
     this.poller = setInterval(() => this.pollStateFiles(), StatePollMs);
@@ -215,6 +227,17 @@ export class NsCluster {
     return claim ? this.member(claim.member) : undefined;
   }
 
+  /** Every member has answered a request sent after `sinceMs`. */
+  allAnsweredSince(sinceMs: number): boolean {
+    const seen = new Set<string>();
+    for (let i = this.samples.length - 1; i >= 0 && seen.size < this.members.length; i--) {
+      const s = this.samples[i]!;
+      if (s.sentMs < sinceMs) break;
+      seen.add(s.member);
+    }
+    return seen.size === this.members.length;
+  }
+
   /** Every member's latest answer (sent after `sinceMs`) names one leader and term, and it claims isLeader. */
   agreedSince(sinceMs: number): boolean {
     const latest = new Map<string, Sample>();
@@ -270,8 +293,19 @@ export class NsCluster {
   async stop(): Promise<void> {
     if (this.poller) clearInterval(this.poller);
     await Promise.all(this.members.map((m) => this.kill(m)));
+    this.stopNow();
+  }
+
+  /** Synchronous, for the exit hook too: kills whatever still runs and removes the namespaces and files. */
+  stopNow(): void {
+    if (this.poller) clearInterval(this.poller);
+    for (const m of this.members) {
+      m.child?.kill('SIGCONT');
+      m.child?.kill('SIGKILL');
+    }
     this.sampler?.kill('SIGKILL');
     this.net.tearDown();
     rmSync(this.dir, { recursive: true, force: true });
+    live.delete(this);
   }
 }

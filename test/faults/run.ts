@@ -77,12 +77,15 @@ export async function runFaults(o: RunOptions): Promise<RunResult> {
       faults.push({ kind: step.kind, detail, startMs, endMs: nowMs() });
       await sleep(step.restMs);
     }
-    // Everything healed and running: the convergence clock starts here.
+    // Everything healed and running: the convergence clock starts once every process answers
+    // (a restarted process takes seconds to boot on a busy machine; that is not the election's time).
     c.net.healAll();
+    const restartedMs = nowMs();
     for (const m of c.members) {
       c.resume(m);
       c.restart(m, false);
     }
+    await until(() => c.allAnsweredSince(restartedMs), 30_000);
     healedMs = nowMs();
     phases.faults = healedMs;
     await until(() => c.agreedSince(healedMs), ConvergenceElectionTimeouts * et + 2_000);
