@@ -61,6 +61,14 @@ describe('fault-run checker', () => {
     expect(v.convergedAfterMs!).toBeLessThan(50);
   });
 
+  it('gives a leaderless stretch to the fault that caused it, even when the last answer came just before it', () => {
+    const h = healthy();
+    // As with a SIGKILL: the old leader's last answer (received at 1692) precedes the recorded start.
+    h.faults[0]!.startMs = 1695;
+    h.faults[0]!.kind = 'kill-leader';
+    expect(check(h).worstNoLeaderByKindMs['kill-leader']).toBeCloseTo(808, 0);
+  });
+
   it('catches two leaders in one term', () => {
     const h = healthy();
     h.roles.push({ member: 'c', incarnation: 0, atMs: 2450, term: 3, role: 'Leader', leader: 'c' });

@@ -78,7 +78,7 @@ export interface Verdict {
   leaderChanges: number;
   /** Longest stretch with no member observed answering isLeader: true. */
   worstNoLeaderMs: number;
-  /** The same, by the step under way when the stretch began: its fault or the rest after it ('none' before the first). */
+  /** The same, by the step under way when the stretch ended: its fault or the rest after it ('none' before the first). */
   worstNoLeaderByKindMs: Record<string, number>;
   /** From healedMs to every member agreeing on one leader that answers isLeader, or null. */
   convergedAfterMs: number | null;
@@ -231,7 +231,7 @@ function convergence(h: History): number | null {
   return null;
 }
 
-/** Stretches with no observed isLeader claim, attributed to the step under way when each began. */
+/** Stretches with no observed isLeader claim, attributed to the step under way when each ended. */
 function leaderGaps(h: History): { worst: number; byKind: Record<string, number> } {
   const claims = h.samples.filter((s) => s.isLeader).sort((a, b) => a.sentMs - b.sentMs);
   const byKind: Record<string, number> = {};
@@ -240,7 +240,8 @@ function leaderGaps(h: History): { worst: number; byKind: Record<string, number>
   for (const c of claims) {
     if (lastEnd !== undefined && c.sentMs > lastEnd) {
       const gap = c.sentMs - lastEnd;
-      const kind = activeFault(h, lastEnd);
+      // By when it ended: a killed leader's last answer arrives just before the kill is recorded.
+      const kind = stepAt(h, c.sentMs);
       byKind[kind] = Math.max(byKind[kind] ?? 0, gap);
       worst = Math.max(worst, gap);
     }
@@ -249,8 +250,8 @@ function leaderGaps(h: History): { worst: number; byKind: Record<string, number>
   return { worst, byKind: Object.fromEntries(Object.entries(byKind).sort((a, b) => (a[0] < b[0] ? -1 : 1))) };
 }
 
-/** The fault active at atMs, else the last one that ended before it (a step's rest is its own); 'none' before any. */
-function activeFault(h: History, atMs: number): string {
+/** The step under way at atMs: the last fault started by then (a step's rest is its own); 'none' before any. */
+function stepAt(h: History, atMs: number): string {
   let found = 'none';
   let startedMs = -Infinity;
   for (const f of h.faults) {
