@@ -41,10 +41,12 @@ describe.skipIf(unavailable !== undefined)('the checker against a deliberately b
     const seed = Number(process.env.FAULTS_BROKEN_SEED ?? 13);
     const r = await runFaults({
       seed,
-      budgetMs: 10_000,
+      budgetMs: 12_000,
       size: 3,
-      kinds: ['partition-leader', 'one-way-leader-in'],
-      env: { RAFT_ELECTOR_TEST_RUN: '1', RAFT_ELECTOR_TEST_UNSAFE: 'lease-overrun:1500' },
+      // A partitioned leader keeps answering the sampler (its obs link is never cut): with an
+      // overrun longer than an election under load, its late claims overlap its successor's.
+      kinds: ['partition-leader'],
+      env: { RAFT_ELECTOR_TEST_RUN: '1', RAFT_ELECTOR_TEST_UNSAFE: 'lease-overrun:4000' },
     });
     expect(r.verdict.violations.map((v) => v.kind), r.line).toContain('overlapping-isLeader');
     // The broken view is only the API's: raft itself stays safe.
