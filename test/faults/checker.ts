@@ -75,6 +75,7 @@ export interface Verdict {
   /** Every violation, including those left out of the list. */
   violationCount: number;
   faultsInjected: number;
+  /** Distinct (term, leader) pairs in the role logs: elections won, the first one included. */
   leaderChanges: number;
   /** Longest stretch with no member observed answering isLeader: true. */
   worstNoLeaderMs: number;
