@@ -19,6 +19,7 @@ import {
   readSecretFile,
   voteMustBeMember,
 } from './startup.js';
+import { parseClockRate, parseUnsafe, skewedClock, withLeaseOverrun, type UnsafeMode } from './test-switches.js';
 
 const ExitConfig = 2;
 const ExitFailure = 1;
@@ -56,7 +57,7 @@ function selfAddress(config: ElectorConfig): string {
   return self.host.includes(':') ? `[${self.host}]:${self.port}` : `${self.host}:${self.port}`;
 }
 
-async function run(config: ElectorConfig): Promise<void> {
+async function run(config: ElectorConfig, unsafe?: UnsafeMode, clockRate?: number): Promise<void> {
   // Synchronous writes: a line logged before a crash (a granted vote, a role change) is never lost.
   const log = pino(
     {
@@ -111,6 +112,7 @@ async function run(config: ElectorConfig): Promise<void> {
     forgetLeaderOnDisconnect: config.forgetLeaderOnDisconnect,
     store: voteMustBeMember(new StateFile(config.dataDir, log, { memberId: config.id, group: config.clusterName }), voters, k ? '--replicas' : '--peers'),
     timingRecord: new TimingRecordFile(config.dataDir),
+    ...(clockRate === undefined ? {} : skewedClock(clockRate, log)),
     logger: log,
     metrics,
     createTransport: (events) =>
@@ -141,7 +143,7 @@ async function run(config: ElectorConfig): Promise<void> {
       process.exit(ExitFailure);
     }
   }
-  const api = createApiServer({ member, logger: log, metrics, options: config.api });
+  const api = createApiServer({ member: unsafe ? withLeaseOverrun(member, unsafe, log) : member, logger: log, metrics, options: config.api });
 
   // Both listeners before the transport dials or raft ticks: a taken port is a clean refusal.
   await probeListen('--listen', config.listen);
@@ -208,8 +210,12 @@ async function run(config: ElectorConfig): Promise<void> {
 
 async function main(): Promise<void> {
   let parsed;
+  let unsafe: UnsafeMode | undefined;
+  let clockRate: number | undefined;
   try {
     parsed = parseConfig(process.argv.slice(2), process.env);
+    unsafe = parseUnsafe(process.env);
+    clockRate = parseClockRate(process.env);
   } catch (err) {
     if (err instanceof ConfigError) {
       process.stderr.write(`raft-elector: ${err.message}\n`);
@@ -225,7 +231,7 @@ async function main(): Promise<void> {
     process.stdout.write(`raft-elector ${version()}\n`);
     return;
   }
-  await run(parsed.config);
+  await run(parsed.config, unsafe, clockRate);
 }
 
 main().catch((err: unknown) => {

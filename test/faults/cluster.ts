@@ -1,0 +1,311 @@
+/**
+ * Real raft-elector processes, each in its own network namespace (see netns.ts), with
+ * everything the checker needs recorded as it happens: every role change and granted vote
+ * from the logs, every change of each state file's term/vote, every life of every process,
+ * and the sampler's GET /leader answers. Every buffer is bounded.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
+import { ElectorBin } from '../integration/harness.js';
+import type { Life, RoleEvent, Sample, VoteRecord } from './checker.js';
+import { FaultNet } from './netns.js';
+
+export const nowMs = (): number => Number(process.hrtime.bigint()) / 1e6;
+
+const PeerPort = 4041;
+const HttpPort = 4040;
+const MaxSamples = 1_000_000;
+const MaxEvents = 100_000;
+const MaxLinesPerMember = 5_000;
+const StatePollMs = 5;
+
+export interface NsClusterOptions {
+  size: number;
+  tickMs: number;
+  electionTicks: number;
+  /** Extra environment for every member (the unsafe test switch). */
+  env?: Record<string, string>;
+  /** Per member (index 0 is m1): its clock and timers run at this rate (RAFT_ELECTOR_TEST_CLOCK_RATE). */
+  clockRates?: number[];
+  sampleEveryMs?: number;
+}
+
+interface NsMember {
+  index: number;
+  id: string;
+  dataDir: string;
+  incarnation: number;
+  child: ChildProcess | undefined;
+  paused: boolean;
+  lines: string[];
+  lastState: string;
+}
+
+/** Clusters not yet stopped: an exiting test process still kills their members and removes their namespaces. */
+const live = new Set<NsCluster>();
+let exitHook = false;
+function onExit(): void {
+  for (const c of live) c.stopNow();
+}
+
+export class NsCluster {
+  readonly net: FaultNet;
+  readonly dir: string;
+  readonly members: NsMember[] = [];
+  readonly samples: Sample[] = [];
+  readonly lives: Life[] = [];
+  readonly roles: RoleEvent[] = [];
+  readonly votes: VoteRecord[] = [];
+  private readonly secretFile: string;
+  private sampler: ChildProcess | undefined;
+  private poller: NodeJS.Timeout | undefined;
+  private dropped = 0;
+
+  constructor(readonly options: NsClusterOptions) {
+    this.net = new FaultNet(options.size);
+    this.dir = mkdtempSync(join(tmpdir(), 'raft-elector-faults-'));
+    this.secretFile = join(this.dir, 'secret');
+    writeFileSync(this.secretFile, randomBytes(32).toString('hex'), { mode: 0o600 });
+    for (let i = 1; i <= options.size; i++) {
+      this.members.push({ index: i, id: `m${i}`, dataDir: join(this.dir, `m${i}`), incarnation: 0, child: undefined, paused: false, lines: [], lastState: '' });
+    }
+  }
+
+  get electionTimeoutMs(): number {
+    return this.options.tickMs * this.options.electionTicks;
+  }
+
+  /** Records dropped because a bound was reached (reported, never silent). */
+  get droppedRecords(): number {
+    return this.dropped;
+  }
+
+  start(): void {
+    if (!exitHook) {
+      exitHook = true;
+      process.once('exit', onExit);
+    }
+    live.add(this);
+    this.net.setUp();
+    for (const m of this.members) this.spawn(m);
+    this.poller = setInterval(() => this.pollStateFiles(), StatePollMs);
+    this.startSampler();
+  }
+
+  member(id: string): NsMember {
+    const m = this.members.find((x) => x.id === id);
+    if (!m) throw new Error(`no member ${id}`);
+    return m;
+  }
+
+  private peers(): string {
+    return this.members.map((m) => `${m.id}=${this.net.peerAddress(m.index)}:${PeerPort}`).join(',');
+  }
+
+  spawn(m: NsMember): void {
+    if (m.child) throw new Error(`${m.id} is already running`);
+    const args = [
+      'netns', 'exec', this.net.ns(m.index),
+      process.execPath, ElectorBin,
+      '--id', m.id,
+      '--peers', this.peers(),
+      '--listen', `${this.net.peerAddress(m.index)}:${PeerPort}`,
+      '--http', `${this.net.obsAddress(m.index)}:${HttpPort}`,
+      '--data-dir', m.dataDir,
+      '--secret-file', this.secretFile,
+      '--tick-ms', String(this.options.tickMs),
+      '--election-ticks', String(this.options.electionTicks),
+    ];
+    const rate = this.options.clockRates?.[m.index - 1];
+    const env = { ...process.env, ...this.options.env, ...(rate === undefined ? {} : { RAFT_ELECTOR_TEST_RUN: '1', RAFT_ELECTOR_TEST_CLOCK_RATE: rate.toFixed(4) }) };
+    const child = spawn('ip', args, { stdio: ['ignore', 'pipe', 'pipe'], env });
+    m.child = child;
+    m.paused = false;
+    const life: Life = { member: m.id, incarnation: m.incarnation, startMs: nowMs(), endMs: null };
+    this.lives.push(life);
+    const incarnation = m.incarnation;
+    let partial = '';
+    child.stdout!.on('data', (chunk: Buffer) => {
+      const text = partial + chunk.toString('utf8');
+      const cut = text.lastIndexOf('\n');
+      partial = text.slice(cut + 1);
+      for (const line of text.slice(0, cut + 1).split('\n')) if (line) this.onLine(m, incarnation, line);
+    });
+    child.stderr!.on('data', (chunk: Buffer) => this.keepLine(m, chunk.toString('utf8').trimEnd()));
+    child.on('exit', () => {
+      life.endMs = nowMs();
+      if (m.child === child) m.child = undefined;
+    });
+  }
+
+  private keepLine(m: NsMember, line: string): void {
+    m.lines.push(line);
+    if (m.lines.length > MaxLinesPerMember) m.lines.shift();
+  }
+
+  private onLine(m: NsMember, incarnation: number, line: string): void {
+    const atMs = nowMs();
+    this.keepLine(m, line);
+    let rec: Record<string, unknown>;
+    try {
+      rec = JSON.parse(line) as Record<string, unknown>;
+    } catch {
+      return;
+    }
+    const msg = typeof rec.msg === 'string' ? rec.msg : '';
+    if (msg.startsWith('role ') && typeof rec.role === 'string' && typeof rec.term === 'number') {
+      this.push(this.roles, { member: m.id, incarnation, atMs, term: rec.term, role: rec.role, leader: typeof rec.leader === 'string' ? rec.leader : null });
+    } else if (msg === 'vote granted' && typeof rec.term === 'number' && typeof rec.candidate === 'string') {
+      this.push(this.votes, { member: m.id, incarnation, atMs, term: rec.term, vote: rec.candidate, source: 'log' });
+    }
+  }
+
+  private push<T>(list: T[], item: T, max = MaxEvents): void {
+    if (list.length >= max) {
+      this.dropped++;
+      return;
+    }
+    list.push(item);
+  }
+
+  /** The state file's term and vote, recorded on every change seen (a poll can miss a short-lived one). */
+  private pollStateFiles(): void {
+    for (const m of this.members) {
+      let text: string;
+      try {
+        text = readFileSync(join(m.dataDir, 'raft-state.json'), 'utf8');
+      } catch {
+        continue;
+      }
+      try {
+        const hs = (JSON.parse(text) as { state: { hardState: { term: number; vote: string } } }).state.hardState;
+        const key = `${m.incarnation}/${hs.term}/${hs.vote}`;
+        if (key === m.lastState) continue;
+        m.lastState = key;
+        this.push(this.votes, { member: m.id, incarnation: m.incarnation, atMs: nowMs(), term: hs.term, vote: hs.vote, source: 'state-file' });
+      } catch {
+        // read while the rename happened: the next poll sees the whole file
+      }
+    }
+  }
+
+  private startSampler(): void {
+    const config = {
+      everyMs: this.options.sampleEveryMs ?? 5,
+      // Long enough that a paused member's late answer still arrives and counts.
+      timeoutMs: 30_000,
+      members: this.members.map((m) => ({ id: m.id, url: `http://${this.net.obsAddress(m.index)}:${HttpPort}/leader` })),
+    };
+    const script = join(dirname(dirname(dirname(ElectorBin))), 'test/faults/sampler.ts');
+    const child = spawn('ip', ['netns', 'exec', this.net.hub, process.execPath, script, JSON.stringify(config)], { stdio: ['ignore', 'pipe', 'pipe'] });
+    this.sampler = child;
+    let partial = '';
+    child.stdout!.on('data', (chunk: Buffer) => {
+      const text = partial + chunk.toString('utf8');
+      const cut = text.lastIndexOf('\n');
+      partial = text.slice(cut + 1);
+      for (const line of text.slice(0, cut + 1).split('\n')) {
+        if (!line) continue;
+        const s = JSON.parse(line) as { m: string; s: number; r: number; l: string | null; t: number; i: boolean };
+        this.push(this.samples, { member: s.m, sentMs: s.s, receivedMs: s.r, leader: s.l, term: s.t, isLeader: s.i }, MaxSamples);
+      }
+    });
+    child.stderr!.on('data', (chunk: Buffer) => process.stderr.write(`sampler: ${chunk.toString('utf8')}`));
+  }
+
+  /** The member whose latest answer claims isLeader, if any. */
+  currentLeader(): NsMember | undefined {
+    const latest = new Map<string, Sample>();
+    for (let i = this.samples.length - 1; i >= 0 && latest.size < this.members.length; i--) {
+      const s = this.samples[i]!;
+      if (!latest.has(s.member)) latest.set(s.member, s);
+    }
+    const claim = [...latest.values()].filter((s) => s.isLeader).sort((a, b) => b.receivedMs - a.receivedMs)[0];
+    return claim ? this.member(claim.member) : undefined;
+  }
+
+  /** Every member has answered a request sent after `sinceMs`. */
+  allAnsweredSince(sinceMs: number): boolean {
+    const seen = new Set<string>();
+    for (let i = this.samples.length - 1; i >= 0 && seen.size < this.members.length; i--) {
+      const s = this.samples[i]!;
+      if (s.sentMs < sinceMs) break;
+      seen.add(s.member);
+    }
+    return seen.size === this.members.length;
+  }
+
+  /** Every member's latest answer (sent after `sinceMs`) names one leader and term, and it claims isLeader. */
+  agreedSince(sinceMs: number): boolean {
+    const latest = new Map<string, Sample>();
+    for (let i = this.samples.length - 1; i >= 0 && latest.size < this.members.length; i--) {
+      const s = this.samples[i]!;
+      if (s.sentMs < sinceMs) break;
+      if (!latest.has(s.member)) latest.set(s.member, s);
+    }
+    if (latest.size < this.members.length) return false;
+    const first = [...latest.values()][0]!;
+    if (!first.leader) return false;
+    return [...latest.values()].every((s) => s.leader === first.leader && s.term === first.term) && latest.get(first.leader)?.isLeader === true;
+  }
+
+  async kill(m: NsMember): Promise<void> {
+    const child = m.child;
+    if (!child) return;
+    const exited = new Promise<void>((r) => child.once('exit', () => r()));
+    child.kill('SIGCONT');
+    child.kill('SIGKILL');
+    await exited;
+  }
+
+  pause(m: NsMember): void {
+    m.child?.kill('SIGSTOP');
+    m.paused = m.child !== undefined;
+  }
+
+  resume(m: NsMember): void {
+    if (m.paused) m.child?.kill('SIGCONT');
+    m.paused = false;
+  }
+
+  /** Starts a stopped member again; `wipe` removes its data dir first, which makes it a new identity. */
+  restart(m: NsMember, wipe: boolean): void {
+    if (m.child) return;
+    if (wipe) {
+      rmSync(m.dataDir, { recursive: true, force: true });
+      m.incarnation++;
+    }
+    this.spawn(m);
+  }
+
+  /** Stops the sampler, returning once its last answers are in. */
+  async stopSampling(): Promise<void> {
+    const child = this.sampler;
+    if (!child || child.exitCode !== null) return;
+    const exited = new Promise<void>((r) => child.once('close', () => r()));
+    child.kill('SIGTERM');
+    await exited;
+  }
+
+  async stop(): Promise<void> {
+    if (this.poller) clearInterval(this.poller);
+    await Promise.all(this.members.map((m) => this.kill(m)));
+    this.stopNow();
+  }
+
+  /** Synchronous, for the exit hook too: kills whatever still runs and removes the namespaces and files. */
+  stopNow(): void {
+    if (this.poller) clearInterval(this.poller);
+    for (const m of this.members) {
+      m.child?.kill('SIGCONT');
+      m.child?.kill('SIGKILL');
+    }
+    this.sampler?.kill('SIGKILL');
+    this.net.tearDown();
+    rmSync(this.dir, { recursive: true, force: true });
+    live.delete(this);
+  }
+}
