@@ -3,7 +3,7 @@ import pino from 'pino';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { LeadershipView } from '../cluster/interfaces.js';
 import { waitFor } from '../test/integration/harness.js';
-import { LeaseMirror, LeaseTermAnnotation, type LeaseApi } from './lease-mirror.js';
+import { LeaseMirror, LeaseTermAnnotation, microTime, type LeaseApi } from './lease-mirror.js';
 
 /** An in-memory Lease store with the API server's optimistic concurrency. */
 class FakeLeases implements LeaseApi {
@@ -90,7 +90,8 @@ describe('LeaseMirror', () => {
     const lease = await waitFor('the lease', 2_000, () => (api.lease?.spec?.holderIdentity ? api.lease : undefined));
     expect(lease.spec).toMatchObject({ holderIdentity: 'orders-a', leaseTransitions: 0, leaseDurationSeconds: 120 });
     expect(lease.metadata?.annotations?.[LeaseTermAnnotation]).toBe('3');
-    expect(lease.spec?.renewTime).toBeInstanceOf(Date);
+    // The API server's MicroTime: six fractional digits (a Date would serialize with three and be refused).
+    expect(JSON.parse(JSON.stringify(lease.spec)).renewTime).toMatch(/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z$/);
     expect(api.writes).toBe(1);
   });
 
@@ -148,6 +149,10 @@ describe('LeaseMirror', () => {
     expect(api.lease).toBeUndefined();
     api.store({ metadata: { name: 'orders' }, spec: {} });
     await waitFor('a holds the lease', 2_000, () => api.lease?.spec?.holderIdentity === 'orders-a' || undefined);
+  });
+
+  it('formats MicroTime with microseconds', () => {
+    expect(String(microTime(new Date('2026-12-01T23:20:31.199Z')))).toBe('2026-12-01T23:20:31.199000Z');
   });
 
   it('refuses a resync period under a second', () => {

@@ -15,13 +15,22 @@
  * take over another app's client-go election in the namespace). A missing Lease is
  * therefore reported (once, through the failure reporter) and retried, never created.
  */
-import type { V1Lease } from '@kubernetes/client-node';
+import type { V1Lease, V1MicroTime } from '@kubernetes/client-node';
 import type { Logger } from 'pino';
 import type { LeadershipView, Member } from '../cluster/interfaces.js';
 import { ApiFailureReporter, Backoff, isKubeApiError, type ApiOperation, type BackoffOptions } from './api-errors.js';
 import { InterruptibleSleep } from './sleeper.js';
 
 export const LeaseTermAnnotation = 'raft-elector.io/term';
+
+/**
+ * A MicroTime as the API server parses it: RFC 3339 with exactly six fractional digits.
+ * client-node passes a Date through to JSON.stringify, whose three digits the API server
+ * refuses (400, "cannot parse .199Z as .000000").
+ */
+export function microTime(at: Date): V1MicroTime {
+  return at.toISOString().replace(/\.(\d{3})Z$/, '.$1000Z') as unknown as V1MicroTime;
+}
 
 /** The two calls the mirror makes (CoordinationV1Api's), so tests can hand in a fake. */
 export interface LeaseApi {
@@ -166,8 +175,8 @@ export class LeaseMirror {
       spec: {
         holderIdentity: holder,
         leaseDurationSeconds: this.leaseDurationSeconds,
-        acquireTime: sameHolder && existing.spec?.acquireTime ? existing.spec.acquireTime : now,
-        renewTime: now,
+        acquireTime: sameHolder && existing.spec?.acquireTime ? existing.spec.acquireTime : microTime(now),
+        renewTime: microTime(now),
         // client-go counts a change of holder as a transition; the first holder is not one.
         leaseTransitions: firstHolder || sameHolder ? transitions : transitions + 1,
       },
