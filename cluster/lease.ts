@@ -19,7 +19,9 @@ import type { PeerTiming } from './interfaces.js';
  * An ack from a peer whose timing is unknown counts for nothing; a window that is not positive
  * counts for nothing. Each ack's expiry is fixed with the timing f announced when it acked: if
  * f restarts with shorter timing the old ack keeps its old window, which is why f's start-up
- * vote refusal covers the longest window it ever announced (cluster/timing-record.ts).
+ * vote refusal covers the longest window it ever announced (cluster/timing-record.ts). "Refuses
+ * every vote" includes f's own: f does not campaign while it refuses (raft.ts hup), else its new,
+ * shorter election timeout lets it stand inside the old window.
  *
  * Every wait that covers *another* leader's lease (the claim wait after a lease-skipped
  * election, the fresh-start vote delay) uses longestLeaseWindowMs(): the largest window any

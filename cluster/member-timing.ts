@@ -29,7 +29,7 @@ export class MemberTiming {
 
   /**
    * Records the longest refusal window this member ever announced (fsynced before it joins) and
-   * returns the start-up vote refusal in ticks that covers it: an ack the old incarnation gave
+   * returns the start-up vote refusal (raft neither grants nor campaigns in it) in ticks that covers it: an ack the old incarnation gave
    * under longer timing still counts with its old window at the leader. The first tick may come
    * at once, so d ticks refuse for (d - 1) * tickMs: d = ceil(longest / tickMs) + 1.
    */

@@ -232,7 +232,7 @@ export class RaftMember implements Member {
       random: this.options.random ?? cryptoRandom,
       ...(restored ? { restored } : {}),
       // A restarted member may have acknowledged a heartbeat just before it stopped; a leader's
-      // lease counts on that, so it answers no vote for one election timeout. A member with no
+      // lease counts on that, so it grants no vote, its own included, for one election timeout. A member with no
       // state may even have voted before its disk was lost: it waits two, once it sees the group ran.
       restartVoteDelayTicks,
       freshVoteDelayTicks: 2 * restartVoteDelayTicks,

@@ -47,6 +47,26 @@ describe('restartVoteDelayTicks', () => {
     expect(nt.status('c')).toMatchObject({ state: 'Leader', term: 3 });
   });
 
+  it('a restarted member does not vote for itself during the delay either: no campaign on timeout or on request', () => {
+    // An ack its old incarnation gave under longer timing may still hold at the old leader, and a
+    // self-vote breaks that lease as much as a granted one (found by the mixed-timing simulation).
+    const long = 25;
+    const r = newTestRaft('b', ['a', 'b', 'c'], { restartVoteDelayTicks: long, restored: durableState(2, 'a', [1, 2], 2) });
+    r.step(makeMessage({ type: 'MsgHup', from: 'b' }));
+    for (let t = 0; t < long - 1; t++) r.tick();
+    expect(readMessages(r)).toEqual([]);
+    expect(r).toMatchObject({ state: 'Follower', term: 2 });
+    r.tick(); // the first tick after the delay: the timeout long passed, so it campaigns at once
+    expect(r).toMatchObject({ state: 'Candidate', term: 3 });
+    expect(readMessages(r).map((m) => m.type)).toEqual(['MsgVote', 'MsgVote']);
+  });
+
+  it('a transfer campaign skips the restart delay (the leader gave its lease up)', () => {
+    const r = newTestRaft('b', ['a', 'b', 'c'], { restartVoteDelayTicks: delay, restored: durableState(2, 'a', [1, 2], 2) });
+    r.step(makeMessage({ type: 'MsgTimeoutNow', from: 'a', to: 'b', term: 2 }));
+    expect(r).toMatchObject({ state: 'Candidate', term: 3 });
+  });
+
   it('a member that starts without state is not delayed by restartVoteDelayTicks', () => {
     const r = newTestRaft('b', ['a', 'b', 'c'], { restartVoteDelayTicks: delay });
     r.step(makeMessage({ type: 'MsgVote', from: 'c', to: 'b', term: 1 }));
@@ -107,6 +127,16 @@ describe('freshVoteDelayTicks', () => {
     r.step(makeMessage({ type: 'MsgVote', from: 'c', to: 'b', term: 3, index: 2, logTerm: 2 }));
     expect(readMessages(r)).toEqual([]); // the first peer message shows history: b holds its vote
     expect(r.vote).toBe('b');
+  });
+
+  it('a fresh member that saw the group ran does not campaign during the delay, not even on a transfer', () => {
+    const r = newTestRaft('b', ['a', 'b', 'c'], { freshVoteDelayTicks: delay });
+    r.step(makeMessage({ type: 'MsgHeartbeat', from: 'a', to: 'b', term: 3 }));
+    readMessages(r);
+    r.step(makeMessage({ type: 'MsgHup', from: 'b' }));
+    r.step(makeMessage({ type: 'MsgTimeoutNow', from: 'a', to: 'b', term: 3 }));
+    expect(readMessages(r)).toEqual([]);
+    expect(r).toMatchObject({ state: 'Follower', term: 3 });
   });
 
   it('a transfer campaign does not skip the fresh delay (it skips only the lease and the restart delay)', () => {

@@ -64,14 +64,15 @@ export interface RaftConfig {
   restored?: DurableState;
   /**
    * Ticks after start during which a member with restored state answers no
-   * higher-term (pre-)vote request: a leader's lease may still count on a heartbeat
-   * it acknowledged before it stopped. Not an etcd rule (Raft thesis §6.4.1).
+   * higher-term (pre-)vote request and does not campaign (its own vote counts too): a
+   * leader's lease may still count on a heartbeat it acknowledged before it stopped. A
+   * transfer skips it. Not an etcd rule (Raft thesis §6.4.1).
    */
   restartVoteDelayTicks?: number;
   /**
-   * The same delay for a member that started without state, applied only when the first
-   * message it gets shows the group ran before it started (a term above 1, a candidate with a
-   * non-empty log, or a leader).
+   * The same delay (no campaign either, and nothing skips it) for a member that started
+   * without state, applied only when the first message it gets shows the group ran before it
+   * started (a term above 1, a candidate with a non-empty log, or a leader).
    */
   freshVoteDelayTicks?: number;
   /** Committed entries kept before older ones fold into the compaction marker. */
@@ -364,7 +365,8 @@ export class Raft {
 
   private tickElection(): void {
     this.electionElapsed++;
-    if (this.promotable() && this.electionElapsed >= this.randomizedElectionTimeout) {
+    // Held, not reset, during a start-up vote delay: the member campaigns on the first tick after it.
+    if (this.promotable() && this.electionElapsed >= this.randomizedElectionTimeout && !this.inStartupVoteDelay()) {
       this.electionElapsed = 0;
       this.step(makeMessage({ type: 'MsgHup', from: this.id }));
     }
@@ -495,6 +497,10 @@ export class Raft {
   private hup(t: CampaignType): void {
     if (this.state === 'Leader') return;
     if (!this.promotable()) return;
+    // Campaigning is a vote for itself: the start-up delay that refuses others' (pre-)votes
+    // refuses its own too, or an ack its old incarnation gave would not hold. A transfer may skip
+    // the restart delay (the leader gave its lease up), as for votes; nothing skips the fresh one.
+    if (this.inFreshVoteDelay() || (t !== 'CampaignTransfer' && this.inRestartVoteDelay())) return;
     if (this.hasUnappliedConfChanges()) return;
     this.campaign(t);
   }
@@ -566,6 +572,10 @@ export class Raft {
   /** The restart delay protects a lease; a transfer (the leader gave its lease up) may skip it. */
   private inRestartVoteDelay(): boolean {
     return this.restarted && this.ticksSinceStart < this.restartVoteDelayTicks;
+  }
+
+  private inStartupVoteDelay(): boolean {
+    return this.inRestartVoteDelay() || this.inFreshVoteDelay();
   }
 
   /** The fresh delay guards against a second vote in a term after disk loss: nothing skips it. */

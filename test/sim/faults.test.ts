@@ -441,6 +441,9 @@ describe('disk loss', () => {
       // heal; m1's term-1 request (empty log) is m3's first message, so m3 takes no delay and
       // grants m2's term-4 request in the same tick, a term in which it voted for itself before.
       name: 'term 4: the first message came from another wiped member',
+      // Closed since members no longer campaign inside their start-up delay (raft.ts hup); the log may
+      // still fork (two of three disks lost), which disk loss counts rather than asserts.
+      fixed: true,
       schedule: {
         ...calm,
         seed: 41703135,

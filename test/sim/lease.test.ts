@@ -31,7 +31,10 @@ const Timings: readonly PeerTiming[] = [
   { tickMs: 30, electionTicks: 20, maxClockDriftMs: 65 },
 ];
 const StepMs = 10;
-const silent = pino({ level: 'silent' });
+/** LEASE_SIM_TRACE=/path/file writes every member's log there (simulated timestamps), to study a replay. */
+const silent = process.env.LEASE_SIM_TRACE
+  ? pino({ level: 'debug' }, pino.destination({ dest: process.env.LEASE_SIM_TRACE, sync: true }))
+  : pino({ level: 'silent' });
 /**
  * Each member's clock runs at its own rate, within ±maxRateSkew of real time; timers run on the
  * same clock. The default keeps any two members within 10.5% of each other, inside the 100 ms
@@ -330,6 +333,28 @@ describe('lease safety of real members with mixed timing settings', () => {
     console.log(`mixed-timing lease simulation: ${samples} samples, ${claims} isLeader answers`);
     expect(claims).toBeGreaterThan(samples / 10);
   }, 300_000);
+
+  it('replays a found counterexample: a member restarted with shorter timing must not campaign inside its old ack window', async () => {
+    // fast-check seed 166063152, path 7: c acked a's heartbeat under 100 ms x 10 ticks, restarted
+    // with 50 ms x 8 and stood (voting for itself) inside the old 800 ms window a's lease counted on.
+    console.log('mixed-timing regression: fast-check seed 166063152 path 7, replayed as an explicit schedule (member seed 1073741823)');
+    vi.setSystemTime(1_000_000);
+    const actions: Action[] = [
+      { kind: 'retime', who: 'any', timing: 2 },
+      { kind: 'retime', who: 'any', timing: 1 },
+      { kind: 'handTo', index: 0, thenIsolateAfterMs: 1144 },
+      { kind: 'retime', who: 'leader', timing: 1 },
+      { kind: 'handTo', index: 1, thenIsolateAfterMs: 1366 },
+      { kind: 'retime', who: 'follower', timing: 2 },
+      { kind: 'retime', who: 'any', timing: 0 },
+      { kind: 'retime', who: 'follower', timing: 2 },
+      { kind: 'wait', ms: 648 },
+      { kind: 'podGone' },
+      { kind: 'retime', who: 'any', timing: 2 },
+      { kind: 'retime', who: 'leader', timing: 3 },
+    ];
+    await runSchedule(1073741823, actions, [0, 3, 0].map((i) => Timings[i]!));
+  }, 60_000);
 
   it('a rolling change of every timing setting, one member at a time, and back: one isLeader at most, and a leader throughout', async () => {
     const seed = Number(process.env.LEASE_SIM_SEED ?? defaultSeed);
