@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { check, type History, type Sample } from './checker.js';
+import { check, MaxPlaceableClaimMs, type History, type Sample } from './checker.js';
 
 const ET = 1000;
 
@@ -90,6 +90,17 @@ describe('fault-run checker', () => {
     const h = healthy();
     h.samples.push(sample('a', 2480, true, 'a', 2, 2499.9));
     expect(check(h).violations).toEqual([]);
+  });
+
+  it('does not place a claim whose request outlasted a pause: the answer may predate it (seed 286202, SIGSTOP of the leader)', () => {
+    const h = healthy();
+    // a computed isLeader just before a SIGSTOP and sent it 1.2 s later; b led meanwhile.
+    h.samples.push(sample('a', 1750, true, 'a', 2, 2990));
+    expect(check(h).violations).toEqual([]);
+    // The same overlap from a request that took no longer than a honest one still counts.
+    h.samples.push(sample('a', 2500 - MaxPlaceableClaimMs / 2, true, 'a', 2, 2500 + MaxPlaceableClaimMs / 2));
+    const kinds = new Set(check(h).violations.map((x) => x.kind));
+    expect([...kinds]).toEqual(['overlapping-isLeader']);
   });
 
   it('catches a term that goes back for one identity', () => {

@@ -145,9 +145,19 @@ function checkLeaderPerTerm(h: History, report: Report): void {
   for (const s of h.samples) note(s.term, s.leader, `${s.member}'s /leader`);
 }
 
+/**
+ * A claim whose request took longer than this cannot be placed in time: the member may have
+ * computed its answer (with a valid lease) just before a SIGSTOP and sent it after, so its
+ * window says nothing about when it held. Half the default lease window (800 ms); an honest
+ * sample takes a few ms.
+ */
+export const MaxPlaceableClaimMs = 400;
+
 /** Lease safety: two isLeader answers from different members whose windows overlap could have held at once. */
 function checkOverlappingClaims(h: History, report: Report): void {
-  const claims = h.samples.filter((s) => s.isLeader).sort((a, b) => a.sentMs - b.sentMs);
+  const claims = h.samples
+    .filter((s) => s.isLeader && s.receivedMs - s.sentMs <= MaxPlaceableClaimMs)
+    .sort((a, b) => a.sentMs - b.sentMs);
   // The last claim per member whose window is still open at the current sentMs.
   let open: Sample[] = [];
   for (const c of claims) {
