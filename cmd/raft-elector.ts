@@ -209,6 +209,7 @@ async function run(config: ElectorConfig, unsafe?: UnsafeMode, clockRate?: numbe
 }
 
 async function main(): Promise<void> {
+  if (process.argv[2] === 'inject') return runInjectCommand(process.argv.slice(3));
   let parsed;
   let unsafe: UnsafeMode | undefined;
   let clockRate: number | undefined;
@@ -232,6 +233,26 @@ async function main(): Promise<void> {
     return;
   }
   await run(parsed.config, unsafe, clockRate);
+}
+
+/** `raft-elector inject`: the sidecar injector webhook (k8s/injector/). */
+async function runInjectCommand(argv: string[]): Promise<void> {
+  const injector = await import('../k8s/injector/main.js');
+  const { TemplateError } = await import('../k8s/injector/template.js');
+  try {
+    const config = injector.parseInjectConfig(argv, process.env);
+    if (config === 'help') {
+      process.stdout.write(`${injector.InjectHelp}\n`);
+      return;
+    }
+    await injector.runInject(config, process.env);
+  } catch (err) {
+    if (err instanceof injector.InjectConfigError || err instanceof TemplateError || (err as NodeJS.ErrnoException).code === 'ENOENT') {
+      process.stderr.write(`raft-elector: ${(err as Error).message}\n`);
+      process.exit(ExitConfig);
+    }
+    throw err;
+  }
 }
 
 main().catch((err: unknown) => {
