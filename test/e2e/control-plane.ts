@@ -167,7 +167,7 @@ export class ControlPlane {
     // runs to need the node or service-account-token controllers.
     this.controllerManager = GroupProcess.start('kube-controller-manager', this.bin('kube-controller-manager'), [
       `--kubeconfig=${this.kubeconfig}`,
-      '--controllers=statefulset-controller,garbage-collector-controller,disruption-controller,root-ca-certificate-publisher-controller',
+      '--controllers=statefulset-controller,deployment-controller,replicaset-controller,garbage-collector-controller,disruption-controller,root-ca-certificate-publisher-controller',
       `--root-ca-file=${join(this.dir, 'ca.crt')}`,
       '--leader-elect=false',
       '--secure-port=0',

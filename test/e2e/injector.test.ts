@@ -1,0 +1,248 @@
+/**
+ * The sidecar injector on the real kube-apiserver: the chart's MutatingWebhookConfiguration
+ * (with injector.url pointing at a local `raft-elector inject` process, since no kubelet
+ * runs pods here), the injector's own ServiceAccount token and RBAC, the real
+ * Deployment/ReplicaSet controllers creating the pods, and the real Pod Security
+ * "restricted" admission in the namespaces the pods land in.
+ */
+import { randomBytes } from 'node:crypto';
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import tls from 'node:tls';
+import { stringify } from 'yaml';
+import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import { only, parseManifests, repoRoot, type K8sObject, type StatefulSet } from '../chart/helm.js';
+import { freePort, waitFor } from '../integration/harness.js';
+import { ControlPlane } from './control-plane.js';
+import { Group } from './group.js';
+import { GroupProcess } from './processes.js';
+import type { Pod } from './rest.js';
+
+const helm = Group.helm();
+const skipReason = inject('e2eSkipReason') || (typeof helm === 'string' ? helm : '');
+if (skipReason) console.log(`[e2e injector skipped] ${skipReason}`);
+
+const ElectorBin = join(repoRoot, 'dist/cmd/raft-elector.js');
+const System = 'raft-system';
+const Apps = 'shop';
+const Release = 'demo';
+const Webhook = 'demo-raft-elector-injector';
+const CertSecret = 'demo-raft-elector-injector-tls';
+const CertValiditySeconds = 24;
+
+interface FullPod {
+  metadata: Pod['metadata'];
+  spec: {
+    initContainers?: { name: string; restartPolicy?: string; args?: string[]; startupProbe?: unknown; env?: { name: string }[]; securityContext?: unknown }[];
+    containers: { name: string }[];
+    volumes?: { name: string; emptyDir?: unknown; secret?: { secretName: string } }[];
+    securityContext?: Record<string, unknown>;
+  };
+}
+
+/** A container the restricted profile admits, as a user's app would be. */
+const appContainer = {
+  name: 'app',
+  image: 'busybox:1.37.0',
+  command: ['sleep', '3600'],
+  securityContext: { runAsNonRoot: true, runAsUser: 1000, allowPrivilegeEscalation: false, capabilities: { drop: ['ALL'] }, seccompProfile: { type: 'RuntimeDefault' } },
+};
+
+function restrictedNamespace(name: string): K8sObject {
+  return { apiVersion: 'v1', kind: 'Namespace', metadata: { name, labels: { 'pod-security.kubernetes.io/enforce': 'restricted', 'pod-security.kubernetes.io/enforce-version': 'latest' } } } as K8sObject;
+}
+
+function deployment(name: string, annotations: Record<string, string>): object {
+  return {
+    apiVersion: 'apps/v1',
+    kind: 'Deployment',
+    metadata: { name, namespace: Apps },
+    spec: {
+      replicas: 2,
+      selector: { matchLabels: { app: name } },
+      template: {
+        metadata: { labels: { app: name }, annotations },
+        // The user's pod-level settings: the injector must keep them as they are.
+        spec: { securityContext: { runAsGroup: 3000 }, containers: [appContainer], volumes: [{ name: 'cache', emptyDir: {} }] },
+      },
+    },
+  };
+}
+
+function pod(name: string, annotations: Record<string, string>): object {
+  return { apiVersion: 'v1', kind: 'Pod', metadata: { name, namespace: Apps, annotations }, spec: { containers: [appContainer] } };
+}
+
+function servedCertificate(port: number): Promise<{ serial: string; validTo: string }> {
+  return new Promise((resolve, reject) => {
+    const socket = tls.connect({ host: '127.0.0.1', port, rejectUnauthorized: false }, () => {
+      const c = socket.getPeerCertificate();
+      socket.end();
+      resolve({ serial: c.serialNumber, validTo: c.valid_to });
+    });
+    socket.once('error', reject);
+  });
+}
+
+describe.skipIf(skipReason !== '')('the sidecar injector on a real control plane', () => {
+  let cp: ControlPlane;
+  let dir: string;
+  let objects: K8sObject[];
+  let injector: GroupProcess | undefined;
+  let port: number;
+  let startInjector: () => Promise<void>;
+
+  beforeAll(async () => {
+    cp = await ControlPlane.start(join(inject('e2eRunDir'), 'injector'));
+    dir = join(cp.dir, 'injector');
+    mkdirSync(dir, { recursive: true });
+    port = await freePort();
+    const rendered = (helm as Exclude<typeof helm, string>).run(['template', Release, join(repoRoot, 'charts/raft-elector'), '--namespace', System, '--skip-tests',
+      '--set', `secret.value=${randomBytes(24).toString('base64url')}`, '--set', 'injector.enabled=true', '--set', `injector.url=https://127.0.0.1:${port}/mutate`]);
+    if (rendered.status !== 0) throw new Error(`helm template failed: ${rendered.stderr}`);
+    objects = parseManifests(rendered.stdout);
+    // The injector runs as a local process below; its Deployment would have no kubelet to run it.
+    const applied = objects.filter((o) => !(o.kind === 'Deployment' && o.metadata.name === Webhook));
+    const manifest = join(dir, 'chart.yaml');
+    writeFileSync(manifest, [restrictedNamespace(System), restrictedNamespace(Apps), ...applied].map((o) => stringify(o)).join('---\n'));
+    await cp.kubectl(['apply', '-f', manifest]);
+    // No service-account controller runs here: the pods' default ServiceAccount is made by hand.
+    await cp.admin.json('POST', `/api/v1/namespaces/${Apps}/serviceaccounts`, { metadata: { name: 'default' } });
+    const template = only(objects, 'ConfigMap') as K8sObject & { data: Record<string, string> };
+    const templateFile = join(dir, 'sidecar.json');
+    writeFileSync(templateFile, template.data['sidecar.json']!);
+    const token = await cp.kubectl(['create', 'token', Webhook, '--namespace', System, '--duration=1h']);
+    const tokenFile = join(dir, 'token');
+    writeFileSync(tokenFile, token.trim());
+    const metricsPort = await freePort();
+    startInjector = async () => {
+      injector = GroupProcess.start('injector', process.execPath, [ElectorBin, 'inject', `--listen=127.0.0.1:${port}`, `--metrics=127.0.0.1:${metricsPort}`,
+        `--template-file=${templateFile}`, `--cert-secret=${CertSecret}`, `--webhook-config=${Webhook}`, '--cert-ip=127.0.0.1', `--namespace=${System}`,
+        `--cert-validity-seconds=${CertValiditySeconds}`, '--cert-check-ms=1000', `--kube-token-file=${tokenFile}`, `--kube-ca-file=${cp.caFile}`], {
+        env: { KUBERNETES_SERVICE_HOST: '127.0.0.1', KUBERNETES_SERVICE_PORT: String(cp.apiPort), PATH: process.env.PATH ?? '' },
+        logFile: join(dir, 'injector.log'),
+      });
+      await waitFor('the injector to serve and its caBundle to be in the webhook configuration', 60_000, async () => {
+        if (!injector!.running) throw new Error(`the injector exited\n${injector!.tail()}`);
+        const cfg = await cp.admin.json<{ webhooks: { clientConfig: { caBundle?: string } }[] }>('GET', `/apis/admissionregistration.k8s.io/v1/mutatingwebhookconfigurations/${Webhook}`);
+        const res = await fetch(`http://127.0.0.1:${metricsPort}/readyz`).catch(() => undefined);
+        return res?.ok && cfg.webhooks[0]?.clientConfig.caBundle ? true : undefined;
+      }, 200);
+    };
+    await startInjector();
+  });
+
+  afterAll(async () => {
+    await injector?.stop();
+    await cp?.stop();
+  });
+
+  async function step<T>(body: () => Promise<T>): Promise<T> {
+    try {
+      return await body();
+    } catch (error) {
+      throw new Error(`${(error as Error).message}\n${injector?.tail(30) ?? ''}\n${cp?.logs() ?? ''}`, { cause: error });
+    }
+  }
+
+  /** The pod's volumes less the token volume the ServiceAccount admission adds to every pod. */
+  function volumeNames(p: FullPod): string[] | undefined {
+    return p.spec.volumes?.map((v) => v.name).filter((n) => !n.startsWith('kube-api-access-'));
+  }
+
+  async function podsOf(app: string): Promise<FullPod[]> {
+    const list = await cp.admin.json<{ items: FullPod[] }>('GET', `/api/v1/namespaces/${Apps}/pods?labelSelector=app%3D${app}`);
+    return list.items;
+  }
+
+  it('an annotated Deployment\'s pods are stored with the native sidecar, its volumes and env, merged into the user\'s pod', () => step(async () => {
+    await cp.admin.json('POST', `/apis/apps/v1/namespaces/${Apps}/deployments`, deployment('web', { 'raft-elector.io/inject': 'true', 'raft-elector.io/secret': 'web-peer-secret' }));
+    const pods = await waitFor('the ReplicaSet to create both pods', 60_000, async () => {
+      const items = await podsOf('web');
+      return items.length === 2 ? items : undefined;
+    }, 200);
+    for (const p of pods) {
+      const side = p.spec.initContainers?.[0];
+      expect(side?.name).toBe('raft-elector');
+      expect(side?.restartPolicy).toBe('Always');
+      expect(side?.startupProbe).toBeDefined();
+      expect(side?.args).toEqual(expect.arrayContaining(['--kubernetes', '--cluster-name=web', '--lease-name=web', '--service=web', '--pod-selector=raft-elector.io/group=web']));
+      expect(side?.env?.map((e) => e.name)).toEqual(expect.arrayContaining(['POD_NAME', 'POD_NAMESPACE', 'POD_UID']));
+      expect(p.spec.containers.map((c) => c.name)).toEqual(['app']);
+      expect(p.spec.securityContext).toEqual({ runAsGroup: 3000 });
+      expect(volumeNames(p)).toEqual(['cache', 'raft-elector-secret', 'raft-elector-data']);
+      expect(p.spec.volumes?.find((v) => v.name === 'raft-elector-secret')?.secret?.secretName).toBe('web-peer-secret');
+      expect(p.spec.volumes?.find((v) => v.name === 'raft-elector-data')?.emptyDir).toBeDefined();
+      expect(p.metadata.labels?.['raft-elector.io/group']).toBe('web');
+      expect(p.metadata.annotations?.['raft-elector.io/injected-template']).toMatch(/^[0-9a-f]{12}$/);
+    }
+    // TODO(deployment membership): once Deployment pods can form a group, play these pods as
+    // local members (as group.ts does for the StatefulSet) and check they elect a leader here.
+  }));
+
+  it('pods without the annotation are stored exactly as sent', () => step(async () => {
+    await cp.admin.json('POST', `/apis/apps/v1/namespaces/${Apps}/deployments`, deployment('plain', {}));
+    const pods = await waitFor('the plain pods', 60_000, async () => {
+      const items = await podsOf('plain');
+      return items.length === 2 ? items : undefined;
+    }, 200);
+    for (const p of pods) {
+      expect(p.spec.initContainers).toBeUndefined();
+      expect(volumeNames(p)).toEqual(['cache']);
+      expect(p.metadata.labels?.['raft-elector.io/group']).toBeUndefined();
+    }
+  }));
+
+  it('runs the chart\'s rendered pods, paste path and injected, through the real restricted Pod Security admission', () => step(async () => {
+    const paste = (helm as Exclude<typeof helm, string>).run(['template', Release, join(repoRoot, 'charts/raft-elector'), '--namespace', Apps,
+      '--set', `secret.value=${randomBytes(24).toString('base64url')}`, '--set', 'example.enabled=true']);
+    if (paste.status !== 0) throw new Error(paste.stderr);
+    const rendered = parseManifests(paste.stdout);
+    const sts = only<StatefulSet>(rendered, 'StatefulSet');
+    const testPod = rendered.find((o) => o.kind === 'Pod')!;
+    // The ServiceAccount does not matter to Pod Security; the chart's is not installed in this namespace.
+    const asDefault = (spec: object) => ({ ...spec, serviceAccountName: 'default' });
+    // As the StatefulSet controller makes it: the claim template becomes a volume of the pod.
+    const claims = (sts.spec as { volumeClaimTemplates?: { metadata: { name: string } }[] }).volumeClaimTemplates ?? [];
+    const stsPod = { ...sts.spec.template.spec, volumes: [...(sts.spec.template.spec.volumes ?? []), ...claims.map((c) => ({ name: c.metadata.name, persistentVolumeClaim: { claimName: `${c.metadata.name}-paste-0` } }))] };
+    const candidates: [string, object][] = [
+      ['the paste path\'s StatefulSet pod', { apiVersion: 'v1', kind: 'Pod', metadata: { name: 'paste-0', namespace: Apps }, spec: asDefault(stsPod) }],
+      ['the helm test pod', { ...testPod, metadata: { name: 'helm-test', namespace: Apps }, spec: asDefault((testPod as unknown as { spec: object }).spec) }],
+      ['an injected pod', pod('injected-dry', { 'raft-elector.io/inject': 'true' })],
+    ];
+    for (const [what, body] of candidates) {
+      const res = await cp.admin.raw('POST', `/api/v1/namespaces/${Apps}/pods?dryRun=All`, body);
+      expect(res.status, `${what}: ${res.body}`).toBe(201);
+    }
+    // The namespace really enforces: a pod that breaks the profile is refused.
+    const bad = await cp.admin.raw('POST', `/api/v1/namespaces/${Apps}/pods?dryRun=All`, { apiVersion: 'v1', kind: 'Pod', metadata: { name: 'bad' }, spec: { containers: [{ name: 'x', image: 'busybox:1.37.0' }] } });
+    expect(bad.status, bad.body).toBe(403);
+    expect(bad.body).toMatch(/violates PodSecurity .*restricted:latest/);
+  }));
+
+  it('rotates its certificate: a new one is served, the caBundle matches the Secret, and pods are still admitted', () => step(async () => {
+    const before = await servedCertificate(port);
+    const after = await waitFor('a new serving certificate', CertValiditySeconds * 3_000, async () => {
+      const now = await servedCertificate(port);
+      return now.serial !== before.serial ? now : undefined;
+    }, 500);
+    expect(new Date(after.validTo).getTime()).toBeGreaterThan(new Date(before.validTo).getTime());
+    const secret = await cp.admin.json<{ data: Record<string, string> }>('GET', `/api/v1/namespaces/${System}/secrets/${CertSecret}`);
+    const cfg = await cp.admin.json<{ webhooks: { clientConfig: { caBundle?: string } }[] }>('GET', `/apis/admissionregistration.k8s.io/v1/mutatingwebhookconfigurations/${Webhook}`);
+    expect(cfg.webhooks[0]?.clientConfig.caBundle).toBe(secret.data['ca-bundle.crt']);
+    const created = await cp.admin.json<FullPod>('POST', `/api/v1/namespaces/${Apps}/pods`, pod('after-rotation', { 'raft-elector.io/inject': 'true' }));
+    expect(created.spec.initContainers?.[0]?.name).toBe('raft-elector');
+  }));
+
+  it('with the injector down, unrelated pods are admitted; annotated pods are refused (failurePolicy Fail) until it is back', () => step(async () => {
+    await injector!.stop();
+    const plain = await cp.admin.raw('POST', `/api/v1/namespaces/${Apps}/pods`, pod('while-down-plain', {}));
+    expect(plain.status, plain.body).toBe(201);
+    const annotated = await cp.admin.raw('POST', `/api/v1/namespaces/${Apps}/pods`, pod('while-down-annotated', { 'raft-elector.io/inject': 'true' }));
+    expect(annotated.status).toBe(500);
+    expect(annotated.body).toContain('inject.raft-elector.io');
+    await startInjector();
+    const again = await cp.admin.json<FullPod>('POST', `/api/v1/namespaces/${Apps}/pods`, pod('while-down-annotated', { 'raft-elector.io/inject': 'true' }));
+    expect(again.spec.initContainers?.[0]?.name).toBe('raft-elector');
+  }));
+});
