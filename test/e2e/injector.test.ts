@@ -194,22 +194,27 @@ describe.skipIf(skipReason !== '')('the sidecar injector on a real control plane
   }));
 
   it('runs the chart\'s rendered pods, paste path and injected, through the real restricted Pod Security admission', () => step(async () => {
-    const paste = (helm as Exclude<typeof helm, string>).run(['template', Release, join(repoRoot, 'charts/raft-elector'), '--namespace', Apps,
-      '--set', `secret.value=${randomBytes(24).toString('base64url')}`, '--set', 'example.enabled=true']);
-    if (paste.status !== 0) throw new Error(paste.stderr);
-    const rendered = parseManifests(paste.stdout);
-    const sts = only<StatefulSet>(rendered, 'StatefulSet');
-    const testPod = rendered.find((o) => o.kind === 'Pod')!;
     // The ServiceAccount does not matter to Pod Security; the chart's is not installed in this namespace.
     const asDefault = (spec: object) => ({ ...spec, serviceAccountName: 'default' });
-    // As the StatefulSet controller makes it: the claim template becomes a volume of the pod.
-    const claims = (sts.spec as { volumeClaimTemplates?: { metadata: { name: string } }[] }).volumeClaimTemplates ?? [];
-    const stsPod = { ...sts.spec.template.spec, volumes: [...(sts.spec.template.spec.volumes ?? []), ...claims.map((c) => ({ name: c.metadata.name, persistentVolumeClaim: { claimName: `${c.metadata.name}-paste-0` } }))] };
-    const candidates: [string, object][] = [
-      ['the paste path\'s StatefulSet pod', { apiVersion: 'v1', kind: 'Pod', metadata: { name: 'paste-0', namespace: Apps }, spec: asDefault(stsPod) }],
-      ['the helm test pod', { ...testPod, metadata: { name: 'helm-test', namespace: Apps }, spec: asDefault((testPod as unknown as { spec: object }).spec) }],
-      ['an injected pod', pod('injected-dry', { 'raft-elector.io/inject': 'true' })],
-    ];
+    const candidates: [string, object][] = [];
+    for (const [label, extra] of [['native sidecar', []], ['plain container', ['--set', 'sidecar.native=false']], ['emptyDir', ['--set', 'persistence.type=emptyDir']]] as const) {
+      const paste = (helm as Exclude<typeof helm, string>).run(['template', Release, join(repoRoot, 'charts/raft-elector'), '--namespace', Apps,
+        '--set', `secret.value=${randomBytes(24).toString('base64url')}`, '--set', 'example.enabled=true', ...extra]);
+      if (paste.status !== 0) throw new Error(paste.stderr);
+      const rendered = parseManifests(paste.stdout);
+      const sts = only<StatefulSet>(rendered, 'StatefulSet');
+      // As the StatefulSet controller makes it: the claim template becomes a volume of the pod.
+      const claims = (sts.spec as { volumeClaimTemplates?: { metadata: { name: string } }[] }).volumeClaimTemplates ?? [];
+      const stsPod = { ...sts.spec.template.spec, volumes: [...(sts.spec.template.spec.volumes ?? []), ...claims.map((c) => ({ name: c.metadata.name, persistentVolumeClaim: { claimName: `${c.metadata.name}-paste-${candidates.length}` } }))] };
+      candidates.push([`the paste path's StatefulSet pod (${label})`, { apiVersion: 'v1', kind: 'Pod', metadata: { name: `paste-${candidates.length}`, namespace: Apps }, spec: asDefault(stsPod) }]);
+      if (candidates.length === 1) {
+        const testPod = rendered.find((o) => o.kind === 'Pod') as K8sObject & { spec: object };
+        candidates.push(['the helm test pod', { ...testPod, metadata: { name: 'helm-test', namespace: Apps }, spec: asDefault(testPod.spec) }]);
+      }
+    }
+    const injectorDeployment = objects.find((o) => o.kind === 'Deployment') as K8sObject & { spec: { template: { spec: object } } };
+    candidates.push(['the injector pod', { apiVersion: 'v1', kind: 'Pod', metadata: { name: 'injector', namespace: Apps }, spec: asDefault(injectorDeployment.spec.template.spec) }]);
+    candidates.push(['an injected pod', pod('injected-dry', { 'raft-elector.io/inject': 'true' })]);
     for (const [what, body] of candidates) {
       const res = await cp.admin.raw('POST', `/api/v1/namespaces/${Apps}/pods?dryRun=All`, body);
       expect(res.status, `${what}: ${res.body}`).toBe(201);
