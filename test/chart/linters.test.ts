@@ -53,7 +53,7 @@ describe.skipIf(!helm)('linters on the rendered chart', () => {
   let manifest: string;
 
   beforeAll(() => {
-    const args = ['template', 'demo', chartDir, '--namespace', 'shop', '--set', 'example.enabled=true', '--set', 'metrics.serviceMonitor.enabled=true', '--set', 'metrics.prometheusRule.enabled=true', '--set', 'secret.generateWithoutLookup=true'];
+    const args = ['template', 'demo', chartDir, '--namespace', 'shop', '--set', 'example.enabled=true', '--set', 'metrics.serviceMonitor.enabled=true', '--set', 'metrics.prometheusRule.enabled=true', '--set', 'secret.generateWithoutLookup=true', '--set', 'injector.enabled=true'];
     const rendered = helm!.run(args);
     if (rendered.status !== 0) throw new Error(rendered.stderr);
     dir = mkdtempSync(join(tmpdir(), 'raft-elector-lint-'));
