@@ -31,7 +31,7 @@ export interface Incarnation {
 }
 
 /** A port free on every pod address (each pod binds the same ports on its own address). */
-async function portFreeOnAllPods(taken: number[]): Promise<number> {
+export async function portFreeOnAllPods(taken: number[]): Promise<number> {
   for (let attempt = 0; attempt < 50; attempt++) {
     const port = await freePort();
     if (taken.includes(port)) continue;
@@ -52,6 +52,13 @@ export interface InstallOptions {
   release: string;
   /** Change the rendered objects before `kubectl apply` (e.g. a Role without patch). */
   edit?: (objects: K8sObject[]) => void;
+  /**
+   * Leave the sidecar out of the StatefulSet and put these annotations on its pods, for the
+   * injector to add it; each member then runs the sidecar the API server stored in its pod.
+   */
+  injectAnnotations?: Record<string, string>;
+  /** The sidecar's ports (chosen here when absent); an injector's template must use the same. */
+  ports?: { http: number; raft: number };
 }
 
 export class Group {
@@ -59,6 +66,7 @@ export class Group {
   readonly incarnations: Incarnation[] = [];
   private kubelet!: FakeKubelet;
   private dns!: TestClusterDns;
+  private injected = false;
   private secretData!: Record<string, string>;
 
   private constructor(
@@ -77,8 +85,8 @@ export class Group {
   }
 
   static async install(cp: ControlPlane, helm: Helm, options: InstallOptions): Promise<Group> {
-    const httpPort = await portFreeOnAllPods([]);
-    const raftPort = await portFreeOnAllPods([httpPort]);
+    const httpPort = options.ports?.http ?? (await portFreeOnAllPods([]));
+    const raftPort = options.ports?.raft ?? (await portFreeOnAllPods([httpPort]));
     const rendered = helm.run(['template', options.release, join(repoRoot, 'charts/raft-elector'), '--namespace', options.namespace,
       // helm template cannot see the cluster, so the chart refuses to invent a peer secret; hand it one.
       '--skip-tests', '--set', `secret.value=${randomBytes(24).toString('base64url')}`,
@@ -90,6 +98,14 @@ export class Group {
     const dir = join(cp.dir, 'groups', options.namespace);
     mkdirSync(dir, { recursive: true });
     const group = new Group(cp, options.namespace, objects, sts, sidecarOf(sts).container, httpPort, dir);
+    if (options.injectAnnotations) {
+      const spec = sts.spec.template.spec;
+      spec.initContainers = spec.initContainers?.filter((c) => c.name !== group.container.name);
+      spec.containers = spec.containers.filter((c) => c.name !== group.container.name);
+      const meta = sts.spec.template.metadata as { annotations?: Record<string, string> };
+      meta.annotations = { ...meta.annotations, ...options.injectAnnotations };
+      group.injected = true;
+    }
 
     const namespace = { apiVersion: 'v1', kind: 'Namespace', metadata: { name: options.namespace, labels: { 'pod-security.kubernetes.io/enforce': 'restricted', 'pod-security.kubernetes.io/enforce-version': 'latest' } } };
     const manifest = join(dir, 'manifest.yaml');
@@ -136,8 +152,17 @@ export class Group {
     return found;
   }
 
+  /** The sidecar this pod runs: the rendered one, or the one the injector put in the stored pod. */
+  private sidecarOf(pod: Pod): Container {
+    if (!this.injected) return this.container;
+    const stored = [...(pod.spec.initContainers ?? []), ...pod.spec.containers].find((c) => c.name === this.container.name);
+    if (!stored) throw new Error(`pod ${pod.metadata.name} was stored without the injected sidecar`);
+    return stored as Container;
+  }
+
   private async startMember(pod: Pod, ip: string): Promise<void> {
     const { name, uid } = pod.metadata;
+    const container = this.sidecarOf(pod);
     const root = join(this.dir, name);
     // A TokenRequest bound to this pod: it stops working when the pod is gone.
     const token = await this.cp.kubectl(['create', 'token', this.serviceAccount, '--namespace', this.namespace, '--duration=1h',
@@ -148,7 +173,7 @@ export class Group {
 
     // The pod's volumes: the secret mount gets the stored Secret; the data mount is the
     // pod's claim, kept across incarnations of the same ordinal as a PVC would be.
-    const mounts = this.container.volumeMounts ?? [];
+    const mounts = container.volumeMounts ?? [];
     const inPod = (path: string) => join(root, 'fs', path);
     for (const mount of mounts) {
       mkdirSync(inPod(mount.mountPath), { recursive: true });
@@ -161,7 +186,7 @@ export class Group {
         }
       }
     }
-    const args = (this.container.args ?? []).map((arg) => {
+    const args = (container.args ?? []).map((arg) => {
       const m = /^(--[\w-]+=)(.*)$/.exec(arg);
       if (!m) return arg;
       const [, flag, value] = m as unknown as [string, string, string];
@@ -170,7 +195,7 @@ export class Group {
       return arg;
     });
     const env = {
-      ...resolveEnv(this.container, { name, namespace: this.namespace, uid }),
+      ...resolveEnv(container, { name, namespace: this.namespace, uid }),
       KUBERNETES_SERVICE_HOST: '127.0.0.1',
       KUBERNETES_SERVICE_PORT: String(this.cp.apiPort),
       RAFT_ELECTOR_KUBE_TOKEN_FILE: tokenFile,

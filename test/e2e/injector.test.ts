@@ -11,10 +11,11 @@ import { join } from 'node:path';
 import tls from 'node:tls';
 import { stringify } from 'yaml';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
-import { only, parseManifests, repoRoot, type K8sObject, type StatefulSet } from '../chart/helm.js';
+import { only, parseManifests, repoRoot, type Helm, type K8sObject, type StatefulSet } from '../chart/helm.js';
 import { freePort, waitFor } from '../integration/harness.js';
 import { ControlPlane } from './control-plane.js';
-import { Group } from './group.js';
+import { Group, portFreeOnAllPods } from './group.js';
+import { registerNode } from './kubelet.js';
 import { GroupProcess } from './processes.js';
 import type { Pod } from './rest.js';
 
@@ -91,14 +92,20 @@ describe.skipIf(skipReason !== '')('the sidecar injector on a real control plane
   let injector: GroupProcess | undefined;
   let port: number;
   let startInjector: () => Promise<void>;
+  let group: Group | undefined;
+  let sidecarPorts: { http: number; raft: number };
 
   beforeAll(async () => {
     cp = await ControlPlane.start(join(inject('e2eRunDir'), 'injector'));
     dir = join(cp.dir, 'injector');
     mkdirSync(dir, { recursive: true });
     port = await freePort();
+    // The group's sidecars bind these on every pod address; the injected template must name them.
+    const http = await portFreeOnAllPods([]);
+    sidecarPorts = { http, raft: await portFreeOnAllPods([http]) };
     const rendered = (helm as Exclude<typeof helm, string>).run(['template', Release, join(repoRoot, 'charts/raft-elector'), '--namespace', System, '--skip-tests',
-      '--set', `secret.value=${randomBytes(24).toString('base64url')}`, '--set', 'injector.enabled=true', '--set', `injector.url=https://127.0.0.1:${port}/mutate`]);
+      '--set', `secret.value=${randomBytes(24).toString('base64url')}`, '--set', 'injector.enabled=true', '--set', `injector.url=https://127.0.0.1:${port}/mutate`,
+      '--set', `sidecar.httpPort=${sidecarPorts.http}`, '--set', `sidecar.raftPort=${sidecarPorts.raft}`]);
     if (rendered.status !== 0) throw new Error(`helm template failed: ${rendered.stderr}`);
     objects = parseManifests(rendered.stdout);
     // The injector runs as a local process below; its Deployment would have no kubelet to run it.
@@ -133,6 +140,7 @@ describe.skipIf(skipReason !== '')('the sidecar injector on a real control plane
   });
 
   afterAll(async () => {
+    await group?.stop();
     await injector?.stop();
     await cp?.stop();
   });
@@ -141,7 +149,7 @@ describe.skipIf(skipReason !== '')('the sidecar injector on a real control plane
     try {
       return await body();
     } catch (error) {
-      throw new Error(`${(error as Error).message}\n${injector?.tail(30) ?? ''}\n${cp?.logs() ?? ''}`, { cause: error });
+      throw new Error(`${(error as Error).message}\n${injector?.tail(30) ?? ''}\n${group?.logs() ?? ''}\n${cp?.logs() ?? ''}`, { cause: error });
     }
   }
 
@@ -223,6 +231,25 @@ describe.skipIf(skipReason !== '')('the sidecar injector on a real control plane
     const bad = await cp.admin.raw('POST', `/api/v1/namespaces/${Apps}/pods?dryRun=All`, { apiVersion: 'v1', kind: 'Pod', metadata: { name: 'bad' }, spec: { containers: [{ name: 'x', image: 'busybox:1.37.0' }] } });
     expect(bad.status, bad.body).toBe(403);
     expect(bad.body).toMatch(/violates PodSecurity .*restricted:latest/);
+  }));
+
+  it('a StatefulSet whose pods get the sidecar only from the injector elects a leader, labels it and mirrors it in the Lease', () => step(async () => {
+    await registerNode(cp.admin);
+    // The chart's example StatefulSet less its sidecar; the group name the chart's Role and Lease are made for.
+    group = await Group.install(cp, helm as Helm, { namespace: 'ledger', release: Release, ports: sidecarPorts, injectAnnotations: { 'raft-elector.io/inject': 'true', 'raft-elector.io/group': 'demo-raft-elector' } });
+    expect(group.sts.spec.template.spec.initContainers ?? []).toEqual([]);
+    const leader = await group.agreedLeader(group.podNames, 120_000);
+    await group.labelsConverge(leader.self, 30_000);
+    for (const p of await group.pods()) {
+      expect(p.spec.initContainers?.map((c) => c.name)).toEqual(['raft-elector']);
+      expect(p.metadata.labels?.['raft-elector.io/group']).toBe('demo-raft-elector');
+    }
+    const holder = await waitFor('the Lease to name the leader', 30_000, async () => {
+      const lease = await cp.admin.raw('GET', '/apis/coordination.k8s.io/v1/namespaces/ledger/leases/demo-raft-elector');
+      const h = lease.status === 200 ? (JSON.parse(lease.body) as { spec: { holderIdentity?: string } }).spec.holderIdentity : undefined;
+      return h === leader.self ? h : undefined;
+    }, 200);
+    expect(holder).toBe(leader.self);
   }));
 
   it('rotates its certificate: a new one is served, the caBundle matches the Secret, and pods are still admitted', () => step(async () => {
