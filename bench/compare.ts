@@ -6,6 +6,7 @@
  */
 import { ProcessCluster } from '../test/integration/harness.js';
 import { EtcdCluster, etcdVersion } from './etcd-cluster.js';
+import { partitionBench } from './partition.js';
 import { idleCost } from './proc.js';
 import { summarize } from './stats.js';
 import { etcdTrial, raftElectorTrial, type FailoverSignal } from './trials.js';
@@ -57,10 +58,19 @@ async function main(): Promise<void> {
     const etcdCost = cost.slice(ourPids.length);
     rows.push({ event: `idle member RSS over ${idleWindowMs / 1000} s (min / p50 / max of members)`, ours: ourCost.map((c) => c.rssMb), etcd: theirs ? etcdCost.map((c) => c.rssMb) : 'not measured', unit: 'MB' });
     rows.push({ event: `idle member CPU over ${idleWindowMs / 1000} s (% of a core)`, ours: ourCost.map((c) => c.cpuPercent), etcd: theirs ? etcdCost.map((c) => c.cpuPercent) : 'not measured', unit: '%' });
-    rows.push({ event: 'leader partitioned away -> survivors agree', ours: [], etcd: 'needs the namespace harness (test/faults): not in this bench yet', unit: 'ms' });
   } finally {
     await ours.stop();
     await theirs?.stop();
+  }
+  // After the loopback clusters are gone, so that their load does not fall on this row.
+  const partition = await partitionBench({ trials, tickMs: TickMs, electionTicks: ElectionTicks, settleMs: SettleMs, etcd: theirs !== undefined });
+  const partitionEvent = 'leader partitioned away (namespaces) -> survivors agree (min / p50 / p90)';
+  if ('skipped' in partition) {
+    console.log(`partition row skipped: ${partition.skipped}`);
+    rows.push({ event: partitionEvent, ours: [], etcd: `skipped: ${partition.skipped}`, unit: 'ms' });
+  } else {
+    console.log(partition.verdictLine);
+    rows.push({ event: partitionEvent, ours: partition.ours, etcd: partition.etcd, unit: 'ms' });
   }
   console.log('');
   console.log(`| event | raft-elector | ${'version' in etcd ? `etcd ${etcd.version}` : 'etcd'} | ratio (p50 ours / etcd) |`);
