@@ -18,6 +18,8 @@ const rowsWanted = new Set((process.env.BENCH_ROWS ?? 'SIGKILL,SIGTERM,idle,part
 const TickMs = 100;
 const ElectionTicks = 10;
 const SettleMs = 2 * ElectionTicks * TickMs;
+/** As the image's ENTRYPOINT and the command's shebang run it. */
+const NodeArgs = ['--max-semi-space-size=1'];
 
 type Row = { event: string; ours: number[]; etcd: number[] | string; unit: string };
 
@@ -34,8 +36,8 @@ function ratio(ours: number[], etcd: number[] | string): string {
 async function main(): Promise<void> {
   const etcd = etcdVersion();
   const anchor = 'version' in etcd ? `etcd ${etcd.version}` : `etcd not measured: ${etcd.missing}`;
-  console.log(`bench: 3 members each on loopback, heartbeat ${TickMs} ms, election ${ElectionTicks * TickMs} ms, pre-vote on; ${trials} trials each; anchor ${anchor}`);
-  const ours = await ProcessCluster.start({ size: 3, tickMs: TickMs, electionTicks: ElectionTicks });
+  console.log(`bench: 3 members each on loopback, heartbeat ${TickMs} ms, election ${ElectionTicks * TickMs} ms, pre-vote on; ${trials} trials each; ours run as node ${NodeArgs.join(' ')}; anchor ${anchor}`);
+  const ours = await ProcessCluster.start({ size: 3, tickMs: TickMs, electionTicks: ElectionTicks, nodeArgs: NodeArgs });
   const theirs = 'version' in etcd ? await EtcdCluster.start({ size: 3, heartbeatMs: TickMs, electionMs: ElectionTicks * TickMs }) : undefined;
   const rows: Row[] = [];
   try {
