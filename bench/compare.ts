@@ -4,6 +4,7 @@
  * pre-vote on. Failover trials alternate between the two systems so that machine load
  * hits both alike; idle cost is sampled over the same window for both.
  */
+import { cpus, loadavg, release } from 'node:os';
 import { ProcessCluster } from '../test/integration/harness.js';
 import { EtcdCluster, etcdVersion } from './etcd-cluster.js';
 import { partitionBench } from './partition.js';
@@ -37,6 +38,7 @@ async function main(): Promise<void> {
   const etcd = etcdVersion();
   const anchor = 'version' in etcd ? `etcd ${etcd.version}` : `etcd not measured: ${etcd.missing}`;
   console.log(`bench: 3 members each on loopback, heartbeat ${TickMs} ms, election ${ElectionTicks * TickMs} ms, pre-vote on; ${trials} trials each; ours run as node ${NodeArgs.join(' ')}; anchor ${anchor}`);
+  console.log(machine());
   const ours = await ProcessCluster.start({ size: 3, tickMs: TickMs, electionTicks: ElectionTicks, nodeArgs: NodeArgs });
   const theirs = 'version' in etcd ? await EtcdCluster.start({ size: 3, heartbeatMs: TickMs, electionMs: ElectionTicks * TickMs }) : undefined;
   const rows: Row[] = [];
@@ -62,6 +64,12 @@ async function main(): Promise<void> {
   }
   if (rowsWanted.has('partition')) await partitionRow(rows, theirs !== undefined);
   printTable(rows, 'version' in etcd ? `etcd ${etcd.version}` : 'etcd');
+  console.log(`\nload average at the end: ${loadavg().map((l) => l.toFixed(2)).join(' ')}`);
+}
+
+/** What the figures were measured on; other processes on the machine show in the load average. */
+function machine(): string {
+  return `machine: ${cpus().length} CPUs (${cpus()[0]?.model ?? 'unknown'}), Linux ${release()}, Node ${process.version}; load average at the start: ${loadavg().map((l) => l.toFixed(2)).join(' ')}`;
 }
 
 async function idleRows(rows: Row[], ours: ProcessCluster, theirs: EtcdCluster | undefined): Promise<void> {
