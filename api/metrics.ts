@@ -38,6 +38,9 @@ const ELECTION_DURATION_BUCKETS_S = [0.01, 0.05, 0.1, 0.25, 0.5, 1, 1.5, 2, 3, 5
 /** write + fsync + rename + directory fsync of a small file. */
 const PERSIST_DURATION_BUCKETS_S = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1];
 
+/** Resolution of nodejs_eventloop_lag_* (prom-client's default is 10 ms). */
+export const EventLoopMonitoringPrecisionMs = 100;
+
 export class ElectorMetrics implements MemberMetrics {
   readonly registry: Registry;
   private source: LeadershipSource | null = null;
@@ -174,7 +177,9 @@ export class ElectorMetrics implements MemberMetrics {
     // Zero series for every route and class, so an alert on increase() sees the first refusal.
     for (const route of ADMISSION_ROUTES) for (const client of CLIENT_CLASSES) this.apiRefusedCounter.inc({ route, client }, 0);
     for (const client of CLIENT_CLASSES) this.apiIdleClosedCounter.inc({ client }, 0);
-    if (options.defaultMetrics ?? true) collectDefaultMetrics({ register: this.registry });
+    // prom-client samples event-loop delay on a 10 ms timer by default: 100 wake-ups a second on
+    // an idle sidecar, most of its idle CPU (docs/benchmarks.md). 100 ms is the cadence of /healthz's own probe.
+    if (options.defaultMetrics ?? true) collectDefaultMetrics({ register: this.registry, eventLoopMonitoringPrecision: EventLoopMonitoringPrecisionMs });
   }
 
   /** Read the leadership gauges from this member at every scrape. */

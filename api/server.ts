@@ -4,11 +4,12 @@
  * changes, leader-elector compatibility, health, admin and Prometheus metrics.
  * It codes against the `Member` interface only; see docs/api.md.
  */
-import { createServer, type Server, type ServerResponse } from 'node:http';
+import type { Server, ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import express, { type NextFunction, type Request, type RequestHandler, type Response } from 'express';
 import type { Logger } from 'pino';
 import type { LeadershipView, Member } from '../cluster/interfaces.js';
+import { http } from '../cluster/node-http.js';
 import { ConnectionGuard, RefusalLog, SlotPool, type AdmissionRoute, type Refusal, type Slot } from './admission.js';
 import { EventLoopLagProbe } from './event-loop.js';
 import { HttpError, badParam, hasBody, isClientError, parseBoolean, parseInteger, readQuery, sendJson } from './http.js';
@@ -511,7 +512,7 @@ export function createApiServer(deps: ApiServerDeps): ApiServer {
     listen(host: string, port: number): Promise<AddressInfo> {
       if (httpServer) return Promise.reject(new Error('api server is already listening'));
       // Node checks headersTimeout and requestTimeout on this period (30 s by default, too coarse for a 10 s bound).
-      const server = createServer({ connectionsCheckingInterval: Math.min(1_000, options.headersTimeoutMs) }, app);
+      const server = http.createServer({ connectionsCheckingInterval: Math.min(1_000, options.headersTimeoutMs) }, app);
       guard.attach(server);
       server.keepAliveTimeout = options.keepAliveTimeoutMs;
       server.headersTimeout = options.headersTimeoutMs;

@@ -35,6 +35,39 @@ export function etcdVersion(): { version: string } | { missing: string } {
   return { version: m?.[1] ?? 'unknown' };
 }
 
+/**
+ * One member's command line; `hosts[i]` is where member i listens for peers and clients
+ * (loopback here, a namespace's address in the partition bench).
+ */
+export function etcdArgs(
+  members: { name: string; clientPort: number; peerPort: number; dataDir: string }[],
+  hosts: string[],
+  index: number,
+  state: 'new' | 'existing',
+  timing: { heartbeatMs: number; electionMs: number },
+  clientHost = hosts[index]!,
+): string[] {
+  const m = members[index]!;
+  const host = hosts[index]!;
+  const cluster = members.map((x, i) => `${x.name}=http://${hosts[i]!}:${x.peerPort}`).join(',');
+  return [
+    `--name=${m.name}`,
+    `--data-dir=${m.dataDir}`,
+    `--listen-client-urls=http://${clientHost}:${m.clientPort}`,
+    `--advertise-client-urls=http://${clientHost}:${m.clientPort}`,
+    `--listen-peer-urls=http://${host}:${m.peerPort}`,
+    `--initial-advertise-peer-urls=http://${host}:${m.peerPort}`,
+    `--initial-cluster=${cluster}`,
+    `--initial-cluster-state=${state}`,
+    '--initial-cluster-token=raft-elector-bench',
+    `--heartbeat-interval=${timing.heartbeatMs}`,
+    `--election-timeout=${timing.electionMs}`,
+    '--pre-vote=true',
+    '--logger=zap',
+    '--log-level=error',
+  ];
+}
+
 export class EtcdCluster {
   private readonly root = mkdtempSync(join(tmpdir(), 'raft-elector-etcd-'));
   private constructor(
@@ -56,28 +89,10 @@ export class EtcdCluster {
     return cluster;
   }
 
-  private initialCluster(): string {
-    return this.members.map((m) => `${m.name}=http://127.0.0.1:${m.peerPort}`).join(',');
-  }
-
   /** `existing` rejoins with the data dir it has. */
   spawn(m: EtcdMember, state: 'new' | 'existing' = 'existing'): ChildProcess {
-    const args = [
-      `--name=${m.name}`,
-      `--data-dir=${m.dataDir}`,
-      `--listen-client-urls=http://127.0.0.1:${m.clientPort}`,
-      `--advertise-client-urls=http://127.0.0.1:${m.clientPort}`,
-      `--listen-peer-urls=http://127.0.0.1:${m.peerPort}`,
-      `--initial-advertise-peer-urls=http://127.0.0.1:${m.peerPort}`,
-      `--initial-cluster=${this.initialCluster()}`,
-      `--initial-cluster-state=${state}`,
-      '--initial-cluster-token=raft-elector-bench',
-      `--heartbeat-interval=${this.timing.heartbeatMs}`,
-      `--election-timeout=${this.timing.electionMs}`,
-      '--pre-vote=true',
-      '--logger=zap',
-      '--log-level=error',
-    ];
+    const hosts = this.members.map(() => '127.0.0.1');
+    const args = etcdArgs(this.members, hosts, this.members.indexOf(m), state, this.timing);
     const child = spawn(EtcdBin, args, { stdio: ['ignore', 'ignore', 'pipe'] });
     child.stderr?.resume();
     m.child = child;

@@ -151,6 +151,32 @@ describe('RaftMember', () => {
     for (const m of members.values()) await m.stop();
   });
 
+  it('a new leader sends its first appends before its own write, and followers name it before writing them', async () => {
+    const { bus, stores, members } = makeGroup(seed);
+    // What each member had published, and what had left, at the moment of each write.
+    const writes: { member: string; term: number; lastEntryTerm: number; named: string | null; sentBefore: number }[] = [];
+    for (const [id, store] of stores) {
+      const save = store.save.bind(store);
+      store.save = (state) => {
+        const last = state.entries[state.entries.length - 1];
+        writes.push({ member: id, term: state.hardState.term, lastEntryTerm: last?.term ?? 0, named: members.get(id)!.view().leader, sentBefore: bus.trace.length });
+        save(state);
+      };
+    }
+    for (const m of members.values()) await m.start();
+    await runUntil(() => views(members).some((v) => v.isLeader), 3_000);
+    const leader = views(members).find((v) => v.isLeader)!;
+    // The leader's write of its first entry in its term: its MsgApps were already sent.
+    const own = writes.find((w) => w.member === leader.self && w.lastEntryTerm === leader.term)!;
+    const appsBefore = bus.trace.slice(0, own.sentBefore).filter((t) => t.member === leader.self && t.detail.startsWith('MsgApp->') && t.detail.endsWith(`@${leader.term}`));
+    expect(appsBefore.length, 'MsgApp left before the leader wrote its entry').toBeGreaterThan(0);
+    for (const id of Ids.filter((x) => x !== leader.self)) {
+      const first = writes.find((w) => w.member === id && w.lastEntryTerm === leader.term)!;
+      expect(first.named, `${id} named the leader before writing its entries`).toBe(leader.self);
+    }
+    for (const m of members.values()) await m.stop();
+  });
+
   it('a leader elected by members that forgot the old one waits a lease window before claiming', async () => {
     const { bus, members } = makeGroup(seed);
     for (const m of members.values()) await m.start();

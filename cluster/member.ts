@@ -133,6 +133,9 @@ const DisconnectCampaignDelayMs = 30;
 
 const cryptoRandom: RandomSource = { nextInt: (max) => randomInt(max) };
 
+/** What a leader may send before its own write (a prefix of the Ready's messages). */
+const LeaderSendsFirst: ReadonlySet<Message['type']> = new Set(['MsgApp', 'MsgHeartbeat', 'MsgTimeoutNow', 'MsgSnap']);
+
 interface PendingTransfer {
   resolve(result: TransferResult): void;
   deadlineMs: number;
@@ -537,23 +540,30 @@ export class RaftMember implements Member {
     if (!node) return;
     while (node.hasReady()) {
       const rd = node.ready();
+      // Nothing of this Ready's term is new: the term (and a leader's self-vote) is already on disk.
+      const termDurable = rd.hardState === undefined || rd.hardState.term === this.term;
+      let sent = 0;
+      if (termDurable) {
+        if (rd.softState) this.onSoftState(rd);
+        // A leader's appends, heartbeats and MsgTimeoutNow promise nothing about its own disk, so
+        // they leave before the write (etcd's leader rule, raft thesis 10.2.1); responses are
+        // stepped only after this synchronous write, so the leader never counts an unwritten entry.
+        if (this.soft.state === 'Leader') {
+          while (sent < rd.messages.length && LeaderSendsFirst.has(rd.messages[sent]!.type)) this.sendOne(rd.messages[sent++]!);
+        }
+        // A follower names the leader it just heard from before writing that leader's entries.
+        if (rd.softState) this.publish();
+      }
       if (rd.durableState) {
         const started = performance.now();
-        // If the write throws, nothing of this Ready may leave (a vote would be promised but not
+        // If the write throws, nothing else of this Ready may leave (a vote would be promised but not
         // kept): processReady stops the member.
         this.options.store.save(rd.durableState);
         this.metrics?.statePersistDuration((performance.now() - started) / 1000);
       }
       if (rd.hardState) this.term = rd.hardState.term;
-      if (rd.softState) this.onSoftState(rd);
-      const now = this.nowMs();
-      for (const m of rd.messages) {
-        if (m.type === 'MsgHeartbeat') this.lease.heartbeatSent(m.context, now);
-        // Written (synchronously) before the vote leaves: an audit trail that survives SIGKILL.
-        if (m.type === 'MsgVoteResp' && !m.reject) this.log.info({ term: m.term, candidate: m.to }, 'vote granted');
-        this.transport?.send(m);
-        this.metrics?.messageSent(m.type);
-      }
+      if (rd.softState && !termDurable) this.onSoftState(rd);
+      for (let i = sent; i < rd.messages.length; i++) this.sendOne(rd.messages[i]!);
       // Committed membership changes take effect in log order, before advance (etcd's driver rule).
       for (const e of rd.committedEntries) if (e.confChange) node.applyConfChange(e.confChange);
       node.advance(rd);
@@ -565,6 +575,14 @@ export class RaftMember implements Member {
     const status = node.status();
     if (status.state === 'Leader' && status.leadTransferee !== None) this.transferredInTerm = status.term;
     this.publish();
+  }
+
+  private sendOne(m: Message): void {
+    if (m.type === 'MsgHeartbeat') this.lease.heartbeatSent(m.context, this.nowMs());
+    // Written (synchronously) before the vote leaves: an audit trail that survives SIGKILL.
+    if (m.type === 'MsgVoteResp' && !m.reject) this.log.info({ term: m.term, candidate: m.to }, 'vote granted');
+    this.transport?.send(m);
+    this.metrics?.messageSent(m.type);
   }
 
   private onSoftState(rd: Ready): void {

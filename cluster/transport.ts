@@ -4,11 +4,12 @@
  * nothing here blocks or queues without limit: a message that cannot leave now is
  * dropped, counted (onDrop) and the peer reported unreachable.
  */
-import * as http from 'node:http';
-import * as https from 'node:https';
+import type { IncomingMessage, Server as HttpServer } from 'node:http';
+import type { Server as HttpsServer } from 'node:https';
 import type { AddressInfo, Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import type { Logger } from 'pino';
+import { http, https } from './node-http.js';
 import { WebSocket, WebSocketServer, type ClientOptions, type RawData, type ServerOptions } from 'ws';
 import type { Message } from '../raft/index.js';
 import { PROTOCOL_VERSION, decodeFrame, encodeMessage } from './codec.js';
@@ -61,7 +62,7 @@ export class WsTransport implements PeerTransport {
   /** Random per start: a second live process claiming our id has another. */
   readonly instanceId = newInstanceId();
   private readonly admission: Admission;
-  private server: http.Server | https.Server | null = null;
+  private server: HttpServer | HttpsServer | null = null;
   private wss: WebSocketServer | null = null;
   private boundPort: number | null = null;
   private started = false;
@@ -276,7 +277,7 @@ export class WsTransport implements PeerTransport {
     return false;
   }
 
-  private onUpgrade(req: http.IncomingMessage, socket: Duplex, head: Buffer): void {
+  private onUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer): void {
     // A reset during the refusals below must not become an unhandled 'error'.
     socket.on('error', () => {});
     const remote = `${req.socket.remoteAddress}:${req.socket.remotePort}`;
