@@ -54,6 +54,15 @@ describe('WsTransport with dynamic peers', () => {
     expect(a.t.peers().map((p) => p.id)).toEqual(['c', 'joiner']);
   });
 
+  it('dropJoiner forgets a peer outside the configuration and keeps a member', async () => {
+    const a = await node('a', [], dynamic);
+    a.t.setMembers(['a', 'b']);
+    a.t.setPeerAddress('joiner', '127.0.0.1', 1);
+    a.t.dropJoiner('joiner');
+    a.t.dropJoiner('b');
+    expect(a.t.peers().map((p) => p.id)).toEqual(['b']);
+  });
+
   it('is bounded: beyond maxPeers TOO_MANY_PEERS, and an unknown inbound id is refused', async () => {
     const full = await node('z', [], { ...dynamic, maxPeers: 2 });
     full.t.setPeerAddress('p1', '127.0.0.1', 1);

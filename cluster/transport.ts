@@ -206,6 +206,11 @@ export class WsTransport implements PeerTransport {
     }
   }
 
+  /** Forgets a peer that is not in the configuration (a joiner whose pod is gone); a member stays. */
+  dropJoiner(id: string): void {
+    if (this.peerStates.get(id)?.member === false) this.removePeer(id);
+  }
+
   /** Forgets a peer: its link closes (1001), its timers stop, its messages drop as peer_unknown. */
   removePeer(id: string): void {
     const peer = this.peerStates.get(id);

@@ -30,12 +30,14 @@ describe('PodAddresses', () => {
     let pods = [pod('self', { uid: 's' }), pod('a', { podIP: '10.0.0.1' })];
     let listener = (): void => {};
     const calls: string[] = [];
+    const dropped: string[] = [];
     const lines: Record<string, unknown>[] = [];
     const transport = {
       setPeerAddress(id: string, host: string, port: number): void {
         if (id.startsWith('full')) throw new ClusterError('TOO_MANY_PEERS', 'full');
         calls.push(`${id}=${host}:${port}`);
       },
+      dropJoiner: (id: string) => dropped.push(id),
     };
     const p = new PodAddresses({
       selfId: 'self@s',
@@ -52,5 +54,9 @@ describe('PodAddresses', () => {
     listener();
     expect(calls).toEqual(['a@a-u=10.0.0.1:4041', 'a@a-u=10.0.0.7:4041']);
     expect(lines.filter((l) => l.code === 'TOO_MANY_PEERS' && l.peer === 'full@full-u')).toHaveLength(1);
+    // A pod that left the list is dropped from the transport unless it is in the configuration (the transport decides).
+    pods = pods.slice(0, 1);
+    listener();
+    expect(dropped).toEqual(['a@a-u']);
   });
 });

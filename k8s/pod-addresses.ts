@@ -11,6 +11,8 @@ import type { GroupPod } from './pod-watch.js';
 
 export interface AddressSink {
   setPeerAddress(id: string, host: string, port: number): void;
+  /** Forgets an id that is not in the configuration; keeps the transport's peer table bounded across rollouts. */
+  dropJoiner?(id: string): void;
 }
 
 export interface PodAddressSource {
@@ -85,7 +87,11 @@ export class PodAddresses {
         this.log.warn({ peer: a.id, address, code: (err as { code?: string }).code, err: (err as Error).message }, 'cannot add a peer address from the pod watch');
       }
     }
-    for (const id of [...this.known.keys()]) if (!seen.has(id)) this.known.delete(id);
+    for (const id of [...this.known.keys()]) {
+      if (seen.has(id)) continue;
+      this.known.delete(id);
+      this.o.transport.dropJoiner?.(id);
+    }
     for (const id of [...this.refused]) if (!seen.has(id)) this.refused.delete(id);
   }
 }
