@@ -8,7 +8,7 @@ import type { MemberInfo } from '../cluster/interfaces.js';
 import { FakeMember } from './fake-member.js';
 import { ElectorMetrics } from './metrics.js';
 import { ApiConfigError, resolveApiOptions, type ApiOptions } from './options.js';
-import { createApiServer, type ApiServer, type LeaderBody } from './server.js';
+import { createApiServer, leaderBody, type ApiServer, type LeaderBody } from './server.js';
 
 // ---------- helpers ----------
 
@@ -171,16 +171,33 @@ describe('GET /leader', () => {
     expect(body).toEqual({
       leader: 'pod-b',
       self: 'pod-a',
+      leaderId: 'pod-b',
+      selfId: 'pod-a',
       isLeader: false,
       term: 3,
       leaseExpiresInMs: null,
       since: '2025-01-01T00:00:00.000Z',
       members: [
-        { id: 'pod-a', address: null, connected: true, role: 'unknown' },
-        { id: 'pod-b', address: '10.0.0.2:4041', connected: true, role: 'leader' },
-        { id: 'pod-c', address: '10.0.0.3:4041', connected: true, role: 'follower' },
+        { id: 'pod-a', pod: 'pod-a', address: null, connected: true, role: 'unknown', membership: 'voter' },
+        { id: 'pod-b', pod: 'pod-b', address: '10.0.0.2:4041', connected: true, role: 'leader', membership: 'voter' },
+        { id: 'pod-c', pod: 'pod-c', address: '10.0.0.3:4041', connected: true, role: 'follower', membership: 'voter' },
       ],
     });
+  });
+
+  it('names pods in leader and self (what apps compare with POD_NAME) and incarnations in leaderId and selfId', () => {
+    const view = { self: 'web-0@u1', leader: 'web-1@u2', term: 2, role: 'Follower' as const, isLeader: false, leaseExpiresInMs: null, since: null };
+    const body = leaderBody(view, {
+      members: () => [
+        { id: 'web-1@u2', address: '10.0.0.2:4041', connected: true, role: 'leader' as const },
+        { id: 'web-0@u1', address: null, connected: true, role: 'follower' as const, membership: 'learner' },
+      ],
+    });
+    expect(body).toMatchObject({ leader: 'web-1', self: 'web-0', leaderId: 'web-1@u2', selfId: 'web-0@u1' });
+    expect(body.members.map((m) => [m.id, m.pod, m.membership])).toEqual([
+      ['web-0@u1', 'web-0', 'learner'],
+      ['web-1@u2', 'web-1', 'voter'],
+    ]);
   });
 
   it('shows isLeader and the lease, rounded down, on the leader', async () => {

@@ -9,6 +9,7 @@ import type { AddressInfo } from 'node:net';
 import express, { type NextFunction, type Request, type RequestHandler, type Response } from 'express';
 import type { Logger } from 'pino';
 import type { LeadershipView, Member } from '../cluster/interfaces.js';
+import { podNameOf } from '../cluster/member-id.js';
 import { http } from '../cluster/node-http.js';
 import { ConnectionGuard, RefusalLog, SlotPool, type AdmissionRoute, type Refusal, type Slot } from './admission.js';
 import { EventLoopLagProbe } from './event-loop.js';
@@ -46,25 +47,47 @@ export interface ApiServer {
   close(): Promise<void>;
 }
 
+/** A member's place in the configuration (issue 11); a member without the field is a voter. */
+export type MembershipRole = 'voter' | 'learner' | 'joining' | 'removed';
+
 /** The body of GET /leader, of each /leader/watch event and of a long-poll answer. */
 export interface LeaderBody {
+  /** Pod names (what apps compare with POD_NAME); the incarnation ids are leaderId and selfId. */
   leader: string | null;
   self: string;
+  leaderId: string | null;
+  selfId: string;
   isLeader: boolean;
   term: number;
   leaseExpiresInMs: number | null;
   since: string | null;
-  members: { id: string; address: string | null; connected: boolean; role: 'leader' | 'follower' | 'unknown' }[];
+  members: {
+    id: string;
+    pod: string;
+    address: string | null;
+    connected: boolean;
+    role: 'leader' | 'follower' | 'unknown';
+    membership: MembershipRole;
+  }[];
 }
 
 export function leaderBody(view: LeadershipView, member: Pick<Member, 'members'>): LeaderBody {
   const members = member
     .members()
-    .map((m) => ({ id: m.id, address: m.address, connected: m.connected, role: m.role }))
+    .map((m) => ({
+      id: m.id,
+      pod: podNameOf(m.id),
+      address: m.address,
+      connected: m.connected,
+      role: m.role,
+      membership: (m as { membership?: MembershipRole }).membership ?? 'voter',
+    }))
     .sort((a, b) => compareIds(a.id, b.id));
   return {
-    leader: view.leader,
-    self: view.self,
+    leader: view.leader === null ? null : podNameOf(view.leader),
+    self: podNameOf(view.self),
+    leaderId: view.leader,
+    selfId: view.self,
     isLeader: view.isLeader,
     term: view.term,
     // Rounded down: telling the app it holds the lease longer than it does is the unsafe direction.
@@ -195,7 +218,7 @@ export function createApiServer(deps: ApiServerDeps): ApiServer {
   });
 
   // GET / as the classic leader-elector sidecar answered: {"name":"<leader>"}, "" when none is known.
-  route('/', { GET: (_req, res) => sendJson(res, 200, { name: member.view().leader ?? '' }) });
+  route('/', { GET: (_req, res) => sendJson(res, 200, { name: leaderBody(member.view(), { members: () => [] }).leader ?? '' }) });
 
   // GET /isLeader as the later leader-elector example answered, byte for byte.
   route('/isLeader', {
@@ -251,7 +274,7 @@ export function createApiServer(deps: ApiServerDeps): ApiServer {
     const changed = (view: LeadershipView): boolean =>
       view.term !== waitTerm ||
       (knownIsLeader !== undefined && view.isLeader !== knownIsLeader) ||
-      (knownLeader !== undefined && view.leader !== knownLeader);
+      (knownLeader !== undefined && (view.leader === null ? null : podNameOf(view.leader)) !== knownLeader && view.leader !== knownLeader);
 
     const view = member.view();
     if (changed(view) || timeoutMs === 0 || closing) {
@@ -426,6 +449,12 @@ export function createApiServer(deps: ApiServerDeps): ApiServer {
       const view = member.view();
       if (to === view.self) throw new HttpError(400, 'bad_body', `"to" names this member (${to}), which already leads`);
       const ids = member.members().map((m) => m.id);
+      // A pod name stands for its one incarnation in the group.
+      if (!ids.includes(to)) {
+        const byPod = ids.filter((id) => podNameOf(id) === to);
+        if (byPod.length === 1) to = byPod[0]!;
+      }
+      if (to === view.self) throw new HttpError(400, 'bad_body', `"to" names this member (${to}), which already leads`);
       if (!ids.includes(to)) {
         throw new HttpError(400, 'bad_body', `"to" names ${JSON.stringify(to)}, which is not a member (members: ${ids.sort(compareIds).join(', ')})`);
       }

@@ -44,8 +44,11 @@ import { ClusterError, type ClusterErrorCode } from './errors.js';
  */
 export const PROTOCOL_VERSION = 2;
 export const DEFAULT_MAX_FRAME_BYTES = 64 * 1024;
-/** Kubernetes pod names are DNS subdomains: at most 253 characters. */
-export const MAX_ID_LENGTH = 253;
+/**
+ * Kubernetes pod names are DNS subdomains (at most 253 characters); an in-cluster id is
+ * `<podName>@<podUid>` (member-id.ts), a UID at most 64 characters.
+ */
+export const MAX_ID_LENGTH = 253 + 1 + 64;
 export const MAX_CLUSTER_NAME_LENGTH = 253;
 export const MAX_CONTEXT_LENGTH = 1024;
 export const MAX_ENTRIES_PER_MESSAGE = 4096;
@@ -58,7 +61,7 @@ const messageTypeSet: ReadonlySet<string> = new Set<string>(MessageTypes);
 // eslint-disable-next-line no-control-regex
 const forbiddenIdChars = /[\s\u0000-\u001f\u007f]/u;
 
-/** A member id is 1..253 characters with no whitespace or control characters. */
+/** A member id is 1..MAX_ID_LENGTH characters with no whitespace or control characters. */
 export function isValidMemberId(id: unknown): id is string {
   return typeof id === 'string' && id.length > 0 && id.length <= MAX_ID_LENGTH && !forbiddenIdChars.test(id);
 }

@@ -38,7 +38,15 @@ export type ClusterErrorCode =
   /** The timing record could not be written, fsynced or renamed into place. */
   | 'TIMING_RECORD_WRITE_FAILED'
   /** The persisted term is too close to 2^53 for this member ever to campaign again. */
-  | 'STATE_TERM_NO_HEADROOM';
+  | 'STATE_TERM_NO_HEADROOM'
+  /** The transport already tracks its maximum of peers (maxPeers). */
+  | 'TOO_MANY_PEERS'
+  /** Membership (issue 11, the core11 API): a conf change is already pending. */
+  | 'CONF_CHANGE_PENDING'
+  /** Membership: the change would remove the leader; transfer first. */
+  | 'CONF_CHANGE_REMOVES_LEADER'
+  /** Membership: the change is not valid against the current configuration. */
+  | 'CONF_CHANGE_INVALID';
 
 export class ClusterError extends Error {
   readonly code: ClusterErrorCode;

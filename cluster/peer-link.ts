@@ -79,6 +79,8 @@ export interface PeerState {
   port: number | null;
   /** Exactly one side of each pair dials: see WsTransport. */
   weDial: boolean;
+  /** In the applied configuration (setMembers); a peer known only by address or link is a joiner. */
+  member: boolean;
   link: Connection | null;
   /** Our dial in progress (dialer side only). */
   pending: Connection | null;

@@ -269,11 +269,38 @@ describe('identity (format version 2)', () => {
     expect(group.message).toContain('of group "cart"');
   });
 
-  it('compares pod UIDs only where both sides have one (issue 11 adds them)', () => {
-    store({ ...me, podUid: 'uid-1' }).save(sample);
-    expect(store().load()).toEqual(sample);
-    expect(store({ ...me, podUid: 'uid-1' }).load()).toEqual(sample);
-    expectCode(() => store({ ...me, podUid: 'uid-2' }).load(), 'STATE_FILE_IDENTITY_MISMATCH', /pod UID differs/);
+  it('a container restart (same pod UID) loads its own file; a plain id ignores the UID', () => {
+    const inc = { memberId: 'web-0@uid-1', group: 'shop', podUid: 'uid-1' };
+    store(inc).save(sample);
+    expect(store(inc).load()).toEqual(sample);
+    expect(fs.existsSync(filePath)).toBe(true);
+  });
+
+  it('moves a file of another incarnation of the pod aside (*.stale-<uid>) with a warning, and starts fresh', () => {
+    store({ memberId: 'web-0@uid-1', group: 'shop', podUid: 'uid-1' }).save(sample);
+    const { logger, lines } = captureLogger();
+    const fresh = new StateFile(path.join(dir, 'data'), logger, { memberId: 'web-0@uid-2', group: 'shop', podUid: 'uid-2' });
+    expect(fresh.load()).toBeUndefined();
+    expect(fs.existsSync(filePath)).toBe(false);
+    expect(fs.existsSync(`${filePath}.stale-uid-1`)).toBe(true);
+    const warn = lines().find((l) => l.level === 40 && String(l.msg).includes('another incarnation'));
+    expect(warn).toMatchObject({ movedTo: `${filePath}.stale-uid-1` });
+    // Nothing lost: the second move of the same uid keeps the first.
+    store({ memberId: 'web-0@uid-1', group: 'shop', podUid: 'uid-1' }).save(sample);
+    expect(store({ memberId: 'web-0@uid-3', group: 'shop', podUid: 'uid-3' }).load()).toBeUndefined();
+    expect(fs.readdirSync(path.dirname(filePath)).filter((f) => f.startsWith('raft-state.json.stale-uid-1')).length).toBe(2);
+  });
+
+  it('moves a fixed-voter era file (plain pod-name id, or version 1) aside as stale-legacy', () => {
+    store({ memberId: 'web-0', group: 'shop' }).save(sample);
+    expect(store({ memberId: 'web-0@uid-2', group: 'shop', podUid: 'uid-2' }).load()).toBeUndefined();
+    expect(fs.existsSync(`${filePath}.stale-legacy`)).toBe(true);
+  });
+
+  it('still refuses a file of another pod or group (not moved)', () => {
+    store({ memberId: 'web-1@uid-1', group: 'shop', podUid: 'uid-1' }).save(sample);
+    expectCode(() => store({ memberId: 'web-0@uid-2', group: 'shop', podUid: 'uid-2' }).load(), 'STATE_FILE_IDENTITY_MISMATCH', /member id differs/);
+    expect(fs.existsSync(filePath)).toBe(true);
   });
 
   it('adopts a version-1 file (no identity) with a warning, and records the identity on the next save', () => {

@@ -38,6 +38,7 @@ import {
   readObject,
   MAX_ID_LENGTH,
 } from './codec.js';
+import { parseMemberId } from './member-id.js';
 
 export const STATE_FILE_NAME = 'raft-state.json';
 export const STATE_FILE_FORMAT = 'raft-elector-state';
@@ -118,6 +119,11 @@ export class StateFile implements StateStore {
     }
     const contents = parseStateFileContents(text, this.filePath);
     const state = contents.state;
+    const staleUid = otherIncarnation(contents.identity, this.identity);
+    if (staleUid !== undefined) {
+      this.moveAside(staleUid, contents.identity);
+      return undefined;
+    }
     if (contents.identity === undefined) {
       this.log.warn(
         { version: contents.version, identity: this.identity },
@@ -137,6 +143,26 @@ export class StateFile implements StateStore {
       'loaded raft state',
     );
     return state;
+  }
+
+  /**
+   * A file of another incarnation of this pod holds votes cast under another id: reusing it
+   * could not make this one vote twice, but its log names a member that is gone. Kept for
+   * inspection, never read again; this member starts as a fresh joiner.
+   */
+  private moveAside(staleUid: string, recorded: StateIdentity | undefined): void {
+    let target = `${this.filePath}.stale-${staleUid}`;
+    if (fs.existsSync(target)) target = `${target}-${Date.now()}`;
+    try {
+      fs.renameSync(this.filePath, target);
+      fsyncDir(path.dirname(this.filePath));
+    } catch (err) {
+      throw new ClusterError('STATE_FILE_UNREADABLE', `state file ${this.filePath} of another pod incarnation cannot be moved aside to ${target}: ${(err as Error).message}`, { cause: err });
+    }
+    this.log.warn(
+      { recorded: recorded ?? null, identity: this.identity, movedTo: target },
+      'state file belongs to another incarnation of this pod (another pod UID): moved aside; starting as a fresh joiner',
+    );
   }
 
   save(state: DurableState): void {
@@ -246,6 +272,25 @@ export class StateFile implements StateStore {
       }
     }
   }
+}
+
+/**
+ * The pod UID (or 'legacy' for a file without one) of another incarnation of the configured
+ * pod, when `configured` is an incarnation (has a podUid) and the file is of the same group and
+ * pod name but not of this UID; undefined otherwise (same incarnation, plain ids, or a file of
+ * another member: that one is refused, not moved).
+ */
+export function otherIncarnation(recorded: StateIdentity | undefined, configured: StateIdentity): string | undefined {
+  if (configured.podUid === undefined) return undefined;
+  // A version-1 file predates identities: it was written under the plain pod name.
+  if (recorded === undefined) return 'legacy';
+  if (recorded.group !== configured.group) return undefined;
+  const rec = parseMemberId(recorded.memberId);
+  const conf = parseMemberId(configured.memberId);
+  if (rec.podName !== conf.podName) return undefined;
+  const recordedUid = recorded.podUid ?? rec.podUid;
+  if (recordedUid === configured.podUid) return undefined;
+  return recordedUid ?? 'legacy';
 }
 
 /** Why `recorded` is not `configured`, or undefined when they agree (a pod UID only counts where both have one). */

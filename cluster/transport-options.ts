@@ -1,5 +1,5 @@
 /** The options of WsTransport, their defaults, and their validation (once, up front). */
-import { DEFAULT_MAX_FRAME_BYTES, isValidClusterName, isValidMemberId } from './codec.js';
+import { DEFAULT_MAX_FRAME_BYTES, MAX_ID_LENGTH, isValidClusterName, isValidMemberId } from './codec.js';
 import { ClusterError } from './errors.js';
 import { timingProblem } from './handshake.js';
 import type { PeerTiming, TransportEvents } from './interfaces.js';
@@ -34,8 +34,16 @@ export interface WsTransportOptions {
   clusterName: string;
   /** Port 0 picks a free port; read it back with `port` after start(). */
   listen: { host: string; port: number };
-  /** The other voters (this member's own id is allowed and skipped). */
+  /** The peers known at start (this member's own id is allowed and skipped); more may come at run time. */
   peers: TransportPeer[];
+  /**
+   * Membership that follows the workload: setPeerAddress adds an unknown id, and an
+   * authenticated inbound link from an id not yet known is kept as that peer's link (a
+   * joiner must reach the leader before the leader adds it). Off: only `peers` are members.
+   */
+  dynamicPeers?: boolean;
+  /** Bound on the peers this member tracks (dynamic mode): beyond it TOO_MANY_PEERS. Default 256. */
+  maxPeers?: number;
   /** This member's timing, announced in the authenticated handshake (events.onPeerTiming on the other side). */
   localTiming: PeerTiming;
   /**
@@ -104,6 +112,8 @@ const defaults = {
   maxPreUpgradeConnections: 128,
   logRepeatIntervalMs: 60_000,
   maxStrangerLogLinesPerInterval: 10,
+  dynamicPeers: false,
+  maxPeers: 256,
 };
 
 /** How long a closing socket may wait for the other side's close frame before it is cut. */
@@ -124,7 +134,7 @@ function positiveInt(name: string, value: number): void {
 
 /** Checks every option and every relation between them once, up front. */
 export function resolveTransportOptions(o: WsTransportOptions): ResolvedOptions {
-  if (!isValidMemberId(o.selfId)) throw invalid(`selfId must be a member id (1..253 characters, no whitespace), got ${JSON.stringify(o.selfId)}`);
+  if (!isValidMemberId(o.selfId)) throw invalid(`selfId must be a member id (1..${MAX_ID_LENGTH} characters, no whitespace), got ${JSON.stringify(o.selfId)}`);
   if (!isValidClusterName(o.clusterName)) throw invalid(`clusterName must be 1..253 characters without whitespace, got ${JSON.stringify(o.clusterName)}`);
   if (typeof o.listen?.host !== 'string' || o.listen.host.length === 0) throw invalid('listen.host must be a non-empty host');
   if (!Number.isInteger(o.listen.port) || o.listen.port < 0 || o.listen.port > 65535) {
@@ -178,9 +188,11 @@ export function resolveTransportOptions(o: WsTransportOptions): ResolvedOptions 
     'maxStrangerLogLinesPerInterval',
     'liveLinkWindowMs',
     'maxPreUpgradeConnections',
+    'maxPeers',
   ] as const) {
     positiveInt(name, r[name]);
   }
+  if (peers.length > r.maxPeers) throw invalid(`${peers.length} peers are more than maxPeers (${r.maxPeers})`);
   if (r.maxPendingHandshakesPerHost > r.maxPendingHandshakes) {
     throw invalid(`maxPendingHandshakesPerHost (${r.maxPendingHandshakesPerHost}) must be at most maxPendingHandshakes (${r.maxPendingHandshakes})`);
   }

@@ -4,13 +4,11 @@
  * nothing here blocks or queues without limit: a message that cannot leave now is
  * dropped, counted (onDrop) and the peer reported unreachable.
  */
-import type { IncomingMessage, Server as HttpServer } from 'node:http';
-import type { Server as HttpsServer } from 'node:https';
-import type { AddressInfo, Socket } from 'node:net';
+import type * as http from 'node:http';
+import type * as https from 'node:https';
 import type { Duplex } from 'node:stream';
 import type { Logger } from 'pino';
-import { http, https } from './node-http.js';
-import { WebSocket, WebSocketServer, type ClientOptions, type RawData, type ServerOptions } from 'ws';
+import { WebSocket, type RawData, type WebSocketServer } from 'ws';
 import type { Message } from '../raft/index.js';
 import { PROTOCOL_VERSION, decodeFrame, encodeMessage } from './codec.js';
 import { ClusterError, type ClusterErrorCode } from './errors.js';
@@ -20,9 +18,10 @@ import { handshakeStep } from './handshake-step.js';
 import type { DropReason, PeerInfo, PeerTransport, TransportEvents } from './interfaces.js';
 import { TransportLog } from './log-limits.js';
 import { Admission } from './admission.js';
+import { PeerTable } from './transport-peers.js';
+import { listenForPeers, wsClientOptions } from './transport-server.js';
 import { Connection, compareIds, normalizeHost, reconnectDelayMs, refusalHint, rejectUpgrade, type PeerState } from './peer-link.js';
 import {
-  MAX_CLOSE_WAIT_MS,
   MAX_FRAGMENTS_PER_MESSAGE,
   PEER_PATH,
   resolveTransportOptions,
@@ -55,14 +54,14 @@ export class WsTransport implements PeerTransport {
   private readonly o: ResolvedOptions;
   private readonly log: Logger;
   private readonly events: TransportEvents;
-  private readonly peerStates = new Map<string, PeerState>();
+  private readonly peerStates: PeerTable;
   private readonly sockets = new Set<Connection>();
   private readonly tlog: TransportLog;
   private readonly auth: AuthMode;
   /** Random per start: a second live process claiming our id has another. */
   readonly instanceId = newInstanceId();
   private readonly admission: Admission;
-  private server: HttpServer | HttpsServer | null = null;
+  private server: http.Server | https.Server | null = null;
   private wss: WebSocketServer | null = null;
   private boundPort: number | null = null;
   private started = false;
@@ -78,34 +77,8 @@ export class WsTransport implements PeerTransport {
       this.emitDrop('admission_refused', null);
       this.tlog.warnStranger(null, remote, reason, message, { limit });
     });
-    for (const p of [...this.o.peers].sort((a, b) => compareIds(a.id, b.id))) {
-      this.peerStates.set(p.id, {
-        id: p.id,
-        host: p.host ?? null,
-        port: p.port ?? null,
-        weDial: compareIds(this.o.selfId, p.id) < 0,
-        link: null,
-        pending: null,
-        reconnectTimer: null,
-        attempt: 0,
-        lastUnreachableAt: -Infinity,
-        log: this.log.child({ peer: p.id }),
-      });
-    }
-  }
-
-  /** closeTimeout and maxFragments are ws options its type definitions do not list yet. */
-  private wsServerOptions(): ServerOptions {
-    const options: ServerOptions & { closeTimeout: number; maxFragments: number } = {
-      noServer: true,
-      maxPayload: this.o.maxFrameBytes,
-      perMessageDeflate: false,
-      clientTracking: false,
-      // ws waits 30 s for the other side's close frame by default; a stranger that never answers would hold its slot that long.
-      closeTimeout: Math.min(MAX_CLOSE_WAIT_MS, this.o.handshakeTimeoutMs),
-      maxFragments: MAX_FRAGMENTS_PER_MESSAGE,
-    };
-    return options;
+    this.peerStates = new PeerTable(this.o.selfId, this.o.maxPeers, this.log);
+    for (const p of this.o.peers) this.peerStates.add(p.id, p.host ?? null, p.port ?? null, true);
   }
 
   /** The port this member listens on (after start()). */
@@ -120,38 +93,16 @@ export class WsTransport implements PeerTransport {
     if (this.o.insecure) {
       this.log.warn('peer authentication is OFF (insecure): any process that can reach the peer port can join as a member');
     }
-    // A connection that has not even upgraded is held no longer than a handshake may take
-    // (Node's defaults would let a silent client sit for a minute or more).
-    const preUpgrade = { connectionsCheckingInterval: Math.min(MAX_CLOSE_WAIT_MS, this.o.handshakeTimeoutMs) };
-    const tls = this.o.tls;
-    // With a CA, a dialer must present a certificate it signed (etcd's --peer-client-cert-auth).
-    const clientCertAuth = tls?.ca ? { ca: tls.ca, requestCert: true, rejectUnauthorized: true } : {};
-    const server = tls
-      ? https.createServer({ ...preUpgrade, ...clientCertAuth, cert: tls.cert, key: tls.key, handshakeTimeout: this.o.handshakeTimeoutMs })
-      : http.createServer(preUpgrade);
-    server.on('connection', (socket: Socket) => this.admission.onConnection(socket));
-    server.headersTimeout = this.o.handshakeTimeoutMs;
-    server.requestTimeout = this.o.handshakeTimeoutMs;
+    const { server, wss, port } = await listenForPeers(this.o, {
+      onConnection: (socket) => this.admission.onConnection(socket),
+      onUpgrade: (req, socket, head) => this.onUpgrade(req, socket, head),
+      onTlsClientError: (err, remote) =>
+        this.tlog.warnStranger(null, remote, 'tls_failed', 'TLS handshake with a connecting peer failed', { err: err.message }),
+      onError: (err) => this.log.error({ err: err.message }, 'peer server error'),
+    });
     this.server = server;
-    this.wss = new WebSocketServer(this.wsServerOptions());
-    server.on('request', (_req, res) => {
-      res.writeHead(426, { 'content-type': 'text/plain' }).end('raft-elector peer port: WebSocket upgrade required\n');
-    });
-    server.on('upgrade', (req, socket, head) => this.onUpgrade(req, socket, head));
-    server.on('tlsClientError', (err, socket) => {
-      this.tlog.warnStranger(null, `${socket.remoteAddress}:${socket.remotePort}`, 'tls_failed', 'TLS handshake with a connecting peer failed', {
-        err: err.message,
-      });
-    });
-    await new Promise<void>((resolve, reject) => {
-      server.once('error', reject);
-      server.listen(this.o.listen.port, this.o.listen.host, () => {
-        server.off('error', reject);
-        resolve();
-      });
-    });
-    server.on('error', (err) => this.log.error({ err: err.message }, 'peer server error'));
-    this.boundPort = (server.address() as AddressInfo).port;
+    this.wss = wss;
+    this.boundPort = port;
     this.log.info(
       {
         host: this.o.listen.host,
@@ -196,15 +147,21 @@ export class WsTransport implements PeerTransport {
     link.sendSealed('m', payload);
   }
 
+  /** In dynamic mode an unknown id becomes a peer (throws TOO_MANY_PEERS at the cap). */
   setPeerAddress(id: string, host: string, port: number): void {
-    const peer = this.peerStates.get(id);
-    if (!peer) {
-      if (id !== this.o.selfId) this.log.warn({ peer: id, host, port }, 'ignoring an address for a member that is not a peer');
+    if (typeof host !== 'string' || host.length === 0 || !Number.isInteger(port) || port < 1 || port > 65535) {
+      this.log.warn({ peer: id, host, port }, 'ignoring an invalid peer address');
       return;
     }
-    if (typeof host !== 'string' || host.length === 0 || !Number.isInteger(port) || port < 1 || port > 65535) {
-      peer.log.warn({ host, port }, 'ignoring an invalid peer address');
-      return;
+    let peer = this.peerStates.get(id);
+    if (!peer) {
+      if (id === this.o.selfId) return;
+      if (!this.o.dynamicPeers) {
+        this.log.warn({ peer: id, host, port }, 'ignoring an address for a member that is not a peer');
+        return;
+      }
+      peer = this.peerStates.add(id, null, null, false);
+      peer.log.info({ address: `${host}:${port}` }, 'peer added');
     }
     if (peer.host === host && peer.port === port) return;
     peer.log.info({ from: peer.host === null ? null : `${peer.host}:${peer.port}`, to: `${host}:${port}` }, 'peer address changed');
@@ -227,6 +184,51 @@ export class WsTransport implements PeerTransport {
     this.dial(peer);
   }
 
+  /**
+   * The applied configuration: every id in it is a peer (address to come); a peer that was in
+   * the configuration and is no longer is removed. Peers known only by address stay: they may be
+   * joiners the leader is about to add.
+   */
+  setMembers(ids: readonly string[]): void {
+    const wanted = new Set(ids);
+    for (const peer of this.peerStates.values()) {
+      if (peer.member && !wanted.has(peer.id)) this.removePeer(peer.id);
+    }
+    for (const id of [...wanted].sort(compareIds)) {
+      if (id === this.o.selfId) continue;
+      const existing = this.peerStates.get(id);
+      if (existing) {
+        existing.member = true;
+        continue;
+      }
+      const peer = this.peerStates.add(id, null, null, true);
+      peer.log.info('peer added (in the configuration)');
+    }
+  }
+
+  /** Forgets a peer that is not in the configuration (a joiner whose pod is gone); a member stays. */
+  dropJoiner(id: string): void {
+    if (this.peerStates.get(id)?.member === false) this.removePeer(id);
+  }
+
+  /** Forgets a peer: its link closes (1001), its timers stop, its messages drop as peer_unknown. */
+  removePeer(id: string): void {
+    const peer = this.peerStates.get(id);
+    if (!peer) return;
+    this.peerStates.delete(id);
+    if (peer.reconnectTimer) clearTimeout(peer.reconnectTimer);
+    peer.reconnectTimer = null;
+    const hadLink = peer.link !== null;
+    for (const conn of [peer.pending, peer.link]) {
+      if (!conn) continue;
+      conn.superseded = true;
+      conn.close(CloseCodes.goingAway, 'peer removed');
+    }
+    peer.pending = peer.link = null;
+    peer.log.info('peer removed');
+    if (hadLink) this.callEvent('onPeerConnectionChange', () => this.events.onPeerConnectionChange?.(id, false));
+  }
+
   /** Bytes waiting to leave for `peerId` (0 without a link): bounded by maxBufferedBytesPerPeer. */
   bufferedBytes(peerId: string): number {
     const link = this.peerStates.get(peerId)?.link;
@@ -234,7 +236,7 @@ export class WsTransport implements PeerTransport {
   }
 
   peers(): PeerInfo[] {
-    return [...this.peerStates.values()].map((p) => ({
+    return this.peerStates.values().map((p) => ({
       id: p.id,
       address: p.host === null ? null : `${p.host}:${p.port}`,
       connected: p.link !== null,
@@ -277,7 +279,7 @@ export class WsTransport implements PeerTransport {
     return false;
   }
 
-  private onUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer): void {
+  private onUpgrade(req: http.IncomingMessage, socket: Duplex, head: Buffer): void {
     // A reset during the refusals below must not become an unhandled 'error'.
     socket.on('error', () => {});
     const remote = `${req.socket.remoteAddress}:${req.socket.remotePort}`;
@@ -307,17 +309,7 @@ export class WsTransport implements PeerTransport {
     const scheme = this.o.tls ? 'wss' : 'ws';
     const host = peer.host.includes(':') ? `[${peer.host}]` : peer.host;
     const url = `${scheme}://${host}:${peer.port}${PEER_PATH}`;
-    const clientOptions: ClientOptions & { closeTimeout: number; maxFragments: number } = {
-      maxPayload: this.o.maxFrameBytes,
-      perMessageDeflate: false,
-      handshakeTimeout: this.o.handshakeTimeoutMs,
-      closeTimeout: Math.min(MAX_CLOSE_WAIT_MS, this.o.handshakeTimeoutMs),
-      maxFragments: MAX_FRAGMENTS_PER_MESSAGE,
-      // Our certificate goes along as the client certificate: a peer with a CA requires it.
-      ...(this.o.tls ? { cert: this.o.tls.cert, key: this.o.tls.key } : {}),
-      ...(this.o.tls?.ca ? { ca: this.o.tls.ca } : {}),
-      ...(this.o.tls?.serverName ? { servername: this.o.tls.serverName } : {}),
-    };
+    const clientOptions = wsClientOptions(this.o);
     const ws = new WebSocket(url, clientOptions);
     const conn = new Connection(ws, 'dialer', `${peer.host}:${peer.port}`, peer.id);
     peer.pending = conn;
@@ -447,8 +439,8 @@ export class WsTransport implements PeerTransport {
       secret: this.o.secret,
       instanceId: this.instanceId,
       localTiming: this.o.localTiming,
-      isMember: (id) => this.peerStates.has(id),
-      weDial: (id) => this.peerStates.get(id)!.weDial,
+      isMember: (id) => this.peerStates.has(id) || (this.o.dynamicPeers && this.peerStates.hasRoomFor(id)),
+      weDial: (id) => this.peerStates.get(id)?.weDial ?? compareIds(this.o.selfId, id) < 0,
       // Authenticated from here: its instance id can be trusted to tell two live processes apart.
       refuseDuplicate: (c) => this.refuseDuplicate(c),
     });
@@ -479,11 +471,11 @@ export class WsTransport implements PeerTransport {
    * a process that is gone (or restarted), and is replaced as usual.
    */
   private refuseDuplicate(conn: Connection): boolean {
-    const peer = this.peerStates.get(conn.peerId!)!;
-    const current = peer.link;
+    const current = this.peerStates.get(conn.peerId!)?.link;
     if (!current || current.state !== 'open' || current.peerInstance === conn.peerInstance) return false;
     const silentMs = Date.now() - current.lastAuthAt;
     if (silentMs >= this.liveWindowMs(current)) return false;
+    const peer = this.peerStates.get(conn.peerId!)!;
     const n = this.tlog.limiter.check(`${peer.id}:duplicate_member`);
     if (n !== undefined) {
       peer.log.warn(
@@ -505,7 +497,17 @@ export class WsTransport implements PeerTransport {
   }
 
   private establish(conn: Connection, keyInput: MacInput): void {
-    const peer = this.peerStates.get(conn.peerId!)!;
+    let peer = this.peerStates.get(conn.peerId!);
+    if (!peer) {
+      // Authenticated, from an id not known yet: a joiner (isMember let it through only in dynamic mode, below the cap).
+      try {
+        peer = this.peerStates.add(conn.peerId!, null, null, false);
+      } catch (err) {
+        this.refuse(conn, new HandshakeRefusal('unknown_member', (err as Error).message));
+        return;
+      }
+      peer.log.info({ remote: conn.remote }, 'peer added (it connected to us)');
+    }
     if (conn.handshakeTimer) clearTimeout(conn.handshakeTimer);
     conn.handshakeTimer = null;
     const keys = deriveLinkKeys(this.o.secret, conn.role, keyInput);

@@ -106,6 +106,11 @@ describe('parseConfig', () => {
       expect(c.peers).toEqual([]);
       expect(c.kubernetes).toMatchObject({ namespace: 'apps', replicas: 3, service: 'demo', labelKey: 'raft-role', clusterDomain: 'cluster.local' });
     });
+    it('defaults --max-voters to 5 and reads POD_UID', () => {
+      expect(run(args, env).kubernetes).toMatchObject({ maxVoters: 5, podUid: undefined });
+      const c = run([...args, '--max-voters', '3'], { ...env, POD_UID: '3f2a1c5e-8b7d-4e6f-9a0b-1c2d3e4f5a6b' });
+      expect(c.kubernetes).toMatchObject({ maxVoters: 3, podUid: '3f2a1c5e-8b7d-4e6f-9a0b-1c2d3e4f5a6b' });
+    });
     it('is chosen by --kubernetes too', () => {
       const c = run(['--kubernetes', ...args], { POD_NAME: 'demo-0', POD_NAMESPACE: 'apps' });
       expect(c.kubernetes?.podName).toBe('demo-0');
@@ -121,6 +126,9 @@ describe('parseConfig', () => {
       [{}, [...args, '--id', 'other'], 'differs from POD_NAME'],
       [{}, [...args, '--label-leader', 'follower'], 'must differ'],
       [{}, [...args, '--dns-server', 'nope'], '--dns-server must be host:port'],
+      [{}, [...args, '--max-voters', '4'], '--max-voters 4 is even'],
+      [{}, [...args, '--max-voters', '9'], '--max-voters must be an integer from 1'],
+      [{ POD_UID: 'a b' }, args, 'POD_UID "a b" is not a pod UID'],
     ])('rejects %j %j', (envChange, argv, message) => {
       expect(() => parseConfig(argv, { ...env, ...envChange })).toThrow(message);
     });

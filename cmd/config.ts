@@ -75,6 +75,12 @@ export const optionSpecs = {
     help: 'in-cluster mode (also on when KUBERNETES_SERVICE_HOST is set): id from POD_NAME, voters from --replicas, peers from DNS',
   },
   replicas: { kind: 'integer', help: 'in-cluster: number of voters, the StatefulSet pods <sts>-0 .. <sts>-(N-1)', placeholder: 'N' },
+  'max-voters': {
+    kind: 'integer',
+    default: 5,
+    help: 'in-cluster: at most this many members vote (odd, 1..7); further pods follow as learners',
+    placeholder: 'N',
+  },
   service: { kind: 'string', help: 'in-cluster: the headless Service whose DNS lists the peers', placeholder: 'NAME' },
   namespace: { kind: 'string', help: 'in-cluster: the namespace (default: POD_NAMESPACE from the downward API)', placeholder: 'NS' },
   'cluster-domain': { kind: 'string', default: 'cluster.local', help: 'in-cluster: the cluster DNS domain' },
@@ -148,6 +154,10 @@ export interface KubernetesConfig {
   podName: string;
   namespace: string;
   replicas: number;
+  /** Voter cap of the reconciler (issue 11): odd, 1..7. */
+  maxVoters: number;
+  /** POD_UID (downward API metadata.uid): with it the member id is `<podName>@<podUid>`. */
+  podUid: string | undefined;
   service: string;
   clusterDomain: string;
   dnsServer: HostPort | undefined;
@@ -220,6 +230,14 @@ function parseKubernetes(
   }
   if (str('replicas') === undefined) throw new ConfigError('in-cluster mode needs --replicas: the voters are fixed by configuration');
   const replicas = int('replicas', 1, 99);
+  const maxVoters = int('max-voters', 1, 7);
+  if (maxVoters % 2 === 0) {
+    throw new ConfigError(`--max-voters ${maxVoters} is even: a group of ${maxVoters} voters tolerates no more failures than ${maxVoters - 1}; use an odd number from 1 to 7`);
+  }
+  const podUid = env.POD_UID === undefined || env.POD_UID === '' ? undefined : env.POD_UID;
+  if (podUid !== undefined && (podUid.length > 64 || !/^[A-Za-z0-9][A-Za-z0-9-]*$/.test(podUid))) {
+    throw new ConfigError(`POD_UID ${JSON.stringify(podUid)} is not a pod UID (set it from the downward API: metadata.uid)`);
+  }
   const service = str('service');
   if (!service) throw new ConfigError('in-cluster mode needs --service: the headless Service that lists the peers');
   const dnsServer = str('dns-server');
@@ -243,6 +261,8 @@ function parseKubernetes(
     podName,
     namespace,
     replicas,
+    maxVoters,
+    podUid,
     service,
     clusterDomain: str('cluster-domain')!,
     dnsServer: dnsServer ? parseHostPort(dnsServer, '--dns-server') : undefined,

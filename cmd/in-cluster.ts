@@ -15,6 +15,7 @@ import { PodLabeler } from '../k8s/pod-label.js';
 import { ForgetLeaderOnPodExit, PodWatch } from '../k8s/pod-watch.js';
 import { resolveInClusterIdentity, type InClusterIdentity } from '../k8s/voters.js';
 import type { ElectorConfig, KubernetesConfig } from './config.js';
+import { createMembershipParts, isMembershipMember, type MembershipParts } from './in-cluster-membership.js';
 
 import { resolveDiscoveryOptions, type DnsDiscoveryOptions } from '../k8s/discovery.js';
 
@@ -73,6 +74,22 @@ export function createInClusterParts(
   const events = new LeadershipEvents({ ...common, member, ...(process.env.POD_UID ? { podUid: process.env.POD_UID } : {}) });
   const leaseMirror = k.leaseName ? new LeaseMirror({ api: client.coordination, member, namespace: k.namespace, leaseName: k.leaseName, logger: log }) : undefined;
   let discovery: DnsDiscovery | undefined;
+  // Only a member with the membership API (after core11) follows the workload; a fixed-voter member does not.
+  const membership: MembershipParts | undefined = isMembershipMember(member)
+    ? createMembershipParts({
+        member,
+        podWatch,
+        transport,
+        client,
+        namespace: k.namespace,
+        podName: k.podName,
+        peerPort: config.listen.port,
+        maxVoters: k.maxVoters,
+        tickMs: config.tickMs,
+        events,
+        logger: log,
+      })
+    : undefined;
 
   return {
     async start() {
@@ -82,11 +99,12 @@ export function createInClusterParts(
       podWatch.start();
       events.start();
       leaseMirror?.start();
+      membership?.start();
       await discovery.start();
     },
     async stop() {
       forget.stop();
-      await Promise.all([labeler.stop(), podWatch.stop(), events.stop(), leaseMirror?.stop(), discovery?.stop()]);
+      await Promise.all([membership?.stop(), labeler.stop(), podWatch.stop(), events.stop(), leaseMirror?.stop(), discovery?.stop()]);
     },
     peerUnreachable(peerId) {
       discovery?.peerUnreachable(peerId);

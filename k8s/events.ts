@@ -18,7 +18,9 @@ import { ApiFailureReporter, Backoff, isKubeApiError, type ApiOperation, type Ba
 import type { KubeClient } from './kube-client.js';
 import { InterruptibleSleep } from './sleeper.js';
 
-export type LeadershipEventReason = 'LeaderElected' | 'LeadershipLost';
+export type LeadershipEventReason = 'LeaderElected' | 'LeadershipLost' | MembershipEventReason;
+/** On the affected pod, from the leader's reconciler (k8s/reconciler.ts). */
+export type MembershipEventReason = 'MemberAdded' | 'MemberRemoved' | 'MemberPromoted';
 
 export interface LeadershipEventsOptions {
   client: KubeClient;
@@ -42,6 +44,7 @@ export interface LeadershipEventsOptions {
 
 interface PendingEvent {
   name: string;
+  pod: { name: string; uid?: string };
   reason: LeadershipEventReason;
   message: string;
   at: Date;
@@ -135,7 +138,12 @@ export class LeadershipEvents {
     return true;
   }
 
-  private enqueue(reason: LeadershipEventReason, message: string): void {
+  /** An event on another pod of the group (the reconciler's membership events); never blocks. */
+  emitFor(pod: { name: string; uid?: string }, reason: MembershipEventReason, message: string): void {
+    this.enqueue(reason, message, pod);
+  }
+
+  private enqueue(reason: LeadershipEventReason, message: string, pod?: { name: string; uid?: string }): void {
     if (this.stopped) return;
     if (!this.takeToken()) {
       this.counts.rateLimited += 1;
@@ -149,8 +157,9 @@ export class LeadershipEvents {
     // client-go's name shape: <object>.<hex time>; fixed here so a retry after a timeout is idempotent (409 AlreadyExists).
     this.sequence += 1;
     const at = new Date();
-    const name = `${this.podName}.${(at.getTime() * 1000 + this.sequence).toString(16)}${randomBytes(2).toString('hex')}`;
-    this.queue.push({ name, reason, message, at });
+    const target = pod ?? { name: this.podName, ...(this.options.podUid ? { uid: this.options.podUid } : {}) };
+    const name = `${target.name}.${(at.getTime() * 1000 + this.sequence).toString(16)}${randomBytes(2).toString('hex')}`;
+    this.queue.push({ name, pod: target, reason, message, at });
     if (!this.running) {
       this.running = true;
       this.worker = this.run();
@@ -193,9 +202,9 @@ export class LeadershipEvents {
       involvedObject: {
         apiVersion: 'v1',
         kind: 'Pod',
-        name: this.podName,
+        name: event.pod.name,
         namespace: this.options.namespace,
-        ...(this.options.podUid ? { uid: this.options.podUid } : {}),
+        ...(event.pod.uid ? { uid: event.pod.uid } : {}),
       },
       reason: event.reason,
       message: event.message,

@@ -211,3 +211,47 @@ describe('pure rules', () => {
     expect(chooseCampaigner(['a', 'b'], 'a', () => false)).toBeNull();
   });
 });
+
+describe('PodWatch as the group list (membership)', () => {
+  it('keeps every group pod with uid, IP, phase, creation time and member annotation; reports changes; sorted by name', async () => {
+    const f = await startApiFixture({ namespace: 'shop' });
+    fixture = f;
+    const labels = { 'app.kubernetes.io/instance': 'shop-elector' };
+    const b = f.server.createPod({ namespace: 'shop', name: 'web-b', labels, podIP: '10.0.0.2', annotations: { 'raft-elector.io/member': 'true' } });
+    f.server.createPod({ namespace: 'shop', name: 'web-a', labels, podIP: '10.0.0.1', phase: 'Pending' });
+    f.server.createPod({ namespace: 'shop', name: 'other', labels: { app: 'x' } });
+    const log = captureLog();
+    const watch = new PodWatch({ client: f.client, namespace: 'shop', groupSelector, logger: log.logger, backoff: fastBackoff });
+    let changes = 0;
+    watch.onPodsChange(() => changes++);
+    expect(watch.healthy).toBe(false);
+    watch.start();
+    nodes.push({ member: new ScriptedMember('x'), watch, reaction: new ForgetLeaderOnPodExit({ member: new ScriptedMember('x'), podWatch: watch, voters: ['x'], logger: log.logger }) });
+    await waitFor('synced', () => watch.synced && f.server.openWatchCount() === 1);
+    expect(watch.healthy).toBe(true);
+    const snap = watch.snapshot();
+    expect(snap.map((p) => [p.name, p.phase, p.podIP, p.member])).toEqual([
+      ['web-a', 'Pending', '10.0.0.1', false],
+      ['web-b', 'Running', '10.0.0.2', true],
+    ]);
+    expect(snap[1]!.uid).toBe(b.metadata.uid);
+    expect(snap[1]!.createdAtMs).toBe(Date.parse(b.metadata.creationTimestamp));
+    const before = changes;
+    f.server.deletePod('web-b', { namespace: 'shop', gracePeriodSeconds: 30 });
+    await waitFor('deleting seen', () => watch.snapshot().find((p) => p.name === 'web-b')?.exit === 'deleting');
+    expect(changes).toBeGreaterThan(before);
+  });
+
+  it('is bounded by maxPods', async () => {
+    const f = await startApiFixture({ namespace: 'shop' });
+    fixture = f;
+    const labels = { 'app.kubernetes.io/instance': 'shop-elector' };
+    for (const name of ['p1', 'p2', 'p3']) f.server.createPod({ namespace: 'shop', name, labels });
+    const log = captureLog();
+    const watch = new PodWatch({ client: f.client, namespace: 'shop', groupSelector, logger: log.logger, backoff: fastBackoff, maxPods: 2 });
+    watch.start();
+    nodes.push({ member: new ScriptedMember('x'), watch, reaction: new ForgetLeaderOnPodExit({ member: new ScriptedMember('x'), podWatch: watch, voters: ['x'], logger: log.logger }) });
+    await waitFor('synced', () => watch.synced);
+    expect(watch.snapshot()).toHaveLength(2);
+  });
+});

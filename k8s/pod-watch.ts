@@ -32,8 +32,37 @@ export interface PodExitEvent {
 
 /** The fields we read, as both the list (deserialized) and the watch (raw JSON) deliver them. */
 interface PodShape {
-  metadata?: { name?: string; uid?: string; resourceVersion?: string; deletionTimestamp?: unknown };
-  status?: { phase?: string; containerStatuses?: ContainerStatusShape[]; initContainerStatuses?: ContainerStatusShape[] };
+  metadata?: {
+    name?: string;
+    uid?: string;
+    resourceVersion?: string;
+    deletionTimestamp?: unknown;
+    creationTimestamp?: unknown;
+    annotations?: Record<string, string>;
+  };
+  status?: { phase?: string; podIP?: string; containerStatuses?: ContainerStatusShape[]; initContainerStatuses?: ContainerStatusShape[] };
+}
+
+/** The annotation a member sets on its own pod once it applied a configuration containing itself. */
+export const MEMBER_ANNOTATION = 'raft-elector.io/member';
+
+/** One pod of the group as the watch last saw it: what the reconciler, bootstrap and addresses read. */
+export interface GroupPod {
+  name: string;
+  uid: string;
+  phase: string | null;
+  podIP: string | null;
+  /** ms since the epoch; NaN when the API server sent none. */
+  createdAtMs: number;
+  exit: PodExitReason | null;
+  /** The pod carries MEMBER_ANNOTATION: it already belongs to a group. */
+  member: boolean;
+}
+
+function timeMs(value: unknown): number {
+  if (value instanceof Date) return value.getTime();
+  if (typeof value === 'string') return Date.parse(value);
+  return Number.NaN;
 }
 
 interface ContainerStatusShape {
@@ -52,10 +81,7 @@ export function podExitReason(pod: PodShape, containerName: string): Exclude<Pod
   return null;
 }
 
-interface PodRecord {
-  uid: string;
-  exit: PodExitReason | null;
-}
+type PodRecord = GroupPod;
 
 export interface PodWatchOptions {
   client: KubeClient;
@@ -69,6 +95,8 @@ export interface PodWatchOptions {
   /** A watch silent for this long (no event, no bookmark) is presumed dead and reopened. Default watchTimeoutSeconds + 30 s. */
   idleTimeoutMs?: number;
   backoff?: BackoffOptions;
+  /** Bound on the pods kept; beyond it new names are ignored (logged). Default 1024. */
+  maxPods?: number;
   logger: Logger;
 }
 
@@ -85,6 +113,10 @@ export class PodWatch {
   /** `name/uid` of pods whose exit was already signalled: each pod incarnation signals once. */
   private readonly signalled = new Set<string>();
   private readonly listeners = new Set<(event: PodExitEvent) => void>();
+  private readonly changeListeners = new Set<() => void>();
+  private readonly maxPods: number;
+  /** The last list or watch failed and nothing succeeded since: the cache may be stale. */
+  private failing = false;
   private resourceVersion: string | null = null;
   private stopped = true;
   private loopDone: Promise<void> | null = null;
@@ -101,6 +133,7 @@ export class PodWatch {
     if (options.groupSelector.trim() === '') throw new Error('PodWatch needs a groupSelector that selects the group\'s pods');
     if (!(this.watchTimeoutSeconds > 0) || !(this.idleTimeoutMs > 0)) throw new Error('PodWatch timeouts must be > 0');
     this.backoff = new Backoff(options.backoff ?? { initialMs: 200, maxMs: 30_000 });
+    this.maxPods = options.maxPods ?? 1024;
     this.log = options.logger.child({ component: 'pod-watch' });
     this.reporter = new ApiFailureReporter(this.log);
   }
@@ -108,6 +141,22 @@ export class PodWatch {
   onPodExit(listener: (event: PodExitEvent) => void): () => void {
     this.listeners.add(listener);
     return () => this.listeners.delete(listener);
+  }
+
+  /** Called after any change of the group's pods (list or watch event); cheap, no arguments. */
+  onPodsChange(listener: () => void): () => void {
+    this.changeListeners.add(listener);
+    return () => this.changeListeners.delete(listener);
+  }
+
+  /** Synced, and no list or watch failed since the last success: membership may act on it. */
+  get healthy(): boolean {
+    return this.hasSynced && !this.failing && !this.stopped;
+  }
+
+  /** The group's pods, sorted by name. */
+  snapshot(): GroupPod[] {
+    return [...this.pods.values()].map((p) => ({ ...p })).sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
   }
 
   /** True once the first list arrived. */
@@ -157,7 +206,9 @@ export class PodWatch {
       try {
         if (this.resourceVersion === null) {
           await this.list();
+          this.failing = false;
           this.reporter.succeeded(this.operation('list'));
+          this.changed();
         }
         verb = 'watch';
         const startedAt = Date.now();
@@ -174,6 +225,7 @@ export class PodWatch {
       } catch (err) {
         if (this.stopped) break;
         this.counts.failures += 1;
+        this.failing = true;
         const status = (err as { statusCode?: unknown; code?: unknown }).statusCode ?? (err as { code?: unknown }).code;
         if (status === 410) {
           this.resourceVersion = null;
@@ -212,12 +264,34 @@ export class PodWatch {
     this.hasSynced = true;
   }
 
+  private changed(): void {
+    for (const listener of [...this.changeListeners]) {
+      try {
+        listener();
+      } catch (err) {
+        this.log.error({ err }, 'pod change listener failed');
+      }
+    }
+  }
+
   private upsert(name: string, pod: PodShape): void {
     const uid = pod.metadata?.uid ?? '';
     const previous = this.pods.get(name);
+    if (!previous && this.pods.size >= this.maxPods) {
+      this.log.warn({ pod: name, maxPods: this.maxPods }, 'ignoring a pod: the group already has maxPods pods');
+      return;
+    }
     const exit = podExitReason(pod, this.containerName);
     // Record the new incarnation first: listeners asked about the old one must see the new uid.
-    this.pods.set(name, { uid, exit });
+    this.pods.set(name, {
+      name,
+      uid,
+      exit,
+      phase: pod.status?.phase ?? null,
+      podIP: pod.status?.podIP || null,
+      createdAtMs: timeMs(pod.metadata?.creationTimestamp),
+      member: pod.metadata?.annotations?.[MEMBER_ANNOTATION] !== undefined,
+    });
     if (previous && previous.uid !== uid) this.signal(name, previous.uid, 'deleted'); // replaced by a new pod of the same name
     if (exit !== null) this.signal(name, uid, exit);
   }
@@ -304,13 +378,17 @@ export class PodWatch {
             return;
         }
         if (pod.metadata?.resourceVersion) this.resourceVersion = pod.metadata.resourceVersion;
+        if (type !== 'BOOKMARK') this.changed();
       };
       this.options.client.watch
         .watch(path, query, onEvent, (err: unknown) => finish(err))
         .then((abort) => {
           controller = abort;
           if (settled) abort.abort();
-          else this.reporter.succeeded(this.operation('watch'));
+          else {
+            this.failing = false;
+            this.reporter.succeeded(this.operation('watch'));
+          }
         })
         .catch((err: unknown) => finish(err));
     });

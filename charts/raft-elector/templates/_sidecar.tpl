@@ -16,6 +16,7 @@ with persistence.type=pvc, raft-elector.volumeClaimTemplate.
   args:
     - --kubernetes
     - --replicas={{ .Values.replicas }}
+    - --max-voters={{ .Values.maxVoters }}
     - --service={{ include "raft-elector.serviceName" . }}
     - --pod-selector={{ include "raft-elector.groupSelectorString" . }}
     - --cluster-domain={{ $v.clusterDomain }}
@@ -56,7 +57,7 @@ with persistence.type=pvc, raft-elector.volumeClaimTemplate.
       valueFrom:
         fieldRef:
           fieldPath: metadata.namespace
-    # The pod's uid names it exactly in the LeaderElected / LeadershipLost Events.
+    # The pod's uid names it exactly in Events, and makes the member one pod incarnation (<name>@<uid>).
     - name: POD_UID
       valueFrom:
         fieldRef:

@@ -1,0 +1,82 @@
+import { afterEach, describe, expect, it } from 'vitest';
+import { closeAll, connected, heartbeat, logsWith, node, waitFor } from '../test/harness/transport-kit.js';
+import { ClusterError } from './errors.js';
+
+afterEach(closeAll);
+
+const dynamic = { dynamicPeers: true } as const;
+
+describe('WsTransport with dynamic peers', () => {
+  it('a joiner that knows only the leader address is kept as a peer by the leader (its authenticated inbound link)', async () => {
+    const leader = await node('web-b@u2', [], dynamic);
+    // The joiner has the smaller id, so it dials; the leader has never heard of it.
+    const joiner = await node('web-a@u9', [{ id: 'web-b@u2', port: leader.t.port }], dynamic);
+    await waitFor('linked', () => connected(joiner, 'web-b@u2') && connected(leader, 'web-a@u9'));
+    expect(leader.t.peers()).toEqual([{ id: 'web-a@u9', address: null, connected: true }]);
+    leader.t.send(heartbeat('web-b@u2', 'web-a@u9', 'hi'));
+    await waitFor('delivered', () => joiner.received.length === 1);
+    expect(logsWith(leader, (l) => l.msg === 'peer added (it connected to us)' && l.peer === 'web-a@u9')).toHaveLength(1);
+  });
+
+  it('without dynamicPeers an unknown id is still refused', async () => {
+    const b = await node('b', []);
+    await node('a', [{ id: 'b', port: b.t.port }]);
+    await waitFor('refused', () => logsWith(b, (l) => l.reason === 'unknown_member').length > 0);
+    expect(b.t.peers()).toEqual([]);
+  });
+
+  it('setPeerAddress adds an unknown id and dials it (the smaller id dials)', async () => {
+    const b = await node('b', [], dynamic);
+    const a = await node('a', [], dynamic);
+    a.t.setPeerAddress('b', '127.0.0.1', b.t.port);
+    await waitFor('linked', () => connected(a, 'b') && connected(b, 'a'));
+    expect(a.t.peers().map((p) => p.id)).toEqual(['b']);
+  });
+
+  it('removePeer closes the link and later messages drop as peer_unknown', async () => {
+    const b = await node('b', [], dynamic);
+    const a = await node('a', [{ id: 'b', port: b.t.port }], dynamic);
+    await waitFor('linked', () => connected(a, 'b'));
+    a.t.removePeer('b');
+    expect(a.t.peers()).toEqual([]);
+    expect(a.connected.get('b')).toBe(false);
+    a.t.send(heartbeat('a', 'b', 'x'));
+    expect(a.drops).toContainEqual({ reason: 'peer_unknown', peer: null });
+    await waitFor('b sees the link close', () => b.connected.get('a') === false);
+  });
+
+  it('setMembers adds the configuration and removes members that left it, but keeps joiners known only by address', async () => {
+    const a = await node('a', [], dynamic);
+    a.t.setPeerAddress('joiner', '127.0.0.1', 1);
+    a.t.setMembers(['a', 'b', 'c']);
+    expect(a.t.peers().map((p) => p.id)).toEqual(['b', 'c', 'joiner']);
+    a.t.setMembers(['a', 'c']);
+    expect(a.t.peers().map((p) => p.id)).toEqual(['c', 'joiner']);
+  });
+
+  it('dropJoiner forgets a peer outside the configuration and keeps a member', async () => {
+    const a = await node('a', [], dynamic);
+    a.t.setMembers(['a', 'b']);
+    a.t.setPeerAddress('joiner', '127.0.0.1', 1);
+    a.t.dropJoiner('joiner');
+    a.t.dropJoiner('b');
+    expect(a.t.peers().map((p) => p.id)).toEqual(['b']);
+  });
+
+  it('is bounded: beyond maxPeers TOO_MANY_PEERS, and an unknown inbound id is refused', async () => {
+    const full = await node('z', [], { ...dynamic, maxPeers: 2 });
+    full.t.setPeerAddress('p1', '127.0.0.1', 1);
+    full.t.setPeerAddress('p2', '127.0.0.1', 1);
+    let err: unknown;
+    try {
+      full.t.setPeerAddress('p3', '127.0.0.1', 1);
+    } catch (e) {
+      err = e;
+    }
+    expect(err).toBeInstanceOf(ClusterError);
+    expect((err as ClusterError).code).toBe('TOO_MANY_PEERS');
+    await node('a', [{ id: 'z', port: full.t.port }], dynamic);
+    await waitFor('refused', () => logsWith(full, (l) => l.reason === 'unknown_member').length > 0);
+    expect(full.t.peers().map((p) => p.id)).toEqual(['p1', 'p2']);
+  });
+});

@@ -1,0 +1,81 @@
+/**
+ * The peer port's listener and the ws options of both ends: split from transport.ts, which
+ * keeps the links. Timeouts here bound how long an unproven connection may hold a slot.
+ */
+import type { IncomingMessage, Server as HttpServer } from 'node:http';
+import type { Server as HttpsServer } from 'node:https';
+import { http, https } from './node-http.js';
+import type { AddressInfo, Socket } from 'node:net';
+import type { Duplex } from 'node:stream';
+import { WebSocketServer, type ClientOptions, type ServerOptions } from 'ws';
+import { MAX_CLOSE_WAIT_MS, MAX_FRAGMENTS_PER_MESSAGE, type ResolvedOptions } from './transport-options.js';
+
+export interface PeerServerHandlers {
+  onConnection(socket: Socket): void;
+  onUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer): void;
+  onTlsClientError(err: Error, remote: string): void;
+  onError(err: Error): void;
+}
+
+/** closeTimeout and maxFragments are ws options its type definitions do not list yet. */
+export function wsServerOptions(o: ResolvedOptions): ServerOptions {
+  const options: ServerOptions & { closeTimeout: number; maxFragments: number } = {
+    noServer: true,
+    maxPayload: o.maxFrameBytes,
+    perMessageDeflate: false,
+    clientTracking: false,
+    // ws waits 30 s for the other side's close frame by default; a stranger that never answers would hold its slot that long.
+    closeTimeout: Math.min(MAX_CLOSE_WAIT_MS, o.handshakeTimeoutMs),
+    maxFragments: MAX_FRAGMENTS_PER_MESSAGE,
+  };
+  return options;
+}
+
+export function wsClientOptions(o: ResolvedOptions): ClientOptions {
+  const options: ClientOptions & { closeTimeout: number; maxFragments: number } = {
+    maxPayload: o.maxFrameBytes,
+    perMessageDeflate: false,
+    handshakeTimeout: o.handshakeTimeoutMs,
+    closeTimeout: Math.min(MAX_CLOSE_WAIT_MS, o.handshakeTimeoutMs),
+    maxFragments: MAX_FRAGMENTS_PER_MESSAGE,
+    // Our certificate goes along as the client certificate: a peer with a CA requires it.
+    ...(o.tls ? { cert: o.tls.cert, key: o.tls.key } : {}),
+    ...(o.tls?.ca ? { ca: o.tls.ca } : {}),
+    ...(o.tls?.serverName ? { servername: o.tls.serverName } : {}),
+  };
+  return options;
+}
+
+/** Listens on o.listen; resolves with the server, its WebSocketServer and the bound port. */
+export async function listenForPeers(
+  o: ResolvedOptions,
+  h: PeerServerHandlers,
+): Promise<{ server: HttpServer | HttpsServer; wss: WebSocketServer; port: number }> {
+  // A connection that has not even upgraded is held no longer than a handshake may take
+  // (Node's defaults would let a silent client sit for a minute or more).
+  const preUpgrade = { connectionsCheckingInterval: Math.min(MAX_CLOSE_WAIT_MS, o.handshakeTimeoutMs) };
+  const tls = o.tls;
+  // With a CA, a dialer must present a certificate it signed (etcd's --peer-client-cert-auth).
+  const clientCertAuth = tls?.ca ? { ca: tls.ca, requestCert: true, rejectUnauthorized: true } : {};
+  const server = tls
+    ? https.createServer({ ...preUpgrade, ...clientCertAuth, cert: tls.cert, key: tls.key, handshakeTimeout: o.handshakeTimeoutMs })
+    : http.createServer(preUpgrade);
+  server.on('connection', (socket: Socket) => h.onConnection(socket));
+  server.headersTimeout = o.handshakeTimeoutMs;
+  server.requestTimeout = o.handshakeTimeoutMs;
+  const wss = new WebSocketServer(wsServerOptions(o));
+  server.on('request', (_req, res) => {
+    res.writeHead(426, { 'content-type': 'text/plain' }).end('raft-elector peer port: WebSocket upgrade required\n');
+  });
+  server.on('upgrade', (req, socket, head) => h.onUpgrade(req, socket, head));
+  server.on('tlsClientError', (err, socket) => h.onTlsClientError(err, `${socket.remoteAddress}:${socket.remotePort}`));
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(o.listen.port, o.listen.host, () => {
+      server.off('error', reject);
+      resolve();
+    });
+  });
+  server.on('error', (err) => h.onError(err));
+  return { server, wss, port: (server.address() as AddressInfo).port };
+}

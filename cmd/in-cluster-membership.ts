@@ -1,0 +1,75 @@
+/**
+ * The membership parts of an in-cluster member (issue 11): the pod watch feeds incarnation
+ * addresses to the transport, the member marks its own pod once it is in a configuration, and
+ * the reconciler runs (acting only while this member leads). Started only for a member that
+ * offers the membership API (cluster/membership-api.ts); a fixed-voter member gets none of it.
+ */
+import type { Logger } from 'pino';
+import type { PeerInfo } from '../cluster/interfaces.js';
+import type { MembershipMember } from '../cluster/membership-api.js';
+import type { KubeClient } from '../k8s/kube-client.js';
+import { MemberAnnotation } from '../k8s/member-annotation.js';
+import { PodAddresses, type AddressSink } from '../k8s/pod-addresses.js';
+import type { PodWatch } from '../k8s/pod-watch.js';
+import { MembershipReconciler, type MembershipEventSink } from '../k8s/reconciler.js';
+
+export function isMembershipMember(member: unknown): member is MembershipMember {
+  const m = member as Partial<MembershipMember> | null;
+  return typeof m?.membership === 'function' && typeof m.proposeConfChange === 'function' && typeof m.onMembershipChange === 'function';
+}
+
+export interface MembershipPartsOptions {
+  member: MembershipMember;
+  podWatch: PodWatch;
+  transport: () => AddressSink & { peers(): PeerInfo[] };
+  client: Pick<KubeClient, 'core'>;
+  namespace: string;
+  podName: string;
+  peerPort: number;
+  maxVoters: number;
+  tickMs: number;
+  events: MembershipEventSink;
+  logger: Logger;
+}
+
+export interface MembershipParts {
+  start(): void;
+  stop(): Promise<void>;
+}
+
+export function createMembershipParts(o: MembershipPartsOptions): MembershipParts {
+  let addresses: PodAddresses | undefined;
+  let reconciler: MembershipReconciler | undefined;
+  const annotation = new MemberAnnotation({
+    client: o.client,
+    namespace: o.namespace,
+    podName: o.podName,
+    selfId: o.member.id,
+    confState: () => o.member.membership().confState,
+    onMembershipChange: (l) => o.member.onMembershipChange(l),
+    logger: o.logger,
+  });
+  return {
+    start() {
+      const transport = o.transport();
+      addresses = new PodAddresses({ selfId: o.member.id, pods: o.podWatch, transport, peerPort: o.peerPort, logger: o.logger });
+      reconciler = new MembershipReconciler({
+        member: o.member,
+        pods: o.podWatch,
+        isConnected: (id) => transport.peers().some((p) => p.id === id && p.connected),
+        maxVoters: o.maxVoters,
+        periodMs: o.tickMs * 10,
+        events: o.events,
+        logger: o.logger,
+      });
+      addresses.start();
+      annotation.start();
+      reconciler.start();
+    },
+    async stop() {
+      reconciler?.stop();
+      addresses?.stop();
+      await annotation.stop();
+    },
+  };
+}

@@ -1,0 +1,201 @@
+import { pino } from 'pino';
+import { describe, expect, it } from 'vitest';
+import { ClusterError } from '../cluster/errors.js';
+import type { LeadershipView, TransferResult } from '../cluster/interfaces.js';
+import type { MembershipMember, MembershipStatus } from '../cluster/membership-api.js';
+import type { ConfChangeV2, ConfState } from '../raft/index.js';
+import type { MembershipEventReason } from './events.js';
+import type { GroupPod } from './pod-watch.js';
+import { MembershipReconciler, planPods, type PodSource } from './reconciler.js';
+
+/** Applies each proposed change at once (a one-member log), as a leader whose followers keep up. */
+class FakeMembershipMember implements MembershipMember {
+  role: LeadershipView['role'] = 'Leader';
+  conf: ConfState;
+  pending = false;
+  readonly proposals: ConfChangeV2[] = [];
+  readonly transfers: string[] = [];
+  private readonly listeners = new Set<(cs: ConfState) => void>();
+  constructor(
+    readonly id: string,
+    voters: string[],
+    learners: string[] = [],
+  ) {
+    this.conf = { voters: [...voters].sort(), votersOutgoing: [], learners: [...learners].sort(), learnersNext: [], autoLeave: false };
+  }
+  view(): LeadershipView {
+    return { self: this.id, leader: this.role === 'Leader' ? this.id : null, term: 3, role: this.role, isLeader: this.role === 'Leader', leaseExpiresInMs: null, since: null };
+  }
+  transferLeadership(to?: string): Promise<TransferResult> {
+    this.transfers.push(to ?? '');
+    this.role = 'Follower';
+    return Promise.resolve({ leader: to ?? null, transferred: true });
+  }
+  membership(): MembershipStatus {
+    const progress: MembershipStatus['progress'] = {};
+    for (const id of [...this.conf.voters, ...this.conf.learners]) progress[id] = { match: 10, recentActive: true, isLearner: this.conf.learners.includes(id) };
+    return { confState: this.conf, pendingConfChange: this.pending, appliedIndex: 10, lastIndex: 10, progress };
+  }
+  proposeConfChange(cc: ConfChangeV2): void {
+    if (this.role !== 'Leader') throw new ClusterError('NOT_LEADER', 'not leader');
+    this.proposals.push(cc);
+    const voters = new Set(this.conf.voters);
+    const learners = new Set(this.conf.learners);
+    for (const c of cc.changes) {
+      voters.delete(c.nodeId);
+      learners.delete(c.nodeId);
+      if (c.type === 'AddNode') voters.add(c.nodeId);
+      if (c.type === 'AddLearnerNode') learners.add(c.nodeId);
+    }
+    this.conf = { voters: [...voters].sort(), votersOutgoing: [], learners: [...learners].sort(), learnersNext: [], autoLeave: false };
+    for (const l of this.listeners) l(this.conf);
+  }
+  onMembershipChange(listener: (cs: ConfState) => void): () => void {
+    this.listeners.add(listener);
+    return () => this.listeners.delete(listener);
+  }
+}
+
+class FakePods implements PodSource {
+  healthy = true;
+  pods: GroupPod[] = [];
+  snapshot(): GroupPod[] {
+    return this.pods.map((p) => ({ ...p }));
+  }
+  onPodsChange(): () => void {
+    return () => {};
+  }
+  add(name: string, uid: string, createdAtMs: number): void {
+    this.pods.push({ name, uid, phase: 'Running', podIP: `10.0.0.${this.pods.length + 1}`, createdAtMs, exit: null, member: false });
+  }
+  set(name: string, patch: Partial<GroupPod>): void {
+    this.pods = this.pods.map((p) => (p.name === name ? { ...p, ...patch } : p));
+  }
+}
+
+function setup(member: FakeMembershipMember, pods: FakePods, maxVoters = 5) {
+  const events: Array<[string, MembershipEventReason, string]> = [];
+  const lines: Record<string, unknown>[] = [];
+  const logger = pino({ level: 'debug' }, { write: (s: string) => lines.push(JSON.parse(s) as Record<string, unknown>) });
+  const r = new MembershipReconciler({
+    member,
+    pods,
+    isConnected: () => true,
+    maxVoters,
+    periodMs: 60_000,
+    events: { emitFor: (pod, reason, message) => events.push([pod.name, reason, message]) },
+    logger,
+  });
+  r.start();
+  return { r, events, lines, settle: () => { for (let i = 0; i < 50 && r.round() === 'proposed'; i++); } };
+}
+
+describe('MembershipReconciler', () => {
+  it('scale 1 -> 3: each new pod joins as a learner and is promoted; one event and one info line per change', () => {
+    const m = new FakeMembershipMember('web-0@u0', ['web-0@u0']);
+    const pods = new FakePods();
+    pods.add('web-0', 'u0', 1);
+    pods.add('web-1', 'u1', 2);
+    pods.add('web-2', 'u2', 3);
+    const { r, events, lines, settle } = setup(m, pods);
+    settle();
+    expect(m.conf.voters).toEqual(['web-0@u0', 'web-1@u1', 'web-2@u2']);
+    expect(m.conf.learners).toEqual([]);
+    expect(events.map(([pod, reason]) => `${pod}:${reason}`)).toEqual(['web-1:MemberAdded', 'web-2:MemberAdded', 'web-1:MemberPromoted', 'web-2:MemberPromoted']);
+    expect(lines.filter((l) => l.level === 30 && String(l.msg).startsWith('membership:'))).toHaveLength(4);
+    expect(r.round()).toBe('nothing_to_do');
+  });
+
+  it('beyond the voter cap pods stay learners', () => {
+    const m = new FakeMembershipMember('p-0@u0', ['p-0@u0']);
+    const pods = new FakePods();
+    for (let i = 0; i < 7; i++) pods.add(`p-${i}`, `u${i}`, i);
+    const { settle } = setup(m, pods, 3);
+    settle();
+    expect(m.conf.voters).toHaveLength(3);
+    expect(m.conf.learners).toHaveLength(4);
+  });
+
+  it('a deleting voter is swapped for a ready learner in one change', () => {
+    const m = new FakeMembershipMember('a@1', ['a@1', 'b@1', 'c@1'], ['d@1']);
+    const pods = new FakePods();
+    for (const n of ['a', 'b', 'c', 'd']) pods.add(n, '1', 0);
+    pods.set('b', { exit: 'deleting' });
+    const { r, events } = setup(m, pods, 3);
+    expect(r.round()).toBe('proposed');
+    expect(m.proposals[0]!.changes).toEqual([{ type: 'RemoveNode', nodeId: 'b@1' }, { type: 'AddNode', nodeId: 'd@1' }]);
+    expect(m.conf.voters).toEqual(['a@1', 'c@1', 'd@1']);
+    expect(events.map(([pod, reason]) => `${pod}:${reason}`)).toEqual(['b:MemberRemoved', 'd:MemberPromoted']);
+  });
+
+  it('does nothing while the pod watch is unhealthy (logged once), and nothing on a follower', () => {
+    const m = new FakeMembershipMember('a@1', ['a@1']);
+    const pods = new FakePods();
+    pods.add('a', '1', 0);
+    pods.add('b', '1', 0);
+    pods.healthy = false;
+    const { r, lines } = setup(m, pods);
+    expect(r.round()).toBe('api_unhealthy');
+    expect(r.round()).toBe('api_unhealthy');
+    expect(lines.filter((l) => String(l.msg).includes('not in sync'))).toHaveLength(1);
+    expect(m.proposals).toEqual([]);
+    pods.healthy = true;
+    m.role = 'Follower';
+    expect(r.round()).toBe('not_leader');
+    expect(m.proposals).toEqual([]);
+  });
+
+  it('upgrade from fixed voters: plain pod-name voters are replaced by their incarnations', () => {
+    const m = new FakeMembershipMember('web-0@u0', ['web-0@u0', 'web-1', 'web-2']);
+    const pods = new FakePods();
+    for (let i = 0; i < 3; i++) pods.add(`web-${i}`, `u${i}`, i);
+    const { settle } = setup(m, pods, 3);
+    settle();
+    expect(m.conf.voters).toEqual(['web-0@u0', 'web-1@u1', 'web-2@u2']);
+  });
+
+  it('a leader whose own pod is leaving hands over first', async () => {
+    const m = new FakeMembershipMember('a@1', ['a@1', 'b@1', 'c@1']);
+    const pods = new FakePods();
+    for (const n of ['a', 'b', 'c']) pods.add(n, '1', 0);
+    pods.set('a', { exit: 'deleting' });
+    const { r } = setup(m, pods, 3);
+    expect(r.round()).toBe('transferring');
+    await Promise.resolve();
+    expect(m.transfers).toEqual(['b@1']);
+    expect(m.proposals).toEqual([]);
+  });
+
+  it('a proposal refused as pending is retried by a later round, not logged as a warning', () => {
+    const m = new FakeMembershipMember('a@1', ['a@1']);
+    m.proposeConfChange = () => {
+      throw new ClusterError('CONF_CHANGE_PENDING', 'pending');
+    };
+    const pods = new FakePods();
+    pods.add('a', '1', 0);
+    pods.add('b', '1', 0);
+    const { r, lines } = setup(m, pods);
+    expect(r.round()).toBe('refused');
+    expect(lines.filter((l) => l.level === 40)).toHaveLength(0);
+  });
+});
+
+describe('planPods', () => {
+  const base: GroupPod = { name: 'x', uid: 'u', phase: 'Running', podIP: '10.0.0.1', createdAtMs: 5, exit: null, member: false };
+  it('ready needs Running, an IP and a link (or membership); going away is leaving; pending pods are not listed', () => {
+    const pods: GroupPod[] = [
+      { ...base, name: 'ready' },
+      { ...base, name: 'noip', podIP: null },
+      { ...base, name: 'pending', phase: 'Pending' },
+      { ...base, name: 'gone', exit: 'deleting' },
+      { ...base, name: 'unlinked' },
+      { ...base, name: 'member-unlinked' },
+    ];
+    const linked = new Set(['ready@u']);
+    expect(planPods(pods, 'self@u', (id) => linked.has(id), new Set(['member-unlinked@u']))).toEqual([
+      { id: 'gone@u', name: 'gone', state: 'leaving', createdAtMs: 5 },
+      { id: 'member-unlinked@u', name: 'member-unlinked', state: 'ready', createdAtMs: 5 },
+      { id: 'ready@u', name: 'ready', state: 'ready', createdAtMs: 5 },
+    ]);
+  });
+});

@@ -1,0 +1,212 @@
+/**
+ * The membership reconciler: on the leader only, drives the configuration toward the pods the
+ * API server lists for the group, one step at a time (planMembership decides; this file only
+ * observes and acts). Runs on pod-watch changes, on applied conf changes and every periodMs.
+ * While the pod watch is not healthy (not synced, or failing) it does nothing: a stale list
+ * could remove live members. The election itself never waits for it.
+ */
+import type { Logger } from 'pino';
+import { isClusterError } from '../cluster/errors.js';
+import { makeIncarnationId, parseMemberId, podNameOf } from '../cluster/member-id.js';
+import { planMembership, type MembershipMember, type PlanInput, type PlanPod, type PlanStep } from '../cluster/membership-api.js';
+import type { ConfState } from '../raft/index.js';
+import type { MembershipEventReason } from './events.js';
+import type { GroupPod } from './pod-watch.js';
+
+export interface PodSource {
+  readonly healthy: boolean;
+  snapshot(): GroupPod[];
+  onPodsChange(listener: () => void): () => void;
+}
+
+export interface MembershipEventSink {
+  emitFor(pod: { name: string; uid?: string }, reason: MembershipEventReason, message: string): void;
+}
+
+export interface ReconcilerOptions {
+  member: MembershipMember;
+  pods: PodSource;
+  /** Whether the transport has an authenticated link to the member id (a pod is ready only when reachable). */
+  isConnected(id: string): boolean;
+  /** Validated by cmd/config.ts: odd, 1..7. */
+  maxVoters: number;
+  /** A learner within this many entries of the leader's last index counts as caught up. Default 16. */
+  caughtUpLagEntries?: number;
+  /** The periodic round; cmd passes tickMs * 10. */
+  periodMs: number;
+  events?: MembershipEventSink;
+  logger: Logger;
+  /** Injectable for tests; the real one is core11's cluster/membership-plan.ts. */
+  plan?: (input: PlanInput) => PlanStep;
+}
+
+export type RoundOutcome = 'not_leader' | 'api_unhealthy' | 'nothing_to_do' | 'proposed' | 'transferring' | 'refused';
+
+/** The plan's view of the group: ready = Running, not going away, has an IP, and reachable. */
+export function planPods(pods: readonly GroupPod[], selfId: string, isConnected: (id: string) => boolean, members: ReadonlySet<string>): PlanPod[] {
+  const out: PlanPod[] = [];
+  for (const pod of pods) {
+    if (pod.uid === '') continue;
+    let id: string;
+    try {
+      id = makeIncarnationId(pod.name, pod.uid);
+    } catch {
+      continue;
+    }
+    const createdAtMs = Number.isFinite(pod.createdAtMs) ? pod.createdAtMs : 0;
+    if (pod.exit !== null) {
+      out.push({ id, name: pod.name, state: 'leaving', createdAtMs });
+      continue;
+    }
+    const running = pod.phase === 'Running' && pod.podIP !== null;
+    // A member whose link dropped for a moment is not leaving: only a newcomer must be reachable first.
+    if (running && (id === selfId || isConnected(id) || members.has(id))) out.push({ id, name: pod.name, state: 'ready', createdAtMs });
+  }
+  return out.sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
+}
+
+export class MembershipReconciler {
+  private readonly log: Logger;
+  private readonly plan: (input: PlanInput) => PlanStep;
+  private readonly caughtUpLagEntries: number;
+  private timer: NodeJS.Timeout | null = null;
+  private unsubscribes: (() => void)[] = [];
+  private lastConf: ConfState | null = null;
+  private loggedUnhealthy = false;
+  private transferring = false;
+  private queued = false;
+  readonly counts = { rounds: 0, proposed: 0, refused: 0, transfers: 0 };
+
+  constructor(private readonly o: ReconcilerOptions) {
+    this.log = o.logger.child({ component: 'reconciler' });
+    this.plan = o.plan ?? planMembership;
+    this.caughtUpLagEntries = o.caughtUpLagEntries ?? 16;
+  }
+
+  start(): void {
+    if (this.timer) return;
+    this.lastConf = this.o.member.membership().confState;
+    this.unsubscribes.push(this.o.pods.onPodsChange(() => this.schedule()));
+    this.unsubscribes.push(
+      this.o.member.onMembershipChange((cs) => {
+        this.announce(cs);
+        this.schedule();
+      }),
+    );
+    this.timer = setInterval(() => this.round(), this.o.periodMs);
+    this.timer.unref?.();
+  }
+
+  stop(): void {
+    if (this.timer) clearInterval(this.timer);
+    this.timer = null;
+    for (const u of this.unsubscribes) u();
+    this.unsubscribes = [];
+  }
+
+  /** Coalesces bursts of pod events into one round on the next turn of the event loop. */
+  private schedule(): void {
+    if (this.queued || !this.timer) return;
+    this.queued = true;
+    setImmediate(() => {
+      this.queued = false;
+      this.round();
+    });
+  }
+
+  /** One decision; public for tests and for the round timer. */
+  round(): RoundOutcome {
+    this.counts.rounds += 1;
+    const view = this.o.member.view();
+    if (view.role !== 'Leader') return 'not_leader';
+    if (!this.o.pods.healthy) {
+      if (!this.loggedUnhealthy) {
+        this.loggedUnhealthy = true;
+        this.log.warn('the pod watch is not in sync with the API server: membership changes wait (the election goes on)');
+      }
+      return 'api_unhealthy';
+    }
+    if (this.loggedUnhealthy) {
+      this.loggedUnhealthy = false;
+      this.log.info('the pod watch is in sync again: membership changes resume');
+    }
+    if (this.transferring) return 'transferring';
+    const membership = this.o.member.membership();
+    const members = new Set([...membership.confState.voters, ...membership.confState.learners, ...membership.confState.votersOutgoing]);
+    const step = this.plan({
+      selfId: this.o.member.id,
+      pods: planPods(this.o.pods.snapshot(), this.o.member.id, (id) => this.o.isConnected(id), members),
+      membership,
+      maxVoters: this.o.maxVoters,
+      caughtUpLagEntries: this.caughtUpLagEntries,
+    });
+    if (step === null) return 'nothing_to_do';
+    if ('transferTo' in step) {
+      this.transferring = true;
+      this.counts.transfers += 1;
+      this.log.info({ to: step.transferTo, reason: step.reason }, 'membership: transferring leadership');
+      void this.o.member
+        .transferLeadership(step.transferTo)
+        .catch((err: unknown) => this.log.warn({ err: (err as Error).message, to: step.transferTo }, 'membership: transfer failed'))
+        .finally(() => {
+          this.transferring = false;
+        });
+      return 'transferring';
+    }
+    try {
+      this.o.member.proposeConfChange(step.change);
+    } catch (err) {
+      this.counts.refused += 1;
+      const expected = isClusterError(err, 'NOT_LEADER') || isClusterError(err, 'CONF_CHANGE_PENDING');
+      const fields = { code: (err as { code?: string }).code, err: (err as Error).message, change: step.change };
+      if (expected) this.log.debug(fields, 'membership: proposal refused; next round retries');
+      else this.log.warn(fields, 'membership: proposal refused');
+      return 'refused';
+    }
+    this.counts.proposed += 1;
+    this.log.debug({ change: step.change, reason: step.reason }, 'membership: proposed');
+    return 'proposed';
+  }
+
+  /** One info line and one Event per member whose place changed in an applied configuration. */
+  private announce(next: ConfState): void {
+    const prev = this.lastConf;
+    this.lastConf = next;
+    if (!prev || this.o.member.view().role !== 'Leader') return;
+    const before = roles(prev);
+    const after = roles(next);
+    const ids = [...new Set([...before.keys(), ...after.keys()])].sort();
+    for (const id of ids) {
+      const was = before.get(id);
+      const now = after.get(id);
+      if (was === now) continue;
+      let reason: MembershipEventReason;
+      let message: string;
+      if (was === undefined) {
+        reason = 'MemberAdded';
+        message = `${id} joined the raft group as a ${now}`;
+      } else if (now === undefined) {
+        reason = 'MemberRemoved';
+        message = `${id} left the raft group (was a ${was})`;
+      } else if (now === 'voter') {
+        reason = 'MemberPromoted';
+        message = `${id} was promoted from learner to voter`;
+      } else {
+        reason = 'MemberRemoved';
+        message = `${id} became a learner (was a voter)`;
+      }
+      this.log.info({ member: id, pod: podNameOf(id), from: was ?? null, to: now ?? null, voters: next.voters }, `membership: ${message}`);
+      const { podName, podUid } = parseMemberId(id);
+      this.o.events?.emitFor({ name: podName, ...(podUid ? { uid: podUid } : {}) }, reason, message);
+    }
+  }
+}
+
+function roles(cs: ConfState): Map<string, 'voter' | 'learner'> {
+  const out = new Map<string, 'voter' | 'learner'>();
+  for (const id of cs.learners) out.set(id, 'learner');
+  for (const id of cs.learnersNext) out.set(id, 'learner');
+  for (const id of cs.votersOutgoing) out.set(id, 'voter');
+  for (const id of cs.voters) out.set(id, 'voter');
+  return out;
+}
