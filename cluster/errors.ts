@@ -38,7 +38,13 @@ export type ClusterErrorCode =
   /** The timing record could not be written, fsynced or renamed into place. */
   | 'TIMING_RECORD_WRITE_FAILED'
   /** The persisted term is too close to 2^53 for this member ever to campaign again. */
-  | 'STATE_TERM_NO_HEADROOM';
+  | 'STATE_TERM_NO_HEADROOM'
+  /** A configuration change is proposed and not applied yet, or the configuration is joint. */
+  | 'CONF_CHANGE_PENDING'
+  /** The change would remove the leader from the voters: transfer leadership first. */
+  | 'CONF_CHANGE_REMOVES_LEADER'
+  /** The change is not valid from the configuration in force (raft's confchange checks). */
+  | 'CONF_CHANGE_INVALID';
 
 export class ClusterError extends Error {
   readonly code: ClusterErrorCode;

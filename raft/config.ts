@@ -72,6 +72,8 @@ export interface Status {
   confState: ConfState;
   /** The last entry whose configuration change (if any) is applied. */
   applied: number;
+  /** On a leader: the index of the latest conf change it may have appended (pending while above applied). */
+  pendingConfIndex: number;
 }
 
 export const DefaultMaxLogEntries = 64;

@@ -511,6 +511,7 @@ export abstract class RaftBase {
       progress,
       confState: this.trk.confState(),
       applied: this.applied,
+      pendingConfIndex: this.pendingConfIndex,
     };
   }
 
