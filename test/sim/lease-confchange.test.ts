@@ -287,9 +287,11 @@ async function runSchedule(seed: number, actions: Action[]): Promise<{ samples: 
     for (const id of g.stores.keys()) if (!g.members.has(id) && !g.wiped.has(id)) await g.start(id);
     // A wiped voter is gone for good: if the latest configuration lost a quorum to wipes, no one
     // can lead it (a liveness loss the schedule chose, not a safety one); safety was checked throughout.
-    const latest = [...g.members.values()].map((m) => m.membership()).sort((x, y) => y.appliedIndex - x.appliedIndex)[0]!.confState;
+    // The latest configuration any member applied (a joiner that never learned one shows none).
+    const latestAt = Math.max(0, ...g.confAt.keys());
+    const latest = g.confAt.get(latestAt)?.cs ?? { voters: Bootstrap, votersOutgoing: [] };
     const quorumLeft = [latest.voters, latest.votersOutgoing].every(
-      (half) => half.length === 0 || half.filter((id) => !g.wiped.has(id)).length > half.length / 2,
+      (half, i) => (i === 1 && half.length === 0) || half.filter((id) => !g.wiped.has(id)).length > half.length / 2,
     );
     if (!quorumLeft) return { samples: g.samples, claims: g.claims, terms: g.leaderOfTerm.size, changes: g.changesApplied, lostQuorum: 1 };
     const boundMs = 30 * ElectionTicks * TickMs;
