@@ -4,7 +4,8 @@
  * of the view, and `leaderChanged()` is reported to the metrics when the leader
  * changes, as the real member does.
  */
-import type { LeadershipView, Member, MemberInfo, MemberMetrics, TransferResult } from '../cluster/interfaces.js';
+import { ClusterError } from '../cluster/errors.js';
+import type { LeadershipView, Member, MemberInfo, MemberMetrics, MembershipStatus, TransferResult } from '../cluster/interfaces.js';
 
 export class FakeMember implements Member {
   readonly id: string;
@@ -36,6 +37,18 @@ export class FakeMember implements Member {
 
   view(): LeadershipView {
     return { ...this.current };
+  }
+
+  membership(): MembershipStatus {
+    return { confState: { voters: [], votersOutgoing: [], learners: [], learnersNext: [], autoLeave: false }, pendingConfChange: false, appliedIndex: 0, lastIndex: 0, progress: {} };
+  }
+
+  proposeConfChange(): void {
+    throw new ClusterError('NOT_LEADER', 'this test member changes no configuration');
+  }
+
+  onMembershipChange(): () => void {
+    return () => undefined;
   }
 
   members(): MemberInfo[] {

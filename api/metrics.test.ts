@@ -258,6 +258,9 @@ const NAMES: [string, MetricType][] = [
   ['raft_elector_messages_received_total', 'counter'],
   ['raft_elector_messages_dropped_total', 'counter'],
   ['raft_elector_state_persist_duration_seconds', 'histogram'],
+  ['raft_elector_voters', 'gauge'],
+  ['raft_elector_learners', 'gauge'],
+  ['raft_elector_conf_changes_total', 'counter'],
   ['process_cpu_seconds_total', 'counter'],
   ['nodejs_eventloop_lag_seconds', 'gauge'],
 ];
@@ -274,6 +277,23 @@ describe('GET /metrics', () => {
     for (const kind of ['pre-vote', 'vote', 'transfer']) {
       expect(value(families, 'raft_elector_elections_started_total', { kind })).toBe(0);
     }
+    for (const type of ['add_learner', 'add_voter', 'joint', 'leave_joint', 'remove']) {
+      expect(value(families, 'raft_elector_conf_changes_total', { type })).toBe(0);
+    }
+  });
+
+  it('shows the configuration the member reports: voters, learners, conf changes by type', async () => {
+    const { metrics, scrape } = await startWithMetrics();
+    metrics.membershipChanged({ voters: 3, learners: 2 });
+    metrics.confChangeApplied('add_learner');
+    metrics.confChangeApplied('add_learner');
+    metrics.confChangeApplied('joint');
+    const f = await scrape();
+    expect(value(f, 'raft_elector_voters')).toBe(3);
+    expect(value(f, 'raft_elector_learners')).toBe(2);
+    expect(value(f, 'raft_elector_conf_changes_total', { type: 'add_learner' })).toBe(2);
+    expect(value(f, 'raft_elector_conf_changes_total', { type: 'joint' })).toBe(1);
+    expect(value(f, 'raft_elector_conf_changes_total', { type: 'remove' })).toBe(0);
   });
 
   it('derives the leadership gauges from the view at scrape time', async () => {

@@ -6,7 +6,7 @@
  * process or one test can hold several.
  */
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
-import type { ElectionKind, LeadershipView, MemberInfo, MemberMetrics } from '../cluster/interfaces.js';
+import type { ConfChangeKind, ElectionKind, LeadershipView, MemberInfo, MemberMetrics } from '../cluster/interfaces.js';
 import { ADMISSION_ROUTES, type AdmissionRoute } from './admission.js';
 import { CLIENT_CLASSES, type ClientClass } from './local-networks.js';
 
@@ -32,6 +32,7 @@ export interface ElectorMetricsOptions {
 }
 
 const ELECTION_KINDS: readonly ElectionKind[] = ['pre-vote', 'vote', 'transfer'];
+const CONF_CHANGE_KINDS: readonly ConfChangeKind[] = ['add_learner', 'add_voter', 'joint', 'leave_joint', 'remove'];
 
 /** From losing a leader to knowing a new one: milliseconds on a graceful stop, about one election timeout on a crash. */
 const ELECTION_DURATION_BUCKETS_S = [0.01, 0.05, 0.1, 0.25, 0.5, 1, 1.5, 2, 3, 5, 10, 30];
@@ -52,6 +53,9 @@ export class ElectorMetrics implements MemberMetrics {
   private readonly tickLateness: Gauge;
   private readonly peerConnectedGauge: Gauge<'peer'>;
   private readonly leaderChanges: Counter;
+  private readonly votersGauge: Gauge;
+  private readonly learnersGauge: Gauge;
+  private readonly confChanges: Counter<'type'>;
   private readonly electionsStarted: Counter<'kind'>;
   private readonly electionDurationHistogram: Histogram;
   private readonly messagesSent: Counter<'type'>;
@@ -112,6 +116,23 @@ export class ElectorMetrics implements MemberMetrics {
       help: 'Number of leader changes seen by this member; as etcd_server_leader_changes_seen_total.',
       registers,
     });
+    this.votersGauge = new Gauge({
+      name: 'raft_elector_voters',
+      help: 'Voters in the configuration in force (both halves while joint), as this member applied it.',
+      registers,
+    });
+    this.learnersGauge = new Gauge({
+      name: 'raft_elector_learners',
+      help: 'Learners in the configuration in force, as this member applied it.',
+      registers,
+    });
+    this.confChanges = new Counter({
+      name: 'raft_elector_conf_changes_total',
+      help: 'Configuration changes this member applied, by type (add_learner, add_voter, remove, joint, leave_joint).',
+      labelNames: ['type'],
+      registers,
+    });
+    for (const type of CONF_CHANGE_KINDS) this.confChanges.inc({ type }, 0);
     this.electionsStarted = new Counter({
       name: 'raft_elector_elections_started_total',
       help: 'Campaigns this member started, by kind (pre-vote, vote, transfer).',
@@ -235,6 +256,15 @@ export class ElectorMetrics implements MemberMetrics {
 
   statePersistDuration(seconds: number): void {
     if (Number.isFinite(seconds) && seconds >= 0) this.persistDuration.observe(seconds);
+  }
+
+  membershipChanged(counts: { voters: number; learners: number }): void {
+    this.votersGauge.set(counts.voters);
+    this.learnersGauge.set(counts.learners);
+  }
+
+  confChangeApplied(type: ConfChangeKind): void {
+    this.confChanges.inc({ type });
   }
 
   peerConnected(peerId: string, connected: boolean): void {

@@ -41,11 +41,11 @@ export type ClusterErrorCode =
   | 'STATE_TERM_NO_HEADROOM'
   /** The transport already tracks its maximum of peers (maxPeers). */
   | 'TOO_MANY_PEERS'
-  /** Membership (issue 11, the core11 API): a conf change is already pending. */
+  /** A configuration change is proposed and not applied yet, or the configuration is joint. */
   | 'CONF_CHANGE_PENDING'
-  /** Membership: the change would remove the leader; transfer first. */
+  /** The change would remove the leader from the voters: transfer leadership first. */
   | 'CONF_CHANGE_REMOVES_LEADER'
-  /** Membership: the change is not valid against the current configuration. */
+  /** The change is not valid from the configuration in force (raft's confchange checks). */
   | 'CONF_CHANGE_INVALID';
 
 export class ClusterError extends Error {

@@ -3,7 +3,7 @@
  * (cluster/member.ts) implements `Member`; the transport, the state file, the
  * HTTP API and the Kubernetes parts code against these types only.
  */
-import type { DurableState, Message, StateType } from '../raft/index.js';
+import type { ConfChangeV2, ConfState, DurableState, Message, StateType } from '../raft/index.js';
 
 export interface PeerAddress {
   id: string;
@@ -64,6 +64,11 @@ export interface PeerTransport {
   /** Discovery may move a peer; the transport reconnects to the new address. */
   setPeerAddress(id: string, host: string, port: number): void;
   peers(): PeerInfo[];
+  /**
+   * The ids the member needs links to (every member of the configuration in force but
+   * itself, sorted); called after each applied configuration change. Optional.
+   */
+  setMembers?(ids: readonly string[]): void;
   close(): Promise<void>;
 }
 
@@ -90,9 +95,33 @@ export interface LeadershipView {
   since: string | null;
 }
 
+export type MembershipRole = 'voter' | 'learner' | 'joining' | 'removed';
+
 export interface MemberInfo extends PeerInfo {
   /** The role as last known from here: this member's own, or the leader we follow. */
   role: 'leader' | 'follower' | 'unknown';
+  /**
+   * Place in the configuration in force: a voter (of either half while joint), a learner,
+   * joining (a peer the transport knows that the configuration does not hold yet), or removed
+   * (held before and no longer; the last 32 are kept). RaftMember always fills it.
+   */
+  membership?: MembershipRole;
+}
+
+export interface MemberProgress {
+  match: number;
+  recentActive: boolean;
+  isLearner: boolean;
+}
+
+export interface MembershipStatus {
+  confState: ConfState;
+  /** A change is proposed and not yet applied, or the configuration is joint. */
+  pendingConfChange: boolean;
+  appliedIndex: number;
+  lastIndex: number;
+  /** Filled on the leader only, sorted by id. */
+  progress: Record<string, MemberProgress>;
 }
 
 export type ElectionKind = 'pre-vote' | 'vote' | 'transfer';
@@ -108,7 +137,14 @@ export interface MemberMetrics {
   leaderChanged(): void;
   statePersistDuration(seconds: number): void;
   peerConnected(peerId: string, connected: boolean): void;
+  /** After every applied configuration change (and once at start). */
+  membershipChanged?(counts: { voters: number; learners: number }): void;
+  /** One applied configuration change, by kind. */
+  confChangeApplied?(type: ConfChangeKind): void;
 }
+
+/** Label values of raft_elector_conf_changes_total. */
+export type ConfChangeKind = 'add_voter' | 'add_learner' | 'remove' | 'joint' | 'leave_joint';
 
 export interface TransferResult {
   /** The member that leads afterwards, or null if none is known yet. */
@@ -130,4 +166,14 @@ export interface Member {
   lastLogId(): { index: number; term: number };
   /** Worst lateness of a tick against its schedule since start, in ms (for bench/api). */
   worstTickLatenessMs(): number;
+  /** The configuration in force and, on the leader, each member's progress. */
+  membership(): MembershipStatus;
+  /**
+   * On the leader: proposes a configuration change. Throws ClusterError NOT_LEADER,
+   * CONF_CHANGE_PENDING (one at a time; joint is left first), CONF_CHANGE_REMOVES_LEADER
+   * (transfer leadership first, then let the new leader propose it) or CONF_CHANGE_INVALID.
+   */
+  proposeConfChange(cc: ConfChangeV2): void;
+  /** Called after each applied configuration change with the configuration now in force. */
+  onMembershipChange(listener: (cs: ConfState) => void): () => void;
 }

@@ -1,4 +1,8 @@
+import type { ConfState } from '../raft/index.js';
 import type { PeerTiming } from './interfaces.js';
+
+/** The voter sets in force: the incoming one, and the outgoing one while joint. */
+export type LeaseConfig = Pick<ConfState, 'voters' | 'votersOutgoing'>;
 
 /**
  * The leader's lease (Raft thesis §6.4.1), for a group whose members may run with different
@@ -23,6 +27,16 @@ import type { PeerTiming } from './interfaces.js';
  * every vote" includes f's own: f does not campaign while it refuses (raft.ts hup), else its new,
  * shorter election timeout lets it stand inside the old window.
  *
+ * A changing configuration. An ack is f's promise about f alone (it refuses votes until
+ * expiry_f), whatever role f had when it gave it, so it is kept for any peer and counted, at
+ * check time, in every configuration raft's tracker holds then in which f is a voter; learners
+ * and removed members count nowhere. While joint, an election needs a quorum of both halves
+ * (and raft changes one voter at a time or through the joint), so any configuration another
+ * candidate can be on shares a quorum member with each of the ones checked here: the lease is
+ * the earliest of the per-configuration leases. Acks in flight across a change are thus judged
+ * by the configuration in force when isLeader is asked, and the member asks again after every
+ * applied change.
+ *
  * Every wait that covers *another* leader's lease (the claim wait after a lease-skipped
  * election, the fresh-start vote delay) uses longestLeaseWindowMs(): the largest window any
  * known member may grant, since that other leader's quorum is unknown here.
@@ -30,28 +44,30 @@ import type { PeerTiming } from './interfaces.js';
  */
 export class LeaderLease {
   private readonly sentAtBySeq = new Map<string, number>();
-  /** Per follower: the latest expiry its acks of this leadership guarantee. */
+  /** Per peer: the latest expiry its acks of this leadership guarantee. */
   private readonly ackExpiry = new Map<string, number>();
   private readonly peerTimings = new Map<string, PeerTiming>();
-  private readonly othersNeeded: number;
-  /** This member's own window, for a group in which it is the only voter needed. */
+  /** This member's own window, for a configuration in which it is the only voter needed. */
   readonly leaseWindowMs: number;
 
   constructor(
     private readonly self: string,
-    private readonly voters: readonly string[],
     private readonly selfTiming: PeerTiming,
     /** Bound on remembered heartbeat rounds; older rounds can no longer extend the lease anyway. */
     private readonly maxTrackedRounds = 256,
+    /** Bound on peers whose timing and acks are kept (members come and go). */
+    private readonly maxTrackedPeers = 1024,
   ) {
-    this.othersNeeded = Math.floor(voters.length / 2) + 1 - (voters.includes(self) ? 1 : 0);
     this.leaseWindowMs = refusalWindowMs(selfTiming) - selfTiming.maxClockDriftMs;
   }
 
   /** The timing a peer announced on its current link; applies to acks from now on. */
   setPeerTiming(peer: string, timing: PeerTiming): void {
-    if (peer === this.self || !this.voters.includes(peer)) return;
+    if (peer === this.self) return;
+    this.peerTimings.delete(peer);
     this.peerTimings.set(peer, { ...timing });
+    // Oldest announcement first: a peer gone long ago is the one to forget.
+    while (this.peerTimings.size > this.maxTrackedPeers) this.peerTimings.delete(this.peerTimings.keys().next().value as string);
   }
 
   peerTiming(peer: string): PeerTiming | undefined {
@@ -100,7 +116,7 @@ export class LeaderLease {
   }
 
   heartbeatAcked(from: string, seq: string): void {
-    if (from === this.self || !this.voters.includes(from)) return;
+    if (from === this.self) return;
     const sentAt = this.sentAtBySeq.get(seq);
     const window = this.ackWindowMs(from);
     if (sentAt === undefined || window === undefined) return;
@@ -108,13 +124,37 @@ export class LeaderLease {
     const expiry = sentAt + window;
     const previous = this.ackExpiry.get(from);
     if (previous === undefined || expiry > previous) this.ackExpiry.set(from, expiry);
+    // Only peers with a known timing get here, and those are bounded.
+    for (const id of this.ackExpiry.keys()) if (!this.peerTimings.has(id)) this.ackExpiry.delete(id);
   }
 
-  /** Monotonic time at which the lease ends, or undefined when a quorum never acknowledged. */
-  expiresAtMs(nowMs: number): number | undefined {
-    if (this.othersNeeded <= 0) return nowMs + this.leaseWindowMs;
-    const expiries = [...this.ackExpiry.values()].sort((a, b) => b - a);
-    return expiries[this.othersNeeded - 1];
+  /**
+   * Monotonic time at which the lease ends under `config` (the one in force now), or undefined
+   * when some configuration's quorum never acknowledged.
+   */
+  expiresAtMs(nowMs: number, config: LeaseConfig): number | undefined {
+    let earliest: number | undefined;
+    for (const voters of [config.voters, config.votersOutgoing]) {
+      // An empty outgoing half means not joint; an empty incoming one cannot elect anyone.
+      if (voters.length === 0 && voters === config.votersOutgoing) continue;
+      const expiry = this.configExpiry(nowMs, voters);
+      if (expiry === undefined) return undefined;
+      earliest = earliest === undefined ? expiry : Math.min(earliest, expiry);
+    }
+    return earliest;
+  }
+
+  private configExpiry(nowMs: number, voters: readonly string[]): number | undefined {
+    if (voters.length === 0) return undefined;
+    const othersNeeded = Math.floor(voters.length / 2) + 1 - (voters.includes(this.self) ? 1 : 0);
+    if (othersNeeded <= 0) return nowMs + this.leaseWindowMs;
+    const expiries: number[] = [];
+    for (const id of voters) {
+      const e = id === this.self ? undefined : this.ackExpiry.get(id);
+      if (e !== undefined) expiries.push(e);
+    }
+    expiries.sort((a, b) => b - a);
+    return expiries[othersNeeded - 1];
   }
 }
 

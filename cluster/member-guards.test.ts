@@ -29,7 +29,7 @@ function makeGroup(timings: Record<string, PeerTiming> = {}) {
   const create = (id: string, timing: PeerTiming = timings[id] ?? Slow, logger = silent): RaftMember => {
     const member = new RaftMember({
       id,
-      voters: Ids,
+      bootstrap: { voters: Ids },
       ...timing,
       heartbeatTicks: 1,
       store: stores.get(id)!,

@@ -17,7 +17,7 @@ function makeGroup(seed: number) {
   const create = (id: string, index: number, restart = 0): RaftMember => {
     const options: MemberOptions = {
       id,
-      voters: Ids,
+      bootstrap: { voters: Ids },
       tickMs: TickMs,
       electionTicks: ElectionTicks,
       heartbeatTicks: 1,
@@ -243,7 +243,7 @@ describe('RaftMember', () => {
     let stallMs = 0;
     const member = new RaftMember({
       id: 'a',
-      voters: Ids,
+      bootstrap: { voters: Ids },
       tickMs: TickMs,
       electionTicks: ElectionTicks,
       heartbeatTicks: 1,
@@ -313,14 +313,16 @@ describe('RaftMember', () => {
 describe('validateMemberOptions', () => {
   const base = {
     id: 'a',
-    voters: ['a', 'b', 'c'],
+    bootstrap: { voters: ['a', 'b', 'c'] },
     tickMs: 100,
     electionTicks: 10,
     heartbeatTicks: 1,
     maxClockDriftMs: 100,
   } as unknown as MemberOptions;
   it.each([
-    [{ id: 'x' }, 'must be one of the voters'],
+    [{ bootstrap: { voters: [] } }, 'bootstrap.voters must name at least one member'],
+    [{ bootstrap: { voters: ['a', 'b'], learners: ['b'] } }, 'bootstrap voters and learners must be distinct'],
+    [{ bootstrap: { voters: ['a', ''] } }, 'bootstrap member ids must be non-empty strings'],
     [{ tickMs: 0 }, 'tickMs must be a positive integer'],
     [{ electionTicks: 1 }, 'must be an integer greater than heartbeatTicks'],
     [{ heartbeatTicks: 0 }, 'heartbeatTicks must be a positive integer'],
@@ -328,6 +330,11 @@ describe('validateMemberOptions', () => {
     [{ maxClockDriftMs: -1 }, 'maxClockDriftMs must be a non-negative'],
   ])('rejects %o', (change, message) => {
     expect(() => validateMemberOptions({ ...base, ...change })).toThrow(message);
+  });
+  it('accepts a member outside its bootstrap configuration, and a joiner with none', () => {
+    expect(() => validateMemberOptions({ ...base, id: 'x' })).not.toThrow();
+    const { bootstrap: _unused, ...joiner } = base;
+    expect(() => validateMemberOptions(joiner)).not.toThrow();
   });
   it('derives the lease window from the election timeout and the drift', () => {
     expect(validateMemberOptions(base).leaseWindowMs).toBe(800);

@@ -1,6 +1,6 @@
 import { randomInt } from 'node:crypto';
-import { performance } from 'node:perf_hooks';
 import type { Logger } from 'pino';
+import { performance } from 'node:perf_hooks';
 import {
   CampaignTransferContext,
   InvalidMessageError,
@@ -9,6 +9,8 @@ import {
   RaftError,
   validatePeerMessage,
   RawNode,
+  type ConfChangeV2,
+  type ConfState,
   type Message,
   type RandomSource,
   type Ready,
@@ -21,112 +23,18 @@ import type {
   Member,
   MemberInfo,
   MemberMetrics,
+  MembershipStatus,
   PeerTiming,
   PeerTransport,
-  StateStore,
   TransferResult,
-  TransportEvents,
 } from './interfaces.js';
 import { LeaderLease } from './lease.js';
+import { confChangeKind, MembershipBook, membershipStatus, vetConfChange, votesInEveryConfig } from './member-membership.js';
+import { realTimers, validateMemberOptions, type MemberOptions, type MemberTimers, type Timing } from './member-options.js';
+import { PeerRefusals } from './member-refusals.js';
 import { MemberTiming } from './member-timing.js';
-import type { TimingRecordStore } from './timing-record.js';
 
-export interface MemberOptions {
-  id: string;
-  /** Fixed by configuration; discovery only supplies addresses. */
-  voters: readonly string[];
-  tickMs: number;
-  electionTicks: number;
-  heartbeatTicks: number;
-  preVote?: boolean;
-  checkQuorum?: boolean;
-  /** Clock-rate difference tolerated between members over one lease window. */
-  maxClockDriftMs: number;
-  store: StateStore;
-  /**
-   * Where the longest vote-refusal window this member ever announced is kept (a file in the
-   * data dir); without one, only the current settings count at a restart.
-   */
-  timingRecord?: TimingRecordStore;
-  createTransport(events: TransportEvents): PeerTransport;
-  logger: Logger;
-  metrics?: MemberMetrics;
-  random?: RandomSource;
-  /**
-   * When the link to the leader closes (its process died: the kernel closed the socket),
-   * forget it at once, and let the lowest-id remaining voter campaign, instead of waiting
-   * an election timeout. Safe: votes granted so carry LeaseSkipped, so the new leader waits
-   * one lease window before it claims isLeader; a leader that is still alive keeps its
-   * followers that did not lose it, and their lease refuses the pre-vote. Default true.
-   */
-  forgetLeaderOnDisconnect?: boolean;
-  /** Called once when the member stops itself (the state file cannot be written). */
-  onFatal?: (err: unknown) => void;
-  /** This member's own peer address, shown in members(). */
-  selfAddress?: string;
-  /** Monotonic clock in ms; injectable for tests. */
-  monotonicNowMs?: () => number;
-  /** Timers that run on the same clock as monotonicNowMs; injectable so a test can skew both. */
-  timers?: MemberTimers;
-  wallClock?: () => Date;
-}
-
-export interface MemberTimers {
-  setTimeout(callback: () => void, delayMs: number): NodeJS.Timeout;
-  clearTimeout(handle: NodeJS.Timeout): void;
-}
-
-const realTimers: MemberTimers = {
-  setTimeout: (callback, delayMs) => setTimeout(callback, delayMs),
-  clearTimeout: (handle) => clearTimeout(handle),
-};
-
-/** Validated, derived settings. */
-interface Timing {
-  tickMs: number;
-  electionTicks: number;
-  heartbeatTicks: number;
-  electionTimeoutMs: number;
-  leaseWindowMs: number;
-  maxClockDriftMs: number;
-}
-
-export function validateMemberOptions(o: MemberOptions): Timing {
-  const fail = (msg: string): never => {
-    throw new ClusterError('INVALID_MEMBER_OPTIONS', msg);
-  };
-  if (!o.id) fail('id must be a non-empty member id');
-  if (!o.voters.includes(o.id)) fail(`id ${o.id} must be one of the voters (${[...o.voters].sort().join(', ')})`);
-  if (!Number.isInteger(o.tickMs) || o.tickMs < 1) fail(`tickMs must be a positive integer, got ${o.tickMs}`);
-  if (!Number.isInteger(o.heartbeatTicks) || o.heartbeatTicks < 1) {
-    fail(`heartbeatTicks must be a positive integer, got ${o.heartbeatTicks}`);
-  }
-  if (!Number.isInteger(o.electionTicks) || o.electionTicks <= o.heartbeatTicks) {
-    fail(`electionTicks (${o.electionTicks}) must be an integer greater than heartbeatTicks (${o.heartbeatTicks})`);
-  }
-  if (!Number.isFinite(o.maxClockDriftMs) || o.maxClockDriftMs < 0) {
-    fail(`maxClockDriftMs must be a non-negative number, got ${o.maxClockDriftMs}`);
-  }
-  // A follower refuses votes for electionTicks ticks after a heartbeat; the first of those
-  // ticks may come at once, so only (electionTicks - 1) whole ticks are guaranteed.
-  const leaseWindowMs = (o.electionTicks - 1) * o.tickMs - o.maxClockDriftMs;
-  if (leaseWindowMs <= 0) {
-    fail(
-      `the lease window (electionTicks - 1) * tickMs - maxClockDriftMs = (${o.electionTicks} - 1) * ${o.tickMs} - ` +
-        `${o.maxClockDriftMs} = ${leaseWindowMs} ms must be positive: raise electionTicks or lower maxClockDriftMs`,
-    );
-  }
-  return {
-    tickMs: o.tickMs,
-    electionTicks: o.electionTicks,
-    heartbeatTicks: o.heartbeatTicks,
-    electionTimeoutMs: o.electionTicks * o.tickMs,
-    leaseWindowMs,
-    maxClockDriftMs: o.maxClockDriftMs,
-  };
-}
-
-const RefusalLogIntervalMs = 10_000;
+export { validateMemberOptions, type MemberOptions, type MemberTimers } from './member-options.js';
 
 /** How long the successor waits after the leader's link closed, for the others to notice too. */
 const DisconnectCampaignDelayMs = 30;
@@ -158,6 +66,7 @@ export class RaftMember implements Member {
   private readonly wallClock: () => Date;
   private readonly lease: LeaderLease;
   private readonly timingGuard: MemberTiming;
+  private readonly book: MembershipBook;
   private node: RawNode | undefined;
   private transport: PeerTransport | undefined;
   private tickTimer: NodeJS.Timeout | undefined;
@@ -178,9 +87,8 @@ export class RaftMember implements Member {
   private readonly pendingTransfers = new Set<PendingTransfer>();
   private leaderLostAtMs: number | undefined;
   private heartbeatNow = false;
-  private readonly refusalLog = new Map<string, { atMs: number; suppressed: number }>();
   private failed = false;
-  private readonly invalidByReason = new Map<string, number>();
+  private readonly refusals: PeerRefusals;
 
   private nextTickAtMs = 0;
   private worstLatenessMs = 0;
@@ -194,7 +102,10 @@ export class RaftMember implements Member {
     this.nowMs = options.monotonicNowMs ?? (() => performance.now());
     this.timers = options.timers ?? realTimers;
     this.wallClock = options.wallClock ?? (() => new Date());
-    this.lease = new LeaderLease(options.id, options.voters, this.announcedTiming());
+    this.lease = new LeaderLease(options.id, this.announcedTiming());
+    this.book = new MembershipBook(options.id, this.log, options.metrics);
+    // A getter: tests swap the logger after construction.
+    this.refusals = new PeerRefusals(() => this.log);
     this.timingGuard = new MemberTiming(this.announcedTiming(), this.lease, options.timingRecord, this.log);
   }
 
@@ -227,7 +138,8 @@ export class RaftMember implements Member {
     const { restartVoteDelayTicks } = this.timingGuard.start(this.nowMs(), restored === undefined);
     this.node = new RawNode({
       id: this.id,
-      voters: this.options.voters,
+      voters: this.options.bootstrap?.voters ?? [],
+      learners: this.options.bootstrap?.learners ?? [],
       electionTick: t.electionTicks,
       heartbeatTick: t.heartbeatTicks,
       preVote: this.options.preVote ?? true,
@@ -256,6 +168,7 @@ export class RaftMember implements Member {
       onDrop: (reason) => this.metrics?.messageDropped(reason),
       onPeerTiming: (peer, timing) => this.timingGuard.peerTiming(peer, timing),
     });
+    this.book.update(status.confState, this.transport, true);
     await this.transport.start();
     this.running = true;
     this.nextTickAtMs = this.nowMs() + t.tickMs;
@@ -299,7 +212,7 @@ export class RaftMember implements Member {
 
   /** Peer messages refused at the raft boundary since start, by reason (sorted). */
   invalidMessageCounts(): Record<string, number> {
-    return Object.fromEntries([...this.invalidByReason.entries()].sort(([a], [b]) => a.localeCompare(b)));
+    return this.refusals.counts();
   }
 
   // ---- the Member interface ----
@@ -311,12 +224,30 @@ export class RaftMember implements Member {
   members(): MemberInfo[] {
     const leader = this.leaderOrNull();
     const peers = new Map((this.transport?.peers() ?? []).map((p) => [p.id, p]));
-    return [...this.options.voters].sort().map((id) => {
+    return this.book.ids([...peers.keys(), this.id]).map((id) => {
       const peer = peers.get(id);
       const role: MemberInfo['role'] = leader === null ? 'unknown' : id === leader ? 'leader' : 'follower';
-      if (id === this.id) return { id, address: this.options.selfAddress ?? null, connected: true, role };
-      return { id, address: peer?.address ?? null, connected: peer?.connected ?? false, role };
+      const membership = this.book.roleOf(id);
+      if (id === this.id) return { id, address: this.options.selfAddress ?? null, connected: true, role, membership };
+      return { id, address: peer?.address ?? null, connected: peer?.connected ?? false, role, membership };
     });
+  }
+
+  membership(): MembershipStatus {
+    return membershipStatus(this.requireNode().status());
+  }
+
+  /** Refuses a change that removes this leader: see vetConfChange (transfer first). */
+  proposeConfChange(cc: ConfChangeV2): void {
+    const node = this.requireNode();
+    if (!this.running) throw new ClusterError('MEMBER_STOPPED', `member ${this.id} is stopped; cannot change the configuration`);
+    vetConfChange(node.status(), cc, this.transferredInTerm, this.leaderOrNull());
+    this.log.info({ change: cc }, 'proposing configuration change');
+    this.withNode('change the configuration', (n) => n.proposeConfChange(cc));
+  }
+
+  onMembershipChange(listener: (cs: ConfState) => void): () => void {
+    return this.book.onChange(listener);
   }
 
   onChange(listener: (view: LeadershipView) => void): () => void {
@@ -368,7 +299,7 @@ export class RaftMember implements Member {
     if (target === undefined) {
       return Promise.reject(new ClusterError('INVALID_TRANSFER_TARGET', 'no connected follower to transfer leadership to'));
     }
-    if (target === this.id || !this.options.voters.includes(target)) {
+    if (target === this.id || !status.confState.voters.includes(target)) {
       return Promise.reject(
         new ClusterError('INVALID_TRANSFER_TARGET', `transfer target ${target} must be another voter of this group`),
       );
@@ -408,9 +339,11 @@ export class RaftMember implements Member {
   private bestFollower(status: Status, exclude: ReadonlySet<string> = new Set()): string | undefined {
     const connected = new Set((this.transport?.peers() ?? []).filter((p) => p.connected).map((p) => p.id));
     let best: { id: string; match: number } | undefined;
+    // A voter of the incoming configuration: the one that stays when a joint configuration is left.
+    const voters = new Set(status.confState.voters);
     for (const id of Object.keys(status.progress).sort()) {
       const pr = status.progress[id]!;
-      if (id === this.id || pr.isLearner || !connected.has(id) || exclude.has(id)) continue;
+      if (id === this.id || pr.isLearner || !voters.has(id) || !connected.has(id) || exclude.has(id)) continue;
       if (!best || pr.match > best.match) best = { id, match: pr.match };
     }
     return best?.id;
@@ -454,6 +387,18 @@ export class RaftMember implements Member {
     const status = this.node!.status();
     if (
       status.state === 'Leader' &&
+      this.transferredInTerm !== status.term &&
+      status.confState.votersOutgoing.length > 0 &&
+      !status.confState.voters.includes(this.id)
+    ) {
+      // Leading a joint configuration that leaves this member out (elected by both halves):
+      // hand over before the auto-leave applies, rather than step down with no successor.
+      const target = this.bestFollower(status);
+      if (target !== undefined) this.startTransfer(target);
+      return;
+    }
+    if (
+      status.state === 'Leader' &&
       this.transferredInTerm === status.term &&
       status.leadTransferee === None &&
       now - this.lastTransferAttemptMs >= this.timing.electionTimeoutMs
@@ -478,23 +423,8 @@ export class RaftMember implements Member {
       this.node.step(m);
     } catch (err) {
       if (err instanceof RaftError) {
-        const reason = err instanceof InvalidMessageError ? err.reason : err.code;
-        this.invalidByReason.set(reason, (this.invalidByReason.get(reason) ?? 0) + 1);
         this.metrics?.messageDropped(err instanceof InvalidMessageError ? 'frame_invalid' : 'decode');
-        // One line per peer and reason per interval: a misbehaving peer must not flood the log.
-        const key = `${m.from}:${reason}`;
-        const now = this.nowMs();
-        const last = this.refusalLog.get(key);
-        if (last === undefined || now - last.atMs >= RefusalLogIntervalMs) {
-          this.log.warn(
-            { peer: m.from, type: m.type, code: err.code, reason, err: err.message, repeated: last?.suppressed ?? 0 },
-            'peer message refused by raft',
-          );
-          this.refusalLog.set(key, { atMs: now, suppressed: 0 });
-          if (this.refusalLog.size > 256) this.refusalLog.delete(this.refusalLog.keys().next().value as string);
-        } else {
-          last.suppressed++;
-        }
+        this.refusals.refused(m, err, this.nowMs());
         return;
       }
       throw err;
@@ -505,7 +435,8 @@ export class RaftMember implements Member {
   private onPeerDisconnected(peer: string): void {
     if (!this.running || !this.node || this.options.forgetLeaderOnDisconnect === false) return;
     if (this.soft.state !== 'Follower' || this.soft.lead !== peer) return;
-    const successor = [...this.options.voters].sort().find((id) => id !== peer);
+    const cs = this.book.current;
+    const successor = [...new Set([...cs.voters, ...cs.votersOutgoing])].sort().find((id) => id !== peer);
     this.log.info({ leader: peer, term: this.term, campaign: successor === this.id }, 'link to the leader closed; forgetting it');
     this.node.forgetLeader();
     this.processReady();
@@ -565,7 +496,11 @@ export class RaftMember implements Member {
       if (rd.softState && !termDurable) this.onSoftState(rd);
       for (let i = sent; i < rd.messages.length; i++) this.sendOne(rd.messages[i]!);
       // Committed membership changes take effect in log order, before advance (etcd's driver rule).
-      for (const e of rd.committedEntries) if (e.confChange) node.applyConfChange(e.confChange);
+      for (const e of rd.committedEntries) {
+        if (!e.confChange) continue;
+        node.applyConfChange(e.confChange);
+        this.metrics?.confChangeApplied?.(confChangeKind(e.confChange));
+      }
       node.advance(rd);
       if (this.heartbeatNow) {
         this.heartbeatNow = false;
@@ -574,6 +509,8 @@ export class RaftMember implements Member {
     }
     const status = node.status();
     if (status.state === 'Leader' && status.leadTransferee !== None) this.transferredInTerm = status.term;
+    // Applied changes and a joiner's snapshot both move the configuration; the view below uses it.
+    this.book.update(status.confState, this.transport);
     this.publish();
   }
 
@@ -639,7 +576,9 @@ export class RaftMember implements Member {
     let isLeader = false;
     let leaseExpiresInMs: number | null = null;
     if (this.node && this.running && this.soft.state === 'Leader') {
-      const expiresAt = this.lease.expiresAtMs(now);
+      const cs = this.book.current;
+      // A learner, removed or demoted leader never claims, from the moment the change applies.
+      const expiresAt = votesInEveryConfig(cs, this.id) ? this.lease.expiresAtMs(now, cs) : undefined;
       const transferring = this.transferredInTerm === this.term;
       if (expiresAt !== undefined && expiresAt > now && !transferring && now >= this.claimNotBeforeMs) {
         isLeader = true;

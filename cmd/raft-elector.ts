@@ -102,7 +102,7 @@ async function run(config: ElectorConfig, unsafe?: UnsafeMode, clockRate?: numbe
   let parts: import('./in-cluster.js').InClusterParts | undefined;
   const member: RaftMember = new RaftMember({
     id: config.id,
-    voters,
+    bootstrap: { voters },
     tickMs: config.tickMs,
     electionTicks: config.electionTicks,
     heartbeatTicks: config.heartbeatTicks,

@@ -87,5 +87,8 @@ export function withLeaseOverrun(member: Member, mode: UnsafeMode, log: Logger, 
     transferLeadership: (to) => member.transferLeadership(to),
     lastLogId: () => member.lastLogId(),
     worstTickLatenessMs: () => member.worstTickLatenessMs(),
+    membership: () => member.membership(),
+    proposeConfChange: (cc) => member.proposeConfChange(cc),
+    onMembershipChange: (listener) => member.onMembershipChange(listener),
   };
 }

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { Changer, restoreConfState, type TrackerState } from './confchange.js';
+import { Changer, confStateAfter, restoreConfState, type TrackerState } from './confchange.js';
 import { seededRandom } from './random.js';
 import { confStateOf, describeConfig } from './tracker.js';
 import { confStateEqual, None, RaftError, type ConfChangeSingle, type ConfState } from './types.js';
@@ -109,5 +109,18 @@ describe('restoreConfState (etcd TestRestore)', () => {
       expect(confStateEqual(got, cs), `case ${i}: ${JSON.stringify(cs)} restored as ${JSON.stringify(got)}`).toBe(true);
       for (const id of [...cs.voters, ...cs.votersOutgoing, ...cs.learners]) expect(state.progress.has(id)).toBe(true);
     }
+  });
+});
+
+describe('confStateAfter', () => {
+  const cs = { voters: ['a', 'b', 'c'], votersOutgoing: [], learners: ['d'], learnersNext: [], autoLeave: false };
+  it('gives the configuration a change would produce, leaving the input untouched', () => {
+    expect(confStateAfter(cs, { transition: 'Auto', changes: [{ type: 'AddNode', nodeId: 'd' }] }).voters).toEqual(['a', 'b', 'c', 'd']);
+    const joint = confStateAfter(cs, { transition: 'JointImplicit', changes: [{ type: 'RemoveNode', nodeId: 'c' }, { type: 'AddNode', nodeId: 'd' }] });
+    expect(joint).toMatchObject({ voters: ['a', 'b', 'd'], votersOutgoing: ['a', 'b', 'c'], autoLeave: true });
+    expect(cs.voters).toEqual(['a', 'b', 'c']);
+  });
+  it('refuses what applying would refuse', () => {
+    expect(() => confStateAfter(cs, { transition: 'Auto', changes: [] })).toThrow("can't leave a non-joint config");
   });
 });

@@ -1,5 +1,5 @@
-import { newProgress, type Progress, type TrackerConfig } from './tracker.js';
-import { None, RaftError, type ConfChangeSingle, type ConfState } from './types.js';
+import { confStateOf, newProgress, type Progress, type TrackerConfig } from './tracker.js';
+import { confChangeEntersJoint, confChangeLeavesJoint, None, RaftError, type ConfChangeSingle, type ConfChangeV2, type ConfState } from './types.js';
 
 /**
  * Configuration changes (etcd's confchange package). Each operation works on a copy of
@@ -235,3 +235,18 @@ export function restoreConfState(cs: ConfState, lastIndex: number): TrackerState
   return state;
 }
 
+
+/**
+ * The configuration `cc` would produce from `cs`, as applying it would (same checks, same
+ * INVALID_CONF_CHANGE refusals); for a driver that vets a change before proposing it.
+ */
+export function confStateAfter(cs: ConfState, cc: ConfChangeV2): ConfState {
+  const changer = new Changer(restoreConfState(cs, 0), 0);
+  let next: TrackerState;
+  if (confChangeLeavesJoint(cc)) next = changer.leaveJoint();
+  else {
+    const { joint, autoLeave } = confChangeEntersJoint(cc);
+    next = joint ? changer.enterJoint(autoLeave, cc.changes) : changer.simple(cc.changes);
+  }
+  return confStateOf(next.config);
+}

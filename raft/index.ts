@@ -4,3 +4,4 @@ export { seededRandom, type RandomSource } from './random.js';
 export { RaftLog } from './log.js';
 export * from './types.js';
 export { InvalidMessageError, MaxRestoredTerm, MaxTerm, MaxTermStepAboveMaxTerm, validatePeerMessage, type InvalidMessageReason } from './validate.js';
+export { confStateAfter } from './confchange.js';

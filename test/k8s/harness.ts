@@ -6,7 +6,8 @@
  */
 import { Writable } from 'node:stream';
 import { pino, type Logger } from 'pino';
-import type { LeadershipView, Member, MemberInfo, TransferResult } from '../../cluster/interfaces.js';
+import { ClusterError } from '../../cluster/errors.js';
+import type { LeadershipView, Member, MemberInfo, MembershipStatus, TransferResult } from '../../cluster/interfaces.js';
 import { createKubeClient, loadInClusterConfig, type KubeClient } from '../../k8s/kube-client.js';
 import { TestApiServer, type TestApiServerOptions } from './apiserver.js';
 
@@ -117,5 +118,17 @@ export class ScriptedMember implements Member {
 
   worstTickLatenessMs(): number {
     return 0;
+  }
+
+  membership(): MembershipStatus {
+    return { confState: { voters: [], votersOutgoing: [], learners: [], learnersNext: [], autoLeave: false }, pendingConfChange: false, appliedIndex: 0, lastIndex: 0, progress: {} };
+  }
+
+  proposeConfChange(): void {
+    throw new ClusterError('NOT_LEADER', 'this test member changes no configuration');
+  }
+
+  onMembershipChange(): () => void {
+    return () => undefined;
   }
 }

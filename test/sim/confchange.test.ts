@@ -8,7 +8,7 @@ import { NO_FAULTS, Simulation, SimViolation } from './simulator.js';
  * The election invariants with random configuration changes among the faults: a leader
  * adds learners, promotes them, removes members, swaps a voter for a learner (joint, left
  * automatically or explicitly) while messages drop, duplicate, reorder and members crash
- * and restart. Checked after every event (simulator.ts, membership.ts): one leader per
+ * and restart, and a leader hands over so the next leader removes it (transfer first). Checked after every event (simulator.ts, membership.ts): one leader per
  * term, configurations that never diverge, no vote counted from a non-member; and after
  * the heal, with PreVote (the product runs it), one leader that every member of its
  * configuration follows.
@@ -103,10 +103,25 @@ function runConfSchedule(s: ConfSchedule): ConfResult {
   // The driver's own stream, apart from the network's, so its draws do not shift the faults.
   const rnd = seededRandom(s.seed ^ 0x5eed);
   const counts = newConfChangeCounts();
+  /** A leader that handed over to remove itself (etcd's rule: the app transfers first). */
+  let handedOver: string | undefined;
   for (let t = 0; t < s.chaosTicks; t++) {
+    const newest = sim.leaders().sort((a, b) => b.term - a.term)[0];
+    if (handedOver !== undefined && newest && newest.id !== handedOver) {
+      const old = handedOver;
+      if (sim.status(newest.id).confState.voters.includes(old)) {
+        tryPropose(() => sim.proposeConfChange(newest.id, { transition: 'Auto', changes: [{ type: 'RemoveNode', nodeId: old }] }), counts);
+        counts.selfRemove++;
+      }
+      handedOver = undefined;
+    }
     if (rnd.nextInt(1000) < s.confChangePerMille) {
       const leader = sim.leaders().sort((a, b) => b.term - a.term)[0];
-      if (leader) {
+      const voters = leader ? sim.status(leader.id).confState.voters.filter((id) => id !== leader.id) : [];
+      if (leader && handedOver === undefined && voters.length > 0 && rnd.nextInt(5) === 0) {
+        handedOver = leader.id;
+        sim.transferLeader(leader.id, voters[rnd.nextInt(voters.length)]!);
+      } else if (leader) {
         const cc = randomConfChange(rnd, ids, sim.status(leader.id).confState, counts);
         if (cc) tryPropose(() => sim.proposeConfChange(leader.id, cc), counts);
       }
@@ -189,14 +204,14 @@ it(`keeps the election and membership invariants with random configuration chang
   console.log(
     [
       `raft sim, conf changes: ${totals.schedules} schedules, ${totals.leaders} leaders (each checked for a quorum of members' votes), ${totals.applied} changes applied across members`,
-      `  ${c.proposed} changes proposed, ${c.refused} refused while one was pending; drawn: ${c.addLearner} add learner, ${c.promote} promote, ${c.remove} remove, ${c.swap} joint swap, ${c.leaveJoint} explicit leave`,
+      `  ${c.proposed} changes proposed, ${c.refused} refused while one was pending; drawn: ${c.addLearner} add learner, ${c.promote} promote, ${c.remove} remove, ${c.swap} joint swap, ${c.leaveJoint} explicit leave, ${c.selfRemove} leader removed after it handed over`,
       `  liveness: one leader followed by its configuration within ${totals.maxTicksToAgree} ticks of the heal at most; final voter counts ${voters.join(' ')}`,
     ].join('\n'),
   );
   if (path === undefined && runs >= 200) {
     // The changes really happen: a driver that proposed nothing would fail here.
     expect(totals.applied).toBeGreaterThan(totals.schedules);
-    for (const n of [c.addLearner, c.promote, c.remove, c.swap, c.leaveJoint]) expect(n).toBeGreaterThan(0);
+    for (const n of [c.addLearner, c.promote, c.remove, c.swap, c.leaveJoint, c.selfRemove]) expect(n).toBeGreaterThan(0);
     expect(totals.leadersChecked).toBe(totals.leaders);
   }
 });

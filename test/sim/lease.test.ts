@@ -111,7 +111,7 @@ class Group {
     const timing = this.timings.get(id)!;
     const member = new RaftMember({
       id,
-      voters: Ids,
+      bootstrap: { voters: Ids },
       ...timing,
       heartbeatTicks: 1,
       store: this.stores.get(id)!,

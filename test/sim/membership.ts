@@ -58,10 +58,12 @@ export interface ConfChangeCounts {
   remove: number;
   swap: number;
   leaveJoint: number;
+  /** A leader handed over first, then the new leader proposed the old one's removal. */
+  selfRemove: number;
 }
 
 export function newConfChangeCounts(): ConfChangeCounts {
-  return { proposed: 0, refused: 0, addLearner: 0, promote: 0, remove: 0, swap: 0, leaveJoint: 0 };
+  return { proposed: 0, refused: 0, addLearner: 0, promote: 0, remove: 0, swap: 0, leaveJoint: 0, selfRemove: 0 };
 }
 
 const MaxVoters = 5;
