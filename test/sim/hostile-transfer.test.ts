@@ -26,7 +26,10 @@ describe('a MsgTimeoutNow from a member that is not the leader', () => {
   });
   afterEach(() => vi.useRealTimers());
 
-  it('starts no election, so the leader cut from the target is never joined by a second isLeader', async () => {
+  type Attack = 'timeout-now' | 'same-term-heartbeat' | 'higher-term-heartbeat-to-all';
+  const attacks: Attack[] = ['timeout-now', 'same-term-heartbeat', 'higher-term-heartbeat-to-all'];
+
+  it.each(attacks)('%s: never a second isLeader while the leader cut from the target still claims', async (attack) => {
     const bus = new Bus();
     bus.tracing = false;
     const members = new Map<string, RaftMember>();
@@ -53,21 +56,37 @@ describe('a MsgTimeoutNow from a member that is not the leader', () => {
     }
     const leader = claimers()[0]!;
     const target = Running.find((id) => id !== leader)!;
+    const others = Running.filter((id) => id !== leader && id !== target);
     const term = members.get(leader)!.view().term;
     // The leader's link to the target is cut; its messages to the others take 60 ms (a slow link).
     bus.isolate(leader, [target]);
     bus.delayMs = (m) => (m.from === leader ? 60 : 0);
     await vi.advanceTimersByTimeAsync(5);
     // The forger proved the secret as "a" (a voter that is not running).
-    bus.endpoints.get(target)!.onMessage(makeMessage({ type: 'MsgTimeoutNow', from: 'a', to: target, term }));
+    const forge = (to: string, type: 'MsgTimeoutNow' | 'MsgHeartbeat', t: number) => bus.endpoints.get(to)!.onMessage(makeMessage({ type, from: 'a', to, term: t }));
+    if (attack === 'timeout-now') {
+      forge(target, 'MsgTimeoutNow', term);
+    } else if (attack === 'same-term-heartbeat') {
+      // A current-term heartbeat makes its sender the follower's leader (raft.go), then hands over.
+      forge(target, 'MsgHeartbeat', term);
+      forge(target, 'MsgTimeoutNow', term);
+    } else {
+      // A leader of a higher term for everyone but the real one, which then hands over.
+      for (const id of [target, ...others]) forge(id, 'MsgHeartbeat', term + 1);
+      await vi.advanceTimersByTimeAsync(1);
+      forge(target, 'MsgTimeoutNow', term + 1);
+    }
     const seen: string[] = [];
-    for (let t = 0; t < 1_000; t += 5) {
+    let soon: { term: number; leader: string | null } | undefined;
+    for (let t = 0; t < 2_000; t += 5) {
       await vi.advanceTimersByTimeAsync(5);
+      if (t === 300) soon = members.get(target)!.view();
       const c = claimers();
       if (c.length > 1) seen.push(`${Date.now() - 1_000_000} ms: ${c.join(' and ')}`);
     }
     for (const m of members.values()) await m.stop();
     expect(seen, 'two members answered isLeader at once').toEqual([]);
-    expect(members.get(target)!.view()).toMatchObject({ term, leader });
+    // From a member that does not lead, a MsgTimeoutNow starts nothing (later the cut link makes the target campaign).
+    if (attack === 'timeout-now') expect(soon).toMatchObject({ term, leader });
   });
 });
