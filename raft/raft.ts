@@ -613,6 +613,7 @@ export class Raft {
       } else if (m.type === 'MsgPreVoteResp' && !m.reject) {
         // A granted pre-vote echoes the future term; we take it only when we win.
       } else if (m.type === 'MsgApp' || m.type === 'MsgHeartbeat' || m.type === 'MsgSnap') {
+        this.noteLeaderSwitch(m.from);
         this.becomeFollower(m.term, m.from);
       } else {
         this.becomeFollower(m.term, None);
@@ -775,6 +776,18 @@ export class Raft {
     }
   }
 
+  /**
+   * Following another leader while the current one's lease runs skips that lease, as forgetting it
+   * does: mark the votes granted until it would have run out. Otherwise a forged leader could make
+   * followers grant a transfer vote, which skips the lease, while the real leader still claims.
+   */
+  private noteLeaderSwitch(next: string): void {
+    if (this.state !== 'Follower' || !this.checkQuorum || this.lead === None || this.lead === next) return;
+    if (this.electionElapsed < this.electionTimeout) {
+      this.leaseSkipTicksLeft = Math.max(this.leaseSkipTicksLeft, this.electionTimeout - this.electionElapsed);
+    }
+  }
+
   private stepFollower(m: Message): void {
     switch (m.type) {
       case 'MsgProp':
@@ -783,16 +796,19 @@ export class Raft {
         this.send(m);
         return;
       case 'MsgApp':
+        this.noteLeaderSwitch(m.from);
         this.electionElapsed = 0;
         this.lead = m.from;
         this.handleAppendEntries(m);
         return;
       case 'MsgHeartbeat':
+        this.noteLeaderSwitch(m.from);
         this.electionElapsed = 0;
         this.lead = m.from;
         this.handleHeartbeat(m);
         return;
       case 'MsgSnap':
+        this.noteLeaderSwitch(m.from);
         this.electionElapsed = 0;
         this.lead = m.from;
         this.handleSnapshot(m);
@@ -813,6 +829,8 @@ export class Raft {
         this.lead = None;
         return;
       case 'MsgTimeoutNow':
+        // A transfer campaign's votes skip the voters' lease: only the leader that gave its lease up may start one.
+        if (m.from !== this.lead) return;
         this.hup('CampaignTransfer');
         return;
       default:
