@@ -10,7 +10,7 @@ import { pino } from 'pino';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { RaftMember } from '../../cluster/member.js';
 import { MemoryTimingRecord } from '../../cluster/timing-record.js';
-import { makeMessage, seededRandom } from '../../raft/index.js';
+import { CampaignTransferContext, makeMessage, seededRandom } from '../../raft/index.js';
 import { Bus, MemoryStore } from '../harness/member-bus.js';
 
 const Ids = ['a', 'b', 'c', 'd', 'e'];
@@ -26,8 +26,8 @@ describe('a MsgTimeoutNow from a member that is not the leader', () => {
   });
   afterEach(() => vi.useRealTimers());
 
-  type Attack = 'timeout-now' | 'same-term-heartbeat' | 'higher-term-heartbeat-to-all';
-  const attacks: Attack[] = ['timeout-now', 'same-term-heartbeat', 'higher-term-heartbeat-to-all'];
+  type Attack = 'timeout-now' | 'same-term-heartbeat' | 'higher-term-heartbeat-to-all' | 'forged-transfer-vote-then-handover';
+  const attacks: Attack[] = ['timeout-now', 'same-term-heartbeat', 'higher-term-heartbeat-to-all', 'forged-transfer-vote-then-handover'];
 
   it.each(attacks)('%s: never a second isLeader while the leader cut from the target still claims', async (attack) => {
     const bus = new Bus();
@@ -70,6 +70,17 @@ describe('a MsgTimeoutNow from a member that is not the leader', () => {
       // A current-term heartbeat makes its sender the follower's leader (raft.go), then hands over.
       forge(target, 'MsgHeartbeat', term);
       forge(target, 'MsgTimeoutNow', term);
+    } else if (attack === 'forged-transfer-vote-then-handover') {
+      // The forger wins a transfer election of its own (its votes skip the lease too), then hands over.
+      for (const id of [target, ...others]) {
+        bus.endpoints.get(id)!.onMessage(
+          makeMessage({ type: 'MsgVote', from: 'a', to: id, term: term + 1, index: 1_000, logTerm: term, context: CampaignTransferContext }),
+        );
+      }
+      await vi.advanceTimersByTimeAsync(1);
+      for (const id of [target, ...others]) forge(id, 'MsgHeartbeat', term + 1);
+      await vi.advanceTimersByTimeAsync(1);
+      forge(target, 'MsgTimeoutNow', term + 1);
     } else {
       // A leader of a higher term for everyone but the real one, which then hands over.
       for (const id of [target, ...others]) forge(id, 'MsgHeartbeat', term + 1);
