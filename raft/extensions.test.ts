@@ -244,6 +244,16 @@ describe('LeaseSkipped', () => {
     expect(readMessages(r)).toMatchObject([{ type: 'MsgVoteResp', reject: false, term: 3, context: '' }]);
   });
 
+  it('a follower that grants a transfer vote within its leader\'s lease grants that one plain and marks the next ones', () => {
+    const r = newTestRaft('b', ['a', 'b', 'c', 'd', 'e'], { checkQuorum: true, preVote: true, random: fixedRandom(5) });
+    r.becomeFollower(1, 'a');
+    r.step(makeMessage({ type: 'MsgVote', from: 'c', to: 'b', term: 2, context: CampaignTransferContext }));
+    expect(readMessages(r)).toMatchObject([{ type: 'MsgVoteResp', reject: false, term: 2, context: '' }]);
+    // A second "transfer" inside a's lease: the first may have been forged, so this grant says the lease was skipped.
+    r.step(makeMessage({ type: 'MsgVote', from: 'd', to: 'b', term: 3, context: CampaignTransferContext }));
+    expect(readMessages(r)).toMatchObject([{ type: 'MsgVoteResp', reject: false, term: 3, context: LeaseSkippedContext }]);
+  });
+
   it('the mark lasts only for the rest of the forgotten lease', () => {
     const r = newTestRaft('b', ['a', 'b', 'c'], { checkQuorum: true, preVote: true, random: fixedRandom(5) });
     r.becomeFollower(1, 'a');

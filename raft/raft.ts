@@ -598,6 +598,7 @@ export class Raft {
 
   step(m: Message): void {
     if (m.term !== 0) this.noteGroupRan(m);
+    let transferSkipTicks = 0;
     if (m.term === 0) {
       // Local message: no term checks.
     } else if (m.term > this.term) {
@@ -607,6 +608,9 @@ export class Raft {
         // Within the lease (or a startup vote delay) a request is dropped: no answer, no term change.
         if (!force && (inLease || this.inRestartVoteDelay())) return;
         if (this.inFreshVoteDelay()) return;
+        // The transfer's own candidate is trusted (its leader gave the lease up); any other vote
+        // granted in the rest of this lease is marked: the "transfer" may have been forged.
+        if (force && inLease && this.state === 'Follower' && m.type === 'MsgVote') transferSkipTicks = this.electionTimeout - this.electionElapsed;
       }
       if (m.type === 'MsgPreVote') {
         // A pre-vote never changes the voter's term.
@@ -646,6 +650,7 @@ export class Raft {
           if (m.type === 'MsgVote') {
             this.electionElapsed = 0;
             this.vote = m.from;
+            this.leaseSkipTicksLeft = Math.max(this.leaseSkipTicksLeft, transferSkipTicks);
           }
         } else {
           this.send(makeMessage({ type: voteResponseType(m.type), to: m.from, term: this.term, reject: true }));
