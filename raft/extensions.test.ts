@@ -63,6 +63,8 @@ describe('restartVoteDelayTicks', () => {
 
   it('a transfer campaign skips the restart delay (the leader gave its lease up)', () => {
     const r = newTestRaft('b', ['a', 'b', 'c'], { restartVoteDelayTicks: delay, restored: durableState(2, 'a', [1, 2], 2) });
+    // The leader transfers only to a follower that acked its appends, so b knows a leads.
+    r.step(makeMessage({ type: 'MsgHeartbeat', from: 'a', to: 'b', term: 2, commit: 2 }));
     r.step(makeMessage({ type: 'MsgTimeoutNow', from: 'a', to: 'b', term: 2 }));
     expect(r).toMatchObject({ state: 'Candidate', term: 3 });
   });
@@ -209,6 +211,47 @@ describe('LeaseSkipped', () => {
     nt.campaign('c');
     expect(nt.status('c')).toMatchObject({ state: 'Leader', term: 2, leaseSkipped: true });
     expect(nt.delivered.filter((m) => m.type === 'MsgVoteResp' && m.from === 'b' && m.term === 2).map((m) => m.context)).toEqual(['']);
+  });
+
+  it('a follower that takes another leader within its leader\'s lease marks the votes it grants (the lease is skipped)', () => {
+    const r = newTestRaft('b', ['a', 'b', 'c'], { checkQuorum: true, preVote: true, random: fixedRandom(5) });
+    r.becomeFollower(1, 'a');
+    for (let i = 0; i < 4; i++) r.tick();
+    // A heartbeat "from c" of a higher term: c may be a forger that then hands over to someone.
+    r.step(makeMessage({ type: 'MsgHeartbeat', from: 'c', to: 'b', term: 2 }));
+    readMessages(r);
+    r.step(makeMessage({ type: 'MsgVote', from: 'd', to: 'b', term: 3, context: CampaignTransferContext }));
+    expect(readMessages(r)).toMatchObject([{ type: 'MsgVoteResp', reject: false, term: 3, context: LeaseSkippedContext }]);
+  });
+
+  it('so does one that takes another leader of the same term (two leaders in one term: a forger)', () => {
+    const r = newTestRaft('b', ['a', 'b', 'c'], { checkQuorum: true, preVote: true, random: fixedRandom(5) });
+    r.becomeFollower(1, 'a');
+    r.step(makeMessage({ type: 'MsgHeartbeat', from: 'c', to: 'b', term: 1 }));
+    readMessages(r);
+    r.step(makeMessage({ type: 'MsgVote', from: 'c', to: 'b', term: 2, context: CampaignTransferContext }));
+    expect(readMessages(r)).toMatchObject([{ type: 'MsgVoteResp', reject: false, term: 2, context: LeaseSkippedContext }]);
+  });
+
+  it('a follower that hears its own leader again, or a new leader after the lease ran out, grants plain votes', () => {
+    const r = newTestRaft('b', ['a', 'b', 'c'], { checkQuorum: true, preVote: true, random: fixedRandom(5) });
+    r.becomeFollower(1, 'a');
+    r.step(makeMessage({ type: 'MsgHeartbeat', from: 'a', to: 'b', term: 1 }));
+    for (let i = 0; i < 10; i++) r.tick();
+    r.step(makeMessage({ type: 'MsgHeartbeat', from: 'c', to: 'b', term: 2 }));
+    readMessages(r);
+    r.step(makeMessage({ type: 'MsgVote', from: 'c', to: 'b', term: 3, context: CampaignTransferContext }));
+    expect(readMessages(r)).toMatchObject([{ type: 'MsgVoteResp', reject: false, term: 3, context: '' }]);
+  });
+
+  it('a follower that grants a transfer vote within its leader\'s lease grants that one plain and marks the next ones', () => {
+    const r = newTestRaft('b', ['a', 'b', 'c', 'd', 'e'], { checkQuorum: true, preVote: true, random: fixedRandom(5) });
+    r.becomeFollower(1, 'a');
+    r.step(makeMessage({ type: 'MsgVote', from: 'c', to: 'b', term: 2, context: CampaignTransferContext }));
+    expect(readMessages(r)).toMatchObject([{ type: 'MsgVoteResp', reject: false, term: 2, context: '' }]);
+    // A second "transfer" inside a's lease: the first may have been forged, so this grant says the lease was skipped.
+    r.step(makeMessage({ type: 'MsgVote', from: 'd', to: 'b', term: 3, context: CampaignTransferContext }));
+    expect(readMessages(r)).toMatchObject([{ type: 'MsgVoteResp', reject: false, term: 3, context: LeaseSkippedContext }]);
   });
 
   it('the mark lasts only for the rest of the forgotten lease', () => {

@@ -122,6 +122,7 @@ export class Raft extends RaftBase {
 
   step(m: Message): void {
     if (m.term !== 0) this.noteGroupRan(m);
+    let transferSkipTicks = 0;
     if (m.term === 0) {
       // Local message: no term checks.
     } else if (m.term > this.term) {
@@ -131,12 +132,16 @@ export class Raft extends RaftBase {
         // Within the lease (or a startup vote delay) a request is dropped: no answer, no term change.
         if (!force && (inLease || this.inRestartVoteDelay())) return;
         if (this.inFreshVoteDelay()) return;
+        // The transfer's own candidate is trusted (its leader gave the lease up); any other vote
+        // granted in the rest of this lease is marked: the "transfer" may have been forged.
+        if (force && inLease && this.state === 'Follower' && m.type === 'MsgVote') transferSkipTicks = this.electionTimeout - this.electionElapsed;
       }
       if (m.type === 'MsgPreVote') {
         // A pre-vote never changes the voter's term.
       } else if (m.type === 'MsgPreVoteResp' && !m.reject) {
         // A granted pre-vote echoes the future term; we take it only when we win.
       } else if (m.type === 'MsgApp' || m.type === 'MsgHeartbeat' || m.type === 'MsgSnap') {
+        this.noteLeaderSwitch(m.from);
         this.becomeFollower(m.term, m.from);
       } else {
         this.becomeFollower(m.term, None);
@@ -169,6 +174,7 @@ export class Raft extends RaftBase {
           if (m.type === 'MsgVote') {
             this.electionElapsed = 0;
             this.vote = m.from;
+            this.leaseSkipTicksLeft = Math.max(this.leaseSkipTicksLeft, transferSkipTicks);
           }
         } else {
           this.send(makeMessage({ type: voteResponseType(m.type), to: m.from, term: this.term, reject: true }));
@@ -299,6 +305,18 @@ export class Raft extends RaftBase {
     }
   }
 
+  /**
+   * Following another leader while the current one's lease runs skips that lease, as forgetting it
+   * does: mark the votes granted until it would have run out. Otherwise a forged leader could make
+   * followers grant a transfer vote, which skips the lease, while the real leader still claims.
+   */
+  private noteLeaderSwitch(next: string): void {
+    if (this.state !== 'Follower' || !this.checkQuorum || this.lead === None || this.lead === next) return;
+    if (this.electionElapsed < this.electionTimeout) {
+      this.leaseSkipTicksLeft = Math.max(this.leaseSkipTicksLeft, this.electionTimeout - this.electionElapsed);
+    }
+  }
+
   private stepFollower(m: Message): void {
     switch (m.type) {
       case 'MsgProp':
@@ -307,16 +325,19 @@ export class Raft extends RaftBase {
         this.send(m);
         return;
       case 'MsgApp':
+        this.noteLeaderSwitch(m.from);
         this.electionElapsed = 0;
         this.lead = m.from;
         this.handleAppendEntries(m);
         return;
       case 'MsgHeartbeat':
+        this.noteLeaderSwitch(m.from);
         this.electionElapsed = 0;
         this.lead = m.from;
         this.handleHeartbeat(m);
         return;
       case 'MsgSnap':
+        this.noteLeaderSwitch(m.from);
         this.electionElapsed = 0;
         this.lead = m.from;
         this.handleSnapshot(m);
@@ -337,6 +358,8 @@ export class Raft extends RaftBase {
         this.lead = None;
         return;
       case 'MsgTimeoutNow':
+        // A transfer campaign's votes skip the voters' lease: only the leader that gave its lease up may start one.
+        if (m.from !== this.lead) return;
         this.hup('CampaignTransfer');
         return;
       default:

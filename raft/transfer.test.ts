@@ -171,6 +171,17 @@ describe('leader transfer', () => {
     expect(nt.status('a')).toMatchObject({ state: 'Leader', term: 1, leadTransferee: 'b' });
   });
 
+  it('a follower ignores MsgTimeoutNow from anyone but its leader (a transfer campaign skips the voters\' lease)', () => {
+    const nt = elected();
+    // From the other follower, at the current term: no campaign, no term change.
+    nt.send(makeMessage({ type: 'MsgTimeoutNow', from: 'b', to: 'c', term: 1 }));
+    expect(nt.status('c')).toMatchObject({ state: 'Follower', term: 1, lead: 'a' });
+    expect(nt.status('a')).toMatchObject({ state: 'Leader', term: 1 });
+    // From the leader, it still starts the transfer election.
+    nt.send(makeMessage({ type: 'MsgTimeoutNow', from: 'a', to: 'c', term: 1 }));
+    expect(nt.status('c')).toMatchObject({ state: 'Leader', term: 2 });
+  });
+
   it('MsgTimeoutNow is ignored by a candidate and by a leader', () => {
     const nt = elected();
     nt.isolate('c');

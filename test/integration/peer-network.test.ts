@@ -173,7 +173,7 @@ describe('the peer network against hostile neighbours (real processes)', () => {
     await cluster.agreedLeader(5_000);
   });
 
-  it('a secret holder (the test peer client) reaches raft through the real framing: a MsgTimeoutNow starts a transfer election', async () => {
+  it('a secret holder (the test peer client) reaches raft through the real framing: its heartbeat then MsgTimeoutNow start a transfer election', async () => {
     cluster = await ProcessCluster.start({ size: 3 });
     await cluster.agreedLeader(15_000);
     // m1 must not be running: a live m1 would hold the id (duplicate_member).
@@ -182,6 +182,9 @@ describe('the peer network against hostile neighbours (real processes)', () => {
     const target = leader.self === 'm2' ? 'm3' : 'm2';
     const secret = readFileSync(cluster.secretFile, 'utf8').trim();
     const peer = await connectAsPeer({ host: '127.0.0.1', port: cluster.member(target).peerPort, cluster: 'raft-elector', secret, from: 'm1', to: target, timing });
+    // A MsgTimeoutNow counts only from the target's leader: the heartbeat makes m1 that (raft.go's
+    // rule), and the target's own vote then marks the real leader's lease as skipped.
+    peer.send(makeMessage({ type: 'MsgHeartbeat', from: 'm1', to: target, term: leader.term }));
     peer.send(makeMessage({ type: 'MsgTimeoutNow', from: 'm1', to: target, term: leader.term }));
     await waitFor(`${target} campaigns on the forged transfer`, 10_000, async () =>
       counter(await metrics(cluster!, target), 'raft_elector_elections_started_total', 'kind="transfer"') === 1 ? true : undefined,
