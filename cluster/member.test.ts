@@ -177,6 +177,27 @@ describe('RaftMember', () => {
     for (const m of members.values()) await m.stop();
   });
 
+  it('a candidate sends its vote requests before it writes its new term and self-vote', async () => {
+    const { bus, stores, members } = makeGroup(seed);
+    const writes: { member: string; term: number; vote: string; sentBefore: number }[] = [];
+    for (const [id, store] of stores) {
+      const save = store.save.bind(store);
+      store.save = (state) => {
+        writes.push({ member: id, term: state.hardState.term, vote: state.hardState.vote, sentBefore: bus.trace.length });
+        save(state);
+      };
+    }
+    for (const m of members.values()) await m.start();
+    await runUntil(() => views(members).some((v) => v.isLeader), 3_000);
+    const leader = views(members).find((v) => v.isLeader)!;
+    const selfVote = writes.find((w) => w.member === leader.self && w.term === leader.term && w.vote === leader.self)!;
+    const requestsBefore = bus.trace
+      .slice(0, selfVote.sentBefore)
+      .filter((t) => t.member === leader.self && t.detail.startsWith('MsgVote->') && t.detail.endsWith(`@${leader.term}`));
+    expect(requestsBefore.length, 'MsgVote left before the candidate wrote its vote').toBe(Ids.length - 1);
+    for (const m of members.values()) await m.stop();
+  });
+
   it('a leader elected by members that forgot the old one waits a lease window before claiming', async () => {
     const { bus, members } = makeGroup(seed);
     for (const m of members.values()) await m.start();

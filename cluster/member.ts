@@ -41,6 +41,9 @@ const DisconnectCampaignDelayMs = 30;
 
 const cryptoRandom: RandomSource = { nextInt: (max) => randomInt(max) };
 
+/** What a (pre-)candidate sends before its own write. */
+const VoteRequests: ReadonlySet<Message['type']> = new Set(['MsgVote', 'MsgPreVote']);
+
 /** What a leader may send before its own write (a prefix of the Ready's messages). */
 const LeaderSendsFirst: ReadonlySet<Message['type']> = new Set(['MsgApp', 'MsgHeartbeat', 'MsgTimeoutNow', 'MsgSnap']);
 
@@ -474,13 +477,19 @@ export class RaftMember implements Member {
       // Nothing of this Ready's term is new: the term (and a leader's self-vote) is already on disk.
       const termDurable = rd.hardState === undefined || rd.hardState.term === this.term;
       let sent = 0;
+      // Vote requests promise nothing about this member's disk: its own vote is a message to itself,
+      // counted only after this synchronous write, and any grant is stepped after it too (etcd-raft's
+      // msgs vs msgsAfterAppend). So the peers' writes overlap with ours.
+      const early = rd.messages.filter((m) => VoteRequests.has(m.type));
+      for (const m of early) this.sendOne(m);
+      const rest = early.length === 0 ? rd.messages : rd.messages.filter((m) => !VoteRequests.has(m.type));
       if (termDurable) {
         if (rd.softState) this.onSoftState(rd);
         // A leader's appends, heartbeats and MsgTimeoutNow promise nothing about its own disk, so
         // they leave before the write (etcd's leader rule, raft thesis 10.2.1); responses are
         // stepped only after this synchronous write, so the leader never counts an unwritten entry.
         if (this.soft.state === 'Leader') {
-          while (sent < rd.messages.length && LeaderSendsFirst.has(rd.messages[sent]!.type)) this.sendOne(rd.messages[sent++]!);
+          while (sent < rest.length && LeaderSendsFirst.has(rest[sent]!.type)) this.sendOne(rest[sent++]!);
         }
         // A follower names the leader it just heard from before writing that leader's entries.
         if (rd.softState) this.publish();
@@ -494,7 +503,7 @@ export class RaftMember implements Member {
       }
       if (rd.hardState) this.term = rd.hardState.term;
       if (rd.softState && !termDurable) this.onSoftState(rd);
-      for (let i = sent; i < rd.messages.length; i++) this.sendOne(rd.messages[i]!);
+      for (let i = sent; i < rest.length; i++) this.sendOne(rest[i]!);
       // Committed membership changes take effect in log order, before advance (etcd's driver rule).
       for (const e of rd.committedEntries) {
         if (!e.confChange) continue;
