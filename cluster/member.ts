@@ -411,6 +411,12 @@ export class RaftMember implements Member {
       if (target !== undefined) {
         if (this.transferTargetsTried.has(target)) this.transferTargetsTried.clear();
         this.startTransfer(target);
+      } else {
+        // No voter to hand over to (removed, or none connected): this term can never be claimed
+        // again, so give it up; the next election, a new term, can be.
+        this.log.info({ term: status.term }, 'no voter to hand leadership to; stepping down for a new term');
+        this.lastTransferAttemptMs = now;
+        this.withNode('step down', (n) => n.stepDown());
       }
     }
   }

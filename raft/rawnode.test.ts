@@ -361,3 +361,18 @@ describe('RawNode.heartbeat (driver extension)', () => {
     expect(Number(next.context)).toBe(Number(sent[0]!.context) + 1);
   });
 });
+
+describe('RawNode.stepDown (driver extension)', () => {
+  it('turns a leader into a follower of its own term with no leader; the next election is a new term', () => {
+    // Without CheckQuorum, so the followers' lease on the old leader does not hold the new election back.
+    const nt = new TestNetwork(['a', 'b', 'c'], { preVote: false, checkQuorum: false });
+    nt.campaign('a');
+    expect(nt.status('a')).toMatchObject({ state: 'Leader', term: 1 });
+    nt.act('b', (n) => n.stepDown());
+    expect(nt.status('b')).toMatchObject({ state: 'Follower', term: 1, lead: 'a' });
+    nt.act('a', (n) => n.stepDown());
+    expect(nt.status('a')).toMatchObject({ state: 'Follower', term: 1, lead: '' });
+    nt.campaign('a');
+    expect(nt.status('a')).toMatchObject({ state: 'Leader', term: 2 });
+  });
+});

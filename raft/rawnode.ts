@@ -5,6 +5,7 @@ import {
   copyConfState,
   hardStateEqual,
   makeMessage,
+  None,
   RaftError,
   type ConfChangeV2,
   type ConfState,
@@ -109,6 +110,16 @@ export class RawNode {
    * (not an etcd API: the driver uses it right after an election so the lease starts one
    * round trip later instead of up to a tick later). No-op on other roles.
    */
+  /**
+   * A leader becomes a follower of its own term with no leader, so that the next election starts a
+   * new term. Not an etcd API: the driver uses it when a leader that began a transfer (and so may
+   * never claim this term again) finds no voter to hand over to. Ignored by a non-leader.
+   */
+  stepDown(): void {
+    if (this.raft.state !== 'Leader') return;
+    this.raft.becomeFollower(this.raft.term, None);
+  }
+
   heartbeat(): void {
     if (this.raft.state !== 'Leader') return;
     this.raft.step(makeMessage({ type: 'MsgBeat', from: this.raft.id }));

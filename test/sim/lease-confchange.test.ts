@@ -340,4 +340,17 @@ describe('lease safety of real members while the configuration changes', () => {
     expect(claims).toBeGreaterThan(samples / 10);
     expect(changes).toBeGreaterThan(numRuns);
   }, 600_000);
+
+  it('replays a found counterexample: a leader that began a transfer and then became the only voter steps down, and the next term is claimed', async () => {
+    // LEASE_CC_SIM_SEED=9105 run 115: c transferred in term 4, then removed its last other voter,
+    // and stayed a leader that could never claim (no voter to hand over to).
+    console.log('lease conf-change regression: fast-check seed 9105 path 114');
+    await fc.assert(
+      fc.asyncProperty(fc.integer({ min: 1, max: 2 ** 30 }), fc.array(actionArb, { minLength: 3, maxLength: 14 }), async (s, actions) => {
+        vi.setSystemTime(1_000_000);
+        await runSchedule(s, actions);
+      }),
+      { seed: 9105, path: '114', numRuns: 1, endOnFailure: true },
+    );
+  }, 120_000);
 });
