@@ -35,7 +35,7 @@ describe('a forged snapshot with another configuration', () => {
     for (const [i, id] of Running.entries()) {
       const member = new RaftMember({
         id,
-        voters: Ids,
+        bootstrap: { voters: Ids },
         ...Timing,
         heartbeatTicks: 1,
         store: new MemoryStore(id, bus),

@@ -36,7 +36,7 @@ describe('a MsgTimeoutNow from a member that is not the leader', () => {
     for (const [i, id] of Running.entries()) {
       const member = new RaftMember({
         id,
-        voters: Ids,
+        bootstrap: { voters: Ids },
         ...Timing,
         heartbeatTicks: 1,
         store: new MemoryStore(id, bus),
