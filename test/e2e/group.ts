@@ -59,6 +59,18 @@ export interface InstallOptions {
   injectAnnotations?: Record<string, string>;
   /** The sidecar's ports (chosen here when absent); an injector's template must use the same. */
   ports?: { http: number; raft: number };
+  /**
+   * Deployment: the example StatefulSet becomes a Deployment (random pod names, emptyDir
+   * data, pod IPs from a pool); the members follow its pods (issue 11).
+   */
+  workload?: 'StatefulSet' | 'Deployment';
+}
+
+/** The example StatefulSet as the Deployment a user would write: no serviceName, no claims. */
+export function asDeployment(sts: StatefulSet): void {
+  const o = sts as unknown as { kind: string; spec: Record<string, unknown> };
+  o.kind = 'Deployment';
+  for (const field of ['serviceName', 'podManagementPolicy', 'volumeClaimTemplates', 'persistentVolumeClaimRetentionPolicy', 'updateStrategy', 'ordinals']) delete o.spec[field];
 }
 
 export class Group {
@@ -90,11 +102,13 @@ export class Group {
     const rendered = helm.run(['template', options.release, join(repoRoot, 'charts/raft-elector'), '--namespace', options.namespace,
       // helm template cannot see the cluster, so the chart refuses to invent a peer secret; hand it one.
       '--skip-tests', '--set', `secret.value=${randomBytes(24).toString('base64url')}`,
-      '--set', 'example.enabled=true', '--set', `sidecar.httpPort=${httpPort}`, '--set', `sidecar.raftPort=${raftPort}`]);
+      '--set', 'example.enabled=true', '--set', `sidecar.httpPort=${httpPort}`, '--set', `sidecar.raftPort=${raftPort}`,
+      ...(options.workload === 'Deployment' ? ['--set', 'persistence.type=emptyDir'] : [])]);
     if (rendered.status !== 0) throw new Error(`helm template failed: ${rendered.stderr}`);
     const objects = parseManifests(rendered.stdout);
     options.edit?.(objects);
     const sts = only<StatefulSet>(objects, 'StatefulSet');
+    if (options.workload === 'Deployment') asDeployment(sts);
     const dir = join(cp.dir, 'groups', options.namespace);
     mkdirSync(dir, { recursive: true });
     const group = new Group(cp, options.namespace, objects, sts, sidecarOf(sts).container, httpPort, dir);
@@ -124,7 +138,7 @@ export class Group {
     group.kubelet = new FakeKubelet(cp.admin, options.namespace, selector, {
       start: (pod, ip) => group.startMember(pod, ip),
       stop: (pod, graceMs) => group.stopMember(pod, graceMs),
-    });
+    }, options.workload === 'Deployment' ? 'pool' : 'ordinal');
     group.kubelet.start();
     return group;
   }
@@ -143,6 +157,11 @@ export class Group {
 
   private arg(flag: string): string | undefined {
     return this.container.args?.find((a) => a.startsWith(`${flag}=`))?.slice(flag.length + 1);
+  }
+
+  /** Pods not deleting, by name (a Deployment's names are random). */
+  async livePods(): Promise<Pod[]> {
+    return (await this.pods()).filter((p) => !p.metadata.deletionTimestamp).sort((a, b) => (a.metadata.name < b.metadata.name ? -1 : 1));
   }
 
   /** The live incarnation of a pod (its newest process, if still running). */

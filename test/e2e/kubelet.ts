@@ -15,6 +15,13 @@ export function podIpFor(name: string): string {
   return `127.0.0.${11 + ordinal}`;
 }
 
+/** Pod IPs for pods without an ordinal (a Deployment's): 127.0.0.100 and up, never reused in a run. */
+let nextPoolIp = 100;
+export function poolIp(): string {
+  if (nextPoolIp > 254) throw new Error('the e2e pod IP pool (127.0.0.100-254) is used up');
+  return `127.0.0.${nextPoolIp++}`;
+}
+
 export interface PodRuntime {
   /** Start the pod's containers; the pod is already reported Running with `ip`. */
   start(pod: Pod, ip: string): Promise<void>;
@@ -56,6 +63,7 @@ export class FakeKubelet {
     private readonly namespace: string,
     private readonly selector: string,
     private readonly runtime: PodRuntime,
+    private readonly ips: 'ordinal' | 'pool' = 'ordinal',
   ) {}
 
   start(): void {
@@ -107,7 +115,7 @@ export class FakeKubelet {
       }
       this.pods.set(uid, 'starting');
       this.note(`${name} ${uid.slice(0, 8)} starting`);
-      const ip = podIpFor(name);
+      const ip = this.ips === 'pool' ? poolIp() : podIpFor(name);
       this.track(
         (async () => {
           const now = new Date().toISOString();
