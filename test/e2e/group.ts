@@ -138,6 +138,7 @@ export class Group {
     group.kubelet = new FakeKubelet(cp.admin, options.namespace, selector, {
       start: (pod, ip) => group.startMember(pod, ip),
       stop: (pod, graceMs) => group.stopMember(pod, graceMs),
+      ...(options.workload === 'Deployment' ? { ready: (pod: Pod) => group.probeReady(pod) } : {}),
     }, options.workload === 'Deployment' ? 'pool' : 'ordinal');
     group.kubelet.start();
     return group;
@@ -237,6 +238,14 @@ export class Group {
       await m.process.waitExit(5_000);
     }
     if (this.incarnations.filter((i) => i.name === m.name).at(-1) === m) this.dns.removePod(m.name);
+  }
+
+  /** The sidecar's readinessProbe (GET /readyz on the http port) for this incarnation. */
+  async probeReady(pod: Pod): Promise<boolean> {
+    const m = this.incarnations.find((i) => i.uid === pod.metadata.uid);
+    if (!m?.process.running) return false;
+    const res = await fetch(`http://${m.ip}:${this.httpPort}/readyz`, { signal: AbortSignal.timeout(2_000) });
+    return res.status === 200;
   }
 
   /** The member's token, as the app container in the same pod could read it. */

@@ -27,6 +27,8 @@ export interface PodRuntime {
   start(pod: Pod, ip: string): Promise<void>;
   /** Stop them: SIGTERM, SIGKILL after `graceMs`; resolves once they exited. */
   stop(pod: Pod, graceMs: number): Promise<void>;
+  /** The readiness probe; absent: Ready as soon as started. */
+  ready?(pod: Pod): Promise<boolean>;
 }
 
 export async function registerNode(api: KubeRest): Promise<void> {
@@ -119,7 +121,8 @@ export class FakeKubelet {
       this.track(
         (async () => {
           const now = new Date().toISOString();
-          const ready = (type: string) => ({ type, status: 'True', lastTransitionTime: now });
+          const gated = this.runtime.ready !== undefined;
+          const ready = (type: string) => ({ type, status: gated && (type === 'Ready' || type === 'ContainersReady') ? 'False' : 'True', lastTransitionTime: now });
           await this.api.mergePatch(`${base}/status`, {
             status: {
               phase: 'Running',
@@ -134,6 +137,18 @@ export class FakeKubelet {
           await this.runtime.start(pod, ip);
           if (this.pods.get(uid) === 'starting') this.pods.set(uid, 'running');
           this.note(`${name} ${uid.slice(0, 8)} running`);
+          // As the kubelet's readinessProbe: a rollout waits for Ready (probed every 500 ms here, once Ready it stays).
+          while (gated && !this.stopped && this.pods.get(uid) === 'running') {
+            if (await this.runtime.ready!(pod).catch(() => false)) {
+              const at = new Date().toISOString();
+              await this.api.mergePatch(`${base}/status`, {
+                status: { conditions: ['PodScheduled', 'Initialized', 'ContainersReady', 'Ready'].map((type) => ({ type, status: 'True', lastTransitionTime: at })) },
+              });
+              this.note(`${name} ${uid.slice(0, 8)} ready`);
+              break;
+            }
+            await new Promise((r) => setTimeout(r, 500));
+          }
         })(),
       );
     }
