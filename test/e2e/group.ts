@@ -60,17 +60,10 @@ export interface InstallOptions {
   /** The sidecar's ports (chosen here when absent); an injector's template must use the same. */
   ports?: { http: number; raft: number };
   /**
-   * Deployment: the example StatefulSet becomes a Deployment (random pod names, emptyDir
-   * data, pod IPs from a pool); the members follow its pods (issue 11).
+   * Deployment: the chart's example Deployment (random pod names, emptyDir data, pod IPs from
+   * a pool, Ready gated on /readyz); the members follow its pods (issue 11).
    */
   workload?: 'StatefulSet' | 'Deployment';
-}
-
-/** The example StatefulSet as the Deployment a user would write: no serviceName, no claims. */
-export function asDeployment(sts: StatefulSet): void {
-  const o = sts as unknown as { kind: string; spec: Record<string, unknown> };
-  o.kind = 'Deployment';
-  for (const field of ['serviceName', 'podManagementPolicy', 'volumeClaimTemplates', 'persistentVolumeClaimRetentionPolicy', 'updateStrategy', 'ordinals']) delete o.spec[field];
 }
 
 export class Group {
@@ -103,12 +96,12 @@ export class Group {
       // helm template cannot see the cluster, so the chart refuses to invent a peer secret; hand it one.
       '--skip-tests', '--set', `secret.value=${randomBytes(24).toString('base64url')}`,
       '--set', 'example.enabled=true', '--set', `sidecar.httpPort=${httpPort}`, '--set', `sidecar.raftPort=${raftPort}`,
-      ...(options.workload === 'Deployment' ? ['--set', 'persistence.type=emptyDir'] : [])]);
+      ...(options.workload === 'Deployment' ? ['--set', 'example.kind=Deployment'] : ['--set', 'persistence.type=pvc'])]);
     if (rendered.status !== 0) throw new Error(`helm template failed: ${rendered.stderr}`);
     const objects = parseManifests(rendered.stdout);
     options.edit?.(objects);
-    const sts = only<StatefulSet>(objects, 'StatefulSet');
-    if (options.workload === 'Deployment') asDeployment(sts);
+    // A Deployment has every field the harness reads of a StatefulSet (template, selector, replicas).
+    const sts = only<StatefulSet>(objects, options.workload === 'Deployment' ? 'Deployment' : 'StatefulSet');
     const dir = join(cp.dir, 'groups', options.namespace);
     mkdirSync(dir, { recursive: true });
     const group = new Group(cp, options.namespace, objects, sts, sidecarOf(sts).container, httpPort, dir);
