@@ -1,8 +1,9 @@
 /**
  * Membership that follows a Deployment on a real control plane (issue 11): the chart's example
  * as a Deployment on emptyDir elects one leader; `kubectl scale` 3→5→3 and `kubectl rollout
- * restart` move the raft configuration to the pods that exist, while isLeader is sampled on every
- * member every few ms: never two claims at once, and the longest time without one is printed.
+ * restart`, deleting the leader pod and SIGKILL of the leader mid conf change move the raft
+ * configuration to the pods that exist, while isLeader is sampled on every member every few ms:
+ * never two claims at once, and the longest time without one is printed.
  */
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
@@ -111,5 +112,37 @@ describe.skipIf(skipReason !== '')('a Deployment whose members follow its pods, 
     }, 500);
     expect(after.voters).toBe(3);
     report('rollout restart of 3', from);
+  }), 240_000);
+
+  it('kubectl delete pod of the leader (emptyDir): its replacement is a new member, the old incarnation is removed', () => step(async () => {
+    const before = await converged(3);
+    const from = performance.now();
+    await cp.kubectl(['delete', 'pod', before.leader.self, '--namespace', Namespace, '--wait=false']);
+    const after = await waitFor('the leader pod to be replaced and the membership to follow', 120_000, async () => {
+      const c = await converged(3, 5_000).catch(() => undefined);
+      return c && !c.ids.includes(before.leader.selfId) ? c : undefined;
+    }, 500);
+    expect(after.leader.selfId).not.toBe(before.leader.selfId);
+    expect(after.voters).toBe(3);
+    report('delete pod of the leader', from);
+  }), 180_000);
+
+  it('SIGKILL of the leader in the middle of a configuration change (scale 3→4), then its pod is deleted', () => step(async () => {
+    const before = await converged(3);
+    const from = performance.now();
+    await cp.kubectl(['scale', 'deployment', deployment(), '--replicas=4', '--namespace', Namespace]);
+    // The reconciler adds the new pod as a learner: kill the leader once the new pod's member runs.
+    await waitFor('the fourth pod to run a member', 60_000, () => (group.incarnations.filter((m) => m.process.running).length >= 4 ? true : undefined), 20);
+    const victim = group.incarnations.find((m) => `${m.name}@${m.uid}` === before.leader.selfId)!;
+    victim.process.signal('SIGKILL');
+    await cp.kubectl(['delete', 'pod', victim.name, '--namespace', Namespace, '--wait=false']);
+    const after = await waitFor('the membership to equal the 4 pods without the killed leader', 120_000, async () => {
+      const c = await converged(4, 5_000).catch(() => undefined);
+      return c && !c.ids.includes(before.leader.selfId) ? c : undefined;
+    }, 500);
+    expect(after.leader.selfId).not.toBe(before.leader.selfId);
+    report('SIGKILL of the leader mid conf change', from);
+    await cp.kubectl(['scale', 'deployment', deployment(), '--replicas=3', '--namespace', Namespace]);
+    await converged(3);
   }), 240_000);
 });
