@@ -478,6 +478,18 @@ describe('GET /healthz and /readyz', () => {
     expect(body).toMatchObject({ ready: true, reason: 'leader_known' });
   });
 
+  it('/readyz: 503 for a member outside the configuration (a joiner not added yet), even with a leader known', async () => {
+    const h = await start();
+    leaderOf(h, 'pod-b', 1);
+    h.member.setMembers([
+      { id: 'pod-a', address: null, connected: true, role: 'follower', membership: 'joining' },
+      { id: 'pod-b', address: 'b:4041', connected: true, role: 'leader', membership: 'voter' },
+    ]);
+    const { status, body } = await getJson(`${h.base}/readyz`);
+    expect(status).toBe(503);
+    expect(body).toMatchObject({ ready: false, reason: 'not_yet_a_member' });
+  });
+
   it('/readyz: ready without a leader while a quorum is connected, 503 without', async () => {
     const h = await start();
     h.member.setMembers([

@@ -373,13 +373,19 @@ export function createApiServer(deps: ApiServerDeps): ApiServer {
     const query = readQuery(req, ['leader']);
     const requireLeader = query.has('leader') ? parseBoolean(query, 'leader') : false;
     const view = member.view();
-    const others = member.members().filter((m) => m.id !== view.self);
+    const all = member.members();
+    const others = all.filter((m) => m.id !== view.self);
+    const selfPlace = all.find((m) => m.id === view.self)?.membership;
     const membersCount = others.length + 1;
     const connected = 1 + others.filter((m) => m.connected).length;
     const quorum = Math.floor(membersCount / 2) + 1;
     let reason: string;
     let ready: boolean;
-    if (requireLeader) {
+    if (selfPlace === 'joining' || selfPlace === 'removed') {
+      // Not in the configuration: a rolling update must not count this pod (and retire an old voter) yet.
+      ready = false;
+      reason = selfPlace === 'joining' ? 'not_yet_a_member' : 'removed';
+    } else if (requireLeader) {
       ready = view.isLeader;
       reason = ready ? 'leader' : 'not_leader';
     } else if (view.leader !== null) {

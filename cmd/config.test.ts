@@ -98,30 +98,33 @@ describe('parseConfig', () => {
   });
 
   describe('in-cluster mode', () => {
-    const env = { KUBERNETES_SERVICE_HOST: '10.0.0.1', POD_NAME: 'demo-1', POD_NAMESPACE: 'apps' };
-    const args = ['--replicas', '3', '--service', 'demo', '--pod-selector', 'app.kubernetes.io/instance=demo', '--insecure'];
-    it('takes the id from POD_NAME and the namespace from POD_NAMESPACE', () => {
+    const uid = '3f2a1c5e-8b7d-4e6f-9a0b-1c2d3e4f5a6b';
+    const env = { KUBERNETES_SERVICE_HOST: '10.0.0.1', POD_NAME: 'demo-1', POD_NAMESPACE: 'apps', POD_UID: uid };
+    const args = ['--service', 'demo', '--pod-selector', 'app.kubernetes.io/instance=demo', '--insecure'];
+    it('takes the id from POD_NAME@POD_UID and the namespace from POD_NAMESPACE', () => {
       const c = run(args, env);
-      expect(c.id).toBe('demo-1');
+      expect(c.id).toBe(`demo-1@${uid}`);
       expect(c.peers).toEqual([]);
-      expect(c.kubernetes).toMatchObject({ namespace: 'apps', replicas: 3, service: 'demo', labelKey: 'raft-role', clusterDomain: 'cluster.local' });
+      expect(c.kubernetes).toMatchObject({ podName: 'demo-1', podUid: uid, namespace: 'apps', service: 'demo', labelKey: 'raft-role', clusterDomain: 'cluster.local' });
     });
-    it('defaults --max-voters to 5 and reads POD_UID', () => {
-      expect(run(args, env).kubernetes).toMatchObject({ maxVoters: 5, podUid: undefined });
-      const c = run([...args, '--max-voters', '3'], { ...env, POD_UID: '3f2a1c5e-8b7d-4e6f-9a0b-1c2d3e4f5a6b' });
-      expect(c.kubernetes).toMatchObject({ maxVoters: 3, podUid: '3f2a1c5e-8b7d-4e6f-9a0b-1c2d3e4f5a6b' });
+    it('defaults --max-voters to 5', () => {
+      expect(run(args, env).kubernetes).toMatchObject({ maxVoters: 5, replicasIgnored: undefined });
+      expect(run([...args, '--max-voters', '3'], env).kubernetes).toMatchObject({ maxVoters: 3 });
+    });
+    it('accepts --replicas from an old manifest and ignores it', () => {
+      expect(run([...args, '--replicas', '3'], env).kubernetes).toMatchObject({ replicasIgnored: 3 });
     });
     it('is chosen by --kubernetes too', () => {
-      const c = run(['--kubernetes', ...args], { POD_NAME: 'demo-0', POD_NAMESPACE: 'apps' });
+      const c = run(['--kubernetes', ...args], { POD_NAME: 'demo-0', POD_NAMESPACE: 'apps', POD_UID: uid });
       expect(c.kubernetes?.podName).toBe('demo-0');
     });
     it.each([
       [{ POD_NAME: '' }, args, 'needs POD_NAME'],
+      [{ POD_UID: '' }, args, 'in-cluster mode needs POD_UID (set it from the downward API: metadata.uid)'],
       [{ POD_NAMESPACE: '' }, args, 'needs --namespace or POD_NAMESPACE'],
-      [{}, args.filter((a) => a !== '--replicas' && a !== '3'), 'needs --replicas'],
       [{}, [...args, '--replicas', '0'], '--replicas must be an integer from 1'],
-      [{}, ['--replicas', '3', '--pod-selector', 'a=b', '--insecure'], 'needs --service'],
-      [{}, ['--replicas', '3', '--service', 'demo', '--insecure'], 'needs --pod-selector'],
+      [{}, ['--pod-selector', 'a=b', '--insecure'], 'needs --service'],
+      [{}, ['--service', 'demo', '--insecure'], 'needs --pod-selector'],
       [{}, [...args, '--peers', 'a=h:1'], '--peers and in-cluster mode exclude each other'],
       [{}, [...args, '--id', 'other'], 'differs from POD_NAME'],
       [{}, [...args, '--label-leader', 'follower'], 'must differ'],

@@ -72,9 +72,9 @@ export const optionSpecs = {
   kubernetes: {
     kind: 'boolean',
     default: false,
-    help: 'in-cluster mode (also on when KUBERNETES_SERVICE_HOST is set): id from POD_NAME, voters from --replicas, peers from DNS',
+    help: 'in-cluster mode (also on when KUBERNETES_SERVICE_HOST is set): id POD_NAME@POD_UID, membership follows the pods of --pod-selector',
   },
-  replicas: { kind: 'integer', help: 'in-cluster: number of voters, the StatefulSet pods <sts>-0 .. <sts>-(N-1)', placeholder: 'N' },
+  replicas: { kind: 'integer', help: 'ignored (accepted for old manifests): the voters now follow the pods, up to --max-voters', placeholder: 'N' },
   'max-voters': {
     kind: 'integer',
     default: 5,
@@ -153,11 +153,12 @@ export interface ElectorConfig {
 export interface KubernetesConfig {
   podName: string;
   namespace: string;
-  replicas: number;
+  /** --replicas as given: ignored since membership follows the pods (cmd warns once). */
+  replicasIgnored: number | undefined;
   /** Voter cap of the reconciler (issue 11): odd, 1..7. */
   maxVoters: number;
-  /** POD_UID (downward API metadata.uid): with it the member id is `<podName>@<podUid>`. */
-  podUid: string | undefined;
+  /** POD_UID (downward API metadata.uid): the member id is `<podName>@<podUid>`. */
+  podUid: string;
   service: string;
   clusterDomain: string;
   dnsServer: HostPort | undefined;
@@ -228,14 +229,14 @@ function parseKubernetes(
   if (namespace === '') {
     throw new ConfigError('in-cluster mode needs --namespace or POD_NAMESPACE (downward API: metadata.namespace)');
   }
-  if (str('replicas') === undefined) throw new ConfigError('in-cluster mode needs --replicas: the voters are fixed by configuration');
-  const replicas = int('replicas', 1, 99);
+  const replicasIgnored = str('replicas') === undefined ? undefined : int('replicas', 1, 99);
   const maxVoters = int('max-voters', 1, 7);
   if (maxVoters % 2 === 0) {
     throw new ConfigError(`--max-voters ${maxVoters} is even: a group of ${maxVoters} voters tolerates no more failures than ${maxVoters - 1}; use an odd number from 1 to 7`);
   }
-  const podUid = env.POD_UID === undefined || env.POD_UID === '' ? undefined : env.POD_UID;
-  if (podUid !== undefined && (podUid.length > 64 || !/^[A-Za-z0-9][A-Za-z0-9-]*$/.test(podUid))) {
+  const podUid = env.POD_UID ?? '';
+  if (podUid === '') throw new ConfigError('in-cluster mode needs POD_UID (set it from the downward API: metadata.uid): a member is one pod incarnation');
+  if (podUid.length > 64 || !/^[A-Za-z0-9][A-Za-z0-9-]*$/.test(podUid)) {
     throw new ConfigError(`POD_UID ${JSON.stringify(podUid)} is not a pod UID (set it from the downward API: metadata.uid)`);
   }
   const service = str('service');
@@ -260,7 +261,7 @@ function parseKubernetes(
   return {
     podName,
     namespace,
-    replicas,
+    replicasIgnored,
     maxVoters,
     podUid,
     service,
@@ -319,15 +320,17 @@ export function parseConfig(argv: readonly string[], env: NodeJS.ProcessEnv): Pa
 
   const inCluster = bool('kubernetes') || (env.KUBERNETES_SERVICE_HOST ?? '') !== '';
   const kubernetes = inCluster ? parseKubernetes(str, int, env) : undefined;
-  const id = kubernetes ? kubernetes.podName : str('id');
-  if (!id) throw new ConfigError(`--id is required (or ${envName('id')})`);
-  if (!IdPattern.test(id)) throw new ConfigError(`--id "${id}" must be a DNS-1123 name (lowercase letters, digits, -, .)`);
+  const name = kubernetes ? kubernetes.podName : str('id');
+  if (!name) throw new ConfigError(`--id is required (or ${envName('id')})`);
+  if (!IdPattern.test(name)) throw new ConfigError(`${kubernetes ? 'POD_NAME' : '--id'} "${name}" must be a DNS-1123 name (lowercase letters, digits, -, .)`);
+  // In-cluster a member is one pod incarnation (cluster/member-id.ts).
+  const id = kubernetes ? `${name}@${kubernetes.podUid}` : name;
   if (kubernetes && str('id') !== undefined && str('id') !== kubernetes.podName) {
-    throw new ConfigError(`--id ${str('id')} differs from POD_NAME ${kubernetes.podName}: in-cluster, the id is the pod name`);
+    throw new ConfigError(`--id ${str('id')} differs from POD_NAME ${kubernetes.podName}: in-cluster, the id is POD_NAME@POD_UID`);
   }
   const peersValue = str('peers');
   if (kubernetes && peersValue) {
-    throw new ConfigError('--peers and in-cluster mode exclude each other: voters come from --replicas, addresses from DNS');
+    throw new ConfigError('--peers and in-cluster mode exclude each other: voters follow the pods, addresses come from the pod watch');
   }
   if (!kubernetes && !peersValue) {
     throw new ConfigError(`--peers is required (or ${envName('peers')}): every voter as id=host:port`);

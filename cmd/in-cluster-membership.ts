@@ -1,17 +1,15 @@
 /**
  * The membership parts of an in-cluster member (issue 11): the pod watch feeds incarnation
  * addresses to the transport, the member marks its own pod once it is in a configuration, and
- * the reconciler runs (acting only while this member leads). Started only for a member that
- * offers the membership API (cluster/membership-api.ts); a fixed-voter member gets none of it.
+ * the reconciler runs (acting only while this member leads). Started for every in-cluster member.
  */
 import type { Logger } from 'pino';
 import type { PeerInfo } from '../cluster/interfaces.js';
-import type { MembershipMember } from '../cluster/membership-api.js';
 import type { KubeClient } from '../k8s/kube-client.js';
 import { MemberAnnotation } from '../k8s/member-annotation.js';
 import { PodAddresses, type AddressSink } from '../k8s/pod-addresses.js';
 import type { PodWatch } from '../k8s/pod-watch.js';
-import { MembershipReconciler, type MembershipEventSink } from '../k8s/reconciler.js';
+import { MembershipReconciler, type MembershipEventSink, type MembershipMember } from '../k8s/reconciler.js';
 
 export function isMembershipMember(member: unknown): member is MembershipMember {
   const m = member as Partial<MembershipMember> | null;

@@ -8,6 +8,8 @@ import { RaftMember } from '../cluster/member.js';
 import { StateFile } from '../cluster/state-file.js';
 import { TimingRecordFile } from '../cluster/timing-record.js';
 import { WsTransport } from '../cluster/transport.js';
+import type { StateStore } from '../cluster/interfaces.js';
+import type { DurableState } from '../raft/index.js';
 import { ConfigError, parseConfig, type ElectorConfig } from './config.js';
 import {
   checkDataDirWritable,
@@ -52,6 +54,19 @@ function configErrorLine(err: unknown): string | undefined {
   return undefined;
 }
 
+/** The store, handing out a state already read (for the bootstrap decision) on the first load. */
+function loadedOnce(store: StateStore, loaded: DurableState | undefined): StateStore {
+  let first = true;
+  return {
+    load() {
+      if (!first) return store.load();
+      first = false;
+      return loaded;
+    },
+    save: (state) => store.save(state),
+  };
+}
+
 function selfAddress(config: ElectorConfig): string {
   const self = config.peers.find((p) => p.id === config.id)!;
   return self.host.includes(':') ? `[${self.host}]:${self.port}` : `${self.host}:${self.port}`;
@@ -69,25 +84,25 @@ async function run(config: ElectorConfig, unsafe?: UnsafeMode, clockRate?: numbe
   );
   const k = config.kubernetes;
   const inCluster = k ? await import('./in-cluster.js') : undefined;
-  let voters = config.peers.map((p) => p.id);
-  let transportPeers: { id: string; host?: string; port?: number }[] = config.peers.filter((p) => p.id !== config.id);
+  // --peers: a fixed voter set. In-cluster: the voters live in the log and follow the pods.
+  const voters = config.peers.map((p) => p.id);
+  const transportPeers = config.peers.filter((p) => p.id !== config.id);
   let selfAddr = k ? '' : selfAddress(config);
-  let identity: import('../k8s/voters.js').InClusterIdentity | undefined;
   if (k && inCluster) {
     try {
-      identity = inCluster.inClusterIdentity(k);
-      for (const warning of identity.warnings) log.warn({ replicas: identity.replicas }, warning);
-      voters = identity.voters;
-      transportPeers = voters.filter((id) => id !== config.id).map((id) => ({ id }));
-      selfAddr = `${config.id}.${k.service}.${k.namespace}.svc.${k.clusterDomain}:${config.listen.port}`;
-      inCluster.validateDiscovery(config, k, identity, log);
+      inCluster.inClusterIdentity(k);
+      const podIp = process.env.POD_IP ?? '';
+      selfAddr = `${podIp === '' ? k.podName : podIp.includes(':') ? `[${podIp}]` : podIp}:${config.listen.port}`;
     } catch (err) {
       process.stderr.write(`raft-elector: ${(err as Error).message}\n`);
       process.exit(ExitConfig);
     }
+    if (k.replicasIgnored !== undefined) {
+      log.warn({ replicas: k.replicasIgnored }, '--replicas is ignored: the voters follow the pods of --pod-selector, up to --max-voters; drop the flag');
+    }
   }
   if (config.checkConfig) {
-    process.stdout.write(`${JSON.stringify({ ok: true, voters, config }, null, 2)}\n`);
+    process.stdout.write(`${JSON.stringify({ ok: true, voters: k ? 'from the pods' : voters, config }, null, 2)}\n`);
     return;
   }
   const secret = readSecret(config, log);
@@ -97,12 +112,30 @@ async function run(config: ElectorConfig, unsafe?: UnsafeMode, clockRate?: numbe
   checkDataDirWritable(config.dataDir);
   checkFdHeadroom(readFdUsage(), log);
 
+  const stateFile = new StateFile(config.dataDir, log, { memberId: config.id, group: config.clusterName, ...(k ? { podUid: k.podUid } : {}) });
+  let kube: import('../k8s/kube-client.js').KubeClient | undefined;
+  let bootstrap: { voters: readonly string[] } | undefined = { voters };
+  let store: StateStore = voteMustBeMember(stateFile, voters, '--peers');
+  if (k && inCluster) {
+    try {
+      kube = inCluster.createKube(k);
+    } catch (err) {
+      log.fatal({ code: (err as { code?: string }).code, err: (err as Error).message }, 'cannot set up the Kubernetes client');
+      process.exit(ExitFailure);
+    }
+    const loaded = stateFile.load();
+    store = loadedOnce(stateFile, loaded);
+    bootstrap = undefined;
+    // Exactly once per group (k8s/bootstrap.ts); a member with state never bootstraps again.
+    if (loaded === undefined && (await inCluster.decideInClusterBootstrap(kube, k, log)).bootstrap) bootstrap = { voters: [config.id] };
+  }
+
   const metrics = new ElectorMetrics();
   let transport: WsTransport | undefined;
   let parts: import('./in-cluster.js').InClusterParts | undefined;
   const member: RaftMember = new RaftMember({
     id: config.id,
-    bootstrap: { voters },
+    ...(bootstrap ? { bootstrap } : {}),
     tickMs: config.tickMs,
     electionTicks: config.electionTicks,
     heartbeatTicks: config.heartbeatTicks,
@@ -110,7 +143,7 @@ async function run(config: ElectorConfig, unsafe?: UnsafeMode, clockRate?: numbe
     selfAddress: selfAddr,
     onFatal: () => process.exit(ExitFailure),
     forgetLeaderOnDisconnect: config.forgetLeaderOnDisconnect,
-    store: voteMustBeMember(new StateFile(config.dataDir, log, { memberId: config.id, group: config.clusterName }), voters, k ? '--replicas' : '--peers'),
+    store,
     timingRecord: new TimingRecordFile(config.dataDir),
     ...(clockRate === undefined ? {} : skewedClock(clockRate, log)),
     logger: log,
@@ -121,23 +154,19 @@ async function run(config: ElectorConfig, unsafe?: UnsafeMode, clockRate?: numbe
         clusterName: config.clusterName,
         listen: config.listen,
         peers: transportPeers,
+        // In-cluster, peers come and go with the pods: a joiner must reach the leader before it is added.
+        dynamicPeers: k !== undefined,
         localTiming: { tickMs: config.tickMs, electionTicks: config.electionTicks, maxClockDriftMs: config.maxClockDriftMs },
         ...(secret ? { secret } : { insecure: true }),
         ...(tls ? { tls } : {}),
         maxFrameBytes: config.maxFrameBytes,
         logger: log,
-        events: {
-          ...events,
-          onUnreachable: (peer) => {
-            events.onUnreachable(peer);
-            parts?.peerUnreachable(peer);
-          },
-        },
+        events,
       })),
   });
-  if (k && inCluster && identity) {
+  if (k && inCluster && kube) {
     try {
-      parts = inCluster.createInClusterParts(config, k, identity, member, () => transport!, log);
+      parts = inCluster.createInClusterParts(config, k, kube, member, () => transport!, log);
     } catch (err) {
       log.fatal({ code: (err as { code?: string }).code, err: (err as Error).message }, 'cannot set up the Kubernetes client');
       process.exit(ExitFailure);
@@ -167,7 +196,8 @@ async function run(config: ElectorConfig, unsafe?: UnsafeMode, clockRate?: numbe
     {
       http: `${bound.address}:${bound.port}`,
       listen: `${config.listen.host}:${config.listen.port}`,
-      voters,
+      voters: member.membership().confState.voters,
+      bootstrapped: bootstrap !== undefined,
       inCluster: k !== undefined,
       tickMs: config.tickMs,
       electionTicks: config.electionTicks,

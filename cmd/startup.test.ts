@@ -111,8 +111,13 @@ describe('voteMustBeMember', () => {
     expect(voteMustBeMember(store(state('b')), ['a', 'b'], '--peers').load()).toEqual(state('b'));
     expect(voteMustBeMember(store(state('')), ['a', 'b'], '--peers').load()).toEqual(state(''));
     expect(voteMustBeMember(store(undefined), ['a', 'b'], '--peers').load()).toBeUndefined();
-    expect(() => voteMustBeMember(store(state('z')), ['b', 'a'], '--replicas').load()).toThrow(
-      'state file /data/raft-state.json records a vote for "z" in term 2, who is not a voter (--replicas: a, b)',
+    expect(() => voteMustBeMember(store(state('z')), ['b', 'a'], '--peers').load()).toThrow(
+      'state file /data/raft-state.json records a vote for "z" in term 2, who is not a voter (--peers: a, b)',
     );
+  });
+
+  it("passes a vote for a member of the file's own configuration", () => {
+    const withConf: DurableState = { ...state('c'), confState: { voters: ['a', 'c'], learners: [], votersOutgoing: [], learnersNext: [], autoLeave: false } };
+    expect(voteMustBeMember(store(withConf), ['a', 'b'], '--peers').load()).toEqual(withConf);
   });
 });

@@ -187,15 +187,18 @@ export async function probeListen(flag: string, address: HostPort): Promise<void
 }
 
 /**
- * The store, refusing a restored vote for anyone outside the configured voters with one line
- * naming the file and the flag (raft refuses such a state; before, as a stack trace).
+ * The --peers store, refusing a restored vote for anyone outside the configured voters and the
+ * file's own configuration, with one line naming the file and the flag. In-cluster it is not
+ * used: the voters live in the log, and a vote for a member since removed is a sound vote.
  */
 export function voteMustBeMember(store: StateStore & { filePath: string }, voters: readonly string[], votersFlag: string): StateStore {
   return {
     load(): DurableState | undefined {
       const state = store.load();
       const vote = state?.hardState.vote;
-      if (state && vote && !voters.includes(vote)) {
+      const cs = state?.confState;
+      const known = cs ? [...cs.voters, ...cs.votersOutgoing, ...cs.learners, ...cs.learnersNext] : [];
+      if (state && vote && !voters.includes(vote) && !known.includes(vote)) {
         throw new ConfigError(
           `state file ${store.filePath} records a vote for ${JSON.stringify(vote)} in term ${state.hardState.term}, who is not a voter (${votersFlag}: ${[...voters].sort().join(', ')}); restore the voter, or move the file away if this member's votes may be forgotten safely`,
         );

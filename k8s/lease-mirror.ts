@@ -18,6 +18,7 @@
 import type { V1Lease, V1MicroTime } from '@kubernetes/client-node';
 import type { Logger } from 'pino';
 import type { LeadershipView, Member } from '../cluster/interfaces.js';
+import { podNameOf } from '../cluster/member-id.js';
 import { ApiFailureReporter, Backoff, isKubeApiError, type ApiOperation, type BackoffOptions } from './api-errors.js';
 import { InterruptibleSleep } from './sleeper.js';
 
@@ -143,7 +144,7 @@ export class LeaseMirror {
 
   private async write(term: number): Promise<void> {
     const { api: leases, namespace, leaseName } = this.options;
-    const holder = this.options.member.id;
+    const holder = podNameOf(this.options.member.id); // what Lease readers compare with POD_NAME, as /leader does
     const now = this.now();
     const existing = await leases.readNamespacedLease({ name: leaseName, namespace });
     const recordedTerm = Number(existing.metadata?.annotations?.[LeaseTermAnnotation] ?? 0);
@@ -159,7 +160,7 @@ export class LeaseMirror {
   }
 
   private lease(existing: V1Lease, term: number, now: Date): V1Lease {
-    const holder = this.options.member.id;
+    const holder = podNameOf(this.options.member.id); // what Lease readers compare with POD_NAME, as /leader does
     const sameHolder = existing.spec?.holderIdentity === holder;
     const firstHolder = existing.spec?.holderIdentity === undefined || existing.spec.holderIdentity === '';
     const transitions = existing.spec?.leaseTransitions ?? 0;

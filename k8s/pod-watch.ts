@@ -18,6 +18,7 @@
  */
 import type { Logger } from 'pino';
 import type { LeadershipView, Member } from '../cluster/interfaces.js';
+import { podNameOf, podUidOf } from '../cluster/member-id.js';
 import { ApiFailureReporter, Backoff, type ApiOperation, type BackoffOptions } from './api-errors.js';
 import type { KubeClient } from './kube-client.js';
 import { InterruptibleSleep } from './sleeper.js';
@@ -101,6 +102,35 @@ export interface PodWatchOptions {
 }
 
 type WatchOutcome = 'ended' | 'expired';
+
+/** The group's view of one pod. */
+export function groupPodOf(name: string, pod: PodShape, containerName: string): GroupPod {
+  return {
+    name,
+    uid: pod.metadata?.uid ?? '',
+    exit: podExitReason(pod, containerName),
+    phase: pod.status?.phase ?? null,
+    podIP: pod.status?.podIP || null,
+    createdAtMs: timeMs(pod.metadata?.creationTimestamp),
+    member: pod.metadata?.annotations?.[MEMBER_ANNOTATION] !== undefined,
+  };
+}
+
+/** A fresh list from the API server (not the watch cache): the bootstrap rule needs one. */
+export async function listGroupPods(
+  client: Pick<KubeClient, 'core'>,
+  namespace: string,
+  groupSelector: string,
+  containerName: string,
+): Promise<GroupPod[]> {
+  const list = await client.core.listNamespacedPod({ namespace, labelSelector: groupSelector });
+  const out: GroupPod[] = [];
+  for (const pod of list.items) {
+    const name = pod.metadata?.name;
+    if (name) out.push(groupPodOf(name, pod as PodShape, containerName));
+  }
+  return out.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+}
 
 export class PodWatch {
   private readonly containerName: string;
@@ -283,15 +313,7 @@ export class PodWatch {
     }
     const exit = podExitReason(pod, this.containerName);
     // Record the new incarnation first: listeners asked about the old one must see the new uid.
-    this.pods.set(name, {
-      name,
-      uid,
-      exit,
-      phase: pod.status?.phase ?? null,
-      podIP: pod.status?.podIP || null,
-      createdAtMs: timeMs(pod.metadata?.creationTimestamp),
-      member: pod.metadata?.annotations?.[MEMBER_ANNOTATION] !== undefined,
-    });
+    this.pods.set(name, groupPodOf(name, pod, this.containerName));
     if (previous && previous.uid !== uid) this.signal(name, previous.uid, 'deleted'); // replaced by a new pod of the same name
     if (exit !== null) this.signal(name, uid, exit);
   }
@@ -398,8 +420,11 @@ export class PodWatch {
 export interface ForgetLeaderOnPodExitOptions {
   member: Pick<Member, 'id' | 'view' | 'onChange' | 'forgetLeader' | 'campaign'>;
   podWatch: Pick<PodWatch, 'onPodExit' | 'exitReason' | 'isRunning' | 'uidOf'>;
-  /** The fixed voter set (pod names), the same list on every member. */
-  voters: readonly string[];
+  /**
+   * The voters: a fixed list (pod names), or the configuration in force (incarnation ids
+   * `<pod>@<uid>`, matched to pods by name and UID).
+   */
+  voters: readonly string[] | (() => readonly string[]);
   /**
    * The chosen follower campaigns this long after forgetting, so that the
    * other followers' watches have delivered the same event and they grant the
@@ -433,7 +458,9 @@ export class ForgetLeaderOnPodExit {
   constructor(private readonly options: ForgetLeaderOnPodExitOptions) {
     this.campaignDelayMs = options.campaignDelayMs ?? 25;
     if (!(this.campaignDelayMs >= 0)) throw new Error(`campaignDelayMs must be >= 0, got ${this.campaignDelayMs}`);
-    if (!options.voters.includes(options.member.id)) throw new Error(`member ${options.member.id} is not one of the voters ${options.voters.join(', ')}`);
+    if (typeof options.voters !== 'function' && !options.voters.includes(options.member.id)) {
+      throw new Error(`member ${options.member.id} is not one of the voters ${options.voters.join(', ')}`);
+    }
     this.log = options.logger.child({ component: 'forget-leader' });
   }
 
@@ -443,8 +470,10 @@ export class ForgetLeaderOnPodExit {
     // A leader learned after its pod already started going away counts too; deferred out of the raft loop's listener call.
     this.unsubscribers.push(
       this.options.member.onChange((view) => {
-        if (view.leader !== null && view.leader !== this.options.member.id && this.options.podWatch.exitReason(view.leader) !== null) {
-          setImmediate(() => this.react(view.leader ?? '', this.options.podWatch.exitReason(view.leader ?? '') ?? 'deleting', this.options.podWatch.uidOf(view.leader ?? '') ?? ''));
+        if (view.leader === null || view.leader === this.options.member.id) return;
+        const pod = podNameOf(view.leader);
+        if (this.options.podWatch.exitReason(pod) !== null) {
+          setImmediate(() => this.react(pod, this.options.podWatch.exitReason(pod) ?? 'deleting', this.options.podWatch.uidOf(pod) ?? ''));
         }
       }),
     );
@@ -463,8 +492,10 @@ export class ForgetLeaderOnPodExit {
 
   private react(pod: string, reason: PodExitReason, uid: string): void {
     const view: LeadershipView = this.options.member.view();
-    if (view.leader !== pod) return; // not the leader we follow
+    if (view.leader === null || podNameOf(view.leader) !== pod) return; // not the leader we follow
     if (view.leader === this.options.member.id) return; // the leader transfers leadership itself on SIGTERM
+    const leaderUid = podUidOf(view.leader);
+    if (leaderUid !== null && uid !== '' && leaderUid !== uid) return; // another incarnation of that pod
     // An older incarnation of a pod that was since recreated under the same name: the running one
     // may well be the leader we hear from; if it is not, the election timeout replaces it.
     const current = this.options.podWatch.uidOf(pod);
@@ -475,7 +506,12 @@ export class ForgetLeaderOnPodExit {
     if (this.handled.length > 64) this.handled.shift();
 
     this.options.member.forgetLeader();
-    const campaigner = chooseCampaigner(this.options.voters, pod, (id) => this.options.podWatch.isRunning(id));
+    const voters = typeof this.options.voters === 'function' ? this.options.voters() : this.options.voters;
+    const running = (id: string): boolean => {
+      const uidOf = podUidOf(id);
+      return this.options.podWatch.isRunning(podNameOf(id)) && (uidOf === null || this.options.podWatch.uidOf(podNameOf(id)) === uidOf);
+    };
+    const campaigner = chooseCampaigner(voters, view.leader, running);
     const self = campaigner === this.options.member.id;
     this.log.info({ leader: pod, reason, term: view.term, campaigner, campaigning: self }, `leader pod ${pod} is going away (${reason}); forgot the leader${self ? ' and campaigning' : campaigner ? `; ${campaigner} campaigns` : '; no running follower to campaign'}`);
     if (!self) return;

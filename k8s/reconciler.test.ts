@@ -1,12 +1,11 @@
 import { pino } from 'pino';
 import { describe, expect, it } from 'vitest';
 import { ClusterError } from '../cluster/errors.js';
-import type { LeadershipView, TransferResult } from '../cluster/interfaces.js';
-import type { MembershipMember, MembershipStatus } from '../cluster/membership-api.js';
+import type { LeadershipView, MembershipStatus, TransferResult } from '../cluster/interfaces.js';
 import type { ConfChangeV2, ConfState } from '../raft/index.js';
 import type { MembershipEventReason } from './events.js';
 import type { GroupPod } from './pod-watch.js';
-import { MembershipReconciler, planPods, type PodSource } from './reconciler.js';
+import { MembershipReconciler, planPods, type MembershipMember, type PodSource } from './reconciler.js';
 
 /** Applies each proposed change at once (a one-member log), as a leader whose followers keep up. */
 class FakeMembershipMember implements MembershipMember {

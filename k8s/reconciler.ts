@@ -8,7 +8,8 @@
 import type { Logger } from 'pino';
 import { isClusterError } from '../cluster/errors.js';
 import { makeIncarnationId, parseMemberId, podNameOf } from '../cluster/member-id.js';
-import { planMembership, type MembershipMember, type PlanInput, type PlanPod, type PlanStep } from '../cluster/membership-api.js';
+import type { Member } from '../cluster/interfaces.js';
+import { planMembership, type PlanInput, type PlanPod, type PlanStep } from '../cluster/membership-plan.js';
 import type { ConfState } from '../raft/index.js';
 import type { MembershipEventReason } from './events.js';
 import type { GroupPod } from './pod-watch.js';
@@ -23,6 +24,9 @@ export interface MembershipEventSink {
   emitFor(pod: { name: string; uid?: string }, reason: MembershipEventReason, message: string): void;
 }
 
+/** What the reconciler needs of a member. */
+export type MembershipMember = Pick<Member, 'id' | 'view' | 'transferLeadership' | 'membership' | 'proposeConfChange' | 'onMembershipChange'>;
+
 export interface ReconcilerOptions {
   member: MembershipMember;
   pods: PodSource;
@@ -36,7 +40,7 @@ export interface ReconcilerOptions {
   periodMs: number;
   events?: MembershipEventSink;
   logger: Logger;
-  /** Injectable for tests; the real one is core11's cluster/membership-plan.ts. */
+  /** Injectable for tests; default cluster/membership-plan.ts. */
   plan?: (input: PlanInput) => PlanStep;
 }
 

@@ -118,6 +118,7 @@ describe('the injector mutation', () => {
     expect(out.spec!.initContainers).toBeUndefined();
     expect(out.spec!.containers!.map((c) => c.name)).toEqual(['app', 'raft-elector']);
     expect(out.spec!.containers![1]!.restartPolicy).toBeUndefined();
-    expect(out.spec!.containers![1]!.args).toEqual(['--kubernetes', '--replicas=3', '--service=p', '--pod-selector=raft-elector.io/group=p', '--cluster-name=p', '--no-lease-mirror']);
+    // No --replicas in the template or annotations: none is added (the voters follow the pods).
+    expect(out.spec!.containers![1]!.args).toEqual(['--kubernetes', '--service=p', '--pod-selector=raft-elector.io/group=p', '--cluster-name=p', '--no-lease-mirror']);
   });
 });

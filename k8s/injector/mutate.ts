@@ -122,8 +122,9 @@ export function decide(pod: PodLike, template: SidecarTemplate): Decision {
   const mirrorOff = templateArgs.includes('--no-lease-mirror');
   const kept = templateArgs.filter((a) => !GroupFlags.some((f) => a === f || a.startsWith(`${f}=`)));
   const templateReplicas = templateArgs.find((a) => a.startsWith('--replicas='))?.slice('--replicas='.length);
-  const replicas = replicasText ?? templateReplicas ?? '3';
-  const groupArgs = [`--replicas=${replicas}`, `--service=${service}`, `--pod-selector=${GroupLabel}=${group}`, `--cluster-name=${group}`];
+  // --replicas is ignored since the voters follow the pods; kept only where a template or annotation still sets it.
+  const replicas = replicasText ?? templateReplicas;
+  const groupArgs = [...(replicas ? [`--replicas=${replicas}`] : []), `--service=${service}`, `--pod-selector=${GroupLabel}=${group}`, `--cluster-name=${group}`];
   if (!mirrorOff) groupArgs.push(`--lease-name=${group}`);
   const container: Container = structuredClone(template.container);
   container.args = ['--kubernetes', ...groupArgs, ...kept.filter((a) => a !== '--kubernetes')];

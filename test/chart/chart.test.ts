@@ -268,8 +268,9 @@ describe.skipIf(!helm)('the Helm chart', () => {
     }
   });
 
-  it('keeps each member\'s data on a small claim by default, with the storage class configurable', () => {
-    const sts = only<StatefulSet>(h.template([...example, '--set', 'persistence.storageClass=fast-ssd']), 'StatefulSet');
+  it('keeps each member\'s data on a small claim with persistence.type=pvc, with the storage class configurable', () => {
+    const pvc = [...example, '--set', 'persistence.type=pvc'];
+    const sts = only<StatefulSet>(h.template([...pvc, '--set', 'persistence.storageClass=fast-ssd']), 'StatefulSet');
     const { container } = sidecarOf(sts);
     const dataMount = container.volumeMounts!.find((m) => m.mountPath === '/var/lib/raft-elector')!;
     expect(flagValue(container.args, 'data-dir')).toBe('/var/lib/raft-elector');
@@ -279,18 +280,26 @@ describe.skipIf(!helm)('the Helm chart', () => {
     expect(claim.spec).toMatchObject({ storageClassName: 'fast-ssd', accessModes: ['ReadWriteOnce'], resources: { requests: { storage: '16Mi' } } });
     expect(sts.spec.template.spec.volumes!.some((v) => v.name === dataMount.name)).toBe(false);
     expect(sts.spec.template.spec.securityContext?.fsGroup).toBe(65532);
-    const noClass = only<StatefulSet>(h.template([...example, '--set', 'persistence.storageClass=-']), 'StatefulSet');
+    const noClass = only<StatefulSet>(h.template([...pvc, '--set', 'persistence.storageClass=-']), 'StatefulSet');
     expect(noClass.spec.volumeClaimTemplates![0]!.spec.storageClassName).toBe('');
-    expect(only<StatefulSet>(h.template(example), 'StatefulSet').spec.volumeClaimTemplates![0]!.spec).not.toHaveProperty('storageClassName');
+    expect(only<StatefulSet>(h.template(pvc), 'StatefulSet').spec.volumeClaimTemplates![0]!.spec).not.toHaveProperty('storageClassName');
   });
 
-  it('uses an emptyDir and no claim when persistence.type=emptyDir, and the install notes say what it costs', () => {
-    const sts = only<StatefulSet>(h.template([...example, '--set', 'persistence.type=emptyDir']), 'StatefulSet');
+  it('uses an emptyDir and no claim by default, with no warning: a recreated pod is a new member', () => {
+    const sts = only<StatefulSet>(h.template(example), 'StatefulSet');
     expect(sts.spec.volumeClaimTemplates).toBeUndefined();
     expect(sts.spec.template.spec.volumes).toContainEqual({ name: 'raft-elector-data', emptyDir: { sizeLimit: '16Mi' } });
-    const warning = 'A pod recreated on an empty disk forgets its vote and can\nvote twice in one term, so two leaders in one term become possible in rare races.';
-    expect(renderNotes(h, [...example, '--set', 'persistence.type=emptyDir'])).toContain(warning);
     expect(renderNotes(h, example)).not.toContain('WARNING');
+  });
+
+  it('renders the example as a Deployment with example.kind=Deployment: same pod, no --replicas, one new pod at a time', () => {
+    const objects = h.template([...example, '--set', 'example.kind=Deployment']);
+    expect(objects.filter((o) => o.kind === 'StatefulSet')).toEqual([]);
+    const deployment = only<StatefulSet & { spec: { strategy: unknown } }>(objects, 'Deployment');
+    const sts = only<StatefulSet>(h.template(example), 'StatefulSet');
+    expect(deployment.spec.template).toEqual(sts.spec.template);
+    expect(deployment.spec.strategy).toEqual({ type: 'RollingUpdate', rollingUpdate: { maxSurge: 1, maxUnavailable: 0 } });
+    expect(sidecarOf(deployment).container.args!.some((a) => a.startsWith('--replicas'))).toBe(false);
   });
 
   it('tells the user, after install, how to see the leader and how the app asks', () => {
@@ -369,11 +378,11 @@ describe.skipIf(!helm)('the Helm chart', () => {
         expect(result.status).toBe(0);
         const { config } = JSON.parse(result.stdout) as { config: Record<string, unknown> & { kubernetes: Record<string, unknown> } };
         const service = only(h.template([...args], release, namespace), 'Service');
-        expect(config.id).toBe(pod.name);
+        expect(config.id).toBe(`${pod.name}@${(env as Record<string, string>).POD_UID}`);
+        expect(config.kubernetes).not.toHaveProperty('replicasIgnored');
         expect(config.kubernetes).toMatchObject({
           podName: pod.name,
           namespace,
-          replicas: sts.spec.replicas,
           service: service.metadata.name,
           podSelector: Object.entries(sts.spec.selector.matchLabels).sort(([a], [b]) => a.localeCompare(b)).map(([k, v]) => `${k}=${v}`).join(','),
           containerName: container.name,

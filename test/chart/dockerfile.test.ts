@@ -229,20 +229,20 @@ describe('the image build, replayed', () => {
     const dns = await TestClusterDns.start({ namespace: 'shop', service: 'solo', port: peerPort });
     const lines: string[] = [];
     try {
-      api.createPod({ name: 'solo-0', namespace: 'shop', labels: { app: 'solo' }, containers: ['app', 'raft-elector'], podIP: '127.0.0.1' });
+      const pod = api.createPod({ name: 'solo-0', namespace: 'shop', labels: { app: 'solo' }, containers: ['app', 'raft-elector'], podIP: '127.0.0.1' });
       dns.setPod('solo-0', '127.0.0.1');
       const layout = api.writeInClusterLayout('shop');
       const child = spawn(
         ep.command,
         [
           ...ep.args,
-          '--replicas', '1', '--service', 'solo', '--pod-selector', 'app=solo', '--insecure',
+          '--service', 'solo', '--pod-selector', 'app=solo', '--insecure',
           '--listen', `127.0.0.1:${peerPort}`, '--http', `127.0.0.1:${httpPort}`,
           // A fresh data dir: the one above holds the one-member group's vote.
           '--data-dir', mkdtempSync(join(scratch, 'data-')),
           '--dns-server', dns.address, '--kube-token-file', layout.tokenFile, '--kube-ca-file', layout.caFile,
         ],
-        { cwd: ep.cwd, env: { ...ep.env, ...layout.env, POD_NAME: 'solo-0', POD_NAMESPACE: 'shop' }, stdio: ['ignore', 'pipe', 'pipe'] },
+        { cwd: ep.cwd, env: { ...ep.env, ...layout.env, POD_NAME: 'solo-0', POD_NAMESPACE: 'shop', POD_UID: pod.metadata.uid }, stdio: ['ignore', 'pipe', 'pipe'] },
       );
       children.push(child);
       child.stdout.on('data', (d: Buffer) => lines.push(d.toString()));

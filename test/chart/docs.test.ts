@@ -56,8 +56,8 @@ describe.skipIf(!helm)('docs/install.md', () => {
     const selector = (only(objects, 'Service') as K8sObject & { spec: { selector: Record<string, string> } }).spec.selector;
     expect(doc.spec.template.metadata.labels).toMatchObject(selector);
     expect(doc.spec.selector.matchLabels).toEqual(selector);
-    const replicasFlag = sidecarOf(rendered).container.args!.find((a) => a.startsWith('--replicas='));
-    expect(replicasFlag).toBe(`--replicas=${doc.spec.replicas}`);
+    // The voters follow the pods: no --replicas to keep equal to the StatefulSet's.
+    expect(sidecarOf(rendered).container.args!.some((a) => a.startsWith('--replicas'))).toBe(false);
     expect(doc.metadata.namespace).toBe(namespace);
   });
 });
@@ -121,7 +121,8 @@ describe('the chart README and values.yaml', () => {
     }
   });
 
-  it('says plainly what emptyDir costs', () => {
-    expect(readme.replace(/\s+/g, ' ')).toContain('a pod recreated on an empty disk can vote twice in one term, so two leaders in one term become possible in rare races');
+  it('says plainly why emptyDir is safe now (issue 11)', () => {
+    expect(readme.replace(/\s+/g, ' ')).toContain('a pod recreated on an empty disk is a new member');
+    expect(readme).not.toContain('can vote twice in one term');
   });
 });

@@ -59,6 +59,11 @@ export interface InstallOptions {
   injectAnnotations?: Record<string, string>;
   /** The sidecar's ports (chosen here when absent); an injector's template must use the same. */
   ports?: { http: number; raft: number };
+  /**
+   * Deployment: the chart's example Deployment (random pod names, emptyDir data, pod IPs from
+   * a pool, Ready gated on /readyz); the members follow its pods (issue 11).
+   */
+  workload?: 'StatefulSet' | 'Deployment';
 }
 
 export class Group {
@@ -90,11 +95,13 @@ export class Group {
     const rendered = helm.run(['template', options.release, join(repoRoot, 'charts/raft-elector'), '--namespace', options.namespace,
       // helm template cannot see the cluster, so the chart refuses to invent a peer secret; hand it one.
       '--skip-tests', '--set', `secret.value=${randomBytes(24).toString('base64url')}`,
-      '--set', 'example.enabled=true', '--set', `sidecar.httpPort=${httpPort}`, '--set', `sidecar.raftPort=${raftPort}`]);
+      '--set', 'example.enabled=true', '--set', `sidecar.httpPort=${httpPort}`, '--set', `sidecar.raftPort=${raftPort}`,
+      ...(options.workload === 'Deployment' ? ['--set', 'example.kind=Deployment'] : ['--set', 'persistence.type=pvc'])]);
     if (rendered.status !== 0) throw new Error(`helm template failed: ${rendered.stderr}`);
     const objects = parseManifests(rendered.stdout);
     options.edit?.(objects);
-    const sts = only<StatefulSet>(objects, 'StatefulSet');
+    // A Deployment has every field the harness reads of a StatefulSet (template, selector, replicas).
+    const sts = only<StatefulSet>(objects, options.workload === 'Deployment' ? 'Deployment' : 'StatefulSet');
     const dir = join(cp.dir, 'groups', options.namespace);
     mkdirSync(dir, { recursive: true });
     const group = new Group(cp, options.namespace, objects, sts, sidecarOf(sts).container, httpPort, dir);
@@ -124,7 +131,8 @@ export class Group {
     group.kubelet = new FakeKubelet(cp.admin, options.namespace, selector, {
       start: (pod, ip) => group.startMember(pod, ip),
       stop: (pod, graceMs) => group.stopMember(pod, graceMs),
-    });
+      ...(options.workload === 'Deployment' ? { ready: (pod: Pod) => group.probeReady(pod) } : {}),
+    }, options.workload === 'Deployment' ? 'pool' : 'ordinal');
     group.kubelet.start();
     return group;
   }
@@ -143,6 +151,11 @@ export class Group {
 
   private arg(flag: string): string | undefined {
     return this.container.args?.find((a) => a.startsWith(`${flag}=`))?.slice(flag.length + 1);
+  }
+
+  /** Pods not deleting, by name (a Deployment's names are random). */
+  async livePods(): Promise<Pod[]> {
+    return (await this.pods()).filter((p) => !p.metadata.deletionTimestamp).sort((a, b) => (a.metadata.name < b.metadata.name ? -1 : 1));
   }
 
   /** The live incarnation of a pod (its newest process, if still running). */
@@ -218,6 +231,14 @@ export class Group {
       await m.process.waitExit(5_000);
     }
     if (this.incarnations.filter((i) => i.name === m.name).at(-1) === m) this.dns.removePod(m.name);
+  }
+
+  /** The sidecar's readinessProbe (GET /readyz on the http port) for this incarnation. */
+  async probeReady(pod: Pod): Promise<boolean> {
+    const m = this.incarnations.find((i) => i.uid === pod.metadata.uid);
+    if (!m?.process.running) return false;
+    const res = await fetch(`http://${m.ip}:${this.httpPort}/readyz`, { signal: AbortSignal.timeout(2_000) });
+    return res.status === 200;
   }
 
   /** The member's token, as the app container in the same pod could read it. */

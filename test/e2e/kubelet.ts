@@ -15,11 +15,20 @@ export function podIpFor(name: string): string {
   return `127.0.0.${11 + ordinal}`;
 }
 
+/** Pod IPs for pods without an ordinal (a Deployment's): 127.0.0.100 and up, never reused in a run. */
+let nextPoolIp = 100;
+export function poolIp(): string {
+  if (nextPoolIp > 254) throw new Error('the e2e pod IP pool (127.0.0.100-254) is used up');
+  return `127.0.0.${nextPoolIp++}`;
+}
+
 export interface PodRuntime {
   /** Start the pod's containers; the pod is already reported Running with `ip`. */
   start(pod: Pod, ip: string): Promise<void>;
   /** Stop them: SIGTERM, SIGKILL after `graceMs`; resolves once they exited. */
   stop(pod: Pod, graceMs: number): Promise<void>;
+  /** The readiness probe; absent: Ready as soon as started. */
+  ready?(pod: Pod): Promise<boolean>;
 }
 
 export async function registerNode(api: KubeRest): Promise<void> {
@@ -56,6 +65,7 @@ export class FakeKubelet {
     private readonly namespace: string,
     private readonly selector: string,
     private readonly runtime: PodRuntime,
+    private readonly ips: 'ordinal' | 'pool' = 'ordinal',
   ) {}
 
   start(): void {
@@ -107,11 +117,12 @@ export class FakeKubelet {
       }
       this.pods.set(uid, 'starting');
       this.note(`${name} ${uid.slice(0, 8)} starting`);
-      const ip = podIpFor(name);
+      const ip = this.ips === 'pool' ? poolIp() : podIpFor(name);
       this.track(
         (async () => {
           const now = new Date().toISOString();
-          const ready = (type: string) => ({ type, status: 'True', lastTransitionTime: now });
+          const gated = this.runtime.ready !== undefined;
+          const ready = (type: string) => ({ type, status: gated && (type === 'Ready' || type === 'ContainersReady') ? 'False' : 'True', lastTransitionTime: now });
           await this.api.mergePatch(`${base}/status`, {
             status: {
               phase: 'Running',
@@ -126,6 +137,18 @@ export class FakeKubelet {
           await this.runtime.start(pod, ip);
           if (this.pods.get(uid) === 'starting') this.pods.set(uid, 'running');
           this.note(`${name} ${uid.slice(0, 8)} running`);
+          // As the kubelet's readinessProbe: a rollout waits for Ready (probed every 500 ms here, once Ready it stays).
+          while (gated && !this.stopped && this.pods.get(uid) === 'running') {
+            if (await this.runtime.ready!(pod).catch(() => false)) {
+              const at = new Date().toISOString();
+              await this.api.mergePatch(`${base}/status`, {
+                status: { conditions: ['PodScheduled', 'Initialized', 'ContainersReady', 'Ready'].map((type) => ({ type, status: 'True', lastTransitionTime: at })) },
+              });
+              this.note(`${name} ${uid.slice(0, 8)} ready`);
+              break;
+            }
+            await new Promise((r) => setTimeout(r, 500));
+          }
         })(),
       );
     }

@@ -93,7 +93,6 @@ export class KubeCluster {
       process.execPath,
       [
         ...this.command,
-        '--replicas', String(Replicas),
         '--service', Service,
         '--pod-selector', `app=${Service}`,
         '--dns-server', this.dns.address,
@@ -105,7 +104,7 @@ export class KubeCluster {
         '--kube-ca-file', this.layout.caFile,
       ],
       {
-        env: { ...process.env, ...this.layout.env, POD_NAME: p.name, POD_NAMESPACE: Namespace },
+        env: { ...process.env, ...this.layout.env, POD_NAME: p.name, POD_NAMESPACE: Namespace, POD_UID: this.api.getPod(p.name, Namespace)!.metadata.uid },
         stdio: ['ignore', 'pipe', 'pipe'],
       },
     );

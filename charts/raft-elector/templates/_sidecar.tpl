@@ -15,7 +15,6 @@ with persistence.type=pvc, raft-elector.volumeClaimTemplate.
   {{- end }}
   args:
     - --kubernetes
-    - --replicas={{ .Values.replicas }}
     - --max-voters={{ .Values.maxVoters }}
     - --service={{ include "raft-elector.serviceName" . }}
     - --pod-selector={{ include "raft-elector.groupSelectorString" . }}
