@@ -6,18 +6,13 @@
  * target and slow to reach the others, still holds its lease. Five real RaftMembers on the
  * in-memory bus, fake timers: deterministic.
  */
-import { pino } from 'pino';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
-import { RaftMember } from '../../cluster/member.js';
-import { MemoryTimingRecord } from '../../cluster/timing-record.js';
-import { CampaignTransferContext, makeMessage, seededRandom } from '../../raft/index.js';
-import { Bus, MemoryStore } from '../harness/member-bus.js';
+import { CampaignTransferContext, makeMessage } from '../../raft/index.js';
+import { startFakeTimeGroup } from './fake-time-group.js';
 
 const Ids = ['a', 'b', 'c', 'd', 'e'];
 const Running = ['b', 'c', 'd', 'e'];
-const Timing = { tickMs: 100, electionTicks: 10, maxClockDriftMs: 100 };
 const seed = Number(process.env.HOSTILE_TRANSFER_SEED ?? 7);
-const silent = pino({ level: 'silent' });
 
 describe('a MsgTimeoutNow from a member that is not the leader', () => {
   beforeEach(() => {
@@ -30,30 +25,7 @@ describe('a MsgTimeoutNow from a member that is not the leader', () => {
   const attacks: Attack[] = ['timeout-now', 'same-term-heartbeat', 'higher-term-heartbeat-to-all', 'forged-transfer-vote-then-handover'];
 
   it.each(attacks)('%s: never a second isLeader while the leader cut from the target still claims', async (attack) => {
-    const bus = new Bus();
-    bus.tracing = false;
-    const members = new Map<string, RaftMember>();
-    for (const [i, id] of Running.entries()) {
-      const member = new RaftMember({
-        id,
-        bootstrap: { voters: Ids },
-        ...Timing,
-        heartbeatTicks: 1,
-        store: new MemoryStore(id, bus),
-        timingRecord: new MemoryTimingRecord(),
-        logger: silent,
-        random: seededRandom(seed * 100 + i),
-        monotonicNowMs: () => Date.now(),
-        createTransport: (events) => bus.transport(id, Ids.filter((p) => p !== id), events, Timing),
-      });
-      members.set(id, member);
-      await member.start();
-    }
-    const claimers = () => [...members.values()].filter((m) => m.view().isLeader).map((m) => m.id);
-    for (let t = 0; claimers().length !== 1; t += 5) {
-      if (t > 10_000) throw new Error('no leader within 10 s of simulated time');
-      await vi.advanceTimersByTimeAsync(5);
-    }
+    const { bus, members, claimers } = await startFakeTimeGroup(Ids, Running, seed);
     const leader = claimers()[0]!;
     const target = Running.find((id) => id !== leader)!;
     const others = Running.filter((id) => id !== leader && id !== target);

@@ -9,17 +9,12 @@
  * longer shows a transfer: the member remembers the term it began one in. Five real
  * RaftMembers on the in-memory bus, fake timers: deterministic.
  */
-import { pino } from 'pino';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
-import { RaftMember } from '../../cluster/member.js';
-import { MemoryTimingRecord } from '../../cluster/timing-record.js';
-import { makeMessage, seededRandom, type Message } from '../../raft/index.js';
-import { Bus, MemoryStore } from '../harness/member-bus.js';
+import { makeMessage, type Message } from '../../raft/index.js';
+import { startFakeTimeGroup } from './fake-time-group.js';
 
 const Ids = ['a', 'b', 'c', 'd', 'e'];
-const Timing = { tickMs: 100, electionTicks: 10, maxClockDriftMs: 100 };
 const seed = Number(process.env.TRANSFER_ABORT_SEED ?? 11);
-const silent = pino({ level: 'silent' });
 
 describe('a MsgTimeoutNow whose transfer is aborted in the same Ready', () => {
   beforeEach(() => {
@@ -29,30 +24,7 @@ describe('a MsgTimeoutNow whose transfer is aborted in the same Ready', () => {
   afterEach(() => vi.useRealTimers());
 
   it('the leader that sent it never claims again in that term', async () => {
-    const bus = new Bus();
-    bus.tracing = false;
-    const members = new Map<string, RaftMember>();
-    for (const [i, id] of Ids.entries()) {
-      const member = new RaftMember({
-        id,
-        bootstrap: { voters: Ids },
-        ...Timing,
-        heartbeatTicks: 1,
-        store: new MemoryStore(id, bus),
-        timingRecord: new MemoryTimingRecord(),
-        logger: silent,
-        random: seededRandom(seed * 100 + i),
-        monotonicNowMs: () => Date.now(),
-        createTransport: (events) => bus.transport(id, Ids.filter((p) => p !== id), events, Timing),
-      });
-      members.set(id, member);
-      await member.start();
-    }
-    const claimers = () => [...members.values()].filter((m) => m.view().isLeader).map((m) => m.id);
-    for (let t = 0; claimers().length !== 1; t += 5) {
-      if (t > 10_000) throw new Error('no leader within 10 s of simulated time');
-      await vi.advanceTimersByTimeAsync(5);
-    }
+    const { bus, members, claimers } = await startFakeTimeGroup(Ids, Ids, seed);
     await vi.advanceTimersByTimeAsync(500);
     const leaderId = claimers()[0]!;
     const leader = members.get(leaderId)!;
