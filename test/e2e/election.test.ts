@@ -52,6 +52,12 @@ describe.skipIf(skipReason !== '')('the example group on a real control plane', 
     }, 200);
     expect(live).toBe(true);
     await group.labelsConverge(leader.self, 30_000);
+    // A new group starts with one voter and grows through the reconciler: the failover steps below
+    // need every pod to be a voter (with 2 of 3 voters, losing the leader loses the quorum).
+    await waitFor('every pod to be a voter', deadlineMs, async () => {
+      const answer = await group.ask(leader.self);
+      return answer.members.filter((m) => m.membership === 'voter').length === group.podNames.length ? true : undefined;
+    }, 100);
     return group.agreedLeader(group.podNames, deadlineMs);
   }
 
