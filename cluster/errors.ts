@@ -46,7 +46,9 @@ export type ClusterErrorCode =
   /** The change would remove the leader from the voters: transfer leadership first. */
   | 'CONF_CHANGE_REMOVES_LEADER'
   /** The change is not valid from the configuration in force (raft's confchange checks). */
-  | 'CONF_CHANGE_INVALID';
+  | 'CONF_CHANGE_INVALID'
+  /** An address did not prove which member is behind it (GET /identify on the peer port). */
+  | 'IDENTIFY_FAILED';
 
 export class ClusterError extends Error {
   readonly code: ClusterErrorCode;

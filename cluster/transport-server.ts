@@ -2,7 +2,7 @@
  * The peer port's listener and the ws options of both ends: split from transport.ts, which
  * keeps the links. Timeouts here bound how long an unproven connection may hold a slot.
  */
-import type { IncomingMessage, Server as HttpServer } from 'node:http';
+import type { IncomingMessage, Server as HttpServer, ServerResponse } from 'node:http';
 import type { Server as HttpsServer } from 'node:https';
 import { http, https } from './node-http.js';
 import type { AddressInfo, Socket } from 'node:net';
@@ -12,6 +12,8 @@ import { MAX_CLOSE_WAIT_MS, MAX_FRAGMENTS_PER_MESSAGE, type ResolvedOptions } fr
 
 export interface PeerServerHandlers {
   onConnection(socket: Socket): void;
+  /** A plain HTTP request on the peer port; true when handled (GET /identify), else 426. */
+  onRequest(req: IncomingMessage, res: ServerResponse): boolean;
   onUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer): void;
   onTlsClientError(err: Error, remote: string): void;
   onError(err: Error): void;
@@ -64,7 +66,8 @@ export async function listenForPeers(
   server.headersTimeout = o.handshakeTimeoutMs;
   server.requestTimeout = o.handshakeTimeoutMs;
   const wss = new WebSocketServer(wsServerOptions(o));
-  server.on('request', (_req, res) => {
+  server.on('request', (req, res) => {
+    if (h.onRequest(req, res)) return;
     res.writeHead(426, { 'content-type': 'text/plain' }).end('raft-elector peer port: WebSocket upgrade required\n');
   });
   server.on('upgrade', (req, socket, head) => h.onUpgrade(req, socket, head));

@@ -19,6 +19,7 @@ import type { DropReason, PeerInfo, PeerTransport, TransportEvents } from './int
 import { TransportLog } from './log-limits.js';
 import { Admission } from './admission.js';
 import { PeerTable } from './transport-peers.js';
+import { IdentifyResponder, identifyPeer } from './identify.js';
 import { listenForPeers, wsClientOptions } from './transport-server.js';
 import { Connection, compareIds, normalizeHost, reconnectDelayMs, refusalHint, rejectUpgrade, type PeerState } from './peer-link.js';
 import {
@@ -33,6 +34,9 @@ export { MIN_SECRET_BYTES, PEER_PATH, resolveTransportOptions } from './transpor
 export type { TransportPeer, TransportTlsOptions, WsTransportOptions } from './transport-options.js';
 export { reconnectDelayMs } from './peer-link.js';
 
+
+/** Enough for every member of a large group to re-identify at once; a stranger gets 429 beyond it. */
+const IdentifyAnswersPerSecond = 50;
 
 const dropReasonForCode: Partial<Record<ClusterErrorCode, DropReason>> = {
   FRAME_OVERSIZED: 'frame_oversized',
@@ -61,6 +65,7 @@ export class WsTransport implements PeerTransport {
   /** Random per start: a second live process claiming our id has another. */
   readonly instanceId = newInstanceId();
   private readonly admission: Admission;
+  private readonly identity: IdentifyResponder;
   private server: http.Server | https.Server | null = null;
   private wss: WebSocketServer | null = null;
   private boundPort: number | null = null;
@@ -78,7 +83,13 @@ export class WsTransport implements PeerTransport {
       this.tlog.warnStranger(null, remote, reason, message, { limit });
     });
     this.peerStates = new PeerTable(this.o.selfId, this.o.maxPeers, this.log);
+    this.identity = new IdentifyResponder({ selfId: this.o.selfId, clusterName: this.o.clusterName, secret: this.o.secret, answersPerSecond: IdentifyAnswersPerSecond, now: () => performance.now() });
     for (const p of this.o.peers) this.peerStates.add(p.id, p.host ?? null, p.port ?? null, true);
+  }
+
+  /** Which member listens at host:port (the DNS address source asks each pod IP); rejects with IDENTIFY_FAILED. */
+  identify(host: string, port: number): Promise<string> {
+    return identifyPeer(host, port, { clusterName: this.o.clusterName, secret: this.o.secret, tls: this.o.tls, timeoutMs: this.o.handshakeTimeoutMs });
   }
 
   /** The port this member listens on (after start()). */
@@ -95,6 +106,7 @@ export class WsTransport implements PeerTransport {
     }
     const { server, wss, port } = await listenForPeers(this.o, {
       onConnection: (socket) => this.admission.onConnection(socket),
+      onRequest: (req, res) => this.identity.handle(req, res),
       onUpgrade: (req, socket, head) => this.onUpgrade(req, socket, head),
       onTlsClientError: (err, remote) =>
         this.tlog.warnStranger(null, remote, 'tls_failed', 'TLS handshake with a connecting peer failed', { err: err.message }),

@@ -7,6 +7,8 @@
 import type { Logger } from 'pino';
 import type { PeerTransport } from '../cluster/interfaces.js';
 import type { RaftMember } from '../cluster/member.js';
+import { createDnsResolver, realDnsTimers } from '../k8s/dns.js';
+import { DnsAddresses } from '../k8s/dns-addresses.js';
 import { decideBootstrap, type BootstrapDecision } from '../k8s/bootstrap.js';
 import { LeadershipEvents } from '../k8s/events.js';
 import { LeaseMirror } from '../k8s/lease-mirror.js';
@@ -16,6 +18,14 @@ import { ForgetLeaderOnPodExit, listGroupPods, PodWatch } from '../k8s/pod-watch
 import { resolveInClusterIdentity, type InClusterIdentity } from '../k8s/voters.js';
 import type { ElectorConfig, KubernetesConfig } from './config.js';
 import { createMembershipParts } from './in-cluster-membership.js';
+
+/** DNS is the fallback source: asked rarely, so an idle member stays idle. */
+const DnsIntervalMs = 10_000;
+const DnsReidentifyMs = 300_000;
+
+function formatHostPort(h: { host: string; port: number }): string {
+  return h.host.includes(':') ? `[${h.host}]:${h.port}` : `${h.host}:${h.port}`;
+}
 
 export function inClusterIdentity(k: KubernetesConfig): InClusterIdentity {
   return resolveInClusterIdentity({ podName: k.podName, podUid: k.podUid, namespace: k.namespace });
@@ -51,7 +61,7 @@ export function createInClusterParts(
   k: KubernetesConfig,
   client: KubeClient,
   member: RaftMember,
-  transport: () => PeerTransport & { dropJoiner?(id: string): void },
+  transport: () => PeerTransport & { dropJoiner?(id: string): void; identify?(host: string, port: number): Promise<string> },
   log: Logger,
 ): InClusterParts {
   const common = { client, namespace: k.namespace, logger: log };
@@ -68,7 +78,29 @@ export function createInClusterParts(
   const forget = new ForgetLeaderOnPodExit({ member, podWatch, voters: () => member.membership().confState.voters, logger: log });
   const events = new LeadershipEvents({ ...common, member, podName: k.podName, podUid: k.podUid });
   const leaseMirror = k.leaseName ? new LeaseMirror({ api: client.coordination, member, namespace: k.namespace, leaseName: k.leaseName, logger: log }) : undefined;
-  // Addresses come from the pod watch (pod IPs): an incarnation id is not a DNS name.
+  // Addresses come from the pod watch (pod IPs) and, for when it has nothing, from the
+  // Service's DNS with each IP asked who it is (an incarnation id is not a DNS name).
+  const dnsAddresses = new DnsAddresses({
+    selfId: member.id,
+    serviceFqdn: `${k.service}.${k.namespace}.svc.${k.clusterDomain}`,
+    peerPort: config.listen.port,
+    resolver: createDnsResolver({ queryTimeoutMs: 2_000, dnsServer: k.dnsServer ? formatHostPort(k.dnsServer) : undefined }),
+    identify: (host, port) => {
+      const t = transport();
+      if (!t.identify) return Promise.reject(new Error('this transport cannot identify addresses'));
+      return t.identify(host, port);
+    },
+    configurationIds: () => {
+      const cs = member.membership().confState;
+      return new Set([...cs.voters, ...cs.votersOutgoing, ...cs.learners, ...cs.learnersNext]);
+    },
+    transport: { setPeerAddress: (id, host, port) => transport().setPeerAddress(id, host, port) },
+    intervalMs: DnsIntervalMs,
+    reidentifyMs: DnsReidentifyMs,
+    maxAddresses: 64,
+    timers: realDnsTimers,
+    logger: log,
+  });
   const membership = createMembershipParts({
     member,
     podWatch,
@@ -91,11 +123,12 @@ export function createInClusterParts(
       events.start();
       leaseMirror?.start();
       membership.start();
+      dnsAddresses.start();
       await Promise.resolve();
     },
     async stop() {
       forget.stop();
-      await Promise.all([membership.stop(), labeler.stop(), podWatch.stop(), events.stop(), leaseMirror?.stop()]);
+      await Promise.all([dnsAddresses.stop(), membership.stop(), labeler.stop(), podWatch.stop(), events.stop(), leaseMirror?.stop()]);
     },
   };
 }

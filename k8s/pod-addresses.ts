@@ -1,8 +1,8 @@
 /**
  * The pod watch as the address source for incarnations: every Running pod of the group with a
  * pod IP is `<name>@<uid>` at `podIP:peerPort`. The transport adds an id it does not know yet
- * (dynamic peers), so a joiner is reachable before the leader adds it. DNS (discovery.ts) stays
- * the source while the API server is unreachable; an address here only ever adds or moves a
+ * (dynamic peers), so a joiner is reachable before the leader adds it. DNS (dns-addresses.ts) is
+ * the second source, for members restarted while the API server is away; an address here only ever adds or moves a
  * peer, never removes one (removal follows the configuration: transport.setMembers).
  */
 import type { Logger } from 'pino';
