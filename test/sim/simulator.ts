@@ -11,6 +11,7 @@ import {
   type Ready,
   type Status,
 } from '../../raft/index.js';
+import { DiskLedger, type DoubleVoteWitness } from './disk-ledger.js';
 import { MembershipInvariants } from './membership.js';
 import { InFlightQueue, type InFlight } from './in-flight-queue.js';
 
@@ -158,24 +159,11 @@ export interface SimStats {
 }
 
 /** A second leader of a term, and the wiped member whose two votes made both quorums. */
-export interface DoubleLeader {
+export interface DoubleLeader extends DoubleVoteWitness {
   term: number;
   first: string;
   second: string;
-  voter: string;
-  /** Disk identities of the voter that voted for `first` and for `second`. */
-  firstDisk: number;
-  secondDisk: number;
-  /** The vote on the later of the two identities: for whom, and the voter's own ticks since that start. */
-  laterVoteFor: string;
-  laterVoteAgeTicks: number;
   tick: number;
-}
-
-interface PersistedVote {
-  candidate: string;
-  /** The voter's own ticks since its start when it wrote the vote. */
-  ageTicks: number;
 }
 
 interface Member {
@@ -253,16 +241,8 @@ export class Simulation {
   private readonly linkDeliveredSeq = new Map<string, number>();
   /** Side of the partition each member is on; members on different sides cannot talk. */
   private side = new Map<string, number>();
-  /**
-   * Every (term → candidate) written to each disk identity (`member#identity`), across the
-   * restarts that kept that disk. A wipe starts a new identity: the old votes are gone from
-   * the member's memory, and "one vote per term" can only be asked of one disk.
-   */
-  private readonly persistedVotes = new Map<string, Map<number, PersistedVote>>();
-  /** Term of each index any member persisted as committed (state machine safety). */
-  private readonly committedTerms = new Map<number, number>();
-  /** Set once a wipe erased a disk that had been written (a vote, a term or entries). */
-  private writtenDiskLost = false;
+  /** Every vote and committed entry each disk identity wrote, and the invariants on them. */
+  private readonly ledger: DiskLedger;
   private tickNow = 0;
   private slotNow = 0;
 
@@ -274,6 +254,7 @@ export class Simulation {
     this.ids = [...options.ids].sort();
     this.faults = { ...(options.faults ?? NO_FAULTS) };
     this.net = seededRandom(options.seed);
+    this.ledger = new DiskLedger(options.allowLostCommittedEntries === true, (invariant, text) => this.violation(invariant, text), this.stats);
     this.ids.forEach((id, index) => {
       const clockEighths = options.clockEighths?.[id] ?? CLOCK_EIGHTHS_NOMINAL;
       if (clockEighths < CLOCK_EIGHTHS_MIN || clockEighths > CLOCK_EIGHTHS_NOMINAL) {
@@ -295,7 +276,7 @@ export class Simulation {
         restartAtTick: undefined,
         armedCrash: undefined,
       });
-      this.persistedVotes.set(diskKey(id, 0), new Map());
+      this.ledger.newDisk(id, 0, false);
     });
     for (const id of this.ids) this.start(id);
   }
@@ -415,12 +396,12 @@ export class Simulation {
   }
 
   private eraseDisk(m: Member): void {
-    if (m.disk) this.writtenDiskLost = true;
+    const hadState = m.disk !== undefined;
     m.disk = undefined;
     m.diskTerm = 0;
     m.diskCommit = 0;
     m.diskIdentity++;
-    this.persistedVotes.set(diskKey(m.id, m.diskIdentity), new Map());
+    this.ledger.newDisk(m.id, m.diskIdentity, hadState);
     this.stats.wipes++;
     this.log(`${m.id} disk wiped (identity #${m.diskIdentity})`);
   }
@@ -617,30 +598,7 @@ export class Simulation {
     if (hs.commit < m.diskCommit) {
       throw this.violation('commit-monotonic', `${m.id} wrote commit ${hs.commit} after it had written ${m.diskCommit}`);
     }
-    if (hs.vote !== None) {
-      const votes = this.persistedVotes.get(diskKey(m.id, m.diskIdentity))!;
-      const earlier = votes.get(hs.term)?.candidate;
-      if (earlier !== undefined && earlier !== hs.vote) {
-        throw this.violation(
-          'one-vote-per-term',
-          `${m.id} (disk #${m.diskIdentity}) persisted a vote for ${hs.vote} in term ${hs.term} after it had persisted a vote for ${earlier}`,
-        );
-      }
-      if (earlier === undefined) {
-        votes.set(hs.term, { candidate: hs.vote, ageTicks: m.node?.status().ticksSinceStart ?? 0 });
-        this.stats.votesPersisted++;
-      }
-    }
-    for (const e of ds.entries) {
-      if (e.index > hs.commit) break;
-      const term = this.committedTerms.get(e.index);
-      if (term === undefined) this.committedTerms.set(e.index, e.term);
-      else if (term !== e.term && this.options.allowLostCommittedEntries && this.writtenDiskLost) {
-        this.stats.forkedCommittedEntries++;
-      } else if (term !== e.term) {
-        throw this.violation('committed-entries-agree', `${m.id} committed index ${e.index} at term ${e.term}; another member committed it at term ${term}`);
-      }
-    }
+    this.ledger.recordWrite(m.id, m.diskIdentity, ds, m.node?.status().ticksSinceStart ?? 0);
     m.disk = cloneDurable(ds);
     m.diskTerm = hs.term;
     m.diskCommit = hs.commit;
@@ -730,7 +688,7 @@ export class Simulation {
   /** A second leader of `term`: a breach, unless a wiped member's double vote explains it and that is allowed. */
   private secondLeader(term: number, first: string, second: string): void {
     if (this.doubleLeaders.some((d) => d.term === term && d.second === second)) return;
-    const witness = this.options.allowWipedDoubleVotes ? this.doubleVoteWitness(term, first, second) : undefined;
+    const witness = this.options.allowWipedDoubleVotes ? this.ledger.doubleVoteWitness(term, first, second, this.ids.map((id) => this.member(id))) : undefined;
     if (!witness) {
       const why = this.options.allowWipedDoubleVotes ? ' (no member voted for both under two disk identities)' : '';
       throw this.violation('one-leader-per-term', `${second} became leader of term ${term}, which ${first} already led${why}`);
@@ -738,27 +696,6 @@ export class Simulation {
     this.doubleLeaders.push({ term, first, second, ...witness, tick: this.tickNow });
     this.stats.doubleLeaderTerms++;
     this.log(`${second} leads term ${term} too (${witness.voter} voted for ${first} on disk #${witness.firstDisk}, for ${second} on disk #${witness.secondDisk})`);
-  }
-
-  /**
-   * Two quorums of one term share a member; with one vote per term per disk, that member
-   * must have voted for the two leaders under two disk identities. Returns it, or nothing.
-   */
-  private doubleVoteWitness(term: number, first: string, second: string): Omit<DoubleLeader, 'term' | 'first' | 'second' | 'tick'> | undefined {
-    for (const id of this.ids) {
-      const identities = this.member(id).diskIdentity;
-      let firstDisk: number | undefined;
-      let secondDisk: number | undefined;
-      for (let d = 0; d <= identities; d++) {
-        const vote = this.persistedVotes.get(diskKey(id, d))?.get(term)?.candidate;
-        if (vote === first) firstDisk ??= d;
-        if (vote === second) secondDisk ??= d;
-      }
-      if (firstDisk === undefined || secondDisk === undefined || firstDisk === secondDisk) continue;
-      const later = this.persistedVotes.get(diskKey(id, Math.max(firstDisk, secondDisk)))!.get(term)!;
-      return { voter: id, firstDisk, secondDisk, laterVoteFor: later.candidate, laterVoteAgeTicks: later.ageTicks };
-    }
-    return undefined;
   }
 
   private violation(invariant: string, text: string): SimViolation {
@@ -774,10 +711,6 @@ export class Simulation {
     if (!m) throw new Error(`unknown member ${id}`);
     return m;
   }
-}
-
-function diskKey(id: string, identity: number): string {
-  return `${id}#${identity}`;
 }
 
 function cloneDurable(ds: DurableState): DurableState {
