@@ -7,7 +7,7 @@
 import { expect } from 'vitest';
 import { waitFor, type LeaderAnswer } from '../integration/harness.js';
 import type { Group } from './group.js';
-import { LeaderSampler } from './leader-sampler.js';
+import { LeaderSampler, type Sample } from './leader-sampler.js';
 
 export interface Converged {
   leader: LeaderAnswer;
@@ -71,9 +71,9 @@ export class MembershipChecks {
     }, 500);
   }
 
-  /** Prints the step's line and asserts that no two members claimed isLeader at once. */
-  report(what: string, fromMs: number): void {
-    const overlaps = this.sampler.overlaps();
+  /** Prints the step's line and asserts that no two members claimed isLeader at once (among the samples `keep` keeps). */
+  report(what: string, fromMs: number, keep?: (s: Sample) => boolean): void {
+    const overlaps = this.sampler.overlaps(keep);
     const gap = this.sampler.longestGapMs(fromMs);
     const samples = this.sampler.samples.filter((s) => s.sentAt >= fromMs).length;
     console.log(`e2e membership (${this.label}): ${what}: ${samples} samples, ${overlaps.length} overlapping isLeader, longest time without isLeader ${gap.toFixed(0)} ms`);
