@@ -221,10 +221,9 @@ export class Group {
     mkdirSync(root, { recursive: true });
     writeFileSync(tokenFile, token.trim());
 
-    // The pod's volumes: the secret mount gets the stored Secret; the data mount is the
-    // pod's claim, kept across incarnations of the same ordinal as a PVC would be.
+    // The pod's volumes: the secret mount gets the stored Secret; an emptyDir is new with each
+    // pod incarnation (uid), a claim is kept across incarnations of the same name, as a PVC.
     const mounts = container.volumeMounts ?? [];
-    // An emptyDir is new with each pod incarnation (uid); anything else is kept per pod name.
     const emptyDirs = new Set((this.sts.spec.template.spec.volumes ?? []).filter((v) => 'emptyDir' in v).map((v) => v.name));
     const baseOf = (path: string) => {
       const mount = mounts.find((mt) => path === mt.mountPath || path.startsWith(`${mt.mountPath}/`));
