@@ -19,7 +19,7 @@ import { FakeKubelet } from './kubelet.js';
 import { GroupProcess } from './processes.js';
 import { KubeRest, type KubeEvent, type Pod } from './rest.js';
 
-const ElectorBin = join(repoRoot, 'dist/cmd/raft-elector.js');
+export const ElectorBin = join(repoRoot, 'dist/cmd/raft-elector.js');
 const PodIps = ['127.0.0.11', '127.0.0.12', '127.0.0.13'];
 
 export interface Incarnation {
@@ -64,6 +64,13 @@ export interface InstallOptions {
    * a pool, Ready gated on /readyz); the members follow its pods (issue 11).
    */
   workload?: 'StatefulSet' | 'Deployment';
+  /** A StatefulSet's data volume (default pvc); emptyDir starts every incarnation on an empty dir. */
+  persistence?: 'pvc' | 'emptyDir';
+  /** Gate Ready on the sidecar's /readyz (a Deployment always is). */
+  gateReady?: boolean;
+  /** Another chart (default this repo's) and the sidecar build its pods run (default dist/). */
+  chartDir?: string;
+  electorBin?: string;
 }
 
 export class Group {
@@ -73,6 +80,12 @@ export class Group {
   private dns!: TestClusterDns;
   private injected = false;
   private secretData!: Record<string, string>;
+  private peerSecret = '';
+  private raftPort = 0;
+  /** Read each pod's sidecar from the stored pod (its args change with the chart version). */
+  private storedSidecar = false;
+  /** The build the next started pods run. */
+  electorBin = ElectorBin;
 
   private constructor(
     readonly cp: ControlPlane,
@@ -92,19 +105,17 @@ export class Group {
   static async install(cp: ControlPlane, helm: Helm, options: InstallOptions): Promise<Group> {
     const httpPort = options.ports?.http ?? (await portFreeOnAllPods([]));
     const raftPort = options.ports?.raft ?? (await portFreeOnAllPods([httpPort]));
-    const rendered = helm.run(['template', options.release, join(repoRoot, 'charts/raft-elector'), '--namespace', options.namespace,
-      // helm template cannot see the cluster, so the chart refuses to invent a peer secret; hand it one.
-      '--skip-tests', '--set', `secret.value=${randomBytes(24).toString('base64url')}`,
-      '--set', 'example.enabled=true', '--set', `sidecar.httpPort=${httpPort}`, '--set', `sidecar.raftPort=${raftPort}`,
-      ...(options.workload === 'Deployment' ? ['--set', 'example.kind=Deployment'] : ['--set', 'persistence.type=pvc'])]);
-    if (rendered.status !== 0) throw new Error(`helm template failed: ${rendered.stderr}`);
-    const objects = parseManifests(rendered.stdout);
+    const peerSecret = randomBytes(24).toString('base64url');
+    const objects = Group.render(helm, options, peerSecret, httpPort, raftPort);
     options.edit?.(objects);
     // A Deployment has every field the harness reads of a StatefulSet (template, selector, replicas).
     const sts = only<StatefulSet>(objects, options.workload === 'Deployment' ? 'Deployment' : 'StatefulSet');
     const dir = join(cp.dir, 'groups', options.namespace);
     mkdirSync(dir, { recursive: true });
     const group = new Group(cp, options.namespace, objects, sts, sidecarOf(sts).container, httpPort, dir);
+    group.peerSecret = peerSecret;
+    group.raftPort = raftPort;
+    if (options.electorBin) group.electorBin = options.electorBin;
     if (options.injectAnnotations) {
       const spec = sts.spec.template.spec;
       spec.initContainers = spec.initContainers?.filter((c) => c.name !== group.container.name);
@@ -131,10 +142,36 @@ export class Group {
     group.kubelet = new FakeKubelet(cp.admin, options.namespace, selector, {
       start: (pod, ip) => group.startMember(pod, ip),
       stop: (pod, graceMs) => group.stopMember(pod, graceMs),
-      ...(options.workload === 'Deployment' ? { ready: (pod: Pod) => group.probeReady(pod) } : {}),
+      ...(options.workload === 'Deployment' || options.gateReady ? { ready: (pod: Pod) => group.probeReady(pod) } : {}),
     }, options.workload === 'Deployment' ? 'pool' : 'ordinal');
     group.kubelet.start();
     return group;
+  }
+
+  /** `helm template` of the chart with the harness's values (the same peer secret and ports on every render). */
+  private static render(helm: Helm, options: InstallOptions, peerSecret: string, httpPort: number, raftPort: number): K8sObject[] {
+    const persistence = options.workload === 'Deployment' ? [] : ['--set', `persistence.type=${options.persistence ?? 'pvc'}`];
+    const rendered = helm.run(['template', options.release, options.chartDir ?? join(repoRoot, 'charts/raft-elector'), '--namespace', options.namespace,
+      // helm template cannot see the cluster, so the chart refuses to invent a peer secret; hand it one.
+      '--skip-tests', '--set', `secret.value=${peerSecret}`,
+      '--set', 'example.enabled=true', '--set', `sidecar.httpPort=${httpPort}`, '--set', `sidecar.raftPort=${raftPort}`,
+      ...(options.workload === 'Deployment' ? ['--set', 'example.kind=Deployment'] : []), ...persistence]);
+    if (rendered.status !== 0) throw new Error(`helm template failed: ${rendered.stderr}`);
+    return parseManifests(rendered.stdout);
+  }
+
+  /**
+   * `helm upgrade` as `kubectl apply` of another render (another chart, the same secret and
+   * ports); pods started from now on run `electorBin` with the sidecar stored in their pod.
+   */
+  async upgrade(helm: Helm, options: InstallOptions, electorBin: string): Promise<K8sObject[]> {
+    const objects = Group.render(helm, options, this.peerSecret, this.httpPort, this.raftPort);
+    this.electorBin = electorBin;
+    this.storedSidecar = true;
+    const manifest = join(this.dir, `manifest-upgrade-${Date.now()}.yaml`);
+    writeFileSync(manifest, objects.map((o) => stringify(o)).join('---\n'));
+    await this.cp.kubectl(['apply', '--namespace', this.namespace, '-f', manifest]);
+    return objects;
   }
 
   get podNames(): string[] {
@@ -167,7 +204,7 @@ export class Group {
 
   /** The sidecar this pod runs: the rendered one, or the one the injector put in the stored pod. */
   private sidecarOf(pod: Pod): Container {
-    if (!this.injected) return this.container;
+    if (!this.injected && !this.storedSidecar) return this.container;
     const stored = [...(pod.spec.initContainers ?? []), ...pod.spec.containers].find((c) => c.name === this.container.name);
     if (!stored) throw new Error(`pod ${pod.metadata.name} was stored without the injected sidecar`);
     return stored as Container;
@@ -184,10 +221,15 @@ export class Group {
     mkdirSync(root, { recursive: true });
     writeFileSync(tokenFile, token.trim());
 
-    // The pod's volumes: the secret mount gets the stored Secret; the data mount is the
-    // pod's claim, kept across incarnations of the same ordinal as a PVC would be.
+    // The pod's volumes: the secret mount gets the stored Secret; an emptyDir is new with each
+    // pod incarnation (uid), a claim is kept across incarnations of the same name, as a PVC.
     const mounts = container.volumeMounts ?? [];
-    const inPod = (path: string) => join(root, 'fs', path);
+    const emptyDirs = new Set((this.sts.spec.template.spec.volumes ?? []).filter((v) => 'emptyDir' in v).map((v) => v.name));
+    const baseOf = (path: string) => {
+      const mount = mounts.find((mt) => path === mt.mountPath || path.startsWith(`${mt.mountPath}/`));
+      return mount && emptyDirs.has(mount.name) ? join(root, `emptydir-${uid}`) : join(root, 'fs');
+    };
+    const inPod = (path: string) => join(baseOf(path), path);
     for (const mount of mounts) {
       mkdirSync(inPod(mount.mountPath), { recursive: true });
       const volume = (this.sts.spec.template.spec.volumes ?? []).find((v) => v.name === mount.name);
@@ -216,7 +258,7 @@ export class Group {
       RAFT_ELECTOR_DNS_SERVER: this.dns.address,
       PATH: process.env.PATH ?? '',
     };
-    const proc = GroupProcess.start(`${name} (${uid.slice(0, 8)})`, process.execPath, [ElectorBin, ...args], { env, logFile: join(root, `member-${uid}.log`) });
+    const proc = GroupProcess.start(`${name} (${uid.slice(0, 8)})`, process.execPath, [this.electorBin, ...args], { env, logFile: join(root, `member-${uid}.log`) });
     this.incarnations.push({ name, uid, ip, tokenFile, process: proc });
     this.dns.setPod(name, ip);
   }

@@ -56,9 +56,12 @@ export class LeaderSampler {
     }
   }
 
-  /** Certain overlaps, described; empty when there is none. */
-  overlaps(): string[] {
-    const claims = this.samples.filter((s) => s.isLeader);
+  /**
+   * Certain overlaps, described; empty when there is none. `keep` narrows the judgement to the
+   * samples of one group (terms restart at 1 when a new group forms).
+   */
+  overlaps(keep: (s: Sample) => boolean = () => true): string[] {
+    const claims = this.samples.filter((s) => s.isLeader && keep(s));
     const out: string[] = [];
     const byTerm = new Map<number, Set<string>>();
     for (const c of claims) byTerm.set(c.term, (byTerm.get(c.term) ?? new Set()).add(c.key));
