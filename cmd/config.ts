@@ -81,6 +81,12 @@ export const optionSpecs = {
     help: 'in-cluster: at most this many members vote (odd, 1..7); further pods follow as learners',
     placeholder: 'N',
   },
+  'leave-wait-ms': {
+    kind: 'integer',
+    default: 5000,
+    help: 'in-cluster: on SIGTERM of a voter whose pod is deleting, keep running until the leader has removed it from the configuration, at most this long (0: exit at once); keep it below terminationGracePeriodSeconds',
+    placeholder: 'MS',
+  },
   service: { kind: 'string', help: 'in-cluster: the headless Service whose DNS lists the peers', placeholder: 'NAME' },
   namespace: { kind: 'string', help: 'in-cluster: the namespace (default: POD_NAMESPACE from the downward API)', placeholder: 'NS' },
   'cluster-domain': { kind: 'string', default: 'cluster.local', help: 'in-cluster: the cluster DNS domain' },
@@ -157,6 +163,8 @@ export interface KubernetesConfig {
   replicasIgnored: number | undefined;
   /** Voter cap of the reconciler (issue 11): odd, 1..7. */
   maxVoters: number;
+  /** SIGTERM of a deleting voter: how long it may wait to be removed before it exits. */
+  leaveWaitMs: number;
   /** POD_UID (downward API metadata.uid): the member id is `<podName>@<podUid>`. */
   podUid: string;
   service: string;
@@ -231,6 +239,7 @@ function parseKubernetes(
   }
   const replicasIgnored = str('replicas') === undefined ? undefined : int('replicas', 1, 99);
   const maxVoters = int('max-voters', 1, 7);
+  const leaveWaitMs = int('leave-wait-ms', 0, 600_000);
   if (maxVoters % 2 === 0) {
     throw new ConfigError(`--max-voters ${maxVoters} is even: a group of ${maxVoters} voters tolerates no more failures than ${maxVoters - 1}; use an odd number from 1 to 7`);
   }
@@ -263,6 +272,7 @@ function parseKubernetes(
     namespace,
     replicasIgnored,
     maxVoters,
+    leaveWaitMs,
     podUid,
     service,
     clusterDomain: str('cluster-domain')!,

@@ -12,6 +12,7 @@ import { DnsAddresses } from '../k8s/dns-addresses.js';
 import { decideBootstrap, type BootstrapDecision } from '../k8s/bootstrap.js';
 import { LeadershipEvents } from '../k8s/events.js';
 import { LeaseMirror } from '../k8s/lease-mirror.js';
+import { waitUntilRemoved, type LeaveOutcome } from '../k8s/leave-wait.js';
 import { createKubeClient, loadInClusterConfig, type KubeClient } from '../k8s/kube-client.js';
 import { PodLabeler } from '../k8s/pod-label.js';
 import { ForgetLeaderOnPodExit, listGroupPods, PodWatch } from '../k8s/pod-watch.js';
@@ -22,6 +23,8 @@ import { createMembershipParts } from './in-cluster-membership.js';
 /** DNS is the fallback source: asked rarely, so an idle member stays idle. */
 const DnsIntervalMs = 10_000;
 const DnsReidentifyMs = 300_000;
+/** SIGTERM: how long a fresh read of the own pod may take before the member leaves without waiting. */
+const OwnPodReadTimeoutMs = 1_000;
 
 function formatHostPort(h: { host: string; port: number }): string {
   return h.host.includes(':') ? `[${h.host}]:${h.port}` : `${h.host}:${h.port}`;
@@ -52,6 +55,8 @@ export function decideInClusterBootstrap(client: KubeClient, k: KubernetesConfig
 export interface InClusterParts {
   /** Starts the API-server followers and the membership parts; none of them blocks or fails the election. */
   start(): Promise<void>;
+  /** On SIGTERM, after any handover: a deleting voter stays until the leader has removed it (k8s/leave-wait.ts). */
+  awaitLeave(): Promise<LeaveOutcome>;
   stop(): Promise<void>;
 }
 
@@ -116,6 +121,23 @@ export function createInClusterParts(
   });
 
   return {
+    awaitLeave: () =>
+      waitUntilRemoved({
+        selfId: member.id,
+        confState: () => member.membership().confState,
+        onMembershipChange: (listener) => member.onMembershipChange(listener),
+        ownPodDeleting: async () => {
+          if (podWatch.snapshot().some((p) => p.name === k.podName && p.uid === k.podUid && p.exit === 'deleting')) return true;
+          const read = client.core.listNamespacedPod({ namespace: k.namespace, fieldSelector: `metadata.name=${k.podName}` });
+          const timeout = new Promise<never>((_, reject) => setTimeout(() => reject(new Error('no answer')), OwnPodReadTimeoutMs).unref());
+          const list = await Promise.race([read, timeout]);
+          return list.items.some((p) => p.metadata?.uid === k.podUid && p.metadata.deletionTimestamp !== undefined && p.metadata.deletionTimestamp !== null);
+        },
+        maxWaitMs: k.leaveWaitMs,
+        setTimeout: (callback, delayMs) => setTimeout(callback, delayMs),
+        clearTimeout: (handle) => clearTimeout(handle as ReturnType<typeof setTimeout>),
+        logger: log,
+      }),
     async start() {
       labeler.start();
       forget.start();

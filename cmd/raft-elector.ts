@@ -216,6 +216,17 @@ async function run(config: ElectorConfig, unsafe?: UnsafeMode, clockRate?: numbe
     log.info({ signal }, 'stopping: handing leadership over first if this member leads');
     void (async () => {
       try {
+        if (parts) {
+          // A deleting voter hands over, then stays until the leader has removed it: leaving
+          // at once could take the quorum with it when several pods go together.
+          if (member.view().role === 'Leader') {
+            await member.transferLeadership().then(
+              (result) => log.info({ ...result }, result.transferred ? 'handed leadership over' : 'leadership handover timed out'),
+              (err: unknown) => log.warn({ err }, 'no follower to hand leadership to'),
+            );
+          }
+          await parts.awaitLeave();
+        }
         await member.shutdown();
         await parts?.stop();
         await api.close();

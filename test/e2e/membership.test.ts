@@ -1,7 +1,7 @@
 /**
  * Membership that follows a Deployment on a real control plane (issue 11): the chart's example
  * as a Deployment on emptyDir elects one leader; `kubectl scale` 3→5→3, `kubectl rollout
- * restart` of 3 and of 5 replicas, deleting the leader pod, deleting two followers at once and
+ * restart` of 3 and of 5 replicas, deleting the leader pod, deleting two followers at once (of 5, and both of 3 with SIGTERM at once) and
  * SIGKILL of the leader mid conf change move the raft configuration to the pods that exist,
  * while isLeader is sampled on every member every few ms: never two claims at once, and the
  * longest time without one is printed. The StatefulSet path is membership-statefulset.test.ts.
@@ -106,6 +106,30 @@ describe.skipIf(skipReason !== '')('a Deployment whose members follow its pods, 
     await scale(3);
     await checks.converged(3);
   }), 240_000);
+
+  it('kubectl delete pod of both followers of 3 at once, both SIGTERMed before the leader sees it: the leaving voters stay until removed, the quorum survives', () => step(async () => {
+    const before = await checks.converged(3);
+    const followers = before.ids.filter((id) => id !== before.leader.selfId);
+    const leader = group.incarnations.find((i) => `${i.name}@${i.uid}` === before.leader.selfId)!;
+    const from = performance.now();
+    // The kubelet is faster than the leader's pod watch: the leader is paused while both pods are
+    // deleted, until both sidecars have their SIGTERM (leaving at once would take the quorum along).
+    const names = followers.map((id) => id.split('@')[0]!);
+    leader.process.signal('SIGSTOP');
+    try {
+      await cp.kubectl(['delete', 'pod', ...names, '--namespace', Namespace, '--wait=false']);
+      await waitFor('both followers to get SIGTERM from the kubelet', 5_000, () =>
+        names.every((n) => group.logLines(n).some((l) => l.signal === 'SIGTERM')) ? true : undefined, 10);
+    } finally {
+      leader.process.signal('SIGCONT');
+    }
+    const after = await checks.replaced(3, followers, 'both followers to be replaced and the membership to follow', 120_000);
+    expect(after.leader.selfId).toBe(before.leader.selfId);
+    expect(after.voters).toBe(3);
+    const left = followers.flatMap((id) => group.logLines(id.split('@')[0]!)).filter((l) => l.component === 'leave-wait' && l.outcome !== undefined).map((l) => l.outcome);
+    expect(left).toEqual(['removed', 'removed']);
+    checks.report('delete pod of both followers of 3 at once', from);
+  }), 180_000);
 
   it('SIGKILL of the leader in the middle of a configuration change (scale 3→4), then its pod is deleted', () => step(async () => {
     const before = await checks.converged(3);
