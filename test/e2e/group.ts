@@ -64,6 +64,14 @@ export interface InstallOptions {
    * a pool, Ready gated on /readyz); the members follow its pods (issue 11).
    */
   workload?: 'StatefulSet' | 'Deployment';
+  /**
+   * The user's own workload in place of the chart's example (rendered only for the sidecar's
+   * name and flags): its pods get the sidecar from the injector, and each member runs the
+   * stored pod's sidecar with the volumes, and the Secret, the stored pod names.
+   */
+  ownWorkload?: StatefulSet;
+  /** Further `helm template` arguments, e.g. `--set selector.app=orders`. */
+  helmArgs?: string[];
 }
 
 export class Group {
@@ -72,6 +80,7 @@ export class Group {
   private kubelet!: FakeKubelet;
   private dns!: TestClusterDns;
   private injected = false;
+  private ownWorkload = false;
   private secretData!: Record<string, string>;
 
   private constructor(
@@ -96,15 +105,18 @@ export class Group {
       // helm template cannot see the cluster, so the chart refuses to invent a peer secret; hand it one.
       '--skip-tests', '--set', `secret.value=${randomBytes(24).toString('base64url')}`,
       '--set', 'example.enabled=true', '--set', `sidecar.httpPort=${httpPort}`, '--set', `sidecar.raftPort=${raftPort}`,
-      ...(options.workload === 'Deployment' ? ['--set', 'example.kind=Deployment'] : ['--set', 'persistence.type=pvc'])]);
+      ...(options.workload === 'Deployment' ? ['--set', 'example.kind=Deployment'] : ['--set', 'persistence.type=pvc']), ...(options.helmArgs ?? [])]);
     if (rendered.status !== 0) throw new Error(`helm template failed: ${rendered.stderr}`);
     const objects = parseManifests(rendered.stdout);
     options.edit?.(objects);
     // A Deployment has every field the harness reads of a StatefulSet (template, selector, replicas).
-    const sts = only<StatefulSet>(objects, options.workload === 'Deployment' ? 'Deployment' : 'StatefulSet');
+    const example = only<StatefulSet>(objects, options.workload === 'Deployment' ? 'Deployment' : 'StatefulSet');
+    const sts = options.ownWorkload ?? example;
+    if (options.ownWorkload) objects.splice(objects.indexOf(example), 1, options.ownWorkload);
     const dir = join(cp.dir, 'groups', options.namespace);
     mkdirSync(dir, { recursive: true });
-    const group = new Group(cp, options.namespace, objects, sts, sidecarOf(sts).container, httpPort, dir);
+    const group = new Group(cp, options.namespace, objects, sts, sidecarOf(example).container, httpPort, dir);
+    group.injected = group.ownWorkload = options.ownWorkload !== undefined;
     if (options.injectAnnotations) {
       const spec = sts.spec.template.spec;
       spec.initContainers = spec.initContainers?.filter((c) => c.name !== group.container.name);
@@ -188,14 +200,18 @@ export class Group {
     // pod's claim, kept across incarnations of the same ordinal as a PVC would be.
     const mounts = container.volumeMounts ?? [];
     const inPod = (path: string) => join(root, 'fs', path);
+    // The user's own workload: the volumes the injector added to the stored pod, as the kubelet mounts them.
+    const own = this.ownWorkload;
+    const volumes = own ? ((pod.spec as { volumes?: { name: string; secret?: { secretName: string } }[] }).volumes ?? []) : (this.sts.spec.template.spec.volumes ?? []);
     for (const mount of mounts) {
       mkdirSync(inPod(mount.mountPath), { recursive: true });
-      const volume = (this.sts.spec.template.spec.volumes ?? []).find((v) => v.name === mount.name);
+      const volume = volumes.find((v) => v.name === mount.name);
       if (volume && 'secret' in volume) {
+        const data = own ? await this.storedSecret((volume.secret as { secretName: string }).secretName) : this.secretData;
         for (const item of (volume.secret as { items: { key: string; path: string }[] }).items) {
           const file = inPod(join(mount.mountPath, item.path));
           mkdirSync(dirname(file), { recursive: true });
-          writeFileSync(file, Buffer.from(this.secretData[item.key] ?? '', 'base64'));
+          writeFileSync(file, Buffer.from(data[item.key] ?? '', 'base64'));
         }
       }
     }
@@ -219,6 +235,11 @@ export class Group {
     const proc = GroupProcess.start(`${name} (${uid.slice(0, 8)})`, process.execPath, [ElectorBin, ...args], { env, logFile: join(root, `member-${uid}.log`) });
     this.incarnations.push({ name, uid, ip, tokenFile, process: proc });
     this.dns.setPod(name, ip);
+  }
+
+  /** A Secret of the namespace as stored; like the kubelet, a pod whose Secret is missing does not start. */
+  private async storedSecret(name: string): Promise<Record<string, string>> {
+    return (await this.cp.admin.json<{ data: Record<string, string> }>('GET', `/api/v1/namespaces/${this.namespace}/secrets/${name}`)).data;
   }
 
   private async stopMember(pod: Pod, graceMs: number): Promise<void> {
