@@ -6,7 +6,7 @@
 import { describe, expect, it } from 'vitest';
 import { decide, type Container as InjectedContainer, type JsonPatchOp, type Volume } from '../../k8s/injector/mutate.js';
 import { parseTemplate } from '../../k8s/injector/template.js';
-import { chartDir, findHelm, Helm, only, sidecarOf, type K8sObject, type StatefulSet } from './helm.js';
+import { chartDir, findHelm, Helm, only, renderNotes, sidecarOf, type K8sObject, type StatefulSet } from './helm.js';
 
 const found = findHelm();
 if ('missing' in found) console.log(`[chart injector tests skipped] ${found.missing}`);
@@ -168,4 +168,10 @@ describe.skipIf(!helm)('the chart\'s sidecar injector', () => {
       expect(policy.spec.validations.map((v) => v.expression)).toContainEqual(expect.stringContaining("variables.oldLabels['app'] == 'orders'"));
     });
   }
+
+  it('tells the user of a group-resources-only release what to put in the annotated pod template', () => {
+    const notes = renderNotes(h, ['--set', 'selector.app=orders'], 'orders', 'prod');
+    expect(notes).toContain('raft-elector.io/inject: "true" and raft-elector.io/group: orders-raft-elector');
+    expect(notes).toContain('serviceAccountName: orders-raft-elector yourself');
+  });
 });
