@@ -16,6 +16,7 @@ import { freePort, waitFor, type LeaderAnswer } from '../integration/harness.js'
 import { ControlPlane } from './control-plane.js';
 import { Group, portFreeOnAllPods } from './group.js';
 import { registerNode } from './kubelet.js';
+import { LeaderSampler } from './leader-sampler.js';
 import { GroupProcess } from './processes.js';
 import type { Pod } from './rest.js';
 
@@ -113,6 +114,7 @@ describe.skipIf(skipReason !== '')('the sidecar injector on a real control plane
   let startInjector: () => Promise<void>;
   let group: Group | undefined;
   let orders: Group | undefined;
+  let sampler: LeaderSampler | undefined;
   let sidecarPorts: { http: number; raft: number };
 
   beforeAll(async () => {
@@ -161,6 +163,7 @@ describe.skipIf(skipReason !== '')('the sidecar injector on a real control plane
   });
 
   afterAll(async () => {
+    await sampler?.stop();
     await orders?.stop();
     await group?.stop();
     await injector?.stop();
@@ -263,12 +266,18 @@ describe.skipIf(skipReason !== '')('the sidecar injector on a real control plane
       expect(p.spec.volumes?.find((v) => v.name === 'raft-elector-secret')?.secret?.secretName).toBe('orders-raft-elector-peer');
       expect(p.spec.securityContext).toEqual({ runAsGroup: 3000 });
     }
+    // isLeader on every running member every few ms, from the first start to the end.
+    const g = orders;
+    sampler = new LeaderSampler(() => g.incarnations.filter((m) => m.process.running).map((m) => ({ key: `${m.name}@${m.uid}`, url: `http://${m.ip}:${g.httpPort}/leader` })), 20);
+    sampler.start();
     const two = await ordersConverged(2);
     expect(two.voters).toBe(1);
     await cp.kubectl(['scale', 'deployment', 'orders', '--replicas=3', '--namespace', OrdersNs]);
     const three = await ordersConverged(3);
     expect(three.voters).toBe(3);
-    console.log(`e2e injector: the annotated Deployment elected ${two.leader.self}; after scale 2→3 the leader is ${three.leader.self} (${three.ids.length} members, ${three.voters} voters)`);
+    await sampler.stop();
+    console.log(`e2e injector: the annotated Deployment elected ${two.leader.self}; after scale 2→3 the leader is ${three.leader.self} (${three.ids.length} members, ${three.voters} voters); ${sampler.samples.length} isLeader samples, ${sampler.overlaps().length} overlapping`);
+    expect(sampler.overlaps()).toEqual([]);
   }), 300_000);
 
   it('pods without the annotation are stored exactly as sent', () => step(async () => {
