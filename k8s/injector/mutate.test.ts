@@ -34,7 +34,7 @@ const sidecarOf = (pod: PodLike) => [...(pod.spec?.initContainers ?? []), ...(po
 function annotated(extra: PodLike = {}, ann: Record<string, string> = {}): PodLike {
   return {
     metadata: { generateName: 'web-7d4b9c-', labels: { app: 'web', 'pod-template-hash': '7d4b9c' }, annotations: { [Annotations.inject]: 'true', ...ann }, ownerReferences: [{ kind: 'ReplicaSet', name: 'web-7d4b9c', controller: true }], ...extra.metadata },
-    spec: { securityContext: { runAsUser: 1000 }, containers: [{ name: 'app', env: [{ name: 'A', value: '1' }] }], volumes: [{ name: 'cache', emptyDir: {} }], ...extra.spec } as PodLike['spec'],
+    spec: { serviceAccountName: 'web-raft-elector', securityContext: { runAsUser: 1000 }, containers: [{ name: 'app', env: [{ name: 'A', value: '1' }] }], volumes: [{ name: 'cache', emptyDir: {} }], ...extra.spec } as PodLike['spec'],
   };
 }
 
@@ -126,6 +126,16 @@ describe('the injector mutation', () => {
     expect(sidecarOf(injected(annotated(), legacy).pod).args).toEqual(['--kubernetes', '--service=web', '--pod-selector=raft-elector.io/group=web', '--cluster-name=web', '--lease-name=web', '--tick-ms=100']);
   });
 
+  it('warns, and still injects, when the pod runs as the default ServiceAccount (it never changes the pod\'s)', () => {
+    for (const spec of [{ serviceAccountName: undefined, containers: [{ name: 'app' }] }, { serviceAccountName: 'default', containers: [{ name: 'app' }] }]) {
+      const pod = annotated({ spec }, { [Annotations.group]: 'orders-raft-elector' });
+      const d = decide(pod, template);
+      if (d.kind !== 'inject') throw new Error(d.kind);
+      expect(d.warnings).toEqual([expect.stringMatching(/ServiceAccount "default".*serviceAccountName.*orders-raft-elector/) as string]);
+      expect(d.patch.some((op) => op.path.includes('serviceAccount'))).toBe(false);
+    }
+  });
+
   it('refuses, with a reason naming the annotation, a pod it cannot give a valid group, voter cap or Secret', () => {
     const d = decide(annotated({}, { [Annotations.group]: 'Not_A_Label' }), template);
     expect(d).toEqual({ kind: 'deny', reason: expect.stringContaining(Annotations.group) as string });
@@ -147,7 +157,7 @@ describe('the injector mutation', () => {
 
   it('appends a plain container when the template is not native, and drops --no-lease-mirror groups\' lease flag', () => {
     const plain = { ...template, native: false, container: { ...template.container, args: ['--kubernetes', '--no-lease-mirror'] } };
-    const pod: PodLike = { metadata: { name: 'p', annotations: { [Annotations.inject]: 'true' } }, spec: { containers: [{ name: 'app' }] } };
+    const pod: PodLike = { metadata: { name: 'p', annotations: { [Annotations.inject]: 'true' } }, spec: { serviceAccountName: 'p', containers: [{ name: 'app' }] } };
     const d = decide(pod, plain);
     if (d.kind !== 'inject') throw new Error(d.kind);
     const out = apply(pod, d.patch);

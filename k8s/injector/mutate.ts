@@ -42,7 +42,7 @@ export interface PodLike {
     annotations?: Record<string, string>;
     ownerReferences?: { kind?: string; name?: string; controller?: boolean }[];
   };
-  spec?: { containers?: Container[]; initContainers?: Container[]; volumes?: Volume[]; subdomain?: string };
+  spec?: { containers?: Container[]; initContainers?: Container[]; volumes?: Volume[]; subdomain?: string; serviceAccountName?: string };
 }
 
 export interface SidecarTemplate {
@@ -126,6 +126,10 @@ export function decide(pod: PodLike, template: SidecarTemplate): Decision {
   const warnings: string[] = [];
   if (ann[Annotations.replicas] !== undefined) {
     warnings.push(`raft-elector: annotation ${Annotations.replicas} is ignored (the voters follow the pods); use ${Annotations.maxVoters} to cap them`);
+  }
+  // The ServiceAccount admission has set it before any webhook runs; the injector never changes it.
+  if ((pod.spec?.serviceAccountName ?? 'default') === 'default') {
+    warnings.push(`raft-elector: pod runs as ServiceAccount "default"; unless the group's Role is bound to it, set serviceAccountName to the chart's (${group} when the group is the release's full name)`);
   }
   const service = ann[Annotations.service] ?? pod.spec?.subdomain ?? group;
   if (!DnsLabel.test(service)) {

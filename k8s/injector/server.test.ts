@@ -70,7 +70,7 @@ describe('the injector webhook server', () => {
   });
 
   it('passes the mutation\'s warnings to the API server (kubectl prints them) and logs them with the pod', async () => {
-    const res = JSON.parse((await post(reviewOf({ metadata: { name: 'old-0', annotations: { 'raft-elector.io/inject': 'true', 'raft-elector.io/replicas': '3' } }, spec: { containers: [{ name: 'app' }] } }))).body) as { response: { allowed: boolean; warnings?: string[] } };
+    const res = JSON.parse((await post(reviewOf({ metadata: { name: 'old-0', annotations: { 'raft-elector.io/inject': 'true', 'raft-elector.io/replicas': '3' } }, spec: { serviceAccountName: 'old', containers: [{ name: 'app' }] } }))).body) as { response: { allowed: boolean; warnings?: string[] } };
     expect(res.response.allowed).toBe(true);
     expect(res.response.warnings).toEqual([expect.stringContaining('raft-elector.io/replicas is ignored') as string]);
     expect(lines.find((l) => l.pod === 'old-0')).toMatchObject({ msg: 'sidecar injected', warnings: res.response.warnings });
