@@ -11,8 +11,10 @@ export const Annotations = {
   inject: 'raft-elector.io/inject',
   group: 'raft-elector.io/group',
   service: 'raft-elector.io/service',
-  replicas: 'raft-elector.io/replicas',
+  maxVoters: 'raft-elector.io/max-voters',
   secret: 'raft-elector.io/secret',
+  /** The fixed voter count of old manifests: ignored (the voters follow the pods), with a warning. */
+  replicas: 'raft-elector.io/replicas',
   /** Written by the injector: the template's hash, so `kubectl get pod -o yaml` shows which spec it got. */
   injected: 'raft-elector.io/injected-template',
 } as const;
@@ -40,7 +42,7 @@ export interface PodLike {
     annotations?: Record<string, string>;
     ownerReferences?: { kind?: string; name?: string; controller?: boolean }[];
   };
-  spec?: { containers?: Container[]; initContainers?: Container[]; volumes?: Volume[]; subdomain?: string };
+  spec?: { containers?: Container[]; initContainers?: Container[]; volumes?: Volume[]; subdomain?: string; serviceAccountName?: string };
 }
 
 export interface SidecarTemplate {
@@ -54,6 +56,12 @@ export interface SidecarTemplate {
   dataVolumeName: string;
   /** Name of the volume holding the peer secret, whose secretName an annotation may replace. */
   secretVolumeName: string;
+  /**
+   * Set when the chart generates the peer Secret (<fullname><suffix>): an injected pod then
+   * mounts <group><suffix>, the Secret of the release whose full name is the group, in the
+   * pod's own namespace. Absent (secret.existingSecret): the template's Secret name as is.
+   */
+  groupSecretSuffix?: string;
   /** Short hash of the template, recorded on injected pods. */
   hash: string;
 }
@@ -63,11 +71,14 @@ export type JsonPatchOp = { op: 'add'; path: string; value: unknown };
 export type Decision =
   | { kind: 'skip'; reason: 'not-annotated' | 'already-injected' }
   | { kind: 'deny'; reason: string }
-  | { kind: 'inject'; group: string; patch: JsonPatchOp[] };
+  | { kind: 'inject'; group: string; patch: JsonPatchOp[]; warnings: string[] };
 
 const DnsLabel = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/;
+const DnsSubdomain = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$/;
 /** Flags the injector sets per group; the template's values for them are dropped. */
 const GroupFlags = ['--cluster-name', '--service', '--pod-selector', '--lease-name', '--replicas'] as const;
+/** --max-voters accepts an odd count from 1 to 7 (cmd/config.ts). */
+const MaxVotersValues = ['1', '3', '5', '7'];
 
 function escapePointer(key: string): string {
   return key.replaceAll('~', '~0').replaceAll('/', '~1');
@@ -108,26 +119,36 @@ export function decide(pod: PodLike, template: SidecarTemplate): Decision {
   if (!group || group.length > 63 || !DnsLabel.test(group)) {
     return { kind: 'deny', reason: `cannot inject raft-elector: the group name ${JSON.stringify(group ?? '')} is not a DNS label (set the ${Annotations.group} annotation to one, at most 63 characters)` };
   }
-  const replicasText = ann[Annotations.replicas];
-  if (replicasText !== undefined && !/^[1-9][0-9]?$/.test(replicasText)) {
-    return { kind: 'deny', reason: `cannot inject raft-elector: annotation ${Annotations.replicas} must be a number from 1 to 99; got ${JSON.stringify(replicasText)}` };
+  const maxVoters = ann[Annotations.maxVoters];
+  if (maxVoters !== undefined && !MaxVotersValues.includes(maxVoters)) {
+    return { kind: 'deny', reason: `cannot inject raft-elector: annotation ${Annotations.maxVoters} must be 1, 3, 5 or 7 (an odd number of voters); got ${JSON.stringify(maxVoters)}` };
+  }
+  const warnings: string[] = [];
+  if (ann[Annotations.replicas] !== undefined) {
+    warnings.push(`raft-elector: annotation ${Annotations.replicas} is ignored (the voters follow the pods); use ${Annotations.maxVoters} to cap them`);
+  }
+  // The ServiceAccount admission has set it before any webhook runs; the injector never changes it.
+  if ((pod.spec?.serviceAccountName ?? 'default') === 'default') {
+    warnings.push(`raft-elector: pod runs as ServiceAccount "default"; unless the group's Role is bound to it, set serviceAccountName to the chart's (${group} when the group is the release's full name)`);
   }
   const service = ann[Annotations.service] ?? pod.spec?.subdomain ?? group;
   if (!DnsLabel.test(service)) {
     return { kind: 'deny', reason: `cannot inject raft-elector: the headless Service name ${JSON.stringify(service)} is not a DNS label (annotation ${Annotations.service})` };
   }
-  const secretName = ann[Annotations.secret];
-
+  const annotatedSecret = ann[Annotations.secret];
+  if (annotatedSecret !== undefined && (annotatedSecret.length > 253 || !DnsSubdomain.test(annotatedSecret))) {
+    return { kind: 'deny', reason: `cannot inject raft-elector: annotation ${Annotations.secret} must name a Secret (a DNS subdomain); got ${JSON.stringify(annotatedSecret)}` };
+  }
   const templateArgs = template.container.args ?? [];
   const mirrorOff = templateArgs.includes('--no-lease-mirror');
-  const kept = templateArgs.filter((a) => !GroupFlags.some((f) => a === f || a.startsWith(`${f}=`)));
-  const templateReplicas = templateArgs.find((a) => a.startsWith('--replicas='))?.slice('--replicas='.length);
-  // --replicas is ignored since the voters follow the pods; kept only where a template or annotation still sets it.
-  const replicas = replicasText ?? templateReplicas;
-  const groupArgs = [...(replicas ? [`--replicas=${replicas}`] : []), `--service=${service}`, `--pod-selector=${GroupLabel}=${group}`, `--cluster-name=${group}`];
+  const dropped = maxVoters === undefined ? GroupFlags : [...GroupFlags, '--max-voters'];
+  // --replicas is never passed: the voters follow the pods of --pod-selector (docs/membership.md).
+  const kept = templateArgs.filter((a) => !dropped.some((f) => a === f || a.startsWith(`${f}=`)));
+  const groupArgs = [...(maxVoters === undefined ? [] : [`--max-voters=${maxVoters}`]), `--service=${service}`, `--pod-selector=${GroupLabel}=${group}`, `--cluster-name=${group}`];
   if (!mirrorOff) groupArgs.push(`--lease-name=${group}`);
   const container: Container = structuredClone(template.container);
   container.args = ['--kubernetes', ...groupArgs, ...kept.filter((a) => a !== '--kubernetes')];
+  const secretName = annotatedSecret ?? (template.groupSecretSuffix === undefined ? undefined : `${group}${template.groupSecretSuffix}`);
 
   const existing = new Set((pod.spec?.volumes ?? []).map((v) => v.name));
   const volumes: Volume[] = [];
@@ -164,5 +185,5 @@ export function decide(pod: PodLike, template: SidecarTemplate): Decision {
     if (spec.volumes === undefined) patch.push({ op: 'add', path: '/spec/volumes', value: volumes });
     else for (const v of volumes) patch.push({ op: 'add', path: '/spec/volumes/-', value: v });
   }
-  return { kind: 'inject', group, patch };
+  return { kind: 'inject', group, patch, warnings };
 }

@@ -64,9 +64,16 @@ describe('the injector webhook server', () => {
   it('allows an unannotated pod unchanged and refuses a bad annotation with the reason', async () => {
     const plain = JSON.parse((await post(reviewOf({ metadata: { name: 'p' }, spec: { containers: [{ name: 'app' }] } }))).body) as { response: Record<string, unknown> };
     expect(plain.response).toEqual({ uid: 'u-1', allowed: true });
-    const bad = JSON.parse((await post(reviewOf({ metadata: { name: 'p', annotations: { 'raft-elector.io/inject': 'true', 'raft-elector.io/replicas': 'x' } }, spec: { containers: [] } }))).body) as { response: { allowed: boolean; status: { message: string } } };
+    const bad = JSON.parse((await post(reviewOf({ metadata: { name: 'p', annotations: { 'raft-elector.io/inject': 'true', 'raft-elector.io/max-voters': '4' } }, spec: { containers: [] } }))).body) as { response: { allowed: boolean; status: { message: string } } };
     expect(bad.response.allowed).toBe(false);
-    expect(bad.response.status.message).toContain('raft-elector.io/replicas');
+    expect(bad.response.status.message).toContain('raft-elector.io/max-voters');
+  });
+
+  it('passes the mutation\'s warnings to the API server (kubectl prints them) and logs them with the pod', async () => {
+    const res = JSON.parse((await post(reviewOf({ metadata: { name: 'old-0', annotations: { 'raft-elector.io/inject': 'true', 'raft-elector.io/replicas': '3' } }, spec: { serviceAccountName: 'old', containers: [{ name: 'app' }] } }))).body) as { response: { allowed: boolean; warnings?: string[] } };
+    expect(res.response.allowed).toBe(true);
+    expect(res.response.warnings).toEqual([expect.stringContaining('raft-elector.io/replicas is ignored') as string]);
+    expect(lines.find((l) => l.pod === 'old-0')).toMatchObject({ msg: 'sidecar injected', warnings: res.response.warnings });
   });
 
   it('refuses a body over the limit, non-JSON, a non-review and another path, with a status that says so', async () => {

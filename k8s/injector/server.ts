@@ -100,10 +100,12 @@ export function review(body: unknown, template: SidecarTemplate, logger: Logger,
     return { ...base, response: { uid, allowed: false, status: { code: 400, reason: 'BadRequest', message: decision.reason } } };
   }
   metrics.reviews.inc({ result: 'injected' });
-  logger.info({ ...where, group: decision.group, template: template.hash }, 'sidecar injected');
+  const warned = decision.warnings.length > 0 ? { warnings: decision.warnings } : {};
+  logger.info({ ...where, group: decision.group, template: template.hash, ...warned }, 'sidecar injected');
   return {
     ...base,
-    response: { uid, allowed: true, patchType: 'JSONPatch', patch: Buffer.from(JSON.stringify(decision.patch)).toString('base64') },
+    // warnings: kubectl shows them for a pod created by hand; the log line above names them for every pod.
+    response: { uid, allowed: true, patchType: 'JSONPatch', patch: Buffer.from(JSON.stringify(decision.patch)).toString('base64'), ...warned },
   };
 }
 

@@ -45,8 +45,13 @@ export function parseTemplate(text: string, file: string): SidecarTemplate {
   for (const key of ['dataVolumeName', 'secretVolumeName'] as const) {
     if (typeof doc[key] !== 'string' || doc[key] === '') throw new TemplateError(file, `"${key}" must be a non-empty string`);
   }
+  const suffix = doc.groupSecretSuffix;
+  if (suffix !== undefined && (typeof suffix !== 'string' || !/^[-a-z0-9.]{0,64}$/.test(suffix))) {
+    throw new TemplateError(file, '"groupSecretSuffix" must be a short string of lower-case letters, digits, "-" and "."');
+  }
   return {
     container,
+    ...(suffix === undefined ? {} : { groupSecretSuffix: suffix }),
     native: doc.native,
     volumes: volumes as Volume[],
     dataVolumeName: doc.dataVolumeName as string,

@@ -4,9 +4,9 @@
  * sidecar, and the real injector turns it into the same container for a group.
  */
 import { describe, expect, it } from 'vitest';
-import { decide } from '../../k8s/injector/mutate.js';
+import { decide, type Container as InjectedContainer, type JsonPatchOp, type Volume } from '../../k8s/injector/mutate.js';
 import { parseTemplate } from '../../k8s/injector/template.js';
-import { chartDir, findHelm, Helm, only, sidecarOf, type K8sObject, type StatefulSet } from './helm.js';
+import { chartDir, findHelm, Helm, only, renderNotes, sidecarOf, type K8sObject, type StatefulSet } from './helm.js';
 
 const found = findHelm();
 if ('missing' in found) console.log(`[chart injector tests skipped] ${found.missing}`);
@@ -106,5 +106,72 @@ describe.skipIf(!helm)('the chart\'s sidecar injector', () => {
     const norm = (args: string[]) => args.filter((a) => !a.startsWith('--pod-selector=')).sort();
     expect(norm(injected[0]!.args)).toEqual(norm(pasted.args!));
     expect(injected[0]!.args).toContain('--tick-ms=50');
+  });
+
+  /** The sidecar, volumes and labels an add-only patch gives a pod (the ops decide() emits). */
+  function added(patch: JsonPatchOp[]): { container: InjectedContainer; volumes: Volume[]; labels: Record<string, string> } {
+    const container = patch.filter((op) => op.path.startsWith('/spec/initContainers') || op.path.startsWith('/spec/containers')).map((op) => (Array.isArray(op.value) ? op.value[0] : op.value) as InjectedContainer)[0]!;
+    const volumes = patch.filter((op) => op.path.startsWith('/spec/volumes')).flatMap((op) => (Array.isArray(op.value) ? op.value : [op.value]) as Volume[]);
+    const labels = Object.fromEntries(patch.filter((op) => op.path.startsWith('/metadata/labels/')).map((op) => [op.path.slice('/metadata/labels/'.length).replaceAll('~1', '/'), op.value as string]));
+    return { container, volumes, labels };
+  }
+
+  // The documented path (docs/injector.md): a release whose full name is the group, with selector = the app's pod labels.
+  for (const [where, injectorRelease, groupArgs] of [
+    ['the injector in another namespace, a "group resources only" release in the app\'s', ['raft-system', on], []],
+    ['one release with the injector, in the app\'s namespace', ['prod', on], on],
+  ] as const) {
+    it(`gives an annotated Deployment pod every object it needs, under the names the sidecar uses: ${where}`, () => {
+      const injectorObjects = h.template([...injectorRelease[1]], 'demo', injectorRelease[0]);
+      const configMap = injectorObjects.find((o) => o.kind === 'ConfigMap' && o.metadata.name.endsWith('-injector-template')) as K8sObject & { data: Record<string, string> };
+      const template = parseTemplate(configMap.data['sidecar.json']!, 'ConfigMap');
+      const objects = h.template([...groupArgs, '--set', 'selector.app=orders'], 'orders', 'prod');
+      // No workload: the user's own Deployment is the group.
+      expect(objects.filter((o) => ['Deployment', 'StatefulSet'].includes(o.kind) && !o.metadata.name.endsWith('-injector'))).toEqual([]);
+      const podLabels = { app: 'orders', 'pod-template-hash': '5d9c7' };
+      const pod = {
+        metadata: { generateName: 'orders-5d9c7-', namespace: 'prod', labels: podLabels, annotations: { 'raft-elector.io/inject': 'true', 'raft-elector.io/group': 'orders-raft-elector' }, ownerReferences: [{ kind: 'ReplicaSet', name: 'orders-5d9c7', controller: true }] },
+        spec: { serviceAccountName: 'orders-raft-elector', containers: [{ name: 'app' }] },
+      };
+      const decision = decide(pod, template);
+      if (decision.kind !== 'inject') throw new Error(JSON.stringify(decision));
+      const { container, volumes, labels } = added(decision.patch);
+      const arg = (flag: string) => container.args!.find((a) => a.startsWith(`--${flag}=`))?.slice(flag.length + 3);
+      const named = (kind: string, name: string | undefined) => objects.find((o) => o.kind === kind && o.metadata.name === name);
+      const allLabels = { ...podLabels, ...labels };
+      const selects = (sel: Record<string, string>) => Object.entries(sel).every(([k, v]) => allLabels[k as keyof typeof allLabels] === v);
+
+      expect(arg('pod-selector')).toBe('raft-elector.io/group=orders-raft-elector');
+      expect(labels).toEqual({ 'raft-elector.io/group': 'orders-raft-elector' });
+      expect(container.args!.some((a) => a.startsWith('--replicas'))).toBe(false);
+      expect(container.env).toContainEqual({ name: 'POD_UID', valueFrom: { fieldRef: { fieldPath: 'metadata.uid' } } });
+      // The Lease the leader mirrors itself in, and the Role that lets it (get/update on that name only).
+      expect(named('Lease', arg('lease-name'))).toBeDefined();
+      const role = named('Role', 'orders-raft-elector') as K8sObject & { rules: { resources: string[]; resourceNames?: string[]; verbs: string[] }[] };
+      expect(role.rules).toContainEqual({ apiGroups: ['coordination.k8s.io'], resources: ['leases'], resourceNames: [arg('lease-name')], verbs: ['get', 'update'] });
+      expect(role.rules.find((r) => r.resources.includes('pods'))!.verbs).toEqual(['list', 'watch', 'patch']);
+      expect(role.rules.find((r) => r.resources.includes('events'))!.verbs).toEqual(['create']);
+      const binding = named('RoleBinding', 'orders-raft-elector') as K8sObject & { subjects: { name: string }[] };
+      expect(binding.subjects.map((x) => x.name)).toEqual([pod.spec.serviceAccountName]);
+      expect(named('ServiceAccount', pod.spec.serviceAccountName)).toBeDefined();
+      // The peer Secret the pod mounts is the one this release generated, with the key --secret-file reads.
+      const secretVolume = volumes.find((v) => v.name === 'raft-elector-secret')!;
+      const secret = named('Secret', secretVolume.secret!.secretName) as K8sObject & { data: Record<string, string> };
+      expect(Object.keys(secret.data)).toEqual([(secretVolume.secret!.items as { key: string }[])[0]!.key]);
+      // Service (helm test, ServiceMonitor), PDB and NetworkPolicy select the pod through selector.app.
+      const service = named('Service', arg('service')) as K8sObject & { spec: { selector: Record<string, string> } };
+      expect(selects(service.spec.selector)).toBe(true);
+      expect(selects((named('PodDisruptionBudget', 'orders-raft-elector') as K8sObject & { spec: { selector: { matchLabels: Record<string, string> } } }).spec.selector.matchLabels)).toBe(true);
+      expect(selects((named('NetworkPolicy', 'orders-raft-elector') as K8sObject & { spec: { podSelector: { matchLabels: Record<string, string> } } }).spec.podSelector.matchLabels)).toBe(true);
+      // The admission policy lets the sidecar's account patch the role label only on pods with those labels.
+      const policy = objects.find((o) => o.kind === 'ValidatingAdmissionPolicy') as K8sObject & { spec: { validations: { expression: string }[] } };
+      expect(policy.spec.validations.map((v) => v.expression)).toContainEqual(expect.stringContaining("variables.oldLabels['app'] == 'orders'"));
+    });
+  }
+
+  it('tells the user of a group-resources-only release what to put in the annotated pod template', () => {
+    const notes = renderNotes(h, ['--set', 'selector.app=orders'], 'orders', 'prod');
+    expect(notes).toContain('raft-elector.io/inject: "true" and raft-elector.io/group: orders-raft-elector');
+    expect(notes).toContain('serviceAccountName: orders-raft-elector yourself');
   });
 });

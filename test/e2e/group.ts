@@ -71,6 +71,14 @@ export interface InstallOptions {
   /** Another chart (default this repo's) and the sidecar build its pods run (default dist/). */
   chartDir?: string;
   electorBin?: string;
+  /**
+   * The user's own workload in place of the chart's example (rendered only for the sidecar's
+   * name and flags): its pods get the sidecar from the injector, and each member runs the
+   * stored pod's sidecar with the volumes, and the Secret, the stored pod names.
+   */
+  ownWorkload?: StatefulSet;
+  /** Further `helm template` arguments, e.g. `--set selector.app=orders`. */
+  helmArgs?: string[];
 }
 
 export class Group {
@@ -79,6 +87,7 @@ export class Group {
   private kubelet!: FakeKubelet;
   private dns!: TestClusterDns;
   private injected = false;
+  private ownWorkload = false;
   private secretData!: Record<string, string>;
   private peerSecret = '';
   private raftPort = 0;
@@ -109,10 +118,13 @@ export class Group {
     const objects = Group.render(helm, options, peerSecret, httpPort, raftPort);
     options.edit?.(objects);
     // A Deployment has every field the harness reads of a StatefulSet (template, selector, replicas).
-    const sts = only<StatefulSet>(objects, options.workload === 'Deployment' ? 'Deployment' : 'StatefulSet');
+    const example = only<StatefulSet>(objects, options.workload === 'Deployment' ? 'Deployment' : 'StatefulSet');
+    const sts = options.ownWorkload ?? example;
+    if (options.ownWorkload) objects.splice(objects.indexOf(example), 1, options.ownWorkload);
     const dir = join(cp.dir, 'groups', options.namespace);
     mkdirSync(dir, { recursive: true });
-    const group = new Group(cp, options.namespace, objects, sts, sidecarOf(sts).container, httpPort, dir);
+    const group = new Group(cp, options.namespace, objects, sts, sidecarOf(example).container, httpPort, dir);
+    group.injected = group.ownWorkload = options.ownWorkload !== undefined;
     group.peerSecret = peerSecret;
     group.raftPort = raftPort;
     if (options.electorBin) group.electorBin = options.electorBin;
@@ -155,7 +167,7 @@ export class Group {
       // helm template cannot see the cluster, so the chart refuses to invent a peer secret; hand it one.
       '--skip-tests', '--set', `secret.value=${peerSecret}`,
       '--set', 'example.enabled=true', '--set', `sidecar.httpPort=${httpPort}`, '--set', `sidecar.raftPort=${raftPort}`,
-      ...(options.workload === 'Deployment' ? ['--set', 'example.kind=Deployment'] : []), ...persistence]);
+      ...(options.workload === 'Deployment' ? ['--set', 'example.kind=Deployment'] : []), ...persistence, ...(options.helmArgs ?? [])]);
     if (rendered.status !== 0) throw new Error(`helm template failed: ${rendered.stderr}`);
     return parseManifests(rendered.stdout);
   }
@@ -224,7 +236,10 @@ export class Group {
     // The pod's volumes: the secret mount gets the stored Secret; an emptyDir is new with each
     // pod incarnation (uid), a claim is kept across incarnations of the same name, as a PVC.
     const mounts = container.volumeMounts ?? [];
-    const emptyDirs = new Set((this.sts.spec.template.spec.volumes ?? []).filter((v) => 'emptyDir' in v).map((v) => v.name));
+    // The user's own workload: the volumes the injector added to the stored pod, as the kubelet mounts them.
+    const own = this.ownWorkload;
+    const volumes = own ? ((pod.spec as { volumes?: { name: string; secret?: { secretName: string }; emptyDir?: object }[] }).volumes ?? []) : (this.sts.spec.template.spec.volumes ?? []);
+    const emptyDirs = new Set(volumes.filter((v) => 'emptyDir' in v).map((v) => v.name));
     const baseOf = (path: string) => {
       const mount = mounts.find((mt) => path === mt.mountPath || path.startsWith(`${mt.mountPath}/`));
       return mount && emptyDirs.has(mount.name) ? join(root, `emptydir-${uid}`) : join(root, 'fs');
@@ -232,12 +247,13 @@ export class Group {
     const inPod = (path: string) => join(baseOf(path), path);
     for (const mount of mounts) {
       mkdirSync(inPod(mount.mountPath), { recursive: true });
-      const volume = (this.sts.spec.template.spec.volumes ?? []).find((v) => v.name === mount.name);
+      const volume = volumes.find((v) => v.name === mount.name);
       if (volume && 'secret' in volume) {
+        const data = own ? await this.storedSecret((volume.secret as { secretName: string }).secretName) : this.secretData;
         for (const item of (volume.secret as { items: { key: string; path: string }[] }).items) {
           const file = inPod(join(mount.mountPath, item.path));
           mkdirSync(dirname(file), { recursive: true });
-          writeFileSync(file, Buffer.from(this.secretData[item.key] ?? '', 'base64'));
+          writeFileSync(file, Buffer.from(data[item.key] ?? '', 'base64'));
         }
       }
     }
@@ -261,6 +277,11 @@ export class Group {
     const proc = GroupProcess.start(`${name} (${uid.slice(0, 8)})`, process.execPath, [this.electorBin, ...args], { env, logFile: join(root, `member-${uid}.log`) });
     this.incarnations.push({ name, uid, ip, tokenFile, process: proc });
     this.dns.setPod(name, ip);
+  }
+
+  /** A Secret of the namespace as stored; like the kubelet, a pod whose Secret is missing does not start. */
+  private async storedSecret(name: string): Promise<Record<string, string>> {
+    return (await this.cp.admin.json<{ data: Record<string, string> }>('GET', `/api/v1/namespaces/${this.namespace}/secrets/${name}`)).data;
   }
 
   private async stopMember(pod: Pod, graceMs: number): Promise<void> {

@@ -12,10 +12,11 @@ import tls from 'node:tls';
 import { stringify } from 'yaml';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { only, parseManifests, repoRoot, type Helm, type K8sObject, type StatefulSet } from '../chart/helm.js';
-import { freePort, waitFor } from '../integration/harness.js';
+import { freePort, waitFor, type LeaderAnswer } from '../integration/harness.js';
 import { ControlPlane } from './control-plane.js';
 import { Group, portFreeOnAllPods } from './group.js';
 import { registerNode } from './kubelet.js';
+import { LeaderSampler } from './leader-sampler.js';
 import { GroupProcess } from './processes.js';
 import type { Pod } from './rest.js';
 
@@ -70,6 +71,25 @@ function deployment(name: string, annotations: Record<string, string>): object {
   };
 }
 
+const OrdersNs = 'prod';
+
+/** A user's own Deployment: nothing of the chart in it but two annotations and the release's ServiceAccount. */
+function ordersDeployment(): object {
+  return {
+    apiVersion: 'apps/v1',
+    kind: 'Deployment',
+    metadata: { name: 'orders', namespace: OrdersNs },
+    spec: {
+      replicas: 2,
+      selector: { matchLabels: { app: 'orders' } },
+      template: {
+        metadata: { labels: { app: 'orders' }, annotations: { 'raft-elector.io/inject': 'true', 'raft-elector.io/group': 'orders-raft-elector' } },
+        spec: { serviceAccountName: 'orders-raft-elector', securityContext: { runAsGroup: 3000 }, containers: [appContainer] },
+      },
+    },
+  };
+}
+
 function pod(name: string, annotations: Record<string, string>): object {
   return { apiVersion: 'v1', kind: 'Pod', metadata: { name, namespace: Apps, annotations }, spec: { containers: [appContainer] } };
 }
@@ -93,6 +113,8 @@ describe.skipIf(skipReason !== '')('the sidecar injector on a real control plane
   let port: number;
   let startInjector: () => Promise<void>;
   let group: Group | undefined;
+  let orders: Group | undefined;
+  let sampler: LeaderSampler | undefined;
   let sidecarPorts: { http: number; raft: number };
 
   beforeAll(async () => {
@@ -137,9 +159,12 @@ describe.skipIf(skipReason !== '')('the sidecar injector on a real control plane
       }, 200);
     };
     await startInjector();
+    await registerNode(cp.admin);
   });
 
   afterAll(async () => {
+    await sampler?.stop();
+    await orders?.stop();
     await group?.stop();
     await injector?.stop();
     await cp?.stop();
@@ -149,13 +174,47 @@ describe.skipIf(skipReason !== '')('the sidecar injector on a real control plane
     try {
       return await body();
     } catch (error) {
-      throw new Error(`${(error as Error).message}\n${injector?.tail(30) ?? ''}\n${group?.logs() ?? ''}\n${cp?.logs() ?? ''}`, { cause: error });
+      throw new Error(`${(error as Error).message}\n${injector?.tail(30) ?? ''}\n${group?.logs() ?? ''}\n${orders?.logs() ?? ''}\n${orders?.kubeletReport() ?? ''}\n${cp?.logs() ?? ''}`, { cause: error });
     }
   }
 
   /** The pod's volumes less the token volume the ServiceAccount admission adds to every pod. */
   function volumeNames(p: FullPod): string[] | undefined {
     return p.spec.volumes?.map((v) => v.name).filter((n) => !n.startsWith('kube-api-access-'));
+  }
+
+  async function podsIn(namespace: string, selector: string, count: number): Promise<FullPod[]> {
+    return waitFor(`${count} pods ${selector} in ${namespace}`, 60_000, async () => {
+      const list = await cp.admin.json<{ items: FullPod[] }>('GET', `/api/v1/namespaces/${namespace}/pods?labelSelector=${encodeURIComponent(selector)}`);
+      const live = list.items.filter((p) => !p.metadata.deletionTimestamp);
+      return live.length === count ? live : undefined;
+    }, 200);
+  }
+
+  /**
+   * What the user sees once the group follows the Deployment's pods: exactly one member answers
+   * isLeader and every member names it; its configuration is the live pods' incarnations;
+   * `kubectl get pods -l raft-role=leader` lists that pod alone; the Lease's holder is it.
+   */
+  function ordersConverged(pods: number): Promise<{ leader: LeaderAnswer; ids: string[]; voters: number }> {
+    const g = orders!;
+    return waitFor(`the annotated Deployment's ${pods} pods to elect one leader, labelled and in the Lease`, 120_000, async () => {
+      const live = await g.livePods();
+      if (live.length !== pods || !live.every((p) => g.incarnations.some((i) => i.uid === p.metadata.uid && i.process.running))) return undefined;
+      const answers = await Promise.all(live.map((p) => g.ask(p.metadata.name).catch(() => undefined)));
+      const leaders = answers.filter((a) => a?.isLeader);
+      const leader = leaders[0];
+      if (leaders.length !== 1 || !leader || !answers.every((a) => a?.leaderId === leader.selfId)) return undefined;
+      const ids = live.map((p) => `${p.metadata.name}@${p.metadata.uid}`).sort();
+      const members = leader.members.filter((m) => m.membership === 'voter' || m.membership === 'learner').map((m) => m.id).sort();
+      const voters = leader.members.filter((m) => m.membership === 'voter').length;
+      if (JSON.stringify(members) !== JSON.stringify(ids) || voters !== (pods % 2 === 0 ? pods - 1 : pods)) return undefined;
+      const labelled = (await cp.kubectl(['get', 'pods', '-l', 'raft-role=leader', '--namespace', OrdersNs, '-o', 'name'])).trim();
+      if (labelled !== `pod/${leader.self}`) return undefined;
+      const lease = await cp.admin.raw('GET', `/apis/coordination.k8s.io/v1/namespaces/${OrdersNs}/leases/orders-raft-elector`);
+      const holder = lease.status === 200 ? (JSON.parse(lease.body) as { spec: { holderIdentity?: string } }).spec.holderIdentity : undefined;
+      return holder === leader.self ? { leader, ids, voters } : undefined;
+    }, 250);
   }
 
   async function podsOf(app: string): Promise<FullPod[]> {
@@ -183,10 +242,43 @@ describe.skipIf(skipReason !== '')('the sidecar injector on a real control plane
       expect(p.spec.volumes?.find((v) => v.name === 'raft-elector-data')?.emptyDir).toBeDefined();
       expect(p.metadata.labels?.['raft-elector.io/group']).toBe('web');
       expect(p.metadata.annotations?.['raft-elector.io/injected-template']).toMatch(/^[0-9a-f]{12}$/);
+      // Membership mode, as the chart's own Deployment example: the voters follow the pods.
+      expect(side?.args?.some((a) => a.startsWith('--replicas'))).toBe(false);
+      expect(side?.args).toContain('--max-voters=5');
     }
-    // TODO(deployment membership): once Deployment pods can form a group, play these pods as
-    // local members (as group.ts does for the StatefulSet) and check they elect a leader here.
   }));
+
+  it('a user\'s own Deployment, annotated, beside a "group resources only" release: one leader, its pod labelled, the Lease naming it; scaled 2→3 the membership follows', () => step(async () => {
+    // The documented second-namespace path: `helm install orders … --set selector.app=orders`
+    // (injector off, no example), then the user's Deployment with two annotations and the
+    // release's ServiceAccount. Nothing of the chart's example is in this Deployment.
+    orders = await Group.install(cp, helm as Helm, {
+      namespace: OrdersNs, release: 'orders', workload: 'Deployment', ports: sidecarPorts, helmArgs: ['--set', 'selector.app=orders'],
+      ownWorkload: ordersDeployment() as unknown as StatefulSet,
+    });
+    expect(orders.objects.filter((o) => o.metadata.name.includes('injector'))).toEqual([]);
+    for (const p of await podsIn(OrdersNs, 'app=orders', 2)) {
+      const side = p.spec.initContainers?.[0];
+      expect(side?.name).toBe('raft-elector');
+      expect(side?.args).toEqual(expect.arrayContaining(['--cluster-name=orders-raft-elector', '--lease-name=orders-raft-elector', '--service=orders-raft-elector', '--pod-selector=raft-elector.io/group=orders-raft-elector', '--max-voters=5']));
+      expect(side?.args?.some((a) => a.startsWith('--replicas'))).toBe(false);
+      // The group's own Secret (<group>-peer), which that release made: no secret annotation needed.
+      expect(p.spec.volumes?.find((v) => v.name === 'raft-elector-secret')?.secret?.secretName).toBe('orders-raft-elector-peer');
+      expect(p.spec.securityContext).toEqual({ runAsGroup: 3000 });
+    }
+    // isLeader on every running member every few ms, from the first start to the end.
+    const g = orders;
+    sampler = new LeaderSampler(() => g.incarnations.filter((m) => m.process.running).map((m) => ({ key: `${m.name}@${m.uid}`, url: `http://${m.ip}:${g.httpPort}/leader` })), 20);
+    sampler.start();
+    const two = await ordersConverged(2);
+    expect(two.voters).toBe(1);
+    await cp.kubectl(['scale', 'deployment', 'orders', '--replicas=3', '--namespace', OrdersNs]);
+    const three = await ordersConverged(3);
+    expect(three.voters).toBe(3);
+    await sampler.stop();
+    console.log(`e2e injector: the annotated Deployment elected ${two.leader.self}; after scale 2→3 the leader is ${three.leader.self} (${three.ids.length} members, ${three.voters} voters); ${sampler.samples.length} isLeader samples, ${sampler.overlaps().length} overlapping`);
+    expect(sampler.overlaps()).toEqual([]);
+  }), 300_000);
 
   it('pods without the annotation are stored exactly as sent', () => step(async () => {
     await cp.admin.json('POST', `/apis/apps/v1/namespaces/${Apps}/deployments`, deployment('plain', {}));
@@ -234,7 +326,6 @@ describe.skipIf(skipReason !== '')('the sidecar injector on a real control plane
   }));
 
   it('a StatefulSet whose pods get the sidecar only from the injector elects a leader, labels it and mirrors it in the Lease', () => step(async () => {
-    await registerNode(cp.admin);
     // The chart's example StatefulSet less its sidecar; the group name the chart's Role and Lease are made for.
     group = await Group.install(cp, helm as Helm, { namespace: 'ledger', release: Release, ports: sidecarPorts, injectAnnotations: { 'raft-elector.io/inject': 'true', 'raft-elector.io/group': 'demo-raft-elector' } });
     expect(group.sts.spec.template.spec.initContainers ?? []).toEqual([]);

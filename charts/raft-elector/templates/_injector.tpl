@@ -25,9 +25,16 @@ app.kubernetes.io/part-of: raft-elector
 {{/*
 raft-elector.injectorTemplate: the sidecar the injector adds, as JSON. It is the paste
 path's own raft-elector.sidecar and raft-elector.sidecarVolumes, so both paths get one
-spec; the injector replaces the per-group flags (--replicas, --service, --pod-selector,
---cluster-name, --lease-name) from each pod's annotations and owner.
+spec; the injector sets the per-group flags (--service, --pod-selector, --cluster-name,
+--lease-name, and --max-voters when annotated) from each pod's annotations and owner.
+groupSecretSuffix: with a generated peer Secret (<fullname>-peer), a pod of group G mounts
+G-peer, the Secret of the release named G in its own namespace; with secret.existingSecret
+every pod mounts that Secret unless annotated.
 */}}
 {{- define "raft-elector.injectorTemplate" -}}
-{{- dict "native" .Values.sidecar.native "containers" (include "raft-elector.sidecar" . | fromYamlArray) "volumes" (include "raft-elector.sidecarVolumes" . | fromYamlArray) "dataVolumeName" .Values.persistence.volumeName "secretVolumeName" "raft-elector-secret" | toPrettyJson }}
+{{- $t := dict "native" .Values.sidecar.native "containers" (include "raft-elector.sidecar" . | fromYamlArray) "volumes" (include "raft-elector.sidecarVolumes" . | fromYamlArray) "dataVolumeName" .Values.persistence.volumeName "secretVolumeName" "raft-elector-secret" }}
+{{- if not .Values.secret.existingSecret }}
+{{- $_ := set $t "groupSecretSuffix" "-peer" }}
+{{- end }}
+{{- $t | toPrettyJson }}
 {{- end }}
