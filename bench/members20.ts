@@ -183,8 +183,9 @@ async function measure(size: number): Promise<Figures> {
     const a = (await answer(leader))!;
     const role = new Map(a.members.map((m) => [m.id, m.membership]));
     const costs = await idleCost(g.pods.map((p) => p.child.pid!), idleMs);
-    const after = await g.converged(10_000);
-    if (after.leader !== leader) process.stdout.write(`  note: the leader changed during the idle window (${leader.name} -> ${after.leader.name})\n`);
+    // Only a note: on a starved machine twenty /leader answers may not line up within the deadline.
+    const after = await g.converged(20_000).catch(() => undefined);
+    if (after?.leader !== leader) process.stdout.write(`  note: ${size} members: ${after ? `the leader changed during the idle window (${leader.name} -> ${after.leader.name})` : 'convergence not re-confirmed within 20 s after the idle window'}\n`);
     const pick = (want: (p: Pod) => boolean): { cpuPercent: number; rssMb: number; n: number } => {
       const xs = g.pods.map((p, i) => ({ p, c: costs[i]! })).filter(({ p }) => want(p));
       return { cpuPercent: median(xs.map((x) => x.c.cpuPercent)), rssMb: median(xs.map((x) => x.c.rssMb)), n: xs.length };
