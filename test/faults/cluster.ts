@@ -318,6 +318,27 @@ export class NsCluster {
     return claim ? this.member(claim.member) : undefined;
   }
 
+  /**
+   * In-cluster: whether the pod in `m` can go for good and leave a group that can still commit
+   * its removal: the voters of the latest committed configuration whose pods still exist, `m`
+   * left out, are a majority of it (of both halves while joint). Paused, cut off or restarting
+   * members count: they come back. FAULTS_MEMBERSHIP_UNGUARDED=1 lifts the guard (see README).
+   */
+  canLose(m: NsMember): boolean {
+    if (process.env.FAULTS_MEMBERSHIP_UNGUARDED === '1') return true;
+    let latest: { index: number; conf: string } | undefined;
+    for (const r of this.configs) {
+      const last = r.configs.at(-1);
+      if (last && (!latest || last.index > latest.index)) latest = last;
+    }
+    if (!latest) return false;
+    const cs = JSON.parse(latest.conf) as { voters: string[]; votersOutgoing: string[] };
+    const gone = this.identity(m);
+    const existing = new Set(this.members.filter((x) => x.pod && x !== m).map((x) => this.identity(x)));
+    const majority = (voters: string[]): boolean => voters.length === 0 || voters.filter((v) => v !== gone && existing.has(v)).length > voters.length / 2;
+    return majority(cs.voters) && majority(cs.votersOutgoing);
+  }
+
   /** In-cluster: the slot of the member the latest answer names as leader (it may not hold a lease now). */
   namedLeader(): NsMember | undefined {
     for (let i = this.samples.length - 1; i >= 0; i--) {

@@ -12,7 +12,7 @@ function seeds(): number[] {
   return [Date.now() % 1_000_000];
 }
 
-// One seed in npm test: five slots (three pods at the start), about 45 s.
+// One seed in npm test: five slots (three pods at the start), 30 to 65 s on a busy machine.
 const budgetMs = Number(process.env.FAULTS_MEMBERSHIP_BUDGET_MS ?? 20_000);
 const size = Number(process.env.FAULTS_SLOTS ?? 5);
 const results: RunResult[] = [];

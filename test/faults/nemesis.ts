@@ -140,6 +140,15 @@ export async function applyMemberAction(c: NsCluster, a: MemberAction, generatio
     return `add pod ${name} in ${slot.id}`;
   }
   if (!target?.pod) return `${kind}: no target (no member is named leader now)`;
+  if (!c.canLose(target)) {
+    if (empty.length > 0) {
+      const slot = empty[Math.floor(a.pick * empty.length)]!;
+      const name = `${slot.id}-${generation()}`;
+      c.addPod(slot, name);
+      return `${kind} of ${target.pod.name} would leave no quorum to remove it (see canLose): add pod ${name} in ${slot.id} instead`;
+    }
+    return `${kind} of ${target.pod.name} skipped: it would leave no quorum to remove it (see canLose)`;
+  }
   const was = `${target.pod.name}@${target.pod.uid.slice(0, 8)}`;
   await c.deletePod(target, a.preStopMs);
   if (kind.startsWith('recreate')) {
@@ -204,7 +213,7 @@ export async function inject(c: NsCluster, s: Step): Promise<{ detail: string; h
       const victim = s.kind === 'kill-leader' ? leader : c.member(`m${s.order[0]!}`);
       const pod = victim.pod;
       await c.kill(victim);
-      if (c.kube && pod && s.kind === 'kill-wipe') {
+      if (c.kube && pod && s.kind === 'kill-wipe' && c.canLose(victim)) {
         // In-cluster a disk is lost only with its pod: the pod goes, and comes back under its name with a new UID.
         await c.deletePod(victim, 0);
         return {
@@ -215,10 +224,10 @@ export async function inject(c: NsCluster, s: Step): Promise<{ detail: string; h
         };
       }
       return {
-        detail: `SIGKILL ${victim.id}${s.kind === 'kill-wipe' ? ', restart with an empty data dir' : ''}`,
+        detail: `SIGKILL ${victim.id}${s.kind === 'kill-wipe' ? (c.kube ? ', restart in the same pod (losing it would leave no quorum)' : ', restart with an empty data dir') : ''}`,
         // The same pod only: a membership change may have deleted it meanwhile.
         heal: async () => {
-          if (victim.pod?.uid === pod?.uid) c.restart(victim, s.kind === 'kill-wipe');
+          if (victim.pod?.uid === pod?.uid) c.restart(victim, s.kind === 'kill-wipe' && !c.kube);
         },
       };
     }
