@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { check, MaxPlaceableClaimMs, type History, type Sample } from './checker.js';
+import { check, committedConfigs, MaxPlaceableClaimMs, removalsCommitted, type ConfigRecord, type History, type Sample } from './checker.js';
 
 const ET = 1000;
 
@@ -117,7 +117,7 @@ describe('fault-run checker', () => {
     h.votes.push({ member: 'c', incarnation: 0, atMs: 2395, term: 3, vote: 'c', source: 'state-file' });
     const v = check(h);
     expect(v.violations.map((x) => x.kind)).toEqual(['double-vote']);
-    expect(v.violations[0]!.message).toBe('c (incarnation 0) voted for b (log) and c (state-file) in term 3');
+    expect(v.violations[0]!.message).toBe('c#0 (in c) voted for b (log) and c (state-file) in term 3');
   });
 
   it('catches no leader within 5 election timeouts after the faults stop', () => {
@@ -136,5 +136,84 @@ describe('fault-run checker', () => {
     const v = check(h);
     expect(v.violations.map((x) => x.kind)).toEqual(['no-convergence']);
     expect(v.violations[0]!.message).toMatch(/over the 5000 ms bound/);
+  });
+});
+
+const conf = (voters: string[], learners: string[] = [], votersOutgoing: string[] = []): string =>
+  JSON.stringify({ voters: [...voters].sort(), votersOutgoing: [...votersOutgoing].sort(), learners: [...learners].sort(), learnersNext: [], autoLeave: votersOutgoing.length > 0 });
+
+/**
+ * The same history in-cluster: identities are `<pod>@<uid>` (samples carry selfId/leaderId),
+ * and the state files show a, b, c voting from index 2, d added as a learner at 5, and a (the
+ * old leader, partitioned) removed at 7, first seen committed at 2300 in b's file.
+ */
+function inCluster(): History {
+  const h = healthy();
+  const id = (m: string | null): string | null => (m === null ? null : `${m}@u1`);
+  h.samples = h.samples.map((s) => ({ ...s, selfId: id(s.member)!, leaderId: id(s.leader) }));
+  h.roles = h.roles.map((r) => ({ ...r, identity: id(r.member)!, leader: id(r.leader) }));
+  h.lives = h.lives.map((l) => ({ ...l, identity: id(l.member)! }));
+  h.votes = h.votes.filter((v) => v.incarnation === 0).map((v) => ({ ...v, identity: id(v.member)!, vote: id(v.vote)! }));
+  const three = { index: 2, conf: conf(['a@u1', 'b@u1', 'c@u1']) };
+  const withD = { index: 5, conf: conf(['a@u1', 'b@u1', 'c@u1'], ['d@u1']) };
+  const withoutA = { index: 7, conf: conf(['b@u1', 'c@u1'], ['d@u1']) };
+  const rec = (member: string, atMs: number, configs: ConfigRecord['configs']): ConfigRecord => ({ member, identity: `${member}@u1`, atMs, commit: configs.at(-1)!.index, configs });
+  h.configs = [rec('a', 100, [three]), rec('b', 100, [three]), rec('c', 110, [three]), rec('b', 2300, [three, withD, withoutA]), rec('c', 2310, [three, withD, withoutA])];
+  return h;
+}
+
+describe('fault-run checker, membership', () => {
+  it('passes an in-cluster history where the partitioned old leader is removed', () => {
+    const v = check(inCluster());
+    expect(v.violations).toEqual([]);
+    expect(v.convergedAfterMs).not.toBeNull();
+  });
+
+  it('catches two members that committed different configurations at one index', () => {
+    const h = inCluster();
+    h.configs!.push({ member: 'a', identity: 'a@u1', atMs: 3200, commit: 5, configs: [{ index: 2, conf: conf(['a@u1', 'b@u1', 'c@u1']) }, { index: 5, conf: conf(['a@u1', 'b@u1', 'c@u1', 'e@u1']) }] });
+    const v = check(h);
+    expect(v.violations.map((x) => x.kind)).toEqual(['config-diverged']);
+    expect(v.violations[0]!.message).toMatch(/^index 5: b@u1 committed .* a@u1 committed .*e@u1/);
+  });
+
+  it('catches a removed member that answers isLeader after its removal was seen committed, not before', () => {
+    const h = inCluster();
+    // Before b claims (2500), so no overlap: only the removal rule can object.
+    h.samples.push({ member: 'a', sentMs: 2290, receivedMs: 2292, isLeader: true, leader: 'a', term: 2, selfId: 'a@u1', leaderId: 'a@u1' });
+    expect(check(h).violations).toEqual([]);
+    h.samples.push({ member: 'a', sentMs: 2400, receivedMs: 2402, isLeader: true, leader: 'a', term: 2, selfId: 'a@u1', leaderId: 'a@u1' });
+    const v = check(h);
+    expect(v.violations.map((x) => x.kind)).toEqual(['removed-isLeader']);
+    expect(v.violations[0]!.message).toContain('a@u1 answered isLeader (term 2, sent 2400.0) after its removal at index 7 was seen committed at 2300.0');
+  });
+
+  it('keys votes on the pod incarnation: a new pod under the same name may vote again in a term', () => {
+    const h = inCluster();
+    h.votes.push({ member: 'c', incarnation: 1, identity: 'c@u2', atMs: 2395, term: 3, vote: 'c@u2', source: 'state-file' });
+    expect(check(h).violations).toEqual([]);
+    h.votes.push({ member: 'c', incarnation: 0, identity: 'c@u1', atMs: 2396, term: 3, vote: 'c@u1', source: 'state-file' });
+    expect(check(h).violations.map((x) => x.kind)).toEqual(['double-vote']);
+  });
+
+  it('derives committed configurations from a state file, stopping at the commit index', () => {
+    const snapshot = { index: 1, confState: { voters: ['a'], votersOutgoing: [], learners: [], learnersNext: [], autoLeave: false } };
+    const entries = [
+      { index: 2, confChange: { transition: 'Auto' as const, changes: [{ type: 'AddLearnerNode' as const, nodeId: 'b' }] } },
+      { index: 3 },
+      { index: 4, confChange: { transition: 'Auto' as const, changes: [{ type: 'AddNode' as const, nodeId: 'b' }] } },
+      { index: 5, confChange: { transition: 'Auto' as const, changes: [{ type: 'RemoveNode' as const, nodeId: 'a' }] } },
+    ];
+    const { configs, error } = committedConfigs(snapshot, entries, 4);
+    expect(error).toBeUndefined();
+    expect(configs).toEqual([
+      { index: 1, conf: conf(['a']) },
+      { index: 2, conf: conf(['a'], ['b']) },
+      { index: 4, conf: conf(['a', 'b']) },
+    ]);
+    const all = committedConfigs(snapshot, entries, 5).configs;
+    expect(all.at(-1)).toEqual({ index: 5, conf: conf(['b']) });
+    // A joiner never in a configuration is not removed; a was, and left at 5.
+    expect([...removalsCommitted([{ member: 'b', identity: 'b', atMs: 10, commit: 5, configs: all }])]).toEqual([['a', { atMs: 10, index: 5 }]]);
   });
 });

@@ -1,7 +1,11 @@
 /**
  * Judges a recorded fault-run history after the fact (Jepsen style). Pure: no I/O, no clocks.
  * All times are CLOCK_MONOTONIC milliseconds, shared by the harness and the sampler process.
+ *
+ * `member` is a slot (one network namespace); `identity` is who ran in it: in-cluster the raft
+ * id `<pod>@<uid>`, otherwise `<slot>#<data-dir incarnation>`. Per-identity rules key on it.
  */
+import { confStateAfter, type ConfChangeV2, type ConfState } from '../../raft/index.js';
 
 /** One GET /leader answer; it held at some instant in [sentMs, receivedMs]. */
 export interface Sample {
@@ -11,12 +15,16 @@ export interface Sample {
   isLeader: boolean;
   leader: string | null;
   term: number;
+  /** The answer's selfId and leaderId (raft ids), where the member reports them. */
+  selfId?: string;
+  leaderId?: string | null;
 }
 
 /** One life of a member process. `incarnation` grows when the data dir is wiped (a new identity). */
 export interface Life {
   member: string;
   incarnation: number;
+  identity?: string;
   startMs: number;
   endMs: number | null;
 }
@@ -25,6 +33,7 @@ export interface Life {
 export interface RoleEvent {
   member: string;
   incarnation: number;
+  identity?: string;
   atMs: number;
   term: number;
   role: string;
@@ -35,11 +44,25 @@ export interface RoleEvent {
 export interface VoteRecord {
   member: string;
   incarnation: number;
+  identity?: string;
   atMs: number;
   term: number;
   /** '' for no vote. */
   vote: string;
   source: 'state-file' | 'log';
+}
+
+/**
+ * A member's committed configurations as its state file showed them at atMs: the snapshot's
+ * and the one after each committed conf-change entry, by log index (conf: canonical JSON).
+ * Recorded when the list changes, so atMs is when each commit was first seen on disk.
+ */
+export interface ConfigRecord {
+  member: string;
+  identity: string;
+  atMs: number;
+  commit: number;
+  configs: { index: number; conf: string }[];
 }
 
 export interface FaultRecord {
@@ -56,13 +79,22 @@ export interface History {
   lives: Life[];
   roles: RoleEvent[];
   votes: VoteRecord[];
+  /** Absent for fixed-membership runs. */
+  configs?: ConfigRecord[];
   faults: FaultRecord[];
   /** When the last fault was healed and every member was running again. */
   healedMs: number;
   endMs: number;
 }
 
-export type ViolationKind = 'two-leaders-in-term' | 'overlapping-isLeader' | 'term-went-back' | 'double-vote' | 'no-convergence';
+export type ViolationKind =
+  | 'two-leaders-in-term'
+  | 'overlapping-isLeader'
+  | 'term-went-back'
+  | 'double-vote'
+  | 'no-convergence'
+  | 'config-diverged'
+  | 'removed-isLeader';
 
 export interface Violation {
   kind: ViolationKind;
@@ -102,6 +134,8 @@ export function check(h: History): Verdict {
   checkOverlappingClaims(h, report);
   checkTermsMonotonic(h, report);
   checkVotes(h, report);
+  checkConfigsAgree(h, report);
+  checkRemovedNeverLead(h, report);
   const convergedAfterMs = convergence(h);
   const limitMs = ConvergenceElectionTimeouts * h.electionTimeoutMs;
   if (convergedAfterMs === null || convergedAfterMs > limitMs) {
@@ -127,6 +161,47 @@ export function check(h: History): Verdict {
 
 type Report = (kind: ViolationKind, message: string) => void;
 
+const identityOf = (r: { member: string; incarnation: number; identity?: string }): string => r.identity ?? `${r.member}#${r.incarnation}`;
+
+/** Who answered: the answer's own selfId, else the life the sample falls in. */
+function sampleIdentity(h: History, s: Sample): string | undefined {
+  if (s.selfId) return s.selfId;
+  const life = h.lives.find((l) => l.member === s.member && l.startMs <= s.sentMs && (l.endMs === null || s.receivedMs <= l.endMs));
+  return life ? identityOf(life) : undefined;
+}
+
+/** The canonical text of a configuration: sorted id lists, so equal sets compare equal. */
+export function canonicalConf(cs: ConfState): string {
+  const sorted = (xs: readonly string[]): string[] => [...xs].sort();
+  return JSON.stringify({ voters: sorted(cs.voters), votersOutgoing: sorted(cs.votersOutgoing), learners: sorted(cs.learners), learnersNext: sorted(cs.learnersNext), autoLeave: cs.autoLeave });
+}
+
+/**
+ * The committed configurations a state file implies: the snapshot's ConfState at its index, then
+ * each committed conf-change entry applied in turn. Stops (returning what it has and the reason)
+ * at a change that does not apply, which the divergence check then shows against the others.
+ */
+export function committedConfigs(
+  snapshot: { index: number; confState?: ConfState },
+  entries: readonly { index: number; confChange?: ConfChangeV2 }[],
+  commit: number,
+): { configs: { index: number; conf: string }[]; error?: string } {
+  const configs: { index: number; conf: string }[] = [];
+  let cs: ConfState = snapshot.confState ?? { voters: [], votersOutgoing: [], learners: [], learnersNext: [], autoLeave: false };
+  if (snapshot.confState && snapshot.index > 0) configs.push({ index: snapshot.index, conf: canonicalConf(cs) });
+  for (const e of entries) {
+    if (e.index > commit) break;
+    if (!e.confChange) continue;
+    try {
+      cs = confStateAfter(cs, e.confChange);
+    } catch (err) {
+      return { configs, error: `entry ${e.index}: ${(err as Error).message}` };
+    }
+    configs.push({ index: e.index, conf: canonicalConf(cs) });
+  }
+  return { configs };
+}
+
 /** Election safety: every claim of who leads term T, from logs and answers, names one member. */
 function checkLeaderPerTerm(h: History, report: Report): void {
   const leaderOf = new Map<number, { leader: string; from: string }>();
@@ -140,9 +215,10 @@ function checkLeaderPerTerm(h: History, report: Report): void {
       report('two-leaders-in-term', `term ${term}: ${seen.leader} (${seen.from}) and ${leader} (${from})`);
     }
   };
-  for (const r of h.roles) if (r.role === 'Leader') note(r.term, r.member, `${r.member}'s log`);
+  // A leader logs itself as the leader: its raft id, which samples' leaderId also carry.
+  for (const r of h.roles) if (r.role === 'Leader') note(r.term, r.leader ?? r.member, `${r.member}'s log`);
   for (const r of h.roles) note(r.term, r.leader, `${r.member}'s log`);
-  for (const s of h.samples) note(s.term, s.leader, `${s.member}'s /leader`);
+  for (const s of h.samples) note(s.term, s.leaderId !== undefined ? s.leaderId : s.leader, `${s.member}'s /leader`);
 }
 
 /**
@@ -178,17 +254,16 @@ function checkOverlappingClaims(h: History, report: Report): void {
 /** Terms never go back per member identity: in its logs, its state file and its answers. */
 function checkTermsMonotonic(h: History, report: Report): void {
   const series = new Map<string, { atMs: number; term: number; from: string }[]>();
-  const add = (member: string, incarnation: number, atMs: number, term: number, from: string): void => {
-    const key = `${member}#${incarnation}`;
+  const add = (key: string, atMs: number, term: number, from: string): void => {
     let list = series.get(key);
     if (!list) series.set(key, (list = []));
     list.push({ atMs, term, from });
   };
-  for (const r of h.roles) add(r.member, r.incarnation, r.atMs, r.term, 'log');
-  for (const v of h.votes) if (v.source === 'state-file') add(v.member, v.incarnation, v.atMs, v.term, 'state file');
+  for (const r of h.roles) add(identityOf(r), r.atMs, r.term, 'log');
+  for (const v of h.votes) if (v.source === 'state-file') add(identityOf(v), v.atMs, v.term, 'state file');
   for (const s of h.samples) {
-    const life = h.lives.find((l) => l.member === s.member && l.startMs <= s.sentMs && (l.endMs === null || s.receivedMs <= l.endMs));
-    if (life) add(s.member, life.incarnation, s.receivedMs, s.term, '/leader');
+    const id = sampleIdentity(h, s);
+    if (id) add(id, s.receivedMs, s.term, '/leader');
   }
   for (const key of [...series.keys()].sort()) {
     // Answers are ordered by when they arrived; logs and state reads by when they were seen.
@@ -215,12 +290,68 @@ function checkVotes(h: History, report: Report): void {
   const votes = new Map<string, { vote: string; source: string }>();
   for (const v of [...h.votes].sort((a, b) => a.atMs - b.atMs)) {
     if (v.vote === '') continue;
-    const key = `${v.member}#${v.incarnation}@${v.term}`;
+    const key = `${identityOf(v)}@${v.term}`;
     const seen = votes.get(key);
     if (!seen) votes.set(key, { vote: v.vote, source: v.source });
     else if (seen.vote !== v.vote) {
-      report('double-vote', `${v.member} (incarnation ${v.incarnation}) voted for ${seen.vote} (${seen.source}) and ${v.vote} (${v.source}) in term ${v.term}`);
+      report('double-vote', `${identityOf(v)} (in ${v.member}) voted for ${seen.vote} (${seen.source}) and ${v.vote} (${v.source}) in term ${v.term}`);
     }
+  }
+}
+
+/** Configurations never diverge: every member that committed index i holds the same configuration at i. */
+function checkConfigsAgree(h: History, report: Report): void {
+  const at = new Map<number, { conf: string; from: string }>();
+  const reported = new Set<number>();
+  for (const r of [...(h.configs ?? [])].sort((a, b) => a.atMs - b.atMs)) {
+    for (const c of r.configs) {
+      const seen = at.get(c.index);
+      if (!seen) at.set(c.index, { conf: c.conf, from: r.identity });
+      else if (seen.conf !== c.conf && !reported.has(c.index)) {
+        reported.add(c.index);
+        report('config-diverged', `index ${c.index}: ${seen.from} committed ${seen.conf}, ${r.identity} committed ${c.conf}`);
+      }
+    }
+  }
+}
+
+/**
+ * When each identity's removal was first seen committed: the earliest record in which a
+ * committed configuration leaves it out after an earlier one held it (a joiner not yet added
+ * was never in, so it is not removed). Identities are never re-added: a new pod is a new id.
+ */
+export function removalsCommitted(configs: readonly ConfigRecord[]): Map<string, { atMs: number; index: number }> {
+  const out = new Map<string, { atMs: number; index: number }>();
+  for (const r of configs) {
+    const members = new Set<string>();
+    for (const c of r.configs) {
+      const cs = JSON.parse(c.conf) as ConfState;
+      const now = new Set([...cs.voters, ...cs.votersOutgoing, ...cs.learners, ...cs.learnersNext]);
+      for (const id of members) {
+        if (now.has(id)) continue;
+        const seen = out.get(id);
+        if (!seen || r.atMs < seen.atMs) out.set(id, { atMs: r.atMs, index: c.index });
+      }
+      members.clear();
+      for (const id of now) members.add(id);
+    }
+  }
+  return out;
+}
+
+/** A removed member never answers isLeader in a request sent after its removal was seen committed. */
+function checkRemovedNeverLead(h: History, report: Report): void {
+  if (!h.configs) return;
+  const removed = removalsCommitted(h.configs);
+  if (removed.size === 0) return;
+  const reported = new Set<string>();
+  for (const s of h.samples) {
+    if (!s.isLeader) continue;
+    const id = sampleIdentity(h, s);
+    const r = id === undefined ? undefined : removed.get(id);
+    if (!id || !r || s.sentMs <= r.atMs || reported.has(id)) continue;
+    reported.add(id);
+    report('removed-isLeader', `${id} answered isLeader (term ${s.term}, sent ${s.sentMs.toFixed(1)}) after its removal at index ${r.index} was seen committed at ${r.atMs.toFixed(1)}`);
   }
 }
 
@@ -229,17 +360,24 @@ function checkVotes(h: History, report: Report): void {
  * healedMs) names the same leader and term, and that leader's own latest answer says isLeader.
  */
 function convergence(h: History): number | null {
-  const after = h.samples.filter((s) => s.sentMs >= h.healedMs).sort((a, b) => a.receivedMs - b.receivedMs);
+  const members = new Set(h.members);
+  const after = h.samples.filter((s) => s.sentMs >= h.healedMs && members.has(s.member)).sort((a, b) => a.receivedMs - b.receivedMs);
   const latest = new Map<string, Sample>();
   for (const s of after) {
     latest.set(s.member, s);
-    if (latest.size < h.members.length) continue;
-    const answers = [...latest.values()];
-    const first = answers[0]!;
-    if (!first.leader || !answers.every((a) => a.leader === first.leader && a.term === first.term)) continue;
-    if (latest.get(first.leader)?.isLeader) return s.receivedMs - h.healedMs;
+    if (latest.size < members.size) continue;
+    if (agreed([...latest.values()])) return s.receivedMs - h.healedMs;
   }
   return null;
+}
+
+/** Every answer names one leader and term, and that leader's own answer says isLeader. */
+export function agreed(answers: readonly Sample[]): boolean {
+  const first = answers[0];
+  const leaderOf = (s: Sample): string | null => (s.leaderId !== undefined ? s.leaderId : s.leader);
+  const lead = first ? leaderOf(first) : null;
+  if (!first || !lead || !answers.every((a) => leaderOf(a) === lead && a.term === first.term)) return false;
+  return answers.some((a) => (a.selfId ?? a.member) === lead && a.isLeader);
 }
 
 /** Stretches with no observed isLeader claim, attributed to the step under way when each ended. */

@@ -9,8 +9,10 @@ import { randomBytes } from 'node:crypto';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
+import { parseStateFile } from '../../cluster/state-file.js';
 import { ElectorBin } from '../integration/harness.js';
-import type { Life, RoleEvent, Sample, VoteRecord } from './checker.js';
+import { agreed, committedConfigs, type ConfigRecord, type Life, type RoleEvent, type Sample, type VoteRecord } from './checker.js';
+import { FaultKube } from './kube.js';
 import { FaultNet } from './netns.js';
 
 export const nowMs = (): number => Number(process.hrtime.bigint()) / 1e6;
@@ -31,17 +33,27 @@ export interface NsClusterOptions {
   /** Per member (index 0 is m1): its clock and timers run at this rate (RAFT_ELECTOR_TEST_CLOCK_RATE). */
   clockRates?: number[];
   sampleEveryMs?: number;
+  /**
+   * Membership that follows pods (in-cluster mode against the test API server): `size` slots,
+   * pods in the first `initialPods`; the others wait empty for pods the schedule adds.
+   */
+  kube?: { initialPods: number };
 }
 
-interface NsMember {
+export interface NsMember {
   index: number;
+  /** The slot: its namespace and addresses. */
   id: string;
   dataDir: string;
+  /** Grows with each new identity in the slot (a wiped data dir, or a new pod). */
   incarnation: number;
+  /** In-cluster: the pod in this slot (none while the slot is empty). */
+  pod: { name: string; uid: string } | undefined;
   child: ChildProcess | undefined;
   paused: boolean;
   lines: string[];
   lastState: string;
+  lastConfigs: string;
 }
 
 /** Clusters not yet stopped: an exiting test process still kills their members and removes their namespaces. */
@@ -59,6 +71,10 @@ export class NsCluster {
   readonly lives: Life[] = [];
   readonly roles: RoleEvent[] = [];
   readonly votes: VoteRecord[] = [];
+  readonly configs: ConfigRecord[] = [];
+  readonly kube: FaultKube | undefined;
+  /** Configuration lists that did not apply (reported in the run's line). */
+  configErrors: string[] = [];
   private readonly secretFile: string;
   private sampler: ChildProcess | undefined;
   private poller: NodeJS.Timeout | undefined;
@@ -70,8 +86,60 @@ export class NsCluster {
     this.secretFile = join(this.dir, 'secret');
     writeFileSync(this.secretFile, randomBytes(32).toString('hex'), { mode: 0o600 });
     for (let i = 1; i <= options.size; i++) {
-      this.members.push({ index: i, id: `m${i}`, dataDir: join(this.dir, `m${i}`), incarnation: 0, child: undefined, paused: false, lines: [], lastState: '' });
+      this.members.push({ index: i, id: `m${i}`, dataDir: join(this.dir, `m${i}`), incarnation: 0, pod: undefined, child: undefined, paused: false, lines: [], lastState: '', lastConfigs: '' });
     }
+    if (options.kube) this.kube = new FaultKube(this.dir);
+  }
+
+  /** Who runs in the slot: the raft id in-cluster, else the slot and its data-dir incarnation. */
+  identity(m: NsMember): string {
+    return m.pod ? `${m.pod.name}@${m.pod.uid}` : `${m.id}#${m.incarnation}`;
+  }
+
+  /** Slots with a process running (or paused). */
+  running(): NsMember[] {
+    return this.members.filter((m) => m.child !== undefined);
+  }
+
+  /** In-cluster: a new pod (a new identity, on a fresh data dir) in an empty slot, started. */
+  addPod(m: NsMember, name: string): void {
+    if (!this.kube) throw new Error('addPod needs the in-cluster mode');
+    if (m.pod || m.child) throw new Error(`slot ${m.id} is not empty`);
+    const pod = this.kube.createPod(name, this.net.peerAddress(m.index));
+    m.pod = { name, uid: pod.metadata.uid };
+    m.incarnation++;
+    m.dataDir = join(this.dir, `${name}-${m.incarnation}`);
+    m.lastState = '';
+    m.lastConfigs = '';
+    this.spawn(m);
+  }
+
+  /**
+   * In-cluster: deletes the slot's pod as kubectl delete pod and the kubelet do: the pod shows
+   * deleting at once; after `preStopMs` (a preStop hook) the container gets SIGTERM, SIGKILL
+   * after `graceMs`; then the pod object goes and the slot is empty.
+   */
+  async deletePod(m: NsMember, preStopMs: number, graceMs = 10_000): Promise<void> {
+    if (!this.kube || !m.pod) return;
+    const name = m.pod.name;
+    this.kube.beginDelete(name);
+    if (preStopMs > 0) await new Promise((r) => setTimeout(r, preStopMs));
+    await this.terminate(m, graceMs);
+    this.kube.finalize(name);
+    m.pod = undefined;
+  }
+
+  /** SIGTERM (a paused process is continued first), SIGKILL if it has not exited after graceMs. */
+  async terminate(m: NsMember, graceMs: number): Promise<void> {
+    const child = m.child;
+    if (!child) return;
+    const exited = new Promise<void>((r) => child.once('exit', () => r()));
+    child.kill('SIGCONT');
+    m.paused = false;
+    child.kill('SIGTERM');
+    const timer = setTimeout(() => child.kill('SIGKILL'), graceMs);
+    await exited;
+    clearTimeout(timer);
   }
 
   get electionTimeoutMs(): number {
@@ -83,14 +151,19 @@ export class NsCluster {
     return this.dropped;
   }
 
-  start(): void {
+  async start(): Promise<void> {
     if (!exitHook) {
       exitHook = true;
       process.once('exit', onExit);
     }
     live.add(this);
     this.net.setUp();
-    for (const m of this.members) this.spawn(m);
+    if (this.kube) {
+      await this.kube.start(this.net);
+      for (const m of this.members.slice(0, this.options.kube!.initialPods)) this.addPod(m, m.id);
+    } else {
+      for (const m of this.members) this.spawn(m);
+    }
     this.poller = setInterval(() => this.pollStateFiles(), StatePollMs);
     this.startSampler();
   }
@@ -107,11 +180,11 @@ export class NsCluster {
 
   spawn(m: NsMember): void {
     if (m.child) throw new Error(`${m.id} is already running`);
+    const kube = this.kube && m.pod ? this.kube.memberArgs(m.pod) : undefined;
     const args = [
       'netns', 'exec', this.net.ns(m.index),
       process.execPath, ElectorBin,
-      '--id', m.id,
-      '--peers', this.peers(),
+      ...(kube ? kube.args : ['--id', m.id, '--peers', this.peers()]),
       '--listen', `${this.net.peerAddress(m.index)}:${PeerPort}`,
       '--http', `${this.net.obsAddress(m.index)}:${HttpPort}`,
       '--data-dir', m.dataDir,
@@ -120,11 +193,12 @@ export class NsCluster {
       '--election-ticks', String(this.options.electionTicks),
     ];
     const rate = this.options.clockRates?.[m.index - 1];
-    const env = { ...process.env, ...this.options.env, ...(rate === undefined ? {} : { RAFT_ELECTOR_TEST_RUN: '1', RAFT_ELECTOR_TEST_CLOCK_RATE: rate.toFixed(4) }) };
+    const env = { ...process.env, ...this.options.env, ...kube?.env, ...(rate === undefined ? {} : { RAFT_ELECTOR_TEST_RUN: '1', RAFT_ELECTOR_TEST_CLOCK_RATE: rate.toFixed(4) }) };
     const child = spawn('ip', args, { stdio: ['ignore', 'pipe', 'pipe'], env });
     m.child = child;
     m.paused = false;
-    const life: Life = { member: m.id, incarnation: m.incarnation, startMs: nowMs(), endMs: null };
+    const identity = this.identity(m);
+    const life: Life = { member: m.id, incarnation: m.incarnation, identity, startMs: nowMs(), endMs: null };
     this.lives.push(life);
     const incarnation = m.incarnation;
     let partial = '';
@@ -132,7 +206,7 @@ export class NsCluster {
       const text = partial + chunk.toString('utf8');
       const cut = text.lastIndexOf('\n');
       partial = text.slice(cut + 1);
-      for (const line of text.slice(0, cut + 1).split('\n')) if (line) this.onLine(m, incarnation, line);
+      for (const line of text.slice(0, cut + 1).split('\n')) if (line) this.onLine(m, incarnation, identity, line);
     });
     child.stderr!.on('data', (chunk: Buffer) => this.keepLine(m, chunk.toString('utf8').trimEnd()));
     child.on('exit', () => {
@@ -146,7 +220,7 @@ export class NsCluster {
     if (m.lines.length > MaxLinesPerMember) m.lines.shift();
   }
 
-  private onLine(m: NsMember, incarnation: number, line: string): void {
+  private onLine(m: NsMember, incarnation: number, identity: string, line: string): void {
     const atMs = nowMs();
     this.keepLine(m, line);
     let rec: Record<string, unknown>;
@@ -157,9 +231,9 @@ export class NsCluster {
     }
     const msg = typeof rec.msg === 'string' ? rec.msg : '';
     if (msg.startsWith('role ') && typeof rec.role === 'string' && typeof rec.term === 'number') {
-      this.push(this.roles, { member: m.id, incarnation, atMs, term: rec.term, role: rec.role, leader: typeof rec.leader === 'string' ? rec.leader : null });
+      this.push(this.roles, { member: m.id, incarnation, identity, atMs, term: rec.term, role: rec.role, leader: typeof rec.leader === 'string' ? rec.leader : null });
     } else if (msg === 'vote granted' && typeof rec.term === 'number' && typeof rec.candidate === 'string') {
-      this.push(this.votes, { member: m.id, incarnation, atMs, term: rec.term, vote: rec.candidate, source: 'log' });
+      this.push(this.votes, { member: m.id, incarnation, identity, atMs, term: rec.term, vote: rec.candidate, source: 'log' });
     }
   }
 
@@ -171,21 +245,36 @@ export class NsCluster {
     list.push(item);
   }
 
-  /** The state file's term and vote, recorded on every change seen (a poll can miss a short-lived one). */
+  /**
+   * The state file's term and vote, recorded on every change seen (a poll can miss a
+   * short-lived one), and in-cluster its committed configurations, on every change.
+   */
   private pollStateFiles(): void {
     for (const m of this.members) {
+      const path = join(m.dataDir, 'raft-state.json');
       let text: string;
       try {
-        text = readFileSync(join(m.dataDir, 'raft-state.json'), 'utf8');
+        text = readFileSync(path, 'utf8');
       } catch {
         continue;
       }
       try {
-        const hs = (JSON.parse(text) as { state: { hardState: { term: number; vote: string } } }).state.hardState;
+        const state = parseStateFile(text, path);
+        const hs = state.hardState;
+        const identity = this.identity(m);
         const key = `${m.incarnation}/${hs.term}/${hs.vote}`;
-        if (key === m.lastState) continue;
-        m.lastState = key;
-        this.push(this.votes, { member: m.id, incarnation: m.incarnation, atMs: nowMs(), term: hs.term, vote: hs.vote, source: 'state-file' });
+        if (key !== m.lastState) {
+          m.lastState = key;
+          this.push(this.votes, { member: m.id, incarnation: m.incarnation, identity, atMs: nowMs(), term: hs.term, vote: hs.vote, source: 'state-file' });
+        }
+        if (!this.kube) continue;
+        const snapshot = { index: state.snapshot.index, ...(state.confState ? { confState: state.confState } : {}) };
+        const { configs, error } = committedConfigs(snapshot, state.entries, hs.commit);
+        if (error && this.configErrors.length < 10) this.configErrors.push(`${identity}: ${error}`);
+        const configsKey = `${m.incarnation}/${configs.map((c) => c.index).join(',')}`;
+        if (configsKey === m.lastConfigs) continue;
+        m.lastConfigs = configsKey;
+        this.push(this.configs, { member: m.id, identity, atMs: nowMs(), commit: hs.commit, configs });
       } catch {
         // read while the rename happened: the next poll sees the whole file
       }
@@ -209,8 +298,10 @@ export class NsCluster {
       partial = text.slice(cut + 1);
       for (const line of text.slice(0, cut + 1).split('\n')) {
         if (!line) continue;
-        const s = JSON.parse(line) as { m: string; s: number; r: number; l: string | null; t: number; i: boolean };
-        this.push(this.samples, { member: s.m, sentMs: s.s, receivedMs: s.r, leader: s.l, term: s.t, isLeader: s.i }, MaxSamples);
+        const s = JSON.parse(line) as { m: string; s: number; r: number; l: string | null; t: number; i: boolean; d?: string; L?: string | null };
+        // In-cluster the raft id is the identity; with --peers a wiped member keeps its name, so the checker places it by life.
+        const ids = s.d === undefined || !this.kube ? {} : { selfId: s.d, leaderId: s.L ?? null };
+        this.push(this.samples, { member: s.m, sentMs: s.s, receivedMs: s.r, leader: s.l, term: s.t, isLeader: s.i, ...ids }, MaxSamples);
       }
     });
     child.stderr!.on('data', (chunk: Buffer) => process.stderr.write(`sampler: ${chunk.toString('utf8')}`));
@@ -227,29 +318,58 @@ export class NsCluster {
     return claim ? this.member(claim.member) : undefined;
   }
 
-  /** Every member has answered a request sent after `sinceMs`. */
-  allAnsweredSince(sinceMs: number): boolean {
-    const seen = new Set<string>();
-    for (let i = this.samples.length - 1; i >= 0 && seen.size < this.members.length; i--) {
-      const s = this.samples[i]!;
-      if (s.sentMs < sinceMs) break;
-      seen.add(s.member);
+  /**
+   * In-cluster: whether the pod in `m` can go for good and leave a group that can still commit
+   * its removal: the voters of the latest committed configuration whose pods still exist, `m`
+   * left out, are a majority of it (of both halves while joint). Paused, cut off or restarting
+   * members count: they come back. FAULTS_MEMBERSHIP_UNGUARDED=1 lifts the guard (see README).
+   */
+  canLose(m: NsMember): boolean {
+    if (process.env.FAULTS_MEMBERSHIP_UNGUARDED === '1') return true;
+    let latest: { index: number; conf: string } | undefined;
+    for (const r of this.configs) {
+      const last = r.configs.at(-1);
+      if (last && (!latest || last.index > latest.index)) latest = last;
     }
-    return seen.size === this.members.length;
+    if (!latest) return false;
+    const cs = JSON.parse(latest.conf) as { voters: string[]; votersOutgoing: string[] };
+    const gone = this.identity(m);
+    const existing = new Set(this.members.filter((x) => x.pod && x !== m).map((x) => this.identity(x)));
+    const majority = (voters: string[]): boolean => voters.length === 0 || voters.filter((v) => v !== gone && existing.has(v)).length > voters.length / 2;
+    return majority(cs.voters) && majority(cs.votersOutgoing);
   }
 
-  /** Every member's latest answer (sent after `sinceMs`) names one leader and term, and it claims isLeader. */
-  agreedSince(sinceMs: number): boolean {
+  /** In-cluster: the slot of the member the latest answer names as leader (it may not hold a lease now). */
+  namedLeader(): NsMember | undefined {
+    for (let i = this.samples.length - 1; i >= 0; i--) {
+      const id = this.samples[i]!.leaderId;
+      if (id) return this.members.find((m) => m.pod && this.identity(m) === id);
+    }
+    return undefined;
+  }
+
+  /** Every running member's latest answer, among those sent after `sinceMs`. */
+  private latestSince(sinceMs: number): { latest: Map<string, Sample>; expected: number } {
+    const running = new Set(this.running().map((m) => m.id));
     const latest = new Map<string, Sample>();
-    for (let i = this.samples.length - 1; i >= 0 && latest.size < this.members.length; i--) {
+    for (let i = this.samples.length - 1; i >= 0 && latest.size < running.size; i--) {
       const s = this.samples[i]!;
       if (s.sentMs < sinceMs) break;
-      if (!latest.has(s.member)) latest.set(s.member, s);
+      if (running.has(s.member) && !latest.has(s.member)) latest.set(s.member, s);
     }
-    if (latest.size < this.members.length) return false;
-    const first = [...latest.values()][0]!;
-    if (!first.leader) return false;
-    return [...latest.values()].every((s) => s.leader === first.leader && s.term === first.term) && latest.get(first.leader)?.isLeader === true;
+    return { latest, expected: running.size };
+  }
+
+  /** Every running member has answered a request sent after `sinceMs`. */
+  allAnsweredSince(sinceMs: number): boolean {
+    const { latest, expected } = this.latestSince(sinceMs);
+    return expected > 0 && latest.size === expected;
+  }
+
+  /** Every running member's latest answer (sent after `sinceMs`) names one leader and term, and it claims isLeader. */
+  agreedSince(sinceMs: number): boolean {
+    const { latest, expected } = this.latestSince(sinceMs);
+    return expected > 0 && latest.size === expected && agreed([...latest.values()]);
   }
 
   async kill(m: NsMember): Promise<void> {
@@ -273,7 +393,7 @@ export class NsCluster {
 
   /** Starts a stopped member again; `wipe` removes its data dir first, which makes it a new identity. */
   restart(m: NsMember, wipe: boolean): void {
-    if (m.child) return;
+    if (m.child || (this.kube && !m.pod)) return;
     if (wipe) {
       rmSync(m.dataDir, { recursive: true, force: true });
       m.incarnation++;
@@ -293,6 +413,7 @@ export class NsCluster {
   async stop(): Promise<void> {
     if (this.poller) clearInterval(this.poller);
     await Promise.all(this.members.map((m) => this.kill(m)));
+    await this.kube?.stop();
     this.stopNow();
   }
 
@@ -304,6 +425,7 @@ export class NsCluster {
       m.child?.kill('SIGKILL');
     }
     this.sampler?.kill('SIGKILL');
+    this.kube?.stopNow();
     this.net.tearDown();
     rmSync(this.dir, { recursive: true, force: true });
     live.delete(this);

@@ -6,7 +6,7 @@
 import { check, ConvergenceElectionTimeouts, type FaultRecord, type History, type Verdict } from './checker.js';
 import { NsCluster, nowMs } from './cluster.js';
 import { cleanStale } from './netns.js';
-import { describeStep, inject, prng, schedule, type NemesisKind } from './nemesis.js';
+import { applyMemberAction, describeStep, inject, prng, schedule, type MemberActionKind, type NemesisKind } from './nemesis.js';
 
 export interface RunOptions {
   seed: number;
@@ -19,6 +19,11 @@ export interface RunOptions {
   env?: Record<string, string>;
   /** Skew every member's clock rate from the seed, within the drift bound (default on). */
   clockSkew?: boolean;
+  /**
+   * In-cluster members against the test API server, with pods added and deleted during the
+   * faults: `size` slots, pods in the first `initialPods` (default 3).
+   */
+  membership?: { initialPods?: number; kinds?: readonly MemberActionKind[]; preStopMs?: number };
   log?: (line: string) => void;
 }
 
@@ -30,6 +35,8 @@ export interface RunResult {
   history: History;
   /** Recent log lines per member, for a failing run's report. */
   tails: Record<string, string[]>;
+  /** In-cluster runs: each membership change made, as logged. */
+  memberChanges: string[];
 }
 
 /** The member's --max-clock-drift-ms default; the harness does not change it. */
@@ -38,7 +45,8 @@ const MaxClockDriftMs = 100;
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
 /** The schedule depends on the seed and the budget, so both are in the hint. */
-export function replayHint(seed: number, budgetMs: number, size: number): string {
+export function replayHint(seed: number, budgetMs: number, size: number, membership = false): string {
+  if (membership) return `replay: FAULTS_MEMBERSHIP_SEEDS=${seed} FAULTS_MEMBERSHIP_BUDGET_MS=${budgetMs} FAULTS_SLOTS=${size} npx vitest run test/faults/membership.test.ts`;
   return `replay: FAULTS_SEEDS=${seed} FAULTS_BUDGET_MS=${budgetMs} FAULTS_MEMBERS=${size} npx vitest run test/faults/faults.test.ts`;
 }
 
@@ -51,28 +59,58 @@ export async function runFaults(o: RunOptions): Promise<RunResult> {
   const et = tickMs * electionTicks;
   for (const ns of cleanStale()) log(`faults: removed stale namespace ${ns}`);
   const budgetMs = o.budgetMs ?? 25_000;
-  const steps = schedule({ seed: o.seed, size, budgetMs, electionTimeoutMs: et, ...(o.kinds ? { kinds: o.kinds } : {}) });
+  const membership = o.membership !== undefined;
+  const steps = schedule({
+    seed: o.seed,
+    size,
+    budgetMs,
+    electionTimeoutMs: et,
+    ...(o.kinds ? { kinds: o.kinds } : {}),
+    membership,
+    ...(o.membership?.kinds ? { memberKinds: o.membership.kinds } : {}),
+    ...(o.membership?.preStopMs !== undefined ? { memberPreStopMs: o.membership.preStopMs } : {}),
+  });
   // Rates in [1 - s, 1 + s]: two members drift apart by at most 2s of an election timeout,
   // 80 ms at the defaults, inside the 100 ms --max-clock-drift-ms default.
   const skew = (0.4 * MaxClockDriftMs) / et;
   const rateOf = prng(o.seed ^ 0x5eed);
   const clockRates = o.clockSkew === false ? undefined : Array.from({ length: size }, () => 1 - skew + 2 * skew * rateOf());
-  log(`faults seed ${o.seed}: ${steps.length} steps (${replayHint(o.seed, budgetMs, size)})${clockRates ? `, clock rates ${clockRates.map((r) => r.toFixed(4)).join(' ')}` : ''}`);
-  const c = new NsCluster({ size, tickMs, electionTicks, ...(o.env ? { env: o.env } : {}), ...(clockRates ? { clockRates } : {}) });
+  log(`faults seed ${o.seed}: ${steps.length} steps (${replayHint(o.seed, budgetMs, size, membership)})${clockRates ? `, clock rates ${clockRates.map((r) => r.toFixed(4)).join(' ')}` : ''}`);
+  const c = new NsCluster({
+    size,
+    tickMs,
+    electionTicks,
+    ...(o.env ? { env: o.env } : {}),
+    ...(clockRates ? { clockRates } : {}),
+    ...(membership ? { kube: { initialPods: o.membership?.initialPods ?? 3 } } : {}),
+  });
+  let generation = 0;
+  const memberChanges: string[] = [];
   const faults: FaultRecord[] = [];
   let healedMs = 0;
+  let convergeMembers: string[];
   // When each phase ended, for the time-per-seed figures.
   const phases: Record<string, number> = {};
   try {
-    c.start();
+    await c.start();
     phases.setUp = nowMs();
-    await until(() => c.agreedSince(0), 10 * et);
+    // In-cluster the group forms through bootstrap and the reconciler: one voter, then the others join.
+    await until(() => c.agreedSince(0), (membership ? 30 : 10) * et);
     phases.elected = nowMs();
     for (const [i, step] of steps.entries()) {
       const startMs = nowMs();
       const { detail, heal } = await inject(c, step);
       log(`  step ${i + 1}: ${describeStep(step)}: ${detail}`);
-      await sleep(step.holdMs);
+      const change = step.member;
+      const changed = change
+        ? sleep(change.delayMs)
+            .then(() => applyMemberAction(c, change, () => ++generation))
+            .then((what) => {
+              memberChanges.push(what);
+              log(`  step ${i + 1} membership: ${what}`);
+            })
+        : Promise.resolve();
+      await Promise.all([sleep(step.holdMs), changed]);
       await heal();
       faults.push({ kind: step.kind, detail, startMs, endMs: nowMs() });
       await sleep(step.restMs);
@@ -85,6 +123,8 @@ export async function runFaults(o: RunOptions): Promise<RunResult> {
       c.resume(m);
       c.restart(m, false);
     }
+    // Convergence is judged among the members running now (in-cluster, empty slots stay empty).
+    convergeMembers = c.running().map((m) => m.id);
     await until(() => c.allAnsweredSince(restartedMs), 30_000);
     healedMs = nowMs();
     phases.faults = healedMs;
@@ -97,12 +137,13 @@ export async function runFaults(o: RunOptions): Promise<RunResult> {
     phases.stopped = nowMs();
   }
   const history: History = {
-    members: c.members.map((m) => m.id),
+    members: convergeMembers,
     electionTimeoutMs: et,
     samples: c.samples,
     lives: c.lives,
     roles: c.roles,
     votes: c.votes,
+    ...(membership ? { configs: c.configs } : {}),
     faults,
     healedMs,
     endMs: nowMs(),
@@ -116,12 +157,14 @@ export async function runFaults(o: RunOptions): Promise<RunResult> {
     `faults seed=${o.seed} faults=${verdict.faultsInjected} leader-changes=${verdict.leaderChanges} violations=${verdict.violationCount} ` +
     `worst-no-leader-ms=${Math.round(verdict.worstNoLeaderMs)} converged-ms=${verdict.convergedAfterMs === null ? 'never' : Math.round(verdict.convergedAfterMs)} ` +
     `samples=${c.samples.length} elapsed-s=${(elapsedMs / 1000).toFixed(1)} (${phaseTimes(started, phases)})` +
+    (membership ? ` member-changes=${memberChanges.length} configs=${new Set(c.configs.flatMap((r) => r.configs.map((x) => x.index))).size} pods-at-heal=${convergeMembers.length}` : '') +
     (c.droppedRecords ? ` records-dropped=${c.droppedRecords}` : '') +
     ` | by kind: ${kinds}`;
   log(line);
   for (const v of verdict.violations) log(`  VIOLATION ${v.kind}: ${v.message}`);
+  for (const e of c.configErrors) log(`  configuration did not apply: ${e}`);
   const tails = Object.fromEntries(c.members.map((m) => [m.id, m.lines.slice(-30)]));
-  return { seed: o.seed, verdict, line, elapsedMs, history, tails };
+  return { seed: o.seed, verdict, line, elapsedMs, history, tails, memberChanges };
 }
 
 function phaseTimes(startMs: number, phases: Record<string, number>): string {

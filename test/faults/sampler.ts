@@ -1,8 +1,8 @@
 /**
  * Runs inside the hub namespace (node strips the types; node:* imports only) and samples
  * every member's GET /leader on its own loop, one request in flight per member. Prints one
- * JSON line per answer: {m, s, r, l, t, i} = member, sent and received (CLOCK_MONOTONIC ms,
- * the clock the harness uses too), leader, term, isLeader. A member that does not answer
+ * JSON line per answer: {m, s, r, l, t, i, d, L} = member, sent and received (CLOCK_MONOTONIC ms,
+ * the clock the harness uses too), leader, term, isLeader, selfId and leaderId (raft ids). A member that does not answer
  * (down, paused past the timeout) gives no line: no answer is not a claim.
  *
  *   node test/faults/sampler.ts '{"everyMs":5,"timeoutMs":15000,"members":[{"id":"m1","url":"http://198.18.1.1:4040/leader"}]}'
@@ -45,9 +45,9 @@ async function loop(t: Target): Promise<void> {
   while (!stopping) {
     const s = nowMs();
     try {
-      const body = JSON.parse(await get(t.url)) as { leader: string | null; term: number; isLeader: boolean };
+      const body = JSON.parse(await get(t.url)) as { leader: string | null; term: number; isLeader: boolean; selfId?: string; leaderId?: string | null };
       const r = nowMs();
-      pending.push(`${JSON.stringify({ m: t.id, s, r, l: body.leader, t: body.term, i: body.isLeader })}\n`);
+      pending.push(`${JSON.stringify({ m: t.id, s, r, l: body.leader, t: body.term, i: body.isLeader, d: body.selfId, L: body.leaderId })}\n`);
     } catch {
       // down, refused or paused past the timeout
     }

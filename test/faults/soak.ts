@@ -11,6 +11,8 @@ const minutes = Number(process.env.FAULTS_SOAK_MINUTES ?? 10);
 const roundBudgetMs = Number(process.env.FAULTS_BUDGET_MS ?? 40_000);
 const size = Number(process.env.FAULTS_MEMBERS ?? 5);
 const firstSeed = Number(process.env.FAULTS_SEEDS ?? Date.now() % 1_000_000);
+// In-cluster members with pods added and deleted: `size` slots, three pods at the start.
+const membership = process.env.FAULTS_MEMBERSHIP === '1' ? { initialPods: 3 } : undefined;
 const unavailable = netnsUnavailable();
 if (unavailable) process.stdout.write(`faults soak: skipped: ${unavailable}\n`);
 const results: RunResult[] = [];
@@ -23,9 +25,9 @@ describe.skipIf(unavailable !== undefined)(`fault soak, ${minutes} min`, () => {
   it('keeps every invariant round after round', { timeout: (minutes * 60 + 300) * 1000 }, async () => {
     const end = Date.now() + minutes * 60_000;
     for (let seed = firstSeed; Date.now() < end; seed++) {
-      const r = await runFaults({ seed, budgetMs: roundBudgetMs, size });
+      const r = await runFaults({ seed, budgetMs: roundBudgetMs, size, ...(membership ? { membership } : {}) });
       results.push(r);
-      if (r.verdict.violationCount > 0) process.stdout.write(`${replayHint(seed, roundBudgetMs, size)}\n`);
+      if (r.verdict.violationCount > 0) process.stdout.write(`${replayHint(seed, roundBudgetMs, size, membership !== undefined)}\n`);
     }
     expect(results.filter((r) => r.verdict.violationCount > 0).map((r) => r.line)).toEqual([]);
   });

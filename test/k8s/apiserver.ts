@@ -136,6 +136,8 @@ export interface TestApiServerOptions {
   /** Request bodies above this are refused with 413. */
   maxBodyBytes?: number;
   gitVersion?: string;
+  /** More IP addresses the server certificate names, for clients that reach it through a forwarder. */
+  certificateIps?: string[];
 }
 
 export interface InClusterLayout {
@@ -289,7 +291,7 @@ export class TestApiServer {
       this.handle(request, response);
     };
     if (this.tls) {
-      this.certificates = makeTestCertificates(this.dir);
+      this.certificates = makeTestCertificates(this.dir, options.certificateIps ?? []);
       this.server = https.createServer({ cert: this.certificates.cert, key: this.certificates.key }, handler);
     } else {
       this.certificates = null;
