@@ -14,7 +14,9 @@
  *
  * `ForgetLeaderOnPodExit` turns "the current leader's pod is going away" into
  * `member.forgetLeader()` on every follower and `member.campaign()` on exactly
- * one of them.
+ * one of them. A leader pod deleting gracefully gets a short grace first: that
+ * leader sees its own deletion too and hands over (no lease wait), which a
+ * follower that already forgot it would spoil.
  */
 import type { Logger } from 'pino';
 import type { LeadershipView, Member } from '../cluster/interfaces.js';
@@ -431,6 +433,14 @@ export interface ForgetLeaderOnPodExitOptions {
    * pre-vote (a follower that still remembers the leader refuses it). Default 25.
    */
   campaignDelayMs?: number;
+  /**
+   * A leader pod deleting gracefully hands over by itself (its own watch sees the deletion, and
+   * the kubelet's SIGTERM follows): wait this long before forgetting it, since a follower that
+   * forgot the leader ignores its MsgTimeoutNow and grants lease-skipping votes. A pod that is
+   * gone, failed or whose sidecar terminated is forgotten at once; so is a leader whose link
+   * closes (the member's own rule). Default 300.
+   */
+  handoverGraceMs?: number;
   logger: Logger;
 }
 
@@ -450,14 +460,19 @@ export function chooseCampaigner(voters: readonly string[], leader: string, elig
 export class ForgetLeaderOnPodExit {
   private readonly log: Logger;
   private readonly campaignDelayMs: number;
+  private readonly handoverGraceMs: number;
   /** `uid:term` pairs already acted on, so one exit makes one forget (bounded). */
   private readonly handled: string[] = [];
   private readonly timers = new Set<NodeJS.Timeout>();
+  /** `uid:term` → the grace timer of a leader pod deleting gracefully (at most one per leadership). */
+  private readonly graces = new Map<string, NodeJS.Timeout>();
   private unsubscribers: Array<() => void> = [];
 
   constructor(private readonly options: ForgetLeaderOnPodExitOptions) {
     this.campaignDelayMs = options.campaignDelayMs ?? 25;
+    this.handoverGraceMs = options.handoverGraceMs ?? 300;
     if (!(this.campaignDelayMs >= 0)) throw new Error(`campaignDelayMs must be >= 0, got ${this.campaignDelayMs}`);
+    if (!(this.handoverGraceMs >= 0)) throw new Error(`handoverGraceMs must be >= 0, got ${this.handoverGraceMs}`);
     if (typeof options.voters !== 'function' && !options.voters.includes(options.member.id)) {
       throw new Error(`member ${options.member.id} is not one of the voters ${options.voters.join(', ')}`);
     }
@@ -484,6 +499,8 @@ export class ForgetLeaderOnPodExit {
     this.unsubscribers = [];
     for (const timer of this.timers) clearTimeout(timer);
     this.timers.clear();
+    for (const timer of this.graces.values()) clearTimeout(timer);
+    this.graces.clear();
   }
 
   private onPodExit(event: PodExitEvent): void {
@@ -502,6 +519,33 @@ export class ForgetLeaderOnPodExit {
     if (uid !== '' && current !== undefined && current !== null && current !== uid) return;
     const key = `${uid}:${view.term}`;
     if (this.handled.includes(key)) return;
+    if (reason === 'deleting' && this.handoverGraceMs > 0) {
+      if (this.graces.has(key)) return;
+      this.log.info({ leader: pod, reason, term: view.term, graceMs: this.handoverGraceMs }, `leader pod ${pod} is deleting; waiting up to ${this.handoverGraceMs} ms for it to hand over`);
+      const leader = view.leader;
+      const term = view.term;
+      const timer = setTimeout(() => {
+        this.graces.delete(key);
+        const now = this.options.member.view();
+        // Handed over (or lost otherwise): the new leadership is not the one whose pod is deleting.
+        if (now.leader !== leader || now.term !== term) {
+          this.log.debug({ leader: pod, term, now: now.leader, nowTerm: now.term }, 'the deleting leader is no longer the leader: nothing to forget');
+          return;
+        }
+        this.forget(pod, reason, uid, key);
+      }, this.handoverGraceMs);
+      this.graces.set(key, timer);
+      return;
+    }
+    this.forget(pod, reason, uid, key);
+  }
+
+  private forget(pod: string, reason: PodExitReason, uid: string, key: string): void {
+    const grace = this.graces.get(key);
+    if (grace !== undefined) clearTimeout(grace); // the pod went further (gone, failed): no more waiting
+    this.graces.delete(key);
+    const view: LeadershipView = this.options.member.view();
+    if (view.leader === null) return;
     this.handled.push(key);
     if (this.handled.length > 64) this.handled.shift();
 
