@@ -125,6 +125,35 @@ describe('planMembership', () => {
     });
   });
 
+  it('a leaving leader hands over to the newest pod, not the furthest along (a rollout replaces the old ones next)', () => {
+    const pods = [pod('a', 1, 'leaving'), pod('b', 2), pod('c', 3)];
+    const older = status(cs(['a', 'b', 'c']));
+    older.progress.c!.match = LastIndex - 5; // caught up, though behind b
+    expect(planMembership(input('a', pods, older))).toMatchObject({ transferTo: 'c' });
+    const swapped = [pod('a', 1, 'leaving'), pod('b', 3), pod('c', 2)];
+    expect(planMembership(input('a', swapped, status(cs(['a', 'b', 'c']))))).toMatchObject({ transferTo: 'b' });
+    // Same creation time: the furthest along, then by id.
+    const same = [pod('a', 1, 'leaving'), pod('b', 2), pod('c', 2)];
+    expect(planMembership(input('a', same, older))).toMatchObject({ transferTo: 'b' });
+    expect(planMembership(input('a', same, status(cs(['a', 'b', 'c']))))).toMatchObject({ transferTo: 'b' });
+  });
+
+  it('a leaving leader promotes a newer caught-up learner first, then hands over to it', () => {
+    const pods = [pod('a', 1, 'leaving'), pod('b', 2), pod('c', 3), pod('d', 9)];
+    const step = planMembership(input('a', pods, status(cs(['a', 'b', 'c'], ['d']))));
+    expect(step).toMatchObject({ change: { transition: 'Auto', changes: [{ type: 'AddNode', nodeId: 'd' }] } });
+    expect(planMembership(input('a', pods, status(cs(['a', 'b', 'c', 'd']))))).toMatchObject({ transferTo: 'd' });
+  });
+
+  it('a leaving leader hands over to a voter when the newer learner lags, or the voters are at the cap', () => {
+    const pods = [pod('a', 1, 'leaving'), pod('b', 2), pod('c', 3), pod('d', 9)];
+    expect(planMembership(input('a', pods, status(cs(['a', 'b', 'c'], ['d']), { lagging: ['d'] })))).toMatchObject({ transferTo: 'c' });
+    expect(planMembership(input('a', pods, status(cs(['a', 'b', 'c'], ['d'])), 3))).toMatchObject({ transferTo: 'c' });
+    // A voter on a pod as new as the learner's: no promotion needed.
+    const tie = [pod('a', 1, 'leaving'), pod('b', 2), pod('c', 9), pod('d', 9)];
+    expect(planMembership(input('a', tie, status(cs(['a', 'b', 'c'], ['d']))))).toMatchObject({ transferTo: 'c' });
+  });
+
   it('a leaving sole voter promotes a learner (even to 2) so it can hand over', () => {
     const step = planMembership(input('a', [pod('a', 1, 'leaving'), pod('b', 2)], status(cs(['a'], ['b'])), 1));
     expect(step).toMatchObject({ change: { transition: 'Auto', changes: [{ type: 'AddNode', nodeId: 'b' }] } });

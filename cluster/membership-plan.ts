@@ -27,7 +27,8 @@ export type PlanStep = { change: ConfChangeV2; reason: string } | { transferTo: 
 /**
  * In order, the first that applies:
  * 1. a change pending or a joint configuration: nothing (raft's auto-leave leaves joint);
- * 2. this leader leaving: transfer to the best caught-up voter (etcd: the app transfers first);
+ * 2. this leader leaving: transfer to a caught-up voter (etcd: the app transfers first), the
+ *    newest pod first; a caught-up learner on a newer pod is promoted first (below maxVoters);
  *    with none, go on, and step 7 promotes a learner even to an even count;
  * 3. a voter leaving (its pod leaving, or no pod at all: an old incarnation) with a caught-up
  *    ready learner: swap them in one joint change, so the voter count never dips;
@@ -63,9 +64,14 @@ export function planMembership(input: PlanInput): PlanStep {
 
   const selfLeaving = voters.has(selfId) && leaving(selfId);
   if (selfLeaving) {
-    const to = ordered([...voters].filter((id) => id !== selfId && !leaving(id) && caughtUp(id))).sort(
-      (a, b) => (ms.progress[b]?.match ?? 0) - (ms.progress[a]?.match ?? 0),
-    )[0];
+    const to = successorOf(input, [...voters].filter((id) => id !== selfId && !leaving(id) && caughtUp(id)));
+    const newer = successorOf(input, caughtUpLearners);
+    // A rolling update replaces the old pods one by one: handing over to an old one means handing
+    // over again when its turn comes. A newer caught-up learner is promoted first (one voter more,
+    // for as long as the handover takes), then it takes over.
+    if (newer !== undefined && voters.size < maxVoters && (to === undefined || createdAt(podOf.get(newer)) > createdAt(podOf.get(to)))) {
+      return { change: simple({ type: 'AddNode', nodeId: newer }), reason: `leader ${selfId} is leaving: promote ${newer}, the newest pod, to hand over to it` };
+    }
     if (to !== undefined) return { transferTo: to, reason: `leader ${selfId} is leaving: hand over to ${to} first` };
     // No voter to hand over to: make one (below), even at an even count.
   }
@@ -119,6 +125,20 @@ export function planMembership(input: PlanInput): PlanStep {
     };
   }
   return null;
+}
+
+/**
+ * Whom a leaving leader hands over to, among caught-up candidates: the newest pod (the one a
+ * rolling update keeps), then the furthest along, then by id.
+ */
+export function successorOf(input: Pick<PlanInput, 'pods' | 'membership'>, candidates: readonly string[]): string | undefined {
+  const podOf = new Map(input.pods.map((p) => [p.id, p]));
+  const match = (id: string): number => input.membership.progress[id]?.match ?? 0;
+  return [...candidates].sort((a, b) => createdAt(podOf.get(b)) - createdAt(podOf.get(a)) || match(b) - match(a) || cmp(a, b))[0];
+}
+
+function createdAt(pod: PlanPod | undefined): number {
+  return pod === undefined ? -Infinity : pod.createdAtMs;
 }
 
 function byAge(a: PlanPod, b: PlanPod): number {

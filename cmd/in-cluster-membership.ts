@@ -32,6 +32,8 @@ export interface MembershipPartsOptions {
 
 export interface MembershipParts {
   start(): void;
+  /** On SIGTERM, before the member's shutdown: a leader hands over to the newest caught-up voter. */
+  handOver(deadlineMs: number): Promise<void>;
   stop(): Promise<void>;
 }
 
@@ -63,6 +65,9 @@ export function createMembershipParts(o: MembershipPartsOptions): MembershipPart
       addresses.start();
       annotation.start();
       reconciler.start();
+    },
+    async handOver(deadlineMs) {
+      await reconciler?.handOver(deadlineMs);
     },
     async stop() {
       reconciler?.stop();

@@ -55,6 +55,11 @@ export function decideInClusterBootstrap(client: KubeClient, k: KubernetesConfig
 export interface InClusterParts {
   /** Starts the API-server followers and the membership parts; none of them blocks or fails the election. */
   start(): Promise<void>;
+  /**
+   * On a graceful stop, before member.shutdown(): a leader hands over to the newest caught-up
+   * voter (a rolling update keeps that one), waiting for a handover already under way.
+   */
+  handOver(): Promise<void>;
   /** On SIGTERM, after any handover: a deleting voter stays until the leader has removed it (k8s/leave-wait.ts). */
   awaitLeave(): Promise<LeaveOutcome>;
   stop(): Promise<void>;
@@ -80,7 +85,8 @@ export function createInClusterParts(
     followerValue: k.labelFollower,
   });
   const podWatch = new PodWatch({ ...common, groupSelector: k.podSelector, containerName: k.containerName });
-  const forget = new ForgetLeaderOnPodExit({ member, podWatch, voters: () => member.membership().confState.voters, logger: log });
+  // The grace covers the leader's own watch event, its transfer and the new leader's first append.
+  const forget = new ForgetLeaderOnPodExit({ member, podWatch, voters: () => member.membership().confState.voters, handoverGraceMs: 3 * config.tickMs, logger: log });
   const events = new LeadershipEvents({ ...common, member, podName: k.podName, podUid: k.podUid });
   const leaseMirror = k.leaseName ? new LeaseMirror({ api: client.coordination, member, namespace: k.namespace, leaseName: k.leaseName, logger: log }) : undefined;
   // Addresses come from the pod watch (pod IPs) and, for when it has nothing, from the
@@ -147,6 +153,10 @@ export function createInClusterParts(
       membership.start();
       dnsAddresses.start();
       await Promise.resolve();
+    },
+    async handOver() {
+      // Two transfers at most (one under way, then ours), each bounded by the member's own deadline.
+      await membership.handOver(2 * config.tickMs * config.electionTicks);
     },
     async stop() {
       forget.stop();

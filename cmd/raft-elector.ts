@@ -217,8 +217,10 @@ async function run(config: ElectorConfig, unsafe?: UnsafeMode, clockRate?: numbe
     void (async () => {
       try {
         if (parts) {
-          // A deleting voter hands over, then stays until the leader has removed it: leaving
-          // at once could take the quorum with it when several pods go together.
+          // A leader hands over first: it waits for a handover already under way, else hands over
+          // to the newest caught-up voter. Then a deleting voter stays until the leader has removed
+          // it: leaving at once could take the quorum with it when several pods go together.
+          await parts.handOver();
           if (member.view().role === 'Leader') {
             await member.transferLeadership().then(
               (result) => log.info({ ...result }, result.transferred ? 'handed leadership over' : 'leadership handover timed out'),

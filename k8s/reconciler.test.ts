@@ -165,6 +165,70 @@ describe('MembershipReconciler', () => {
     expect(m.proposals).toEqual([]);
   });
 
+  it('a rolling update hands leadership over once: the leaving leader promotes the new pod and hands over to it', async () => {
+    // Old pods a, b, c (voters); the new pod n joined as a learner; then the leader's pod is deleted.
+    const m = new FakeMembershipMember('a@1', ['a@1', 'b@1', 'c@1'], ['n@1']);
+    const pods = new FakePods();
+    for (const name of ['a', 'b', 'c']) pods.add(name, '1', 1_000);
+    pods.add('n', '1', 60_000);
+    pods.set('a', { exit: 'deleting' });
+    const { r } = setup(m, pods, 5);
+    expect(r.round()).toBe('proposed');
+    expect(m.proposals[0]!.changes).toEqual([{ type: 'AddNode', nodeId: 'n@1' }]);
+    expect(r.round()).toBe('transferring');
+    await Promise.resolve();
+    expect(m.transfers).toEqual(['n@1']);
+  });
+
+  it('handOver (SIGTERM) on the leader: to the newest caught-up voter whose pod stays', async () => {
+    const m = new FakeMembershipMember('a@1', ['a@1', 'b@1', 'c@1', 'd@1', 'e@1']);
+    const pods = new FakePods();
+    pods.add('a', '1', 1);
+    pods.add('b', '1', 5);
+    pods.add('c', '1', 9);
+    pods.add('d', '1', 7);
+    pods.add('e', '1', 3);
+    pods.set('c', { exit: 'deleting' });
+    const { r } = setup(m, pods, 5);
+    await r.handOver(1_000);
+    expect(m.transfers).toEqual(['d@1']);
+    // A follower has nothing to hand over.
+    await r.handOver(1_000);
+    expect(m.transfers).toEqual(['d@1']);
+  });
+
+  it('handOver waits for a transfer already under way instead of redirecting it, within its deadline', async () => {
+    const m = new FakeMembershipMember('a@1', ['a@1', 'b@1', 'c@1']);
+    let finish: (r: TransferResult) => void = () => {};
+    m.transferLeadership = (to?: string) => {
+      m.transfers.push(to ?? '');
+      return new Promise<TransferResult>((resolve) => {
+        finish = (res) => {
+          m.role = 'Follower';
+          resolve(res);
+        };
+      });
+    };
+    const pods = new FakePods();
+    for (const [name, at] of [['a', 1], ['b', 2], ['c', 3]] as const) pods.add(name, '1', at);
+    pods.set('a', { exit: 'deleting' });
+    const { r } = setup(m, pods, 3);
+    expect(r.round()).toBe('transferring');
+    let done = false;
+    const handing = r.handOver(1_000).then(() => (done = true));
+    await new Promise((resolve) => setImmediate(resolve));
+    expect(done).toBe(false);
+    finish({ leader: 'c@1', transferred: true });
+    await handing;
+    expect(m.transfers).toEqual(['c@1']);
+    // A transfer that never ends: handOver gives up at its deadline.
+    m.role = 'Leader';
+    expect(r.round()).toBe('transferring');
+    const started = performance.now();
+    await r.handOver(50);
+    expect(performance.now() - started).toBeLessThan(1_000);
+  });
+
   it('a proposal refused as pending is retried by a later round, not logged as a warning', () => {
     const m = new FakeMembershipMember('a@1', ['a@1']);
     m.proposeConfChange = () => {

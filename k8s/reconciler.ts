@@ -9,7 +9,7 @@ import type { Logger } from 'pino';
 import { isClusterError } from '../cluster/errors.js';
 import { makeIncarnationId, parseMemberId, podNameOf } from '../cluster/member-id.js';
 import type { Member } from '../cluster/interfaces.js';
-import { planMembership, type PlanInput, type PlanPod, type PlanStep } from '../cluster/membership-plan.js';
+import { planMembership, successorOf, type PlanInput, type PlanPod, type PlanStep } from '../cluster/membership-plan.js';
 import type { ConfState } from '../raft/index.js';
 import type { MembershipEventReason } from './events.js';
 import type { GroupPod } from './pod-watch.js';
@@ -77,7 +77,7 @@ export class MembershipReconciler {
   private unsubscribes: (() => void)[] = [];
   private lastConf: ConfState | null = null;
   private loggedUnhealthy = false;
-  private transferring = false;
+  private transferring: Promise<unknown> | null = null;
   private queued = false;
   readonly counts = { rounds: 0, proposed: 0, refused: 0, transfers: 0 };
 
@@ -146,15 +146,7 @@ export class MembershipReconciler {
     });
     if (step === null) return 'nothing_to_do';
     if ('transferTo' in step) {
-      this.transferring = true;
-      this.counts.transfers += 1;
-      this.log.info({ to: step.transferTo, reason: step.reason }, 'membership: transferring leadership');
-      void this.o.member
-        .transferLeadership(step.transferTo)
-        .catch((err: unknown) => this.log.warn({ err: (err as Error).message, to: step.transferTo }, 'membership: transfer failed'))
-        .finally(() => {
-          this.transferring = false;
-        });
+      this.transfer(step.transferTo, step.reason);
       return 'transferring';
     }
     try {
@@ -170,6 +162,49 @@ export class MembershipReconciler {
     this.counts.proposed += 1;
     this.log.debug({ change: step.change, reason: step.reason }, 'membership: proposed');
     return 'proposed';
+  }
+
+  private transfer(to: string, reason: string): Promise<unknown> {
+    this.counts.transfers += 1;
+    this.log.info({ to, reason }, 'membership: transferring leadership');
+    const done = this.o.member
+      .transferLeadership(to)
+      .catch((err: unknown) => this.log.warn({ err: (err as Error).message, to }, 'membership: transfer failed'))
+      .finally(() => {
+        if (this.transferring === done) this.transferring = null;
+      });
+    this.transferring = done;
+    return done;
+  }
+
+  /**
+   * Before a graceful stop (SIGTERM), on the leader: wait for a handover already under way (a
+   * second transfer to another target would abort it), else hand over to the successor the plan
+   * would pick (the newest caught-up voter). Then the member's own shutdown has nothing to do.
+   * Resolves within deadlineMs; never throws.
+   */
+  async handOver(deadlineMs: number): Promise<void> {
+    let timer: NodeJS.Timeout | undefined;
+    const deadline = new Promise<void>((resolve) => {
+      timer = setTimeout(resolve, deadlineMs);
+    });
+    try {
+      if (this.transferring) await Promise.race([this.transferring, deadline]);
+      if (this.o.member.view().role !== 'Leader') return;
+      const ms = this.o.member.membership();
+      const members = new Set([...ms.confState.voters, ...ms.confState.learners]);
+      const pods = planPods(this.o.pods.snapshot(), this.o.member.id, (id) => this.o.isConnected(id), members);
+      const ready = new Set(pods.filter((p) => p.state === 'ready').map((p) => p.id));
+      const candidates = ms.confState.voters.filter((id) => {
+        const pr = ms.progress[id];
+        return id !== this.o.member.id && ready.has(id) && pr !== undefined && pr.recentActive && ms.lastIndex - pr.match <= this.caughtUpLagEntries;
+      });
+      const to = successorOf({ pods, membership: ms }, candidates);
+      if (to === undefined) return;
+      await Promise.race([this.transfer(to, 'stopping (SIGTERM): hand over to the newest caught-up voter'), deadline]);
+    } finally {
+      clearTimeout(timer);
+    }
   }
 
   /** One info line and one Event per member whose place changed in an applied configuration. */
