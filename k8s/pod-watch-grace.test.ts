@@ -55,10 +55,10 @@ function follower(handoverGraceMs?: number): { member: ScriptedMember; watch: St
 }
 
 describe('ForgetLeaderOnPodExit: grace for a leader pod deleting gracefully', () => {
-  it('waits the grace (default 300 ms) before forgetting, then the chosen follower campaigns', () => {
+  it('waits the grace (default 1000 ms) before forgetting, then the chosen follower campaigns', () => {
     const { member, watch } = follower();
     watch.exit('shop-0', 'deleting');
-    vi.advanceTimersByTime(299);
+    vi.advanceTimersByTime(999);
     expect(member.forgetLeaderCalls).toBe(0);
     vi.advanceTimersByTime(1);
     expect(member.forgetLeaderCalls).toBe(1);
@@ -72,10 +72,10 @@ describe('ForgetLeaderOnPodExit: grace for a leader pod deleting gracefully', ()
     watch.exit('shop-0', 'deleting');
     vi.advanceTimersByTime(40);
     member.follow('shop-2@u2', 4); // the transfer's winner
-    vi.advanceTimersByTime(1_000);
+    vi.advanceTimersByTime(2_000);
     expect(member.forgetLeaderCalls).toBe(0);
     expect(member.campaignCalls).toBe(0);
-    expect(log.lines().some((l) => String(l.msg).includes('waiting up to 300 ms'))).toBe(true);
+    expect(log.lines().some((l) => String(l.msg).includes('waiting up to 1000 ms'))).toBe(true);
   });
 
   it('a pod that goes further (gone) during the grace is forgotten at once, once', () => {
@@ -84,7 +84,7 @@ describe('ForgetLeaderOnPodExit: grace for a leader pod deleting gracefully', ()
     vi.advanceTimersByTime(50);
     watch.exit('shop-0', 'deleted');
     expect(member.forgetLeaderCalls).toBe(1);
-    vi.advanceTimersByTime(1_000);
+    vi.advanceTimersByTime(2_000);
     expect(member.forgetLeaderCalls).toBe(1);
     expect(member.campaignCalls).toBe(1);
   });
@@ -111,14 +111,14 @@ describe('ForgetLeaderOnPodExit: grace for a leader pod deleting gracefully', ()
     vi.advanceTimersByTime(10);
     watch.exit('shop-0', 'deleting');
     for (const r of reactions) r.stop();
-    vi.advanceTimersByTime(1_000);
+    vi.advanceTimersByTime(2_000);
     expect(member.forgetLeaderCalls).toBe(0);
   });
 
   it('a deleting follower pod starts no grace and forgets nothing', () => {
     const { member, watch } = follower();
     watch.exit('shop-2', 'deleting');
-    vi.advanceTimersByTime(1_000);
+    vi.advanceTimersByTime(2_000);
     expect(member.forgetLeaderCalls).toBe(0);
   });
 });

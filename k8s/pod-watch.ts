@@ -438,7 +438,8 @@ export interface ForgetLeaderOnPodExitOptions {
    * the kubelet's SIGTERM follows): wait this long before forgetting it, since a follower that
    * forgot the leader ignores its MsgTimeoutNow and grants lease-skipping votes. A pod that is
    * gone, failed or whose sidecar terminated is forgotten at once; so is a leader whose link
-   * closes (the member's own rule). Default 300.
+   * closes (the member's own rule). Default 1000 (cmd: one election timeout, the bound of the
+   * leader's own transfer).
    */
   handoverGraceMs?: number;
   logger: Logger;
@@ -470,7 +471,7 @@ export class ForgetLeaderOnPodExit {
 
   constructor(private readonly options: ForgetLeaderOnPodExitOptions) {
     this.campaignDelayMs = options.campaignDelayMs ?? 25;
-    this.handoverGraceMs = options.handoverGraceMs ?? 300;
+    this.handoverGraceMs = options.handoverGraceMs ?? 1000;
     if (!(this.campaignDelayMs >= 0)) throw new Error(`campaignDelayMs must be >= 0, got ${this.campaignDelayMs}`);
     if (!(this.handoverGraceMs >= 0)) throw new Error(`handoverGraceMs must be >= 0, got ${this.handoverGraceMs}`);
     if (typeof options.voters !== 'function' && !options.voters.includes(options.member.id)) {

@@ -8,7 +8,8 @@ import { homedir, tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { parseAllDocuments } from 'yaml';
 
-export const repoRoot = resolve(import.meta.dirname, '../..');
+// Two up from test/chart, three from dist/test/chart (bench/rollout.ts runs from dist/).
+export const repoRoot = resolve(import.meta.dirname, existsSync(resolve(import.meta.dirname, '../../package.json')) ? '../..' : '../../..');
 export const chartDir = join(repoRoot, 'charts/raft-elector');
 
 /** helm on PATH, in ~/go/bin or in $(go env GOPATH)/bin (where `go install` puts it); the reason when none is found. */
