@@ -59,6 +59,7 @@ export function createMembershipParts(o: MembershipPartsOptions): MembershipPart
         isConnected: (id) => transport.peers().some((p) => p.id === id && p.connected),
         maxVoters: o.maxVoters,
         periodMs: o.tickMs * 10,
+        confSettleMs: o.tickMs * 2,
         events: o.events,
         logger: o.logger,
       });

@@ -1,5 +1,5 @@
 import { pino } from 'pino';
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import { ClusterError } from '../cluster/errors.js';
 import type { LeadershipView, MembershipStatus, TransferResult } from '../cluster/interfaces.js';
 import type { ConfChangeV2, ConfState } from '../raft/index.js';
@@ -72,7 +72,7 @@ class FakePods implements PodSource {
   }
 }
 
-function setup(member: FakeMembershipMember, pods: FakePods, maxVoters = 5) {
+function setup(member: FakeMembershipMember, pods: FakePods, maxVoters = 5, confSettleMs = 0) {
   const events: Array<[string, MembershipEventReason, string]> = [];
   const lines: Record<string, unknown>[] = [];
   const logger = pino({ level: 'debug' }, { write: (s: string) => lines.push(JSON.parse(s) as Record<string, unknown>) });
@@ -82,6 +82,7 @@ function setup(member: FakeMembershipMember, pods: FakePods, maxVoters = 5) {
     isConnected: () => true,
     maxVoters,
     periodMs: 60_000,
+    confSettleMs,
     events: { emitFor: (pod, reason, message) => events.push([pod.name, reason, message]) },
     logger,
   });
@@ -178,6 +179,27 @@ describe('MembershipReconciler', () => {
     expect(r.round()).toBe('transferring');
     await Promise.resolve();
     expect(m.transfers).toEqual(['n@1']);
+  });
+
+  it('a handover waits confSettleMs after the last applied change (the target must have applied it), then goes', () => {
+    vi.useFakeTimers();
+    try {
+      const m = new FakeMembershipMember('a@1', ['a@1', 'b@1', 'c@1'], ['n@1']);
+      const pods = new FakePods();
+      for (const name of ['a', 'b', 'c']) pods.add(name, '1', 1_000);
+      pods.add('n', '1', 60_000);
+      pods.set('a', { exit: 'deleting' });
+      const { r } = setup(m, pods, 5, 200);
+      expect(r.round()).toBe('proposed'); // the promotion applies at once here
+      expect(r.round()).toBe('settling');
+      vi.advanceTimersByTime(199);
+      expect(m.transfers).toEqual([]);
+      vi.advanceTimersByTime(1);
+      expect(m.transfers).toEqual(['n@1']);
+      r.stop();
+    } finally {
+      vi.useRealTimers();
+    }
   });
 
   it('handOver (SIGTERM) on the leader: to the newest caught-up voter whose pod stays', async () => {

@@ -38,13 +38,20 @@ export interface ReconcilerOptions {
   caughtUpLagEntries?: number;
   /** The periodic round; cmd passes tickMs * 10. */
   periodMs: number;
+  /**
+   * A handover waits this long after the last applied configuration change (cmd: 2 ticks): a
+   * follower learns that the change committed from the next append or heartbeat, and until it
+   * applied it, raft ignores its MsgTimeoutNow (etcd's hup rule), so the transfer would stall for
+   * its whole deadline. Default 0.
+   */
+  confSettleMs?: number;
   events?: MembershipEventSink;
   logger: Logger;
   /** Injectable for tests; default cluster/membership-plan.ts. */
   plan?: (input: PlanInput) => PlanStep;
 }
 
-export type RoundOutcome = 'not_leader' | 'api_unhealthy' | 'nothing_to_do' | 'proposed' | 'transferring' | 'refused';
+export type RoundOutcome = 'not_leader' | 'api_unhealthy' | 'nothing_to_do' | 'proposed' | 'transferring' | 'settling' | 'refused';
 
 /** The plan's view of the group: ready = Running, not going away, has an IP, and reachable. */
 export function planPods(pods: readonly GroupPod[], selfId: string, isConnected: (id: string) => boolean, members: ReadonlySet<string>): PlanPod[] {
@@ -79,6 +86,8 @@ export class MembershipReconciler {
   private loggedUnhealthy = false;
   private transferring: Promise<unknown> | null = null;
   private queued = false;
+  private lastAppliedAtMs = -Infinity;
+  private settleTimer: NodeJS.Timeout | null = null;
   readonly counts = { rounds: 0, proposed: 0, refused: 0, transfers: 0 };
 
   constructor(private readonly o: ReconcilerOptions) {
@@ -93,6 +102,7 @@ export class MembershipReconciler {
     this.unsubscribes.push(this.o.pods.onPodsChange(() => this.schedule()));
     this.unsubscribes.push(
       this.o.member.onMembershipChange((cs) => {
+        this.lastAppliedAtMs = performance.now();
         this.announce(cs);
         this.schedule();
       }),
@@ -104,6 +114,8 @@ export class MembershipReconciler {
   stop(): void {
     if (this.timer) clearInterval(this.timer);
     this.timer = null;
+    if (this.settleTimer) clearTimeout(this.settleTimer);
+    this.settleTimer = null;
     for (const u of this.unsubscribes) u();
     this.unsubscribes = [];
   }
@@ -146,6 +158,14 @@ export class MembershipReconciler {
     });
     if (step === null) return 'nothing_to_do';
     if ('transferTo' in step) {
+      const waitMs = this.lastAppliedAtMs + (this.o.confSettleMs ?? 0) - performance.now();
+      if (waitMs > 0) {
+        this.settleTimer ??= setTimeout(() => {
+          this.settleTimer = null;
+          if (this.timer) this.round();
+        }, waitMs);
+        return 'settling';
+      }
       this.transfer(step.transferTo, step.reason);
       return 'transferring';
     }
