@@ -20,6 +20,15 @@ export interface PlanInput {
   membership: MembershipStatus;
   maxVoters: number;
   caughtUpLagEntries: number;
+  /**
+   * Wall-clock now, and the age below which a pod is no handover target: a member that started
+   * with no state grants no vote and ignores MsgTimeoutNow for two election timeouts (the
+   * fresh-vote delay; nothing skips it), so a transfer to it stalls for its whole deadline.
+   * Pod creation times have 1 s resolution and the process starts later: cmd passes
+   * 2 election timeouts + 2 s. Absent: any age.
+   */
+  nowMs?: number;
+  successorMinAgeMs?: number;
 }
 
 export type PlanStep = { change: ConfChangeV2; reason: string } | { transferTo: string; reason: string } | null;
@@ -28,7 +37,8 @@ export type PlanStep = { change: ConfChangeV2; reason: string } | { transferTo: 
  * In order, the first that applies:
  * 1. a change pending or a joint configuration: nothing (raft's auto-leave leaves joint);
  * 2. this leader leaving: transfer to a caught-up voter (etcd: the app transfers first), the
- *    newest pod first; a caught-up learner on a newer pod is promoted first (below maxVoters);
+ *    newest pod first (but none in its fresh-vote delay); a caught-up learner on a newer pod
+ *    is promoted first (below maxVoters);
  *    with none, go on, and step 7 promotes a learner even to an even count;
  * 3. a voter leaving (its pod leaving, or no pod at all: an old incarnation) with a caught-up
  *    ready learner: swap them in one joint change, so the voter count never dips;
@@ -65,7 +75,7 @@ export function planMembership(input: PlanInput): PlanStep {
   const selfLeaving = voters.has(selfId) && leaving(selfId);
   if (selfLeaving) {
     const to = successorOf(input, [...voters].filter((id) => id !== selfId && !leaving(id) && caughtUp(id)));
-    const newer = successorOf(input, caughtUpLearners);
+    const newer = successorOf(input, caughtUpLearners.filter((id) => oldEnough(input, podOf.get(id))));
     // A rolling update replaces the old pods one by one: handing over to an old one means handing
     // over again when its turn comes. A newer caught-up learner is promoted first (one voter more,
     // for as long as the handover takes), then it takes over.
@@ -131,10 +141,17 @@ export function planMembership(input: PlanInput): PlanStep {
  * Whom a leaving leader hands over to, among caught-up candidates: the newest pod (the one a
  * rolling update keeps), then the furthest along, then by id.
  */
-export function successorOf(input: Pick<PlanInput, 'pods' | 'membership'>, candidates: readonly string[]): string | undefined {
+export function successorOf(input: Pick<PlanInput, 'pods' | 'membership' | 'nowMs' | 'successorMinAgeMs'>, candidates: readonly string[]): string | undefined {
   const podOf = new Map(input.pods.map((p) => [p.id, p]));
   const match = (id: string): number => input.membership.progress[id]?.match ?? 0;
-  return [...candidates].sort((a, b) => createdAt(podOf.get(b)) - createdAt(podOf.get(a)) || match(b) - match(a) || cmp(a, b))[0];
+  const sorted = [...candidates].sort((a, b) => createdAt(podOf.get(b)) - createdAt(podOf.get(a)) || match(b) - match(a) || cmp(a, b));
+  // Too young pods (in their fresh-vote delay) last: a transfer to one stalls.
+  return sorted.find((id) => oldEnough(input, podOf.get(id))) ?? sorted[0];
+}
+
+function oldEnough(input: Pick<PlanInput, 'nowMs' | 'successorMinAgeMs'>, pod: PlanPod | undefined): boolean {
+  if (input.nowMs === undefined || input.successorMinAgeMs === undefined || pod === undefined) return true;
+  return input.nowMs - pod.createdAtMs >= input.successorMinAgeMs;
 }
 
 function createdAt(pod: PlanPod | undefined): number {

@@ -26,6 +26,7 @@ export interface MembershipPartsOptions {
   peerPort: number;
   maxVoters: number;
   tickMs: number;
+  electionTicks: number;
   events: MembershipEventSink;
   logger: Logger;
 }
@@ -60,6 +61,8 @@ export function createMembershipParts(o: MembershipPartsOptions): MembershipPart
         maxVoters: o.maxVoters,
         periodMs: o.tickMs * 10,
         confSettleMs: o.tickMs * 2,
+        // A fresh member refuses to campaign for 2 election timeouts after it starts.
+        successorMinAgeMs: 2 * o.tickMs * o.electionTicks + 2_000,
         events: o.events,
         logger: o.logger,
       });

@@ -123,6 +123,7 @@ export function createInClusterParts(
     peerPort: config.listen.port,
     maxVoters: k.maxVoters,
     tickMs: config.tickMs,
+    electionTicks: config.electionTicks,
     events,
     logger: log,
   });

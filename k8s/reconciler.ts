@@ -45,6 +45,8 @@ export interface ReconcilerOptions {
    * its whole deadline. Default 0.
    */
   confSettleMs?: number;
+  /** No handover to a pod younger than this (see PlanInput.successorMinAgeMs). Default: any age. */
+  successorMinAgeMs?: number;
   events?: MembershipEventSink;
   logger: Logger;
   /** Injectable for tests; default cluster/membership-plan.ts. */
@@ -155,6 +157,7 @@ export class MembershipReconciler {
       membership,
       maxVoters: this.o.maxVoters,
       caughtUpLagEntries: this.caughtUpLagEntries,
+      ...this.ageRule(),
     });
     if (step === null) return 'nothing_to_do';
     if ('transferTo' in step) {
@@ -182,6 +185,10 @@ export class MembershipReconciler {
     this.counts.proposed += 1;
     this.log.debug({ change: step.change, reason: step.reason }, 'membership: proposed');
     return 'proposed';
+  }
+
+  private ageRule(): { nowMs?: number; successorMinAgeMs?: number } {
+    return this.o.successorMinAgeMs === undefined ? {} : { nowMs: Date.now(), successorMinAgeMs: this.o.successorMinAgeMs };
   }
 
   private transfer(to: string, reason: string): Promise<unknown> {
@@ -219,7 +226,7 @@ export class MembershipReconciler {
         const pr = ms.progress[id];
         return id !== this.o.member.id && ready.has(id) && pr !== undefined && pr.recentActive && ms.lastIndex - pr.match <= this.caughtUpLagEntries;
       });
-      const to = successorOf({ pods, membership: ms }, candidates);
+      const to = successorOf({ pods, membership: ms, ...this.ageRule() }, candidates);
       if (to === undefined) return;
       await Promise.race([this.transfer(to, 'stopping (SIGTERM): hand over to the newest caught-up voter'), deadline]);
     } finally {
