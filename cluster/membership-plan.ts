@@ -21,14 +21,11 @@ export interface PlanInput {
   maxVoters: number;
   caughtUpLagEntries: number;
   /**
-   * Wall-clock now, and the age below which a pod is no handover target: a member that started
-   * with no state grants no vote and ignores MsgTimeoutNow for two election timeouts (the
-   * fresh-vote delay; nothing skips it), so a transfer to it stalls for its whole deadline.
-   * Pod creation times have 1 s resolution and the process starts later: cmd passes
-   * 2 election timeouts + 2 s. Absent: any age.
+   * Members that joined too recently to take over: a member that started with no state grants
+   * no vote and ignores MsgTimeoutNow for two election timeouts (the fresh-vote delay; nothing
+   * skips it), so a transfer to it stalls for its whole deadline. Ranked last as successors.
    */
-  nowMs?: number;
-  successorMinAgeMs?: number;
+  youngIds?: readonly string[];
 }
 
 export type PlanStep = { change: ConfChangeV2; reason: string } | { transferTo: string; reason: string } | null;
@@ -75,7 +72,7 @@ export function planMembership(input: PlanInput): PlanStep {
   const selfLeaving = voters.has(selfId) && leaving(selfId);
   if (selfLeaving) {
     const to = successorOf(input, [...voters].filter((id) => id !== selfId && !leaving(id) && caughtUp(id)));
-    const newer = successorOf(input, caughtUpLearners.filter((id) => oldEnough(input, podOf.get(id))));
+    const newer = successorOf(input, caughtUpLearners.filter((id) => !input.youngIds?.includes(id)));
     // A rolling update replaces the old pods one by one: handing over to an old one means handing
     // over again when its turn comes. A newer caught-up learner is promoted first (one voter more,
     // for as long as the handover takes), then it takes over.
@@ -141,17 +138,12 @@ export function planMembership(input: PlanInput): PlanStep {
  * Whom a leaving leader hands over to, among caught-up candidates: the newest pod (the one a
  * rolling update keeps), then the furthest along, then by id.
  */
-export function successorOf(input: Pick<PlanInput, 'pods' | 'membership' | 'nowMs' | 'successorMinAgeMs'>, candidates: readonly string[]): string | undefined {
+export function successorOf(input: Pick<PlanInput, 'pods' | 'membership' | 'youngIds'>, candidates: readonly string[]): string | undefined {
   const podOf = new Map(input.pods.map((p) => [p.id, p]));
   const match = (id: string): number => input.membership.progress[id]?.match ?? 0;
   const sorted = [...candidates].sort((a, b) => createdAt(podOf.get(b)) - createdAt(podOf.get(a)) || match(b) - match(a) || cmp(a, b));
-  // Too young pods (in their fresh-vote delay) last: a transfer to one stalls.
-  return sorted.find((id) => oldEnough(input, podOf.get(id))) ?? sorted[0];
-}
-
-function oldEnough(input: Pick<PlanInput, 'nowMs' | 'successorMinAgeMs'>, pod: PlanPod | undefined): boolean {
-  if (input.nowMs === undefined || input.successorMinAgeMs === undefined || pod === undefined) return true;
-  return input.nowMs - pod.createdAtMs >= input.successorMinAgeMs;
+  // Members in their fresh-vote delay last: a transfer to one stalls.
+  return sorted.find((id) => !input.youngIds?.includes(id)) ?? sorted[0];
 }
 
 function createdAt(pod: PlanPod | undefined): number {

@@ -61,8 +61,8 @@ export function createMembershipParts(o: MembershipPartsOptions): MembershipPart
         maxVoters: o.maxVoters,
         periodMs: o.tickMs * 10,
         confSettleMs: o.tickMs * 2,
-        // A fresh member refuses to campaign for 2 election timeouts after it starts.
-        successorMinAgeMs: 2 * o.tickMs * o.electionTicks + 2_000,
+        // A fresh member refuses to campaign for 2 election timeouts after it starts (ticks run late under load).
+        successorMinAgeMs: (2 * o.electionTicks + 5) * o.tickMs,
         events: o.events,
         logger: o.logger,
       });

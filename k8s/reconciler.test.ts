@@ -72,7 +72,7 @@ class FakePods implements PodSource {
   }
 }
 
-function setup(member: FakeMembershipMember, pods: FakePods, maxVoters = 5, confSettleMs = 0) {
+function setup(member: FakeMembershipMember, pods: FakePods, maxVoters = 5, confSettleMs = 0, successorMinAgeMs = 0) {
   const events: Array<[string, MembershipEventReason, string]> = [];
   const lines: Record<string, unknown>[] = [];
   const logger = pino({ level: 'debug' }, { write: (s: string) => lines.push(JSON.parse(s) as Record<string, unknown>) });
@@ -83,6 +83,7 @@ function setup(member: FakeMembershipMember, pods: FakePods, maxVoters = 5, conf
     maxVoters,
     periodMs: 60_000,
     confSettleMs,
+    successorMinAgeMs,
     events: { emitFor: (pod, reason, message) => events.push([pod.name, reason, message]) },
     logger,
   });
@@ -200,6 +201,23 @@ describe('MembershipReconciler', () => {
     } finally {
       vi.useRealTimers();
     }
+  });
+
+  it('a member this leader added moments ago is no successor (its fresh-vote delay drops MsgTimeoutNow)', async () => {
+    const m = new FakeMembershipMember('a@1', ['a@1', 'b@1', 'c@1']);
+    const pods = new FakePods();
+    for (const [name, at] of [['a', 1], ['b', 2], ['c', 3]] as const) pods.add(name, '1', at);
+    pods.add('n', '1', 60_000);
+    const { r, settle } = setup(m, pods, 5, 0, 60_000);
+    settle();
+    expect(m.conf.learners).toEqual(['n@1']);
+    pods.set('a', { exit: 'deleting' });
+    expect(r.round()).toBe('transferring'); // no promotion of n
+    await Promise.resolve();
+    expect(m.transfers).toEqual(['c@1']);
+    m.role = 'Leader';
+    await r.handOver(1_000);
+    expect(m.transfers).toEqual(['c@1', 'c@1']);
   });
 
   it('handOver (SIGTERM) on the leader: to the newest caught-up voter whose pod stays', async () => {

@@ -45,7 +45,11 @@ export interface ReconcilerOptions {
    * its whole deadline. Default 0.
    */
   confSettleMs?: number;
-  /** No handover to a pod younger than this (see PlanInput.successorMinAgeMs). Default: any age. */
+  /**
+   * No handover to a member added less than this long ago (cmd: 2 election timeouts + 5 ticks):
+   * a member is added only once it runs and links, so its fresh-vote delay ends by then
+   * (PlanInput.youngIds). Default 0.
+   */
   successorMinAgeMs?: number;
   events?: MembershipEventSink;
   logger: Logger;
@@ -90,6 +94,8 @@ export class MembershipReconciler {
   private queued = false;
   private lastAppliedAtMs = -Infinity;
   private settleTimer: NodeJS.Timeout | null = null;
+  /** When this leader saw each member added (bounded: forgotten when it leaves the configuration). */
+  private readonly addedAtMs = new Map<string, number>();
   readonly counts = { rounds: 0, proposed: 0, refused: 0, transfers: 0 };
 
   constructor(private readonly o: ReconcilerOptions) {
@@ -187,8 +193,11 @@ export class MembershipReconciler {
     return 'proposed';
   }
 
-  private ageRule(): { nowMs?: number; successorMinAgeMs?: number } {
-    return this.o.successorMinAgeMs === undefined ? {} : { nowMs: Date.now(), successorMinAgeMs: this.o.successorMinAgeMs };
+  private ageRule(): { youngIds?: string[] } {
+    const minAge = this.o.successorMinAgeMs ?? 0;
+    const now = performance.now();
+    const young = [...this.addedAtMs].filter(([, at]) => now - at < minAge).map(([id]) => id);
+    return young.length > 0 ? { youngIds: young } : {};
   }
 
   private transfer(to: string, reason: string): Promise<unknown> {
@@ -238,6 +247,9 @@ export class MembershipReconciler {
   private announce(next: ConfState): void {
     const prev = this.lastConf;
     this.lastConf = next;
+    const now = roles(next);
+    for (const id of now.keys()) if (prev && !roles(prev).has(id) && !this.addedAtMs.has(id)) this.addedAtMs.set(id, performance.now());
+    for (const id of [...this.addedAtMs.keys()]) if (!now.has(id)) this.addedAtMs.delete(id);
     if (!prev || this.o.member.view().role !== 'Leader') return;
     const before = roles(prev);
     const after = roles(next);
