@@ -504,7 +504,8 @@ export class RaftMember implements Member {
         const started = performance.now();
         // If the write throws, nothing else of this Ready may leave (a vote would be promised but not
         // kept): processReady stops the member.
-        this.options.store.save(rd.durableState);
+        // A commit-only Ready is written without a sync (etcd's MustSync): nothing sent promises it.
+        this.options.store.save(rd.durableState, { sync: rd.mustSync });
         this.metrics?.statePersistDuration((performance.now() - started) / 1000);
       }
       if (rd.hardState) this.term = rd.hardState.term;

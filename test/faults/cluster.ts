@@ -9,6 +9,7 @@ import { randomBytes } from 'node:crypto';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
+import { STATE_FILE_NAME, parseStateBytes } from '../../cluster/state-file.js';
 import { ElectorBin } from '../integration/harness.js';
 import type { Life, RoleEvent, Sample, VoteRecord } from './checker.js';
 import { FaultNet } from './netns.js';
@@ -174,20 +175,21 @@ export class NsCluster {
   /** The state file's term and vote, recorded on every change seen (a poll can miss a short-lived one). */
   private pollStateFiles(): void {
     for (const m of this.members) {
-      let text: string;
+      const file = join(m.dataDir, STATE_FILE_NAME);
+      let bytes: Buffer;
       try {
-        text = readFileSync(join(m.dataDir, 'raft-state.json'), 'utf8');
+        bytes = readFileSync(file);
       } catch {
         continue;
       }
       try {
-        const hs = (JSON.parse(text) as { state: { hardState: { term: number; vote: string } } }).state.hardState;
+        const hs = parseStateBytes(bytes, file).state.hardState;
         const key = `${m.incarnation}/${hs.term}/${hs.vote}`;
         if (key === m.lastState) continue;
         m.lastState = key;
         this.push(this.votes, { member: m.id, incarnation: m.incarnation, atMs: nowMs(), term: hs.term, vote: hs.vote, source: 'state-file' });
       } catch {
-        // read while the rename happened: the next poll sees the whole file
+        // read while the file was created or regrown (a rename): the next poll sees the whole file
       }
     }
   }
