@@ -72,11 +72,20 @@ export interface PeerTransport {
   close(): Promise<void>;
 }
 
+export interface SaveOptions {
+  /**
+   * False when only the commit index changed (raft's Ready.mustSync, etcd's MustSync rule):
+   * written, not synced; a crash may then restore the previous commit, which raft relearns.
+   * Default true.
+   */
+  sync?: boolean;
+}
+
 export interface StateStore {
   /** undefined for a fresh member (no file); throws a typed error naming the file when it is unreadable. */
   load(): DurableState | undefined;
-  /** Written, fsynced and renamed into place (and the directory fsynced) before it returns. */
-  save(state: DurableState): void;
+  /** On disk (synced) before it returns, unless `options.sync` is false. */
+  save(state: DurableState, options?: SaveOptions): void;
 }
 
 /** What the app is told: GET /leader is built from this. */

@@ -33,6 +33,8 @@ import { confChangeKind, MembershipBook, membershipStatus, vetConfChange, votesI
 import { realTimers, validateMemberOptions, type MemberOptions, type MemberTimers, type Timing } from './member-options.js';
 import { PeerRefusals } from './member-refusals.js';
 import { MemberTiming } from './member-timing.js';
+import { bestFollower } from './transfer-target.js';
+import { WakeupTimer } from './wakeup-timer.js';
 
 export { validateMemberOptions, type MemberOptions, type MemberTimers } from './member-options.js';
 
@@ -73,7 +75,7 @@ export class RaftMember implements Member {
   private node: RawNode | undefined;
   private transport: PeerTransport | undefined;
   private tickTimer: NodeJS.Timeout | undefined;
-  private leaseTimer: NodeJS.Timeout | undefined;
+  private readonly leaseTimer: WakeupTimer;
   private running = false;
 
   private readonly listeners = new Set<(view: LeadershipView) => void>();
@@ -110,6 +112,7 @@ export class RaftMember implements Member {
     // A getter: tests swap the logger after construction.
     this.refusals = new PeerRefusals(() => this.log);
     this.timingGuard = new MemberTiming(this.announcedTiming(), this.lease, options.timingRecord, this.log);
+    this.leaseTimer = new WakeupTimer(this.timers, () => this.publish());
   }
 
   /** What this member announces to its peers in the handshake. */
@@ -184,9 +187,8 @@ export class RaftMember implements Member {
     if (!this.running) return;
     this.running = false;
     if (this.tickTimer) this.timers.clearTimeout(this.tickTimer);
-    if (this.leaseTimer) this.timers.clearTimeout(this.leaseTimer);
+    this.leaseTimer.clear();
     this.tickTimer = undefined;
-    this.leaseTimer = undefined;
     for (const p of this.pendingTransfers) p.resolve({ leader: this.leaderOrNull(), transferred: false });
     this.pendingTransfers.clear();
     // Watchers must hear that this member no longer claims anything.
@@ -338,18 +340,9 @@ export class RaftMember implements Member {
     this.withNode('transfer leadership', (n) => n.transferLeader(target));
   }
 
-  /** The most up-to-date connected follower, ties broken by id, skipping `exclude`. */
-  private bestFollower(status: Status, exclude: ReadonlySet<string> = new Set()): string | undefined {
+  private bestFollower(status: Status, exclude?: ReadonlySet<string>): string | undefined {
     const connected = new Set((this.transport?.peers() ?? []).filter((p) => p.connected).map((p) => p.id));
-    let best: { id: string; match: number } | undefined;
-    // A voter of the incoming configuration: the one that stays when a joint configuration is left.
-    const voters = new Set(status.confState.voters);
-    for (const id of Object.keys(status.progress).sort()) {
-      const pr = status.progress[id]!;
-      if (id === this.id || pr.isLearner || !voters.has(id) || !connected.has(id) || exclude.has(id)) continue;
-      if (!best || pr.match > best.match) best = { id, match: pr.match };
-    }
-    return best?.id;
+    return bestFollower(status, this.id, connected, exclude);
   }
 
   private scheduleTick(): void {
@@ -504,7 +497,8 @@ export class RaftMember implements Member {
         const started = performance.now();
         // If the write throws, nothing else of this Ready may leave (a vote would be promised but not
         // kept): processReady stops the member.
-        this.options.store.save(rd.durableState);
+        // A commit-only Ready is written without a sync (etcd's MustSync): nothing sent promises it.
+        this.options.store.save(rd.durableState, { sync: rd.mustSync });
         this.metrics?.statePersistDuration((performance.now() - started) / 1000);
       }
       if (rd.hardState) this.term = rd.hardState.term;
@@ -647,13 +641,11 @@ export class RaftMember implements Member {
   }
 
   private armLeaseTimer(now: number, view: LeadershipView): void {
-    if (this.leaseTimer) this.timers.clearTimeout(this.leaseTimer);
-    this.leaseTimer = undefined;
-    if (!this.running || this.soft.state !== 'Leader') return;
     let wakeAt: number | undefined;
-    if (view.isLeader && view.leaseExpiresInMs !== null) wakeAt = now + view.leaseExpiresInMs + 1;
-    else if (this.claimNotBeforeMs > now) wakeAt = this.claimNotBeforeMs;
-    if (wakeAt === undefined) return;
-    this.leaseTimer = this.timers.setTimeout(() => this.publish(), Math.max(0, wakeAt - now));
+    if (this.running && this.soft.state === 'Leader') {
+      if (view.isLeader && view.leaseExpiresInMs !== null) wakeAt = now + view.leaseExpiresInMs + 1;
+      else if (this.claimNotBeforeMs > now) wakeAt = this.claimNotBeforeMs;
+    }
+    this.leaseTimer.arm(now, wakeAt);
   }
 }

@@ -95,11 +95,12 @@ describe('state file: membership', () => {
     const state: DurableState = { hardState: { term: 1, vote: '', commit: 0 }, snapshot: { index: 0, term: 0 }, confState: joint, entries: [] };
     store().save(state);
     const file = path.join(dir, 'data', STATE_FILE_NAME);
-    const doc = JSON.parse(fs.readFileSync(file, 'utf8')) as { identity: unknown; state: { confState: { learners: unknown } }; sha256: string };
-    doc.state.confState.learners = [''];
+    // Slot 0 of the version-3 file, rewritten as a version-2 file (one document).
+    const slot = JSON.parse(fs.readFileSync(file, 'utf8').split('\n')[0]!) as { identity: unknown; state: { confState: { learners: unknown } } };
+    slot.state.confState.learners = [''];
     // Re-sealed as a version-2 file is (the checksum covers identity and state), so only the field is wrong.
-    doc.sha256 = createHash('sha256').update(JSON.stringify({ identity: doc.identity, state: doc.state }), 'utf8').digest('hex');
-    fs.writeFileSync(file, JSON.stringify(doc));
+    const sha256 = createHash('sha256').update(JSON.stringify({ identity: slot.identity, state: slot.state }), 'utf8').digest('hex');
+    fs.writeFileSync(file, JSON.stringify({ format: 'raft-elector-state', version: 2, sha256, identity: slot.identity, state: slot.state }));
     let err: unknown;
     try {
       store().load();

@@ -8,7 +8,7 @@ import { pino } from 'pino';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import type { DurableState } from '../raft/index.js';
 import { ClusterError } from './errors.js';
-import { MAX_SAVE_ATTEMPTS, STATE_FILE_NAME, StateFile, serializeState, type StateIdentity } from './state-file.js';
+import { MAX_SAVE_ATTEMPTS, STATE_FILE_NAME, StateFile, parseStateBytes, serializeState, type StateIdentity } from './state-file.js';
 
 function captureLogger(): { logger: pino.Logger; lines: () => Record<string, unknown>[] } {
   const chunks: string[] = [];
@@ -222,7 +222,9 @@ describe('StateFile', () => {
       return;
     }
     fs.symlinkSync('/dev/full', filePath + '.tmp');
-    const next: DurableState = { ...sample, hardState: { term: 8, vote: 'member-c', commit: 5 } };
+    // A state that outgrows its slot is written through a new, bigger file (the temp file).
+    const entries = Array.from({ length: 400 }, (_, i) => ({ index: 4 + i, term: 8 }));
+    const next: DurableState = { hardState: { term: 8, vote: 'member-c', commit: 5 }, snapshot: sample.snapshot, entries };
     const err = expectCode(() => s.save(next), 'STATE_FILE_WRITE_FAILED', /write the temp file: .*ENOSPC|no space/i);
     expect(err.message).toMatch(/ENOSPC/);
     expect(fs.existsSync(filePath + '.tmp')).toBe(false);
@@ -232,8 +234,8 @@ describe('StateFile', () => {
 
   it('a file from a newer version says so and does not advise moving it away', () => {
     store().load();
-    fs.writeFileSync(filePath, serializeState(sample, me).replace('"version":2', '"version":3'));
-    const err = expectCode(() => store().load(), 'STATE_FILE_CORRUPT', /version 3/);
+    fs.writeFileSync(filePath, serializeState(sample, me).replace('"version":2', '"version":4'));
+    const err = expectCode(() => store().load(), 'STATE_FILE_CORRUPT', /version 4/);
     expect(err.message).toMatch(/newer raft-elector/);
     expect(err.message).not.toMatch(/move it away/);
   });
@@ -255,11 +257,10 @@ describe('StateFile', () => {
 });
 
 
-describe('identity (format version 2)', () => {
+describe('identity', () => {
   it('records the member id and group, and refuses a file of another member or group, naming both', () => {
     store().save(sample);
-    const text = fs.readFileSync(filePath, 'utf8');
-    expect(JSON.parse(text)).toMatchObject({ version: 2, identity: { memberId: 'member-a', group: 'shop' } });
+    expect(parseStateBytes(fs.readFileSync(filePath), filePath)).toMatchObject({ version: 3, identity: { memberId: 'member-a', group: 'shop' } });
     expect(store().load()).toEqual(sample);
     const other = expectCode(() => store({ memberId: 'member-c', group: 'shop' }).load(), 'STATE_FILE_IDENTITY_MISMATCH', /belongs to/);
     expect(other.message).toBe(
@@ -312,13 +313,13 @@ describe('identity (format version 2)', () => {
     expect(s.load()).toEqual(sample);
     expect(lines().some((l) => l.level === 40 && String(l.msg).includes('records no identity'))).toBe(true);
     s.save(sample);
-    expect(JSON.parse(fs.readFileSync(filePath, 'utf8'))).toMatchObject({ version: 2, identity: me });
+    expect(parseStateBytes(fs.readFileSync(filePath), filePath)).toMatchObject({ version: 3, identity: me });
     expectCode(() => store({ memberId: 'member-b', group: 'shop' }).load(), 'STATE_FILE_IDENTITY_MISMATCH', /member-a/);
   });
 
   it('an edited identity fails the checksum', () => {
     store().save(sample);
-    fs.writeFileSync(filePath, fs.readFileSync(filePath, 'utf8').replace('"memberId":"member-a"', '"memberId":"member-c"'));
+    fs.writeFileSync(filePath, fs.readFileSync(filePath, 'utf8').replaceAll('"memberId":"member-a"', '"memberId":"member-c"'));
     expectCode(() => store({ memberId: 'member-c', group: 'shop' }).load(), 'STATE_FILE_CORRUPT', /checksum mismatch/);
   });
 });

@@ -1,72 +1,69 @@
 /**
- * The durable raft state of one member: a single JSON file in the data dir,
+ * The durable raft state of one member: one file in the data dir (format: state-format.ts).
+ * The identity it records says whose votes these are: a file of another member or group
+ * refuses to load (copying b's file to c must not make c vote as b did). Files of versions 1
+ * and 2 (one JSON document) are still read and adopted: the next save writes version 3.
  *
- *   {"format":"raft-elector-state","version":2,"sha256":"<hex>","identity":{memberId, group, podUid?},"state":{hardState, snapshot, confState?, entries}}
- *
- * where sha256 covers JSON.stringify({identity, state}) as written, so a torn write or a
- * hand edit is detected. The identity says whose votes these are: a file of another member
- * or group refuses to load (copying b's file to c must not make c vote as b did). Version 1
- * (no identity; sha256 over JSON.stringify(state)) is still read and adopted: the next save
- * records the identity.
- *
- * A save writes a temp file beside the file (beside its target when it is a symlink, so the
- * link stays a link), fsyncs it, renames it over the old file and fsyncs the directory: after
- * a crash the file holds either the old or the new state, never a mix (the rename is atomic on
- * POSIX file systems). A damaged file stops the member with a typed error naming the file:
- * silently starting fresh could let it vote twice in a term.
+ * A save overwrites, in place, the one of the file's two slots that does not hold the newest
+ * durable state, then fdatasyncs: one sync, no metadata change (the file keeps its size),
+ * where a rename costs a journal commit behind every other process's metadata. A crash
+ * mid-write damages only that slot, and the reader takes the valid slot with the highest
+ * sequence number: the old state or the new one, never a mix. A save with `sync: false`
+ * (etcd's MustSync rule: only the commit index changed) writes to the same non-durable slot
+ * without the sync, so the durable slot is never overwritten before another slot is durable.
+ * The file is created, and regrown when a state outgrows its slot, as before: a temp file
+ * beside it (beside its target when it is a symlink, so the link stays a link), fsynced,
+ * renamed over it, the directory fsynced. A damaged file stops the member with a typed error
+ * naming the file: silently starting fresh could let it vote twice in a term.
  */
-import { createHash } from 'node:crypto';
 import * as fs from 'node:fs';
 import { devNull } from 'node:os';
 import * as path from 'node:path';
 import type { Logger } from 'pino';
-import type { DurableState, Entry, EntryId } from '../raft/index.js';
-import type { StateStore } from './interfaces.js';
+import type { DurableState } from '../raft/index.js';
+import type { SaveOptions, StateStore } from './interfaces.js';
 import { ClusterError } from './errors.js';
-import {
-  ShapeError,
-  checkUnknownKeys,
-  describe,
-  field,
-  isValidMemberId,
-  encodeConfState,
-  encodeEntry,
-  readConfState,
-  readEntry,
-  readEntryId,
-  readNat,
-  readObject,
-  MAX_ID_LENGTH,
-} from './codec.js';
+import { ShapeError } from './codec.js';
 import { parseMemberId } from './member-id.js';
+import {
+  MAX_STATE_FILE_BYTES,
+  encodeSlot,
+  parseStateBytes,
+  slotBuffer,
+  slotBytesFor,
+  validateDurableState,
+  type StateIdentity,
+} from './state-format.js';
+
+export {
+  MAX_STATE_FILE_BYTES,
+  STATE_FILE_FORMAT,
+  STATE_FILE_VERSION,
+  STATE_FILE_VERSION_NO_IDENTITY,
+  STATE_FILE_VERSION_NO_SLOTS,
+  parseStateBytes,
+  parseStateFile,
+  parseStateFileContents,
+  serializeState,
+  validateDurableState,
+  type StateFileContents,
+  type StateIdentity,
+} from './state-format.js';
 
 export const STATE_FILE_NAME = 'raft-state.json';
-export const STATE_FILE_FORMAT = 'raft-elector-state';
-export const STATE_FILE_VERSION = 2;
-/** The landed format without identity; read and adopted, never written. */
-export const STATE_FILE_VERSION_NO_IDENTITY = 1;
 /** A save that hits EMFILE/ENFILE frees the spare fd and tries again, this many times in all. */
 export const MAX_SAVE_ATTEMPTS = 3;
-const MAX_GROUP_LENGTH = 253;
-const MAX_POD_UID_LENGTH = 64;
-
-/** Whose state a file holds. podUid is for issue 11 (a member is pod name + pod UID). */
-export interface StateIdentity {
-  memberId: string;
-  /** The cluster name the handshake uses (--cluster-name). */
-  group: string;
-  podUid?: string;
-}
-
-export interface StateFileContents {
-  version: number;
-  /** Undefined in a version-1 file. */
-  identity: StateIdentity | undefined;
-  state: DurableState;
-}
-/** A state file this large is not ours: the elector's log holds a few thousand tiny entries at most. */
-export const MAX_STATE_FILE_BYTES = 64 * 1024 * 1024;
 const TEMP_SUFFIX = '.tmp';
+
+/** The open version-3 file. */
+interface SlotFile {
+  /** Undefined when reopening after a create failed (EMFILE); the next save opens it. */
+  fd: number | undefined;
+  path: string;
+  slotBytes: number;
+  /** The slot holding the newest state known to be on disk: never overwritten before the other is. */
+  durableSlot: 0 | 1;
+}
 
 export class StateFile implements StateStore {
   readonly filePath: string;
@@ -74,6 +71,9 @@ export class StateFile implements StateStore {
   private dirReady = false;
   /** Held so a save that finds the fd table full can free one and still reach the disk (the accept trick). */
   private spareFd: number | undefined;
+  private slots: SlotFile | undefined;
+  /** The sequence number of the last state read or written (0 before version 3). */
+  private seq = 0;
 
   constructor(
     readonly dataDir: string,
@@ -88,7 +88,8 @@ export class StateFile implements StateStore {
     this.ensureDir();
     this.reserveSpareFd();
     this.removeStaleTemp();
-    let text: string;
+    this.closeSlots();
+    let bytes: Buffer;
     try {
       const stat = fs.statSync(this.filePath);
       if (!stat.isFile()) throw new ClusterError('STATE_FILE_UNREADABLE', `state file ${this.filePath} is not a regular file`);
@@ -98,7 +99,7 @@ export class StateFile implements StateStore {
           `state file ${this.filePath} is corrupt: ${stat.size} bytes, more than the ${MAX_STATE_FILE_BYTES} a state file can hold`,
         );
       }
-      text = fs.readFileSync(this.filePath, 'utf8');
+      bytes = fs.readFileSync(this.filePath);
     } catch (err) {
       if (err instanceof ClusterError) throw err;
       if ((err as NodeJS.ErrnoException).code === 'ENOENT') {
@@ -117,7 +118,7 @@ export class StateFile implements StateStore {
         cause: err,
       });
     }
-    const contents = parseStateFileContents(text, this.filePath);
+    const contents = parseStateBytes(bytes, this.filePath);
     const state = contents.state;
     const staleUid = otherIncarnation(contents.identity, this.identity);
     if (staleUid !== undefined) {
@@ -138,11 +139,47 @@ export class StateFile implements StateStore {
         );
       }
     }
+    const slotted = 'seq' in contents ? contents : undefined;
+    if (slotted) {
+      this.openSlots(slotted.slot, slotted.slotBytes);
+      if (slotted.otherSlotDamage !== undefined) {
+        this.log.warn({ damage: slotted.otherSlotDamage, seq: slotted.seq }, 'one slot of the state file was damaged by an interrupted save; using the newest valid one');
+      }
+    }
+    this.seq = slotted?.seq ?? 0;
     this.log.info(
-      { term: state.hardState.term, vote: state.hardState.vote, commit: state.hardState.commit, lastIndex: lastIndex(state) },
+      { version: contents.version, seq: this.seq, term: state.hardState.term, vote: state.hardState.vote, commit: state.hardState.commit, lastIndex: lastIndex(state) },
       'loaded raft state',
     );
     return state;
+  }
+
+  /**
+   * Makes what the page cache holds durable before any slot is overwritten: the newest slot may
+   * be a `sync: false` write this process's predecessor never synced.
+   */
+  private openSlots(slot: 0 | 1, slotBytes: number): void {
+    const target = this.resolvedPath();
+    let fd: number | undefined;
+    try {
+      fd = fs.openSync(target, 'r+');
+      fs.fdatasyncSync(fd);
+    } catch (err) {
+      if (fd !== undefined) fs.closeSync(fd);
+      throw new ClusterError('STATE_FILE_UNREADABLE', `state file ${this.filePath} cannot be opened for writing: ${(err as Error).message}`, { cause: err });
+    }
+    this.slots = { fd, path: target, slotBytes, durableSlot: slot };
+  }
+
+  /** Closes the file held open for in-place saves (a stopped member needs it no more). */
+  close(): void {
+    this.closeSlots();
+    this.releaseSpareFd();
+  }
+
+  private closeSlots(): void {
+    if (this.slots?.fd !== undefined) fs.closeSync(this.slots.fd);
+    this.slots = undefined;
   }
 
   /**
@@ -165,7 +202,7 @@ export class StateFile implements StateStore {
     );
   }
 
-  save(state: DurableState): void {
+  save(state: DurableState, options: SaveOptions = {}): void {
     try {
       validateDurableState(state);
     } catch (err) {
@@ -175,10 +212,16 @@ export class StateFile implements StateStore {
       throw err;
     }
     this.ensureDir();
-    const text = serializeState(state, this.identity);
+    const seq = this.seq + 1;
+    const line = encodeSlot(seq, state, this.identity);
+    const lineBytes = Buffer.byteLength(line, 'utf8');
+    if (2 * slotBytesFor(lineBytes) > MAX_STATE_FILE_BYTES && (!this.slots || lineBytes >= this.slots.slotBytes)) {
+      throw new ClusterError('STATE_INVALID', `refusing to write a ${lineBytes}-byte state to ${this.filePath}: a state file holds at most ${MAX_STATE_FILE_BYTES} bytes`);
+    }
     for (let attempt = 1; ; attempt++) {
       try {
-        this.writeOnce(text);
+        if (this.slots && lineBytes < this.slots.slotBytes) this.writeSlot(this.slots, line, options.sync ?? true);
+        else this.create(line);
         break;
       } catch (err) {
         const code = ((err as Error).cause as NodeJS.ErrnoException | undefined)?.code;
@@ -187,20 +230,46 @@ export class StateFile implements StateStore {
         this.log.warn({ code, attempt, freedSpareFd: freed }, 'out of file descriptors while saving state: retrying');
       }
     }
+    this.seq = seq;
     this.reserveSpareFd();
   }
 
-  private writeOnce(text: string): void {
+  /** One pwrite into the slot that is not durable, and one fdatasync unless `sync` is false. */
+  private writeSlot(slots: SlotFile, line: string, sync: boolean): void {
+    const target = slots.durableSlot === 0 ? 1 : 0;
+    let step = 'open the state file';
+    try {
+      slots.fd ??= fs.openSync(slots.path, 'r+');
+      step = `write slot ${target}`;
+      writeAll(slots.fd, slotBuffer(line, slots.slotBytes), target * slots.slotBytes);
+      if (sync) {
+        step = 'fdatasync the state file';
+        fs.fdatasyncSync(slots.fd);
+        slots.durableSlot = target;
+      }
+    } catch (err) {
+      throw new ClusterError('STATE_FILE_WRITE_FAILED', `cannot save state to ${this.filePath}: failed to ${step}: ${(err as Error).message}`, {
+        cause: err,
+      });
+    }
+  }
+
+  /** A new file (both slots holding `line`), or a bigger one: temp file, fsync, rename, directory fsync. */
+  private create(line: string): void {
     // Beside the link's target, so a symlinked state file stays a symlink.
     const target = this.resolvedPath();
     const tempPath = target + TEMP_SUFFIX;
+    const slotBytes = slotBytesFor(Buffer.byteLength(line, 'utf8'));
+    const slot = slotBuffer(line, slotBytes);
     let step = 'open the temp file';
     let renamed = false;
+    this.closeSlots();
     try {
       const fd = fs.openSync(tempPath, 'w', 0o600);
       try {
         step = 'write the temp file';
-        fs.writeFileSync(fd, text, 'utf8');
+        writeAll(fd, slot, 0);
+        writeAll(fd, slot, slotBytes);
         step = 'fsync the temp file';
         fs.fsyncSync(fd);
       } finally {
@@ -217,6 +286,14 @@ export class StateFile implements StateStore {
       throw new ClusterError('STATE_FILE_WRITE_FAILED', `cannot save state to ${this.filePath}: failed to ${step}: ${(err as Error).message}`, {
         cause: err,
       });
+    }
+    // Both slots hold the new state; the next save goes to slot 1. The fd opens after the
+    // directory's was closed, so a save on a full fd table needs only the one spare fd.
+    this.slots = { fd: undefined, path: target, slotBytes, durableSlot: 0 };
+    try {
+      this.slots.fd = fs.openSync(target, 'r+');
+    } catch {
+      // Opened by the next save, which reports it if it fails there too.
     }
   }
 
@@ -333,6 +410,10 @@ function removeQuietly(p: string): void {
   }
 }
 
+function writeAll(fd: number, buf: Buffer, position: number): void {
+  for (let done = 0; done < buf.length; ) done += fs.writeSync(fd, buf, done, buf.length - done, position + done);
+}
+
 function fsyncDir(dir: string): void {
   const fd = fs.openSync(dir, 'r');
   try {
@@ -346,143 +427,3 @@ function lastIndex(state: DurableState): number {
   return state.snapshot.index + state.entries.length;
 }
 
-function checksum(stateJson: string): string {
-  return createHash('sha256').update(stateJson, 'utf8').digest('hex');
-}
-
-/**
- * The whole file's text for `state`, recording `identity`; without one, the version-1 text the
- * landed raft-elector wrote (for tests of the upgrade path and of damaged files).
- */
-export function serializeState(state: DurableState, identity?: StateIdentity): string {
-  const plain = {
-    hardState: { term: state.hardState.term, vote: state.hardState.vote, commit: state.hardState.commit },
-    snapshot: { index: state.snapshot.index, term: state.snapshot.term },
-    ...(state.confState ? { confState: encodeConfState(state.confState) } : {}),
-    entries: state.entries.map(encodeEntry),
-  };
-  if (!identity) {
-    const stateJson = JSON.stringify(plain);
-    return `{"format":"${STATE_FILE_FORMAT}","version":${STATE_FILE_VERSION_NO_IDENTITY},"sha256":"${checksum(stateJson)}","state":${stateJson}}\n`;
-  }
-  const id: StateIdentity = { memberId: identity.memberId, group: identity.group };
-  if (identity.podUid !== undefined) id.podUid = identity.podUid;
-  const sum = checksum(JSON.stringify({ identity: id, state: plain }));
-  return `{"format":"${STATE_FILE_FORMAT}","version":${STATE_FILE_VERSION},"sha256":"${sum}","identity":${JSON.stringify(id)},"state":${JSON.stringify(plain)}}\n`;
-}
-
-/** Parses and checks a state file's text; throws STATE_FILE_CORRUPT naming `filePath` and the fault. */
-export function parseStateFile(text: string, filePath: string): DurableState {
-  return parseStateFileContents(text, filePath).state;
-}
-
-const identityKeys: ReadonlySet<string> = new Set(['memberId', 'group', 'podUid']);
-
-function readIdentity(value: unknown): StateIdentity {
-  const o = readObject(value, 'file.identity');
-  checkUnknownKeys(o, identityKeys, 'file.identity');
-  const memberId = field(o, 'memberId', 'file.identity');
-  if (!isValidMemberId(memberId)) throw new ShapeError(`file.identity.memberId must be a member id, got ${describe(memberId)}`);
-  const group = field(o, 'group', 'file.identity');
-  if (typeof group !== 'string' || group === '' || group.length > MAX_GROUP_LENGTH) {
-    throw new ShapeError(`file.identity.group must be a group name (1 to ${MAX_GROUP_LENGTH} characters), got ${describe(group)}`);
-  }
-  const identity: StateIdentity = { memberId, group };
-  if (Object.prototype.hasOwnProperty.call(o, 'podUid')) {
-    const podUid = o.podUid;
-    if (typeof podUid !== 'string' || podUid === '' || podUid.length > MAX_POD_UID_LENGTH) {
-      throw new ShapeError(`file.identity.podUid must be a pod UID (1 to ${MAX_POD_UID_LENGTH} characters), got ${describe(podUid)}`);
-    }
-    identity.podUid = podUid;
-  }
-  return identity;
-}
-
-/** parseStateFile, also returning the format version and the recorded identity (none in version 1). */
-export function parseStateFileContents(text: string, filePath: string): StateFileContents {
-  const corrupt = (what: string): ClusterError =>
-    new ClusterError('STATE_FILE_CORRUPT', `state file ${filePath} is corrupt: ${what}; restore it from a backup or, if this member's votes may be forgotten safely, move it away`);
-  let parsed: unknown;
-  try {
-    parsed = JSON.parse(text);
-  } catch (err) {
-    throw corrupt(`not valid JSON (${(err as Error).message})`);
-  }
-  try {
-    const doc = readObject(parsed, 'file');
-    const format = field(doc, 'format', 'file');
-    if (format !== STATE_FILE_FORMAT) throw new ShapeError(`file.format must be "${STATE_FILE_FORMAT}", got ${describe(format)}`);
-    const version = field(doc, 'version', 'file');
-    if (typeof version === 'number' && Number.isSafeInteger(version) && version > STATE_FILE_VERSION) {
-      // Not damage: advising to move it away would throw away this member's votes.
-      throw new ClusterError(
-        'STATE_FILE_CORRUPT',
-        `state file ${filePath} has format version ${version}, written by a newer raft-elector (this build reads versions 1 to ${STATE_FILE_VERSION}); run that version or newer, and keep the file`,
-      );
-    }
-    if (version !== STATE_FILE_VERSION && version !== STATE_FILE_VERSION_NO_IDENTITY) {
-      throw new ShapeError(`version ${describe(version)} is not supported (this build reads versions 1 to ${STATE_FILE_VERSION})`);
-    }
-    const sum = field(doc, 'sha256', 'file');
-    if (typeof sum !== 'string') throw new ShapeError(`file.sha256 must be a string, got ${describe(sum)}`);
-    const rawState = field(doc, 'state', 'file');
-    if (version === STATE_FILE_VERSION_NO_IDENTITY) {
-      if (checksum(JSON.stringify(rawState)) !== sum) throw new ShapeError('checksum mismatch (the file was torn or edited)');
-      return { version, identity: undefined, state: validateDurableState(rawState) };
-    }
-    const rawIdentity = field(doc, 'identity', 'file');
-    if (checksum(JSON.stringify({ identity: rawIdentity, state: rawState })) !== sum) {
-      throw new ShapeError('checksum mismatch (the file was torn or edited)');
-    }
-    return { version, identity: readIdentity(rawIdentity), state: validateDurableState(rawState) };
-  } catch (err) {
-    if (err instanceof ShapeError) throw corrupt(err.message);
-    throw err;
-  }
-}
-
-const stateKeys: ReadonlySet<string> = new Set(['hardState', 'snapshot', 'confState', 'entries']);
-const hardStateKeys: ReadonlySet<string> = new Set(['term', 'vote', 'commit']);
-
-/**
- * The invariants raft's log relies on (raft/log.ts checkInvariants), checked here so a
- * bad file is reported as such and not as a core crash: entries follow the compaction
- * marker contiguously with non-decreasing terms, none above the current term, and
- * commit lies within the log. Throws ShapeError.
- */
-export function validateDurableState(value: unknown): DurableState {
-  const s = readObject(value, 'state');
-  checkUnknownKeys(s, stateKeys, 'state');
-  const hs = readObject(field(s, 'hardState', 'state'), 'state.hardState');
-  checkUnknownKeys(hs, hardStateKeys, 'state.hardState');
-  const term = readNat(hs, 'term', 'state.hardState');
-  const vote = field(hs, 'vote', 'state.hardState');
-  if (vote !== '' && !isValidMemberId(vote)) {
-    throw new ShapeError(`state.hardState.vote must be "" or a member id (at most ${MAX_ID_LENGTH} characters), got ${describe(vote)}`);
-  }
-  const commit = readNat(hs, 'commit', 'state.hardState');
-  const snapshot: EntryId = readEntryId(field(s, 'snapshot', 'state'), 'state.snapshot');
-  if (snapshot.term > term) throw new ShapeError(`state.snapshot.term ${snapshot.term} is above the current term ${term}`);
-  const rawEntries = field(s, 'entries', 'state');
-  if (!Array.isArray(rawEntries)) throw new ShapeError(`state.entries must be an array, got ${describe(rawEntries)}`);
-  const entries: Entry[] = [];
-  let expected = snapshot.index + 1;
-  let prevTerm = snapshot.term;
-  for (let i = 0; i < rawEntries.length; i++) {
-    const e = readEntry(rawEntries[i], `state.entries[${i}]`);
-    if (e.index !== expected) throw new ShapeError(`state.entries[${i}].index is ${e.index}, expected ${expected} (entries must be contiguous)`);
-    if (e.term < prevTerm) throw new ShapeError(`state.entries[${i}].term ${e.term} is below the previous term ${prevTerm}`);
-    if (e.term > term) throw new ShapeError(`state.entries[${i}].term ${e.term} is above the current term ${term}`);
-    entries.push(e);
-    expected++;
-    prevTerm = e.term;
-  }
-  const last = snapshot.index + entries.length;
-  if (commit < snapshot.index || commit > last) {
-    throw new ShapeError(`state.hardState.commit ${commit} lies outside the log [${snapshot.index}, ${last}]`);
-  }
-  const state: DurableState = { hardState: { term, vote, commit }, snapshot, entries };
-  // Absent in files written before membership changes: the configured voters apply.
-  if (Object.prototype.hasOwnProperty.call(s, 'confState')) state.confState = readConfState(s.confState, 'state.confState');
-  return state;
-}

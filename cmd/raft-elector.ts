@@ -63,7 +63,7 @@ function loadedOnce(store: StateStore, loaded: DurableState | undefined): StateS
       first = false;
       return loaded;
     },
-    save: (state) => store.save(state),
+    save: (state, options) => store.save(state, options),
   };
 }
 

@@ -11,7 +11,7 @@ import * as path from 'node:path';
 import { createSecureContext } from 'node:tls';
 import type { Logger } from 'pino';
 import type { DurableState } from '../raft/index.js';
-import type { StateStore } from '../cluster/interfaces.js';
+import type { SaveOptions, StateStore } from '../cluster/interfaces.js';
 import { ConfigError, type HostPort } from './config.js';
 
 /** A shared secret is a line of text; more than this is not a secret file (or is /dev/zero). */
@@ -205,8 +205,8 @@ export function voteMustBeMember(store: StateStore & { filePath: string }, voter
       }
       return state;
     },
-    save(state: DurableState): void {
-      store.save(state);
+    save(state: DurableState, options?: SaveOptions): void {
+      store.save(state, options);
     },
   };
 }

@@ -9,7 +9,7 @@ import { randomBytes } from 'node:crypto';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
-import { parseStateFile } from '../../cluster/state-file.js';
+import { STATE_FILE_NAME, parseStateBytes } from '../../cluster/state-file.js';
 import { ElectorBin } from '../integration/harness.js';
 import { agreed, committedConfigs, type ConfigRecord, type Life, type RoleEvent, type Sample, type VoteRecord } from './checker.js';
 import { FaultKube } from './kube.js';
@@ -251,15 +251,15 @@ export class NsCluster {
    */
   private pollStateFiles(): void {
     for (const m of this.members) {
-      const path = join(m.dataDir, 'raft-state.json');
-      let text: string;
+      const path = join(m.dataDir, STATE_FILE_NAME);
+      let bytes: Buffer;
       try {
-        text = readFileSync(path, 'utf8');
+        bytes = readFileSync(path);
       } catch {
         continue;
       }
       try {
-        const state = parseStateFile(text, path);
+        const state = parseStateBytes(bytes, path).state;
         const hs = state.hardState;
         const identity = this.identity(m);
         const key = `${m.incarnation}/${hs.term}/${hs.vote}`;
@@ -276,7 +276,7 @@ export class NsCluster {
         m.lastConfigs = configsKey;
         this.push(this.configs, { member: m.id, identity, atMs: nowMs(), commit: hs.commit, configs });
       } catch {
-        // read while the rename happened: the next poll sees the whole file
+        // read while the file was created or regrown (a rename): the next poll sees the whole file
       }
     }
   }

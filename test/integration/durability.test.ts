@@ -1,6 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
+import { STATE_FILE_NAME, parseStateBytes } from '../../cluster/state-file.js';
 import { seededRandom } from '../../raft/index.js';
 import { ProcessCluster } from './harness.js';
 
@@ -64,11 +65,9 @@ describe('durability under SIGKILL', () => {
         leaders.set(term, id);
       }
       // The state file agrees with the last vote the member announced in its current term.
-      const state = JSON.parse(readFileSync(join(c.member(id).dataDir, 'raft-state.json'), 'utf8')) as {
-        state?: { hardState?: { term: number; vote: string } };
-      };
-      const hs = state.state?.hardState;
-      if (hs && hs.vote !== '' && votes.has(`${id}@${hs.term}`)) expect(hs.vote).toBe(votes.get(`${id}@${hs.term}`));
+      const file = join(c.member(id).dataDir, STATE_FILE_NAME);
+      const hs = parseStateBytes(readFileSync(file), file).state.hardState;
+      if (hs.vote !== '' && votes.has(`${id}@${hs.term}`)) expect(hs.vote).toBe(votes.get(`${id}@${hs.term}`));
     }
     console.log(`durability: ${kills} kills, ${votesSeen} votes granted, ${leaders.size} terms with a leader, final term ${finalLeader.term}`);
     // Every round forced an election: the schedule really exercised voting.
