@@ -246,8 +246,7 @@ export interface MacInput {
 }
 
 export function computeMac(secret: Buffer, role: 'dialer' | 'acceptor', input: MacInput): string {
-  const h = createHmac('sha256', secret);
-  for (const part of [
+  return lengthPrefixedHmac(secret, [
     role === 'dialer' ? DIALER_LABEL : ACCEPTOR_LABEL,
     String(PROTOCOL_VERSION),
     input.cluster,
@@ -257,7 +256,13 @@ export function computeMac(secret: Buffer, role: 'dialer' | 'acceptor', input: M
     input.acceptorNonce,
     input.hello,
     input.challenge,
-  ]) {
+  ]);
+}
+
+/** HMAC-SHA256 (hex) over length-prefixed parts: no ambiguity between "ab"+"c" and "a"+"bc". */
+export function lengthPrefixedHmac(secret: Buffer, parts: readonly string[]): string {
+  const h = createHmac('sha256', secret);
+  for (const part of parts) {
     const bytes = Buffer.from(part, 'utf8');
     const len = Buffer.alloc(4);
     len.writeUInt32BE(bytes.length);

@@ -5,10 +5,11 @@
  * replayed to another prober (fresh nonce), nor used as a handshake proof (other label). It is a
  * plain HTTP(S) request, not a link: no raft frame flows and nothing is registered.
  */
-import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
+import { randomBytes, timingSafeEqual } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { PROTOCOL_VERSION, isValidClusterName, isValidMemberId } from './codec.js';
 import { ClusterError } from './errors.js';
+import { lengthPrefixedHmac } from './handshake.js';
 import { http, https } from './node-http.js';
 import type { TransportTlsOptions } from './transport-options.js';
 
@@ -27,15 +28,7 @@ export interface IdentityAnswer {
 }
 
 export function identityMac(secret: Buffer, cluster: string, id: string, nonce: string): string {
-  const h = createHmac('sha256', secret);
-  for (const part of [IDENTITY_LABEL, String(PROTOCOL_VERSION), cluster, id, nonce]) {
-    const bytes = Buffer.from(part, 'utf8');
-    const len = Buffer.alloc(4);
-    len.writeUInt32BE(bytes.length);
-    h.update(len);
-    h.update(bytes);
-  }
-  return h.digest('hex');
+  return lengthPrefixedHmac(secret, [IDENTITY_LABEL, String(PROTOCOL_VERSION), cluster, id, nonce]);
 }
 
 function isNonce(nonce: string | null): nonce is string {
