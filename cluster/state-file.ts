@@ -147,6 +147,10 @@ export class StateFile implements StateStore {
       }
     }
     this.seq = slotted?.seq ?? 0;
+    // The newest slot may live in the page cache only: a predecessor's fdatasync that failed is
+    // reported once, and its pages may be dropped unwritten while later syncs succeed. Write the
+    // state again into the other slot and sync it, so nothing acted on is missing from the disk.
+    if (slotted) this.save(state);
     this.log.info(
       { version: contents.version, seq: this.seq, term: state.hardState.term, vote: state.hardState.vote, commit: state.hardState.commit, lastIndex: lastIndex(state) },
       'loaded raft state',
