@@ -1,0 +1,82 @@
+/** The discovery documents (/api, /apis, /version...) of the test API server: pods and events only. */
+
+const podResource = {
+  name: 'pods',
+  singularName: 'pod',
+  namespaced: true,
+  kind: 'Pod',
+  verbs: ['create', 'delete', 'deletecollection', 'get', 'list', 'patch', 'update', 'watch'],
+  shortNames: ['po'],
+  categories: ['all'],
+  storageVersionHash: 'xPOwRZ+Yhw8=',
+};
+
+const eventResource = {
+  name: 'events',
+  singularName: 'event',
+  namespaced: true,
+  kind: 'Event',
+  verbs: ['create', 'delete', 'deletecollection', 'get', 'list', 'patch', 'update', 'watch'],
+  shortNames: ['ev'],
+  storageVersionHash: 'r2yiGXH7wu8=',
+};
+
+/** The discovery document served at `path`, or undefined when the path is not a discovery path. */
+export function discoveryDocument(path: string, port: number): Record<string, unknown> | undefined {
+  switch (path) {
+    case '/api':
+      return {
+        kind: 'APIVersions',
+        versions: ['v1'],
+        serverAddressByClientCIDRs: [{ clientCIDR: '0.0.0.0/0', serverAddress: `127.0.0.1:${port}` }],
+      };
+    case '/apis':
+      return {
+        kind: 'APIGroupList',
+        apiVersion: 'v1',
+        groups: [
+          {
+            name: 'events.k8s.io',
+            versions: [{ groupVersion: 'events.k8s.io/v1', version: 'v1' }],
+            preferredVersion: { groupVersion: 'events.k8s.io/v1', version: 'v1' },
+          },
+        ],
+      };
+    case '/api/v1':
+      return {
+        kind: 'APIResourceList',
+        groupVersion: 'v1',
+        resources: [
+          eventResource,
+          podResource,
+          { name: 'pods/status', singularName: '', namespaced: true, kind: 'Pod', verbs: ['get', 'patch', 'update'] },
+        ],
+      };
+    case '/apis/events.k8s.io':
+      return {
+        kind: 'APIGroup',
+        apiVersion: 'v1',
+        name: 'events.k8s.io',
+        versions: [{ groupVersion: 'events.k8s.io/v1', version: 'v1' }],
+        preferredVersion: { groupVersion: 'events.k8s.io/v1', version: 'v1' },
+      };
+    case '/apis/events.k8s.io/v1':
+      return { kind: 'APIResourceList', apiVersion: 'v1', groupVersion: 'events.k8s.io/v1', resources: [eventResource] };
+  }
+  return undefined;
+}
+
+export function versionDocument(gitVersion: string): Record<string, string> {
+  const [, major = '1', minor = '32'] = /^v(\d+)\.(\d+)/.exec(gitVersion) ?? [];
+  return {
+    major,
+    minor,
+    gitVersion,
+    gitCommit: '0000000000000000000000000000000000000000',
+    gitTreeState: 'clean',
+    buildDate: '2025-01-01T00:00:00Z',
+    goVersion: 'go1.23.6',
+    compiler: 'gc',
+    platform: 'linux/amd64',
+  };
+}
