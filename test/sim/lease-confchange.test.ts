@@ -17,13 +17,13 @@ import { RaftMember } from '../../cluster/member.js';
 import { MemoryTimingRecord } from '../../cluster/timing-record.js';
 import { confStateEqual, seededRandom, type ConfChangeV2, type ConfState, type DurableState } from '../../raft/index.js';
 import { Bus, MemoryStore } from '../harness/member-bus.js';
+import { LeaseGroup, StepMs } from './lease-group.js';
 
 const Bootstrap = ['a', 'b', 'c'];
 /** Every id a run may use: the bootstrap three, then joiners and new incarnations. */
 const Pool = ['a', 'b', 'c', 'd', 'e', 'f', 'g', 'h', 'i', 'j'];
 const TickMs = 100;
 const ElectionTicks = 10;
-const StepMs = 10;
 const silent = pino({ level: 'silent' });
 const defaultSeed = Date.now() % 1_000_000_000;
 
@@ -75,28 +75,14 @@ class CheckedStore extends MemoryStore {
   }
 }
 
-class Group {
-  readonly bus = new Bus();
+class Group extends LeaseGroup {
   readonly stores = new Map<string, CheckedStore>();
-  readonly members = new Map<string, RaftMember>();
   readonly records = new Map<string, MemoryTimingRecord>();
   readonly wiped = new Set<string>();
-  /** Found inside member callbacks, which must not throw; sample() fails the run on them. */
-  readonly violations: string[] = [];
-  private readonly timers: (() => void)[] = [];
-  readonly leaderOfTerm = new Map<number, string>();
   /** The configuration at each applied index, as the first member to report it held it. */
   readonly confAt = new Map<number, { cs: ConfState; by: string }>();
-  samples = 0;
-  claims = 0;
   changesApplied = 0;
   private starts = 0;
-
-  constructor(private readonly seed: number) {
-    const delays = seededRandom(seed ^ 0x5bd1e995);
-    this.bus.tracing = false;
-    this.bus.delayMs = () => delays.nextInt(21);
-  }
 
   async start(id: string): Promise<void> {
     this.starts++;
@@ -130,55 +116,12 @@ class Group {
     await member.start();
   }
 
-  async crash(id: string): Promise<void> {
-    const m = this.members.get(id);
-    if (!m) return;
-    this.members.delete(id);
-    await m.stop();
-    this.bus.crash(id);
-  }
-
   leader(): RaftMember | undefined {
     return [...this.members.values()].sort((x, y) => (x.id < y.id ? -1 : 1)).find((m) => m.view().role === 'Leader');
   }
 
   freshId(): string | undefined {
     return Pool.find((id) => !this.stores.has(id));
-  }
-
-  later(ms: number, action: () => void | Promise<void>): void {
-    const timer = setTimeout(() => void action(), ms);
-    this.timers.push(() => clearTimeout(timer));
-  }
-
-  async run(ms: number): Promise<void> {
-    for (let t = 0; t < ms; t += StepMs) {
-      await vi.advanceTimersByTimeAsync(StepMs);
-      this.sample();
-    }
-  }
-
-  sample(): void {
-    this.samples++;
-    if (this.violations.length > 0) throw new Error(this.violations.join('; '));
-    const views = [...this.members.values()].map((m) => m.view());
-    const claiming = views.filter((v) => v.isLeader).map((v) => v.self);
-    if (claiming.length > 1) {
-      const detail = views.map((v) => `${v.self}: ${v.role} term ${v.term} leader ${v.leader} lease ${v.leaseExpiresInMs}`).join('; ');
-      throw new Error(`at ${Date.now()} ms ${claiming.join(' and ')} both answer isLeader (${detail})`);
-    }
-    this.claims += claiming.length;
-    for (const v of views) {
-      if (v.role !== 'Leader') continue;
-      const seen = this.leaderOfTerm.get(v.term);
-      if (seen !== undefined && seen !== v.self) throw new Error(`term ${v.term} has two leaders: ${seen} and ${v.self}`);
-      this.leaderOfTerm.set(v.term, v.self);
-    }
-  }
-
-  async stop(): Promise<void> {
-    for (const cancel of this.timers) cancel();
-    for (const m of this.members.values()) await m.stop();
   }
 }
 

@@ -14,7 +14,8 @@ import type { PeerTiming } from '../../cluster/interfaces.js';
 import { RaftMember } from '../../cluster/member.js';
 import { MemoryTimingRecord } from '../../cluster/timing-record.js';
 import { seededRandom } from '../../raft/index.js';
-import { Bus, MemoryStore } from '../harness/member-bus.js';
+import { MemoryStore } from '../harness/member-bus.js';
+import { LeaseGroup, StepMs } from './lease-group.js';
 
 const Ids = ['a', 'b', 'c'];
 const TickMs = 100;
@@ -30,7 +31,6 @@ const Timings: readonly PeerTiming[] = [
   { tickMs: 50, electionTicks: 8, maxClockDriftMs: 40 },
   { tickMs: 30, electionTicks: 20, maxClockDriftMs: 65 },
 ];
-const StepMs = 10;
 /** LEASE_SIM_TRACE=/path/file writes every member's log there (simulated timestamps), to study a replay. */
 const silent = process.env.LEASE_SIM_TRACE
   ? pino({ level: 'debug' }, pino.destination({ dest: process.env.LEASE_SIM_TRACE, sync: true }))
@@ -79,28 +79,18 @@ const mixedActionArb: fc.Arbitrary<Action> = fc.oneof(
   }),
 );
 
-class Group {
-  readonly bus = new Bus();
+class Group extends LeaseGroup {
   readonly stores = new Map(Ids.map((id) => [id, new MemoryStore(id, this.bus)]));
-  readonly members = new Map<string, RaftMember>();
   readonly records = new Map(Ids.map((id) => [id, new MemoryTimingRecord()]));
   /** The settings each member runs with at its next start. */
   readonly timings = new Map<string, PeerTiming>(Ids.map((id) => [id, Uniform]));
   private readonly restarts = new Map<string, number>();
-  private readonly timers: (() => void)[] = [];
-  readonly leaderOfTerm = new Map<number, string>();
-  samples = 0;
-  claims = 0;
-
   private readonly rates = new Map<string, number>();
 
-  constructor(private readonly seed: number) {
-    const delays = seededRandom(seed ^ 0x5bd1e995);
+  constructor(seed: number) {
+    super(seed);
     const skew = seededRandom(seed ^ 0x27d4eb2d);
     for (const id of Ids) this.rates.set(id, 1 - maxRateSkew + (2 * maxRateSkew * skew.nextInt(1001)) / 1000);
-    this.bus.tracing = false;
-    // Up to 20 ms per message, independently: reordering comes with it.
-    this.bus.delayMs = () => delays.nextInt(21);
   }
 
   async start(id: string): Promise<void> {
@@ -130,54 +120,11 @@ class Group {
     await member.start();
   }
 
-  async crash(id: string): Promise<void> {
-    const m = this.members.get(id);
-    if (!m) return;
-    this.members.delete(id);
-    await m.stop();
-    this.bus.crash(id);
-  }
-
   pick(who: Who, rnd: () => number): string | undefined {
     const running = [...this.members.keys()].sort();
     const leader = running.find((id) => this.members.get(id)!.view().role === 'Leader');
     const pool = who === 'leader' ? (leader ? [leader] : []) : who === 'follower' ? running.filter((id) => id !== leader) : running;
     return pool[rnd() % Math.max(pool.length, 1)];
-  }
-
-  later(ms: number, action: () => void | Promise<void>): void {
-    const timer = setTimeout(() => void action(), ms);
-    this.timers.push(() => clearTimeout(timer));
-  }
-
-  /** Advances simulated time, sampling every member after each step. */
-  async run(ms: number): Promise<void> {
-    for (let t = 0; t < ms; t += StepMs) {
-      await vi.advanceTimersByTimeAsync(StepMs);
-      this.sample();
-    }
-  }
-
-  sample(): void {
-    this.samples++;
-    const views = [...this.members.values()].map((m) => m.view());
-    const claiming = views.filter((v) => v.isLeader).map((v) => v.self);
-    if (claiming.length > 1) {
-      const detail = views.map((v) => `${v.self}: ${v.role} term ${v.term} leader ${v.leader} lease ${v.leaseExpiresInMs}`).join('; ');
-      throw new Error(`at ${Date.now()} ms ${claiming.join(' and ')} both answer isLeader (${detail})`);
-    }
-    this.claims += claiming.length;
-    for (const v of views) {
-      if (v.role !== 'Leader') continue;
-      const seen = this.leaderOfTerm.get(v.term);
-      if (seen !== undefined && seen !== v.self) throw new Error(`term ${v.term} has two leaders: ${seen} and ${v.self}`);
-      this.leaderOfTerm.set(v.term, v.self);
-    }
-  }
-
-  async stop(): Promise<void> {
-    for (const cancel of this.timers) cancel();
-    for (const m of this.members.values()) await m.stop();
   }
 }
 
