@@ -9,17 +9,16 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { dirname, join } from 'node:path';
-import { ElectorBin } from '../test/integration/harness.js';
+import { join } from 'node:path';
 import { check, type FaultRecord, type Sample, type Verdict } from '../test/faults/checker.js';
 import { NsCluster, nowMs } from '../test/faults/cluster.js';
+import { startHubSampler, type SamplerConfig } from '../test/faults/hub-sampler.js';
 import { cleanStale, FaultNet, netnsUnavailable } from '../test/faults/netns.js';
 import { EtcdBin, etcdArgs } from './etcd-cluster.js';
 
 const EtcdClientPort = 2379;
 const EtcdPeerPort = 2380;
 const MaxSamples = 1_000_000;
-const repoRoot = dirname(dirname(dirname(ElectorBin)));
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
 /** etcd members in namespaces: peers on 198.18.0.i, clients (the sampler) on 198.18.1.i. */
@@ -52,28 +51,17 @@ class NsEtcd {
       child.stderr!.resume();
       this.children.push(child);
     }
-    const config = {
+    const config: SamplerConfig = {
+      probe: 'etcd-status',
       everyMs: 5,
       timeoutMs: 1_000,
       members: members.map((m, i) => ({ id: m.name, url: `http://${this.net.obsAddress(i + 1)}:${EtcdClientPort}/v3/maintenance/status` })),
     };
-    const script = join(repoRoot, 'bench/etcd-sampler.ts');
-    const child = spawn('ip', ['netns', 'exec', this.net.hub, process.execPath, script, JSON.stringify(config)], { stdio: ['ignore', 'pipe', 'pipe'] });
-    this.sampler = child;
-    let partial = '';
-    child.stdout!.on('data', (chunk: Buffer) => {
-      const text = partial + chunk.toString('utf8');
-      const cut = text.lastIndexOf('\n');
-      partial = text.slice(cut + 1);
-      for (const line of text.slice(0, cut + 1).split('\n')) {
-        if (!line) continue;
-        const s = JSON.parse(line) as { m: string; s: number; r: number; self: string; l: string; t: number };
-        this.nameOf.set(s.self, s.m);
-        const leader = s.l === '0' ? null : (this.nameOf.get(s.l) ?? `id:${s.l}`);
-        if (this.samples.length < MaxSamples) this.samples.push({ member: s.m, sentMs: s.s, receivedMs: s.r, leader, term: s.t, isLeader: s.self === s.l });
-      }
+    this.sampler = startHubSampler<{ m: string; s: number; r: number; self: string; l: string; t: number }>(this.net, config, 'etcd sampler', (s) => {
+      this.nameOf.set(s.self, s.m);
+      const leader = s.l === '0' ? null : (this.nameOf.get(s.l) ?? `id:${s.l}`);
+      if (this.samples.length < MaxSamples) this.samples.push({ member: s.m, sentMs: s.s, receivedMs: s.r, leader, term: s.t, isLeader: s.self === s.l });
     });
-    child.stderr!.on('data', (chunk: Buffer) => process.stderr.write(`etcd sampler: ${chunk.toString('utf8')}`));
   }
 
   stop(): void {

@@ -8,10 +8,11 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { dirname, join } from 'node:path';
+import { join } from 'node:path';
 import { STATE_FILE_NAME, parseStateBytes } from '../../cluster/state-file.js';
 import { ElectorBin } from '../integration/harness.js';
 import { agreed, committedConfigs, type ConfigRecord, type Life, type RoleEvent, type Sample, type VoteRecord } from './checker.js';
+import { startHubSampler } from './hub-sampler.js';
 import { FaultKube } from './kube.js';
 import { FaultNet } from './netns.js';
 
@@ -288,23 +289,11 @@ export class NsCluster {
       timeoutMs: 30_000,
       members: this.members.map((m) => ({ id: m.id, url: `http://${this.net.obsAddress(m.index)}:${HttpPort}/leader` })),
     };
-    const script = join(dirname(dirname(dirname(ElectorBin))), 'test/faults/sampler.ts');
-    const child = spawn('ip', ['netns', 'exec', this.net.hub, process.execPath, script, JSON.stringify(config)], { stdio: ['ignore', 'pipe', 'pipe'] });
-    this.sampler = child;
-    let partial = '';
-    child.stdout!.on('data', (chunk: Buffer) => {
-      const text = partial + chunk.toString('utf8');
-      const cut = text.lastIndexOf('\n');
-      partial = text.slice(cut + 1);
-      for (const line of text.slice(0, cut + 1).split('\n')) {
-        if (!line) continue;
-        const s = JSON.parse(line) as { m: string; s: number; r: number; l: string | null; t: number; i: boolean; d?: string; L?: string | null };
-        // In-cluster the raft id is the identity; with --peers a wiped member keeps its name, so the checker places it by life.
-        const ids = s.d === undefined || !this.kube ? {} : { selfId: s.d, leaderId: s.L ?? null };
-        this.push(this.samples, { member: s.m, sentMs: s.s, receivedMs: s.r, leader: s.l, term: s.t, isLeader: s.i, ...ids }, MaxSamples);
-      }
+    this.sampler = startHubSampler<{ m: string; s: number; r: number; l: string | null; t: number; i: boolean; d?: string; L?: string | null }>(this.net, config, 'sampler', (s) => {
+      // In-cluster the raft id is the identity; with --peers a wiped member keeps its name, so the checker places it by life.
+      const ids = s.d === undefined || !this.kube ? {} : { selfId: s.d, leaderId: s.L ?? null };
+      this.push(this.samples, { member: s.m, sentMs: s.s, receivedMs: s.r, leader: s.l, term: s.t, isLeader: s.i, ...ids }, MaxSamples);
     });
-    child.stderr!.on('data', (chunk: Buffer) => process.stderr.write(`sampler: ${chunk.toString('utf8')}`));
   }
 
   /** The member whose latest answer claims isLeader, if any. */
