@@ -7,84 +7,65 @@
  * an empty dir, a new member) move the configuration to the pods that exist, while isLeader is
  * sampled on every member every few ms.
  */
-import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
-import type { Helm } from '../chart/helm.js';
-import { ControlPlane } from './control-plane.js';
-import { Group } from './group.js';
-import { registerNode } from './kubelet.js';
-import { MembershipChecks } from './membership-checks.js';
+import { describe, expect, it } from 'vitest';
+import { MembershipE2e } from './membership-setup.js';
 
-const helm = Group.helm();
-const skipReason = inject('e2eSkipReason') || (typeof helm === 'string' ? helm : '');
-if (skipReason) console.log(`[e2e membership statefulset skipped] ${skipReason}`);
+const e2e = new MembershipE2e('membership statefulset');
 const Namespace = 'sts';
 
-describe.skipIf(skipReason !== '')('a StatefulSet on emptyDir whose members follow its pods, on a real control plane', () => {
-  let cp: ControlPlane;
-  let group: Group;
-  let checks: MembershipChecks;
-
-  beforeAll(async () => {
-    cp = await ControlPlane.start(join(inject('e2eRunDir'), 'membership-sts'));
-    await registerNode(cp.admin);
-    group = await Group.install(cp, helm as Helm, { namespace: Namespace, release: 'sts', workload: 'StatefulSet', persistence: 'emptyDir', gateReady: true });
-    checks = new MembershipChecks(group, 'statefulset');
-    checks.sampler.start();
+describe.skipIf(e2e.skipReason !== '')('a StatefulSet on emptyDir whose members follow its pods, on a real control plane', () => {
+  e2e.hooks({
+    runDir: 'membership-sts',
+    label: 'statefulset',
+    install: () => ({ namespace: Namespace, release: 'sts', workload: 'StatefulSet', persistence: 'emptyDir', gateReady: true }),
   });
 
-  afterAll(async () => {
-    await checks?.sampler.stop();
-    await group?.stop();
-    await cp?.stop();
-  });
-
-  const step = <T>(body: () => Promise<T>) => checks.step(body);
-  const sts = () => group.sts.metadata.name;
-  const scale = (replicas: number) => cp.kubectl(['scale', 'statefulset', sts(), `--replicas=${replicas}`, '--namespace', Namespace]);
+  const step = <T>(body: () => Promise<T>) => e2e.step(body);
+  const sts = () => e2e.group.sts.metadata.name;
+  const scale = (replicas: number) => e2e.cp.kubectl(['scale', 'statefulset', sts(), `--replicas=${replicas}`, '--namespace', Namespace]);
   /** What the first incarnation of a pod decided at start ('raft-elector running' logs it). */
-  const bootstrapped = (pod: string) => group.logLines(pod).find((l) => l.msg === 'raft-elector running')?.bootstrapped;
+  const bootstrapped = (pod: string) => e2e.group.logLines(pod).find((l) => l.msg === 'raft-elector running')?.bootstrapped;
 
   it('the chart renders the StatefulSet in membership mode: emptyDir data, no --replicas', () => {
-    const spec = group.sts.spec;
+    const spec = e2e.group.sts.spec;
     expect(spec.volumeClaimTemplates).toBeUndefined();
     expect(spec.template.spec.volumes?.some((v) => 'emptyDir' in v)).toBe(true);
-    expect(group.container.args).toContain('--kubernetes');
-    expect(group.container.args?.some((a) => a.startsWith('--replicas'))).toBe(false);
+    expect(e2e.group.container.args).toContain('--kubernetes');
+    expect(e2e.group.container.args?.some((a) => a.startsWith('--replicas'))).toBe(false);
   });
 
   it('a StatefulSet of 3 elects one leader; the members are pod incarnations and ordinal 0 bootstrapped', () => step(async () => {
-    const c = await checks.converged(3);
+    const c = await e2e.checks.converged(3);
     expect(c.voters).toBe(3);
     for (const id of c.ids) expect(id).toMatch(new RegExp(`^${sts()}-[0-2]@[0-9a-f-]{36}$`));
     expect(c.leader.selfId).toMatch(/@[0-9a-f-]{36}$/);
     // Bootstrap exactly once: ordinal 0 formed the one-voter group, 1 and 2 joined.
     expect([0, 1, 2].map((i) => bootstrapped(`${sts()}-${i}`))).toEqual([true, false, false]);
-    checks.report('install of 3', 0);
+    e2e.checks.report('install of 3', 0);
   }), 180_000);
 
   it('kubectl scale 3→5→3: the membership follows, never two leaders', () => step(async () => {
     const from = performance.now();
     await scale(5);
-    const five = await checks.converged(5);
+    const five = await e2e.checks.converged(5);
     expect(five.voters).toBe(5);
     expect([3, 4].map((i) => bootstrapped(`${sts()}-${i}`))).toEqual([false, false]);
     await scale(3);
-    const three = await checks.converged(3);
+    const three = await e2e.checks.converged(3);
     expect(three.voters).toBe(3);
     expect(three.ids.map((id) => id.split('@')[0])).toEqual([0, 1, 2].map((i) => `${sts()}-${i}`));
-    checks.report('scale 3→5→3', from);
+    e2e.checks.report('scale 3→5→3', from);
   }), 240_000);
 
   it('kubectl delete pod of the leader: the pod comes back under its name on an empty dir as a new member', () => step(async () => {
-    const before = await checks.converged(3);
+    const before = await e2e.checks.converged(3);
     const from = performance.now();
-    await cp.kubectl(['delete', 'pod', before.leader.self, '--namespace', Namespace, '--wait=false']);
-    const after = await checks.replaced(3, [before.leader.selfId], 'the leader pod to come back as a new incarnation', 120_000);
+    await e2e.cp.kubectl(['delete', 'pod', before.leader.self, '--namespace', Namespace, '--wait=false']);
+    const after = await e2e.checks.replaced(3, [before.leader.selfId], 'the leader pod to come back as a new incarnation', 120_000);
     const back = after.ids.find((id) => id.startsWith(`${before.leader.self}@`));
     expect(back).toBeDefined();
     expect(back).not.toBe(before.leader.selfId);
     expect(after.voters).toBe(3);
-    checks.report('delete pod of the leader', from);
+    e2e.checks.report('delete pod of the leader', from);
   }), 180_000);
 });

@@ -6,144 +6,121 @@
  * while isLeader is sampled on every member every few ms: never two claims at once, and the
  * longest time without one is printed. The StatefulSet path is membership-statefulset.test.ts.
  */
-import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
-import type { Helm } from '../chart/helm.js';
+import { describe, expect, it } from 'vitest';
 import { waitFor } from '../integration/harness.js';
-import { ControlPlane } from './control-plane.js';
-import { Group } from './group.js';
-import { registerNode } from './kubelet.js';
-import { MembershipChecks } from './membership-checks.js';
+import { MembershipE2e } from './membership-setup.js';
 
-const helm = Group.helm();
-const skipReason = inject('e2eSkipReason') || (typeof helm === 'string' ? helm : '');
-if (skipReason) console.log(`[e2e membership skipped] ${skipReason}`);
+const e2e = new MembershipE2e('membership');
 const Namespace = 'deploy';
 
-describe.skipIf(skipReason !== '')('a Deployment whose members follow its pods, on a real control plane', () => {
-  let cp: ControlPlane;
-  let group: Group;
-  let checks: MembershipChecks;
+describe.skipIf(e2e.skipReason !== '')('a Deployment whose members follow its pods, on a real control plane', () => {
+  e2e.hooks({ runDir: 'membership', label: 'deployment', install: () => ({ namespace: Namespace, release: 'dep', workload: 'Deployment' }) });
 
-  beforeAll(async () => {
-    cp = await ControlPlane.start(join(inject('e2eRunDir'), 'membership'));
-    await registerNode(cp.admin);
-    group = await Group.install(cp, helm as Helm, { namespace: Namespace, release: 'dep', workload: 'Deployment' });
-    checks = new MembershipChecks(group, 'deployment');
-    checks.sampler.start();
-  });
-
-  afterAll(async () => {
-    await checks?.sampler.stop();
-    await group?.stop();
-    await cp?.stop();
-  });
-
-  const step = <T>(body: () => Promise<T>) => checks.step(body);
-  const deployment = () => group.sts.metadata.name;
-  const scale = (replicas: number) => cp.kubectl(['scale', 'deployment', deployment(), `--replicas=${replicas}`, '--namespace', Namespace]);
+  const step = <T>(body: () => Promise<T>) => e2e.step(body);
+  const deployment = () => e2e.group.sts.metadata.name;
+  const scale = (replicas: number) => e2e.cp.kubectl(['scale', 'deployment', deployment(), `--replicas=${replicas}`, '--namespace', Namespace]);
 
   it('a Deployment of 3 elects one leader; the membership is its 3 pods', () => step(async () => {
-    const c = await checks.converged(3);
+    const c = await e2e.checks.converged(3);
     expect(c.voters).toBe(3);
     expect(c.leader.selfId).toMatch(/@[0-9a-f-]{36}$/);
-    checks.report('install of 3', 0);
+    e2e.checks.report('install of 3', 0);
   }), 180_000);
 
   it('kubectl scale 3→5→3: the membership follows, never two leaders', () => step(async () => {
     const from = performance.now();
     await scale(5);
-    const five = await checks.converged(5);
+    const five = await e2e.checks.converged(5);
     expect(five.voters).toBe(5);
     await scale(3);
-    const three = await checks.converged(3);
+    const three = await e2e.checks.converged(3);
     expect(three.voters).toBe(3);
-    checks.report('scale 3→5→3', from);
+    e2e.checks.report('scale 3→5→3', from);
   }), 240_000);
 
   it('kubectl rollout restart of the 3 replicas: every pod replaced, the membership follows, never two leaders', () => step(async () => {
-    const before = (await checks.converged(3)).ids;
+    const before = (await e2e.checks.converged(3)).ids;
     const from = performance.now();
-    await cp.kubectl(['rollout', 'restart', `deployment/${deployment()}`, '--namespace', Namespace]);
-    const after = await checks.replaced(3, before, 'every pod to be replaced and the membership to follow');
+    await e2e.cp.kubectl(['rollout', 'restart', `deployment/${deployment()}`, '--namespace', Namespace]);
+    const after = await e2e.checks.replaced(3, before, 'every pod to be replaced and the membership to follow');
     expect(after.voters).toBe(3);
-    checks.report('rollout restart of 3', from);
+    e2e.checks.report('rollout restart of 3', from);
   }), 240_000);
 
   it('kubectl rollout restart of 5 replicas: every pod replaced, 5 voters again, never two leaders', () => step(async () => {
     await scale(5);
-    const before = (await checks.converged(5)).ids;
+    const before = (await e2e.checks.converged(5)).ids;
     const from = performance.now();
-    await cp.kubectl(['rollout', 'restart', `deployment/${deployment()}`, '--namespace', Namespace]);
-    const after = await checks.replaced(5, before, 'all 5 pods to be replaced and the membership to follow', 240_000);
+    await e2e.cp.kubectl(['rollout', 'restart', `deployment/${deployment()}`, '--namespace', Namespace]);
+    const after = await e2e.checks.replaced(5, before, 'all 5 pods to be replaced and the membership to follow', 240_000);
     expect(after.voters).toBe(5);
-    checks.report('rollout restart of 5', from);
+    e2e.checks.report('rollout restart of 5', from);
     await scale(3);
-    await checks.converged(3);
+    await e2e.checks.converged(3);
   }), 360_000);
 
   it('kubectl delete pod of the leader (emptyDir): its replacement is a new member, the old incarnation is removed', () => step(async () => {
-    const before = await checks.converged(3);
+    const before = await e2e.checks.converged(3);
     const from = performance.now();
-    await cp.kubectl(['delete', 'pod', before.leader.self, '--namespace', Namespace, '--wait=false']);
-    const after = await checks.replaced(3, [before.leader.selfId], 'the leader pod to be replaced and the membership to follow', 120_000);
+    await e2e.cp.kubectl(['delete', 'pod', before.leader.self, '--namespace', Namespace, '--wait=false']);
+    const after = await e2e.checks.replaced(3, [before.leader.selfId], 'the leader pod to be replaced and the membership to follow', 120_000);
     expect(after.leader.selfId).not.toBe(before.leader.selfId);
     expect(after.voters).toBe(3);
-    checks.report('delete pod of the leader', from);
+    e2e.checks.report('delete pod of the leader', from);
   }), 180_000);
 
   it('kubectl delete pod of two followers at once (5 replicas): both replaced, the leader stays', () => step(async () => {
     await scale(5);
-    const before = await checks.converged(5);
+    const before = await e2e.checks.converged(5);
     const followers = before.ids.filter((id) => id !== before.leader.selfId).slice(0, 2);
     const from = performance.now();
-    await cp.kubectl(['delete', 'pod', ...followers.map((id) => id.split('@')[0]!), '--namespace', Namespace, '--wait=false']);
-    const after = await checks.replaced(5, followers, 'both followers to be replaced and the membership to follow', 120_000);
+    await e2e.cp.kubectl(['delete', 'pod', ...followers.map((id) => id.split('@')[0]!), '--namespace', Namespace, '--wait=false']);
+    const after = await e2e.checks.replaced(5, followers, 'both followers to be replaced and the membership to follow', 120_000);
     // 3 of 5 voters stay up, so the leader keeps its quorum and its lease.
     expect(after.leader.selfId).toBe(before.leader.selfId);
     expect(after.voters).toBe(5);
-    checks.report('delete pod of two followers at once (of 5)', from);
+    e2e.checks.report('delete pod of two followers at once (of 5)', from);
     await scale(3);
-    await checks.converged(3);
+    await e2e.checks.converged(3);
   }), 240_000);
 
   it('kubectl delete pod of both followers of 3 at once, both SIGTERMed before the leader sees it: the leaving voters stay until removed, the quorum survives', () => step(async () => {
-    const before = await checks.converged(3);
+    const before = await e2e.checks.converged(3);
     const followers = before.ids.filter((id) => id !== before.leader.selfId);
-    const leader = group.incarnations.find((i) => `${i.name}@${i.uid}` === before.leader.selfId)!;
+    const leader = e2e.group.incarnations.find((i) => `${i.name}@${i.uid}` === before.leader.selfId)!;
     const from = performance.now();
     // The kubelet is faster than the leader's pod watch: the leader is paused while both pods are
     // deleted, until both sidecars have their SIGTERM (leaving at once would take the quorum along).
     const names = followers.map((id) => id.split('@')[0]!);
     leader.process.signal('SIGSTOP');
     try {
-      await cp.kubectl(['delete', 'pod', ...names, '--namespace', Namespace, '--wait=false']);
+      await e2e.cp.kubectl(['delete', 'pod', ...names, '--namespace', Namespace, '--wait=false']);
       await waitFor('both followers to get SIGTERM from the kubelet', 5_000, () =>
-        names.every((n) => group.logLines(n).some((l) => l.signal === 'SIGTERM')) ? true : undefined, 10);
+        names.every((n) => e2e.group.logLines(n).some((l) => l.signal === 'SIGTERM')) ? true : undefined, 10);
     } finally {
       leader.process.signal('SIGCONT');
     }
-    const after = await checks.replaced(3, followers, 'both followers to be replaced and the membership to follow', 120_000);
+    const after = await e2e.checks.replaced(3, followers, 'both followers to be replaced and the membership to follow', 120_000);
     expect(after.leader.selfId).toBe(before.leader.selfId);
     expect(after.voters).toBe(3);
-    const left = followers.flatMap((id) => group.logLines(id.split('@')[0]!)).filter((l) => l.component === 'leave-wait' && l.outcome !== undefined).map((l) => l.outcome);
+    const left = followers.flatMap((id) => e2e.group.logLines(id.split('@')[0]!)).filter((l) => l.component === 'leave-wait' && l.outcome !== undefined).map((l) => l.outcome);
     expect(left).toEqual(['removed', 'removed']);
-    checks.report('delete pod of both followers of 3 at once', from);
+    e2e.checks.report('delete pod of both followers of 3 at once', from);
   }), 180_000);
 
   it('SIGKILL of the leader in the middle of a configuration change (scale 3→4), then its pod is deleted', () => step(async () => {
-    const before = await checks.converged(3);
+    const before = await e2e.checks.converged(3);
     const from = performance.now();
     await scale(4);
     // The reconciler adds the new pod as a learner: kill the leader once the new pod's member runs.
-    await waitFor('the fourth pod to run a member', 60_000, () => (group.incarnations.filter((m) => m.process.running).length >= 4 ? true : undefined), 20);
-    const victim = group.incarnations.find((m) => `${m.name}@${m.uid}` === before.leader.selfId)!;
+    await waitFor('the fourth pod to run a member', 60_000, () => (e2e.group.incarnations.filter((m) => m.process.running).length >= 4 ? true : undefined), 20);
+    const victim = e2e.group.incarnations.find((m) => `${m.name}@${m.uid}` === before.leader.selfId)!;
     victim.process.signal('SIGKILL');
-    await cp.kubectl(['delete', 'pod', victim.name, '--namespace', Namespace, '--wait=false']);
-    const after = await checks.replaced(4, [before.leader.selfId], 'the membership to equal the 4 pods without the killed leader', 120_000);
+    await e2e.cp.kubectl(['delete', 'pod', victim.name, '--namespace', Namespace, '--wait=false']);
+    const after = await e2e.checks.replaced(4, [before.leader.selfId], 'the membership to equal the 4 pods without the killed leader', 120_000);
     expect(after.leader.selfId).not.toBe(before.leader.selfId);
-    checks.report('SIGKILL of the leader mid conf change', from);
+    e2e.checks.report('SIGKILL of the leader mid conf change', from);
     await scale(3);
-    await checks.converged(3);
+    await e2e.checks.converged(3);
   }), 240_000);
 });
