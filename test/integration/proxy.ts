@@ -3,6 +3,7 @@ import { createConnection, createServer, type Server, type Socket } from 'node:n
 /**
  * A TCP forwarder between two members, so a test can partition real processes
  * without root: `cut()` refuses new connections and destroys open ones, `heal()` undoes it.
+ * A subclass may handle the dialer→acceptor direction itself (`forward`); the other is piped.
  */
 export class LinkProxy {
   private server: Server | undefined;
@@ -24,14 +25,19 @@ export class LinkProxy {
         s.on('close', () => this.sockets.delete(s));
         s.on('error', () => s.destroy());
       }
-      client.pipe(upstream);
       upstream.pipe(client);
       client.on('close', () => upstream.destroy());
       upstream.on('close', () => client.destroy());
+      this.forward(client, upstream);
     });
     await new Promise<void>((resolve) => this.server!.listen(0, '127.0.0.1', resolve));
     const address = this.server.address();
     this.port = typeof address === 'object' && address ? address.port : 0;
+  }
+
+  /** The dialer→acceptor direction: byte for byte here. */
+  protected forward(client: Socket, upstream: Socket): void {
+    client.pipe(upstream);
   }
 
   cut(): void {

@@ -5,7 +5,8 @@
  * byte for byte. The other direction is piped untouched.
  */
 import { randomBytes } from 'node:crypto';
-import { createConnection, createServer, type Server, type Socket } from 'node:net';
+import type { Socket } from 'node:net';
+import { LinkProxy } from './proxy.js';
 
 export type TamperMode = 'inject' | 'alter' | 'replay' | 'reorder' | 'remove' | 'truncate';
 
@@ -58,47 +59,19 @@ function buildFrame(opcode: number, payload: Buffer, fin = true): Buffer {
   return Buffer.concat([head, mask, body]);
 }
 
-export class TamperProxy {
-  private server: Server | undefined;
-  private readonly sockets = new Set<Socket>();
-  private isCut = false;
+export class TamperProxy extends LinkProxy {
   private armed: TamperMode | null = null;
   /** Modes carried out, in order. */
   readonly done: TamperMode[] = [];
   /** Builds the raft envelope an `inject` writes, given the last sequence number seen on the wire. */
   injectPayload: (lastSeq: number) => string = () => '{}';
-  port = 0;
-
-  constructor(private readonly targetPort: number) {}
 
   /** Tamper with the next raft frame (not the handshake) of the dialer→acceptor stream. */
   arm(mode: TamperMode): void {
     this.armed = mode;
   }
 
-  async start(): Promise<void> {
-    this.server = createServer((client) => {
-      if (this.isCut) {
-        client.destroy();
-        return;
-      }
-      const upstream = createConnection({ host: '127.0.0.1', port: this.targetPort });
-      for (const s of [client, upstream]) {
-        this.sockets.add(s);
-        s.on('close', () => this.sockets.delete(s));
-        s.on('error', () => s.destroy());
-      }
-      upstream.pipe(client);
-      client.on('close', () => upstream.destroy());
-      upstream.on('close', () => client.destroy());
-      this.relayClient(client, upstream);
-    });
-    await new Promise<void>((resolve) => this.server!.listen(0, '127.0.0.1', resolve));
-    const address = this.server.address();
-    this.port = typeof address === 'object' && address ? address.port : 0;
-  }
-
-  private relayClient(client: Socket, upstream: Socket): void {
+  protected override forward(client: Socket, upstream: Socket): void {
     let pending = Buffer.alloc(0);
     let upgraded = false;
     let textFrames = 0;
@@ -171,19 +144,5 @@ export class TamperProxy {
         }
       }
     });
-  }
-
-  cut(): void {
-    this.isCut = true;
-    for (const s of this.sockets) s.destroy();
-  }
-
-  heal(): void {
-    this.isCut = false;
-  }
-
-  async close(): Promise<void> {
-    this.cut();
-    await new Promise<void>((resolve) => (this.server ? this.server.close(() => resolve()) : resolve()));
   }
 }
