@@ -1,13 +1,16 @@
 # syntax=docker/dockerfile:1
 #
-# raft-elector image: one bundled, minified file on distroless Node.js 24 (LTS).
+# raft-elector image: a bundled, minified entry and its lazily loaded chunks
+# (build/bundle.ts) on distroless Node.js 24 (LTS).
 #
 # Why a bundle and not `npm ci --omit=dev`: an in-cluster member running from
 # dist/ + node_modules (@kubernetes/client-node loads its whole generated API)
 # measured 101-134 MB RSS; the esbuild bundle (only the code that is reached,
 # minified) 70-93 MB, and 70-77 MB with V8's young generation capped at 1 MiB
 # (--max-semi-space-size=1; scavenges of a heap this small take well under a
-# millisecond). Target: at most 90 MB. The runtime image then holds no
+# millisecond). Code splitting: a single-file bundle holds the source of every
+# lazily imported mode whether it runs or not; a `--peers` member measured
+# 106 MB from one file and 79 MB split. The runtime image then holds no
 # node_modules, no npm and no shell.
 #
 # test/chart/dockerfile.test.ts runs these RUN/COPY steps in a scratch
@@ -29,16 +32,11 @@ COPY api ./api
 COPY cmd ./cmd
 COPY build ./build
 RUN npm run build
-# The banner gives the ESM bundle a `require` for the Node built-ins that the
-# CommonJS dependencies (express, ws, pino) require at run time. The packages'
-# own license comments stay at the end of the bundle; THIRD_PARTY_LICENSES holds
-# the LICENSE files of every package the metafile says the bundle took from.
-RUN ./node_modules/.bin/esbuild dist/cmd/raft-elector.js \
-      --bundle --platform=node --format=esm --target=node24 \
-      --minify --legal-comments=eof --metafile=image/meta.json \
-      --banner:js="import{createRequire as __raftElectorCreateRequire}from'node:module';const require=__raftElectorCreateRequire(import.meta.url);" \
-      --outfile=image/app/dist/raft-elector.mjs \
- && node build/third-party-licenses.ts image/meta.json image/app/THIRD_PARTY_LICENSES \
+# build/bundle.ts: esbuild with code splitting (what runs lazily stays in its own
+# chunk, unloaded until used), the `require` banner the CommonJS dependencies need,
+# the packages' license comments at the end of each file, and THIRD_PARTY_LICENSES
+# from the LICENSE files of every package the metafile says the bundle took from.
+RUN node build/bundle.ts image/app/dist image/meta.json image/app/THIRD_PARTY_LICENSES \
  && mkdir -p image/var/lib/raft-elector
 # The data-dir lock's native binding for this build's arch, beside the bundle, where
 # cluster/data-dir-lock.ts looks first (its own loader cannot find it inside a bundle).
@@ -64,8 +62,7 @@ LABEL org.opencontainers.image.title="raft-elector" \
 WORKDIR /app
 # package.json sits at ../package.json from the bundle: `--version` reads it.
 COPY package.json ./
-COPY --from=build /src/image/app/dist/raft-elector.mjs ./dist/raft-elector.mjs
-COPY --from=build /src/image/app/dist/fs-native-extensions.node ./dist/fs-native-extensions.node
+COPY --from=build /src/image/app/dist ./dist
 COPY --from=build /src/image/app/THIRD_PARTY_LICENSES ./THIRD_PARTY_LICENSES
 # The default --data-dir, writable by the runtime user when no volume is mounted.
 COPY --from=build --chown=65532:65532 /src/image/var/lib/raft-elector /var/lib/raft-elector

@@ -65,7 +65,7 @@ export function bundledPackages(metafilePath: string, cwd = process.cwd()): Bund
 export function renderNotices(packages: BundledPackage[]): string {
   const rule = '-'.repeat(78);
   const out = [
-    'raft-elector bundles the following third-party packages into dist/raft-elector.mjs.',
+    'raft-elector bundles the following third-party packages into dist/raft-elector.mjs and its chunks (dist/*.mjs).',
     'Their license notices follow, one section per package, sorted by name.',
     '',
     ...packages.map((p) => `  ${p.name}@${p.version} (${p.license})`),

@@ -60,7 +60,7 @@ describe('Dockerfile rules', () => {
     expect(problems).toContain('USER nonroot is not numeric');
     expect(problems).toContain('does not EXPOSE 4041');
     expect(problems).toContain('copies node_modules');
-    expect(problems).toContain('no stage bundles with esbuild --bundle');
+    expect(problems).toContain('no stage bundles (esbuild --bundle, or node build/bundle.ts)');
     expect(problems).toContain('the build stage runs Node.js 22, the runtime 24');
     expect(projectChecks('FROM node:24.1.0 AS b\nRUN esbuild x --bundle\nFROM node:24.1.0\nUSER 0\nEXPOSE 4040 4041').join('\n')).toContain('USER 0 is root');
   });
@@ -148,9 +148,11 @@ describe('the image build, replayed', () => {
     };
   }
 
-  it('ships one bundled file, the data-dir lock\'s native binding, package.json and THIRD_PARTY_LICENSES, no node_modules', () => {
+  it('ships the bundle (entry and chunks), the data-dir lock\'s native binding, package.json and THIRD_PARTY_LICENSES, no node_modules', () => {
     const files = listFiles(runtime.root);
-    expect(files).toEqual(['app/THIRD_PARTY_LICENSES', 'app/dist/fs-native-extensions.node', 'app/dist/raft-elector.mjs', 'app/package.json']);
+    const chunks = files.filter((f) => /^app\/dist\/[\w-]+-[A-Z0-9]{8}\.mjs$/.test(f));
+    expect(chunks.length).toBeGreaterThan(0);
+    expect(files.filter((f) => !chunks.includes(f))).toEqual(['app/THIRD_PARTY_LICENSES', 'app/dist/fs-native-extensions.node', 'app/dist/raft-elector.mjs', 'app/package.json']);
     expect(runtime.user).toMatch(/^[1-9]\d*:\d+$/);
     expect(runtime.env.NODE_ENV).toBe('production');
   });
@@ -170,6 +172,27 @@ describe('the image build, replayed', () => {
     expect([...listed].sort()).toEqual([...bundled].sort());
     expect(notices).toContain('Permission is hereby granted, free of charge'); // MIT texts
     expect(notices).toContain('Apache License'); // client-node, prom-client
+  });
+
+  it('loads the Kubernetes client and the injector only when a mode needs them: no statically imported chunk holds them', () => {
+    // esbuild's own account of the outputs: what raft-elector.mjs imports statically is what every member loads.
+    const meta = JSON.parse(readFileSync(join(stages[0]!.root, 'src/image/meta.json'), 'utf8')) as {
+      outputs: Record<string, { imports: { path: string; kind: string }[]; inputs: Record<string, unknown> }>;
+    };
+    const entry = Object.keys(meta.outputs).find((o) => o.endsWith('/raft-elector.mjs'))!;
+    const loaded = new Set<string>();
+    const visit = (output: string): void => {
+      if (loaded.has(output) || !meta.outputs[output]) return;
+      loaded.add(output);
+      for (const i of meta.outputs[output].imports) if (i.kind === 'import-statement') visit(i.path);
+    };
+    visit(entry);
+    const lazy = Object.keys(meta.outputs).filter((o) => o.endsWith('.mjs') && !loaded.has(o));
+    expect(lazy.length).toBeGreaterThan(0);
+    const eager = [...loaded].flatMap((o) => Object.keys(meta.outputs[o]!.inputs));
+    expect(eager.filter((i) => i.includes('node_modules/@kubernetes/client-node/'))).toEqual([]);
+    expect(eager.filter((i) => i.includes('k8s/injector/'))).toEqual([]);
+    expect(eager.some((i) => i.includes('node_modules/ws/'))).toBe(true);
   });
 
   it('answers --help and --version from the runtime stage alone', () => {

@@ -137,7 +137,8 @@ export function projectChecks(text: string): string[] {
   for (const port of ['4040', '4041']) if (!exposed.has(port)) problems.push(`the runtime stage does not EXPOSE ${port}`);
   // The image ships the bundle, never node_modules (memory, and no dev dependencies).
   for (const copy of inRuntime('COPY').filter((c) => /node_modules/.test(c.args))) problems.push(`line ${copy.line}: the runtime stage copies node_modules; ship the esbuild bundle`);
-  if (!stages.some((s) => s.instructions.some((i) => i.keyword === 'RUN' && /esbuild\b.*--bundle/.test(i.args)))) problems.push('no stage bundles with esbuild --bundle');
+  const bundles = (args: string): boolean => /esbuild\b.*--bundle/.test(args) || /\bnode build\/bundle\.ts\b/.test(args);
+  if (!stages.some((s) => s.instructions.some((i) => i.keyword === 'RUN' && bundles(i.args)))) problems.push('no stage bundles (esbuild --bundle, or node build/bundle.ts)');
   const buildMajor = nodeMajorOf(stages[0]!.image);
   const runtimeMajor = nodeMajorOf(runtime.image);
   if (buildMajor === undefined || runtimeMajor === undefined) problems.push(`cannot tell the Node.js major of ${stages[0]!.image} or ${runtime.image}`);
