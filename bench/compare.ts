@@ -26,7 +26,9 @@ type Row = { event: string; ours: number[]; etcd: number[] | string; unit: strin
 
 function cell(values: number[]): string {
   const s = summarize(values);
-  return `${s.min.toFixed(0)} / ${s.p50.toFixed(0)} / ${s.p90.toFixed(0)}`;
+  // A tenth of a ms where whole ms would round a small figure to nothing.
+  const digits = s.p90 < 10 ? 1 : 0;
+  return `${s.min.toFixed(digits)} / ${s.p50.toFixed(digits)} / ${s.p90.toFixed(digits)}`;
 }
 
 function ratio(ours: number[], etcd: number[] | string): string {
@@ -46,16 +48,25 @@ async function main(): Promise<void> {
     for (const signal of (['SIGKILL', 'SIGTERM'] as FailoverSignal[]).filter((sig) => rowsWanted.has(sig))) {
       const agree: number[] = [];
       const claim: number[] = [];
+      const cpu: number[] = [];
       const etcdAgree: number[] = [];
+      const etcdCpu: number[] = [];
       for (let i = 0; i < trials; i++) {
         const r = await raftElectorTrial(ours, signal, SettleMs);
         agree.push(r.agreeMs);
         claim.push(r.claimMs);
-        if (theirs) etcdAgree.push((await etcdTrial(theirs, signal, SettleMs)).agreeMs);
+        cpu.push(r.survivorsCpuMs);
+        if (theirs) {
+          const e = await etcdTrial(theirs, signal, SettleMs);
+          etcdAgree.push(e.agreeMs);
+          etcdCpu.push(e.survivorsCpuMs);
+        }
       }
       const missing = theirs ? etcdAgree : 'not measured';
       rows.push({ event: `leader ${signal} -> survivors agree (min / p50 / p90)`, ours: agree, etcd: missing, unit: 'ms' });
       rows.push({ event: `leader ${signal} -> new leader answers isLeader`, ours: claim, etcd: 'etcd has no lease answer', unit: 'ms' });
+      // Load-independent: what the survivors spent on a CPU until they agreed (waiting for one is not in it).
+      rows.push({ event: `leader ${signal} -> survivors' on-CPU time until they agree, both summed (min / p50 / p90)`, ours: cpu, etcd: theirs ? etcdCpu : 'not measured', unit: 'ms' });
     }
     if (rowsWanted.has('idle')) await idleRows(rows, ours, theirs);
   } finally {

@@ -1,5 +1,5 @@
 /** What /proc says of a process: resident memory and CPU time (Linux only). */
-import { readFileSync } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
 
 export function rssMb(pid: number): number {
   const status = readFileSync(`/proc/${pid}/status`, 'utf8');
@@ -13,6 +13,25 @@ export function cpuSeconds(pid: number, clockTicksPerSecond = 100): number {
   // The command name (field 2) may hold spaces; fields after it start past the last ')'.
   const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
   return (Number(fields[11]) + Number(fields[12])) / clockTicksPerSecond;
+}
+
+/**
+ * On-CPU time of every thread of a process, in ms, from /proc/<pid>/task/<tid>/schedstat
+ * (nanoseconds, not clock ticks: fine enough for a window of a few ms). Time spent waiting
+ * for a CPU or for the disk is not in it, so it reads the same on a busy or a quiet machine.
+ * A thread that exited within the window takes its time with it: compare windows in which
+ * the process only lives.
+ */
+export function onCpuMs(pid: number): number {
+  let ns = 0;
+  for (const tid of readdirSync(`/proc/${pid}/task`)) {
+    try {
+      ns += Number(readFileSync(`/proc/${pid}/task/${tid}/schedstat`, 'utf8').split(' ')[0]);
+    } catch {
+      // The thread ended between the listing and the read.
+    }
+  }
+  return ns / 1e6;
 }
 
 /** Median RSS and mean CPU share (percent of one core) of each process over a window. */

@@ -7,6 +7,7 @@
 import { performance } from 'node:perf_hooks';
 import { waitFor, type ProcessCluster } from '../test/integration/harness.js';
 import type { EtcdCluster } from './etcd-cluster.js';
+import { onCpuMs } from './proc.js';
 
 export type FailoverSignal = 'SIGKILL' | 'SIGTERM';
 
@@ -14,18 +15,24 @@ export async function raftElectorTrial(
   cluster: ProcessCluster,
   signal: FailoverSignal,
   settleMs: number,
-): Promise<{ agreeMs: number; claimMs: number }> {
+): Promise<{ agreeMs: number; claimMs: number; survivorsCpuMs: number }> {
   const old = await cluster.agreedLeader(15_000);
   const survivors = cluster.members.filter((m) => m.id !== old.self).map((m) => m.id);
+  const survivorPids = survivors.map((id) => cluster.member(id).child!.pid!);
+  const cpu0 = sum(survivorPids.map(onCpuMs));
   const t0 = performance.now();
   const exited = cluster.signal(old.self, signal);
   let agreeMs = 0;
+  let survivorsCpuMs = 0;
   const claimMs = await waitFor('a new leader', 15_000, async () => {
     const answers = await Promise.all(survivors.map((id) => cluster.leader(id, 1_000).catch(() => undefined)));
     const first = answers[0];
     if (!first?.leader || first.leader === old.self) return undefined;
     if (!answers.every((a) => a?.leader === first.leader && a.term === first.term)) return undefined;
-    if (agreeMs === 0) agreeMs = performance.now() - t0;
+    if (agreeMs === 0) {
+      agreeMs = performance.now() - t0;
+      survivorsCpuMs = sum(survivorPids.map(onCpuMs)) - cpu0;
+    }
     return answers.find((a) => a?.self === first.leader)?.isLeader ? performance.now() - t0 : undefined;
   }, 5);
   await exited;
@@ -33,23 +40,32 @@ export async function raftElectorTrial(
   cluster.spawn(cluster.member(old.self));
   await cluster.agreedLeader(15_000, cluster.members.map((m) => m.id));
   await new Promise((r) => setTimeout(r, settleMs));
-  return { agreeMs, claimMs };
+  return { agreeMs, claimMs, survivorsCpuMs };
 }
 
-export async function etcdTrial(cluster: EtcdCluster, signal: FailoverSignal, settleMs: number): Promise<{ agreeMs: number }> {
+export async function etcdTrial(cluster: EtcdCluster, signal: FailoverSignal, settleMs: number): Promise<{ agreeMs: number; survivorsCpuMs: number }> {
   const old = await cluster.agreedLeader(15_000);
-  const survivors = cluster.running().filter((m) => m.name !== old.name).map((m) => m.name);
+  const survivors = cluster.running().filter((m) => m.name !== old.name);
+  const survivorPids = survivors.map((m) => m.child!.pid!);
+  const cpu0 = sum(survivorPids.map(onCpuMs));
   const t0 = performance.now();
   const exited = cluster.signal(old.name, signal);
+  let survivorsCpuMs = 0;
   const agreeMs = await waitFor('a new etcd leader', 15_000, async () => {
-    const all = await Promise.all(survivors.map((n) => cluster.status(n, 1_000).catch(() => undefined)));
+    const all = await Promise.all(survivors.map((m) => cluster.status(m.name, 1_000).catch(() => undefined)));
     const first = all[0];
     if (!first || first.leader === '0' || first.leader === old.id) return undefined;
-    return all.every((s) => s?.leader === first.leader) ? performance.now() - t0 : undefined;
+    if (!all.every((s) => s?.leader === first.leader)) return undefined;
+    survivorsCpuMs = sum(survivorPids.map(onCpuMs)) - cpu0;
+    return performance.now() - t0;
   }, 5);
   await exited;
   cluster.spawn(cluster.member(old.name));
   await cluster.agreedLeader(30_000, cluster.members.map((m) => m.name));
   await new Promise((r) => setTimeout(r, settleMs));
-  return { agreeMs };
+  return { agreeMs, survivorsCpuMs };
+}
+
+function sum(values: number[]): number {
+  return values.reduce((a, b) => a + b, 0);
 }
