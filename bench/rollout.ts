@@ -35,11 +35,12 @@ const AnchorBin = join(process.env.RAFT_ELECTOR_BENCH_CACHE ?? join(homedir(), '
  * term, or the claimant answered isLeader false in between. A gap in which nobody answered
  * (the sampler or a CPU-starved process stalled) shows nothing and is not counted.
  */
-function leaderlessMs(samples: readonly Sample[], fromMs: number, toMs: number): { totalMs: number; longestMs: number; gaps: number } {
+function leaderlessMs(samples: readonly Sample[], fromMs: number, toMs: number): { totalMs: number; longestMs: number; gaps: number; spans: { from: Sample; to: Sample }[] } {
   const inWindow = samples.filter((s) => s.receivedAt >= fromMs && s.receivedAt <= toMs).sort((a, b) => a.receivedAt - b.receivedAt);
   let totalMs = 0;
   let longestMs = 0;
   let gaps = 0;
+  const spans: { from: Sample; to: Sample }[] = [];
   let last: Sample | undefined;
   let ended = false;
   for (const s of inWindow) {
@@ -52,11 +53,12 @@ function leaderlessMs(samples: readonly Sample[], fromMs: number, toMs: number):
       totalMs += d;
       longestMs = Math.max(longestMs, d);
       gaps += 1;
+      spans.push({ from: last, to: s });
     }
     last = s;
     ended = false;
   }
-  return { totalMs, longestMs, gaps };
+  return { totalMs, longestMs, gaps, spans };
 }
 
 /**
@@ -105,10 +107,24 @@ class IndependentSampler extends LeaderSampler {
   }
 }
 
+/** One new pod's way from Running to voter, in ms (see Ours.joinSplit). */
+interface JoinSplit {
+  runningToSpawn: number;
+  spawnToUp: number;
+  upToLinked: number;
+  linkedToProposed: number;
+  learnerCommit: number;
+  learnerToPromote: number;
+  promoteCommit: number;
+  memberUpToVoter: number;
+  runningToVoter: number;
+}
+
 interface RolloutResult {
   totalMs: number;
   longestMs: number;
   gaps: number;
+  spans: { from: Sample; to: Sample }[];
   overlaps: number;
   wallMs: number;
 }
@@ -205,6 +221,85 @@ class Ours {
       if (l.to === null && !removedAt.has(uid)) removedAt.set(uid, l.time);
     }
     return { voterAt, removedAt };
+  }
+
+  /**
+   * One leaderless gap traced through the two members' logs, in ms after the old claimant's last
+   * claim the sampler saw: when it logged the end of its claim and the transfer, when the new
+   * one logged becoming leader and its first claim, and when the sampler saw that claim.
+   */
+  traceGap(span: { from: Sample; to: Sample }): string {
+    const wall = (t: number) => performance.timeOrigin + t;
+    const t0 = wall(span.from.receivedAt);
+    const linesOf = (key: string) => {
+      const inc = this.group.incarnations.find((i) => `${i.name}@${i.uid}` === key);
+      return (inc?.process.lines ?? []).flatMap((l) => {
+        try {
+          return [JSON.parse(l) as Record<string, unknown>];
+        } catch {
+          return [];
+        }
+      });
+    };
+    const near = (lines: Record<string, unknown>[], test: (l: Record<string, unknown>) => boolean) =>
+      lines.filter((l) => typeof l.time === 'number' && (l.time as number) >= t0 - 3_000 && (l.time as number) <= wall(span.to.receivedAt) + 1_000 && test(l));
+    const rel = (l: Record<string, unknown> | undefined) => (l === undefined ? '-' : `${((l.time as number) - t0).toFixed(0)}`);
+    const oldLines = linesOf(span.from.key);
+    const newLines = linesOf(span.to.key);
+    const ended = near(oldLines, (l) => l.msg === 'no longer claiming leadership').at(-1);
+    const transfer = near(oldLines, (l) => l.msg === 'transferring leadership').at(-1);
+    const elected = near(newLines, (l) => typeof l.msg === 'string' && l.msg.startsWith('role Leader')).at(-1);
+    const claimed = near(newLines, (l) => l.msg === 'claiming leadership (lease held)').at(-1);
+    const forgot = near([...newLines, ...oldLines], (l) => typeof l.msg === 'string' && /forget|forgot/i.test(l.msg)).length;
+    return `gap ${(span.to.receivedAt - span.from.receivedAt).toFixed(0)} ms: transfer ${rel(transfer)}, old claim ended ${rel(ended)}, new leader ${rel(elected)}, its claim logged ${rel(claimed)}, seen ${(span.to.receivedAt - span.from.receivedAt).toFixed(0)} (ms after the last claim seen; ${span.from.key === span.to.key ? 'same member' : 'another member'}${forgot > 0 ? `, ${forgot} forget-leader lines` : ''})`;
+  }
+
+  /**
+   * Where one new pod's Running → voter went, from the processes' own logs (wall clock, ms):
+   * the kubelet's token request and spawn, Node's start-up until the member logs its start, the
+   * leader's first link to it, the learner proposal and its commit, the promotion proposal and its
+   * commit. Undefined when a step is missing (the pod did not become a voter this way).
+   */
+  joinSplit(uid: string, runningAt: number): JoinSplit | undefined {
+    const inc = this.group.incarnations.find((i) => i.uid === uid);
+    if (!inc) return undefined;
+    const id = `${inc.name}@${uid}`;
+    const parsed = (lines: readonly string[]) => lines.flatMap((l) => {
+      try {
+        return [JSON.parse(l) as Record<string, unknown>];
+      } catch {
+        return [];
+      }
+    });
+    const at = (lines: Record<string, unknown>[], test: (l: Record<string, unknown>) => boolean, after = -Infinity) =>
+      lines.find((l) => typeof l.time === 'number' && l.time >= after && test(l))?.time as number | undefined;
+    const proposes = (type: string) => (l: Record<string, unknown>) =>
+      l.msg === 'proposing configuration change' && ((l.change as { changes?: { type: string; nodeId: string }[] } | undefined)?.changes ?? []).some((c) => c.type === type && c.nodeId === id);
+    const memberUp = at(parsed(inc.process.lines), (l) => typeof l.msg === 'string' && l.msg.startsWith('member starting'));
+    for (const other of this.group.incarnations) {
+      if (other.uid === uid) continue;
+      const lines = parsed(other.process.lines);
+      const learnerProposed = at(lines, proposes('AddLearnerNode'));
+      if (learnerProposed === undefined || memberUp === undefined) continue;
+      // The leader's link to the new member that the proposal used: the last one up before it.
+      const linked = lines.filter((l) => l.msg === 'peer connected' && l.peer === id && typeof l.time === 'number' && l.time <= learnerProposed).at(-1)?.time as number | undefined;
+      const learner = at(lines, (l) => l.component === 'reconciler' && l.member === id && l.to === 'learner', learnerProposed);
+      const promoteProposed = at(lines, proposes('AddNode'), learner ?? Infinity);
+      const voter = at(lines, (l) => l.component === 'reconciler' && l.member === id && l.to === 'voter', promoteProposed ?? Infinity);
+      if (linked === undefined || learner === undefined || promoteProposed === undefined || voter === undefined) return undefined;
+      return {
+        runningToSpawn: inc.spawnedAtMs - runningAt,
+        spawnToUp: memberUp - inc.spawnedAtMs,
+        upToLinked: linked - memberUp,
+        linkedToProposed: learnerProposed - linked,
+        learnerCommit: learner - learnerProposed,
+        learnerToPromote: promoteProposed - learner,
+        promoteCommit: voter - promoteProposed,
+        memberUpToVoter: voter - memberUp,
+        runningToVoter: voter - runningAt,
+      };
+    }
+    return undefined;
   }
 
   async stop(): Promise<void> {
@@ -369,6 +464,7 @@ async function main(): Promise<void> {
       const r = await ours.rollout(cp);
       mine.push(r);
       console.log(`  trial ${i + 1} raft-elector: no isLeader ${r.totalMs.toFixed(0)} ms in ${r.gaps} gap(s) (longest ${r.longestMs.toFixed(0)} ms), ${r.overlaps} overlaps, rollout took ${(r.wallMs / 1000).toFixed(1)} s; load ${load()}`);
+      for (const span of r.spans) console.log(`    ${ours.traceGap(span)}`);
       if (anchor) {
         const a = await anchor.rollout();
         theirs.push(a);
@@ -379,10 +475,15 @@ async function main(): Promise<void> {
     const { voterAt, removedAt } = ours.membershipTimes();
     const toVoter: number[] = [];
     const toRemoved: number[] = [];
+    const splits: JoinSplit[] = [];
     for (const [uid, at] of ours.clock.running) {
       const v = voterAt.get(uid);
       // Only the scale-up: in a rollout of 3 a new pod stays a learner until an old voter leaves.
-      if (v !== undefined && at >= scaleFrom && at <= scaledUp && v >= at) toVoter.push(v - at);
+      if (v !== undefined && at >= scaleFrom && at <= scaledUp && v >= at) {
+        toVoter.push(v - at);
+        const split = ours.joinSplit(uid, at);
+        if (split) splits.push(split);
+      }
     }
     for (const [uid, at] of ours.clock.deleting) {
       const r = removedAt.get(uid);
@@ -390,6 +491,18 @@ async function main(): Promise<void> {
     }
     console.log('');
     console.log(`raft-elector, pod Running -> voter (scale 3->5; target < 1000 ms): ${row(toVoter)}`);
+    if (splits.length > 0) {
+      const part = (name: string, pick: (s: JoinSplit) => number) => `    ${name}: ${row(splits.map(pick))}`;
+      console.log('  of which (from the processes\' logs):');
+      console.log(part('Running -> process spawned (fake kubelet: token request)', (s) => s.runningToSpawn));
+      console.log(part('spawned -> member up (Node start-up, config, bootstrap decision)', (s) => s.spawnToUp));
+      console.log(part('member up -> voter (the figure the reconciler owns)', (s) => s.memberUpToVoter));
+      console.log(part('  member up -> leader linked to it', (s) => s.upToLinked));
+      console.log(part('  linked -> learner proposed', (s) => s.linkedToProposed));
+      console.log(part('  learner proposed -> committed', (s) => s.learnerCommit));
+      console.log(part('  learner -> promotion proposed (catch-up, the other learner)', (s) => s.learnerToPromote));
+      console.log(part('  promotion proposed -> committed', (s) => s.promoteCommit));
+    }
     console.log(`raft-elector, pod deleting -> removed from the configuration (scale 5->3 and the rollouts; target < 1000 ms): ${row(toRemoved)}`);
     const total = (rs: RolloutResult[]) => rs.map((r) => r.totalMs);
     console.log(`rollout restart of ${Replicas}, total time with no isLeader anywhere (target < 100 ms):`);

@@ -622,6 +622,11 @@ export class RaftMember implements Member {
       prev.role !== view.role ||
       prev.isLeader !== view.isLeader;
     this.lastView = view;
+    // The audit trail of claims: when this member started and stopped answering isLeader true.
+    if ((prev?.isLeader ?? false) !== view.isLeader) {
+      if (view.isLeader) this.log.info({ term: view.term, leaseExpiresInMs: view.leaseExpiresInMs }, 'claiming leadership (lease held)');
+      else this.log.info({ term: view.term, role: view.role }, 'no longer claiming leadership');
+    }
     if (changed) {
       for (const p of this.pendingTransfers) {
         if (view.leader !== null && view.leader !== this.id) {

@@ -28,6 +28,9 @@ export interface Incarnation {
   ip: string;
   tokenFile: string;
   process: GroupProcess;
+  /** Wall clock (ms) when the kubelet asked for this pod's containers, and when the process was spawned. */
+  startAskedAtMs: number;
+  spawnedAtMs: number;
 }
 
 /** A port free on every pod address (each pod binds the same ports on its own address). */
@@ -224,6 +227,7 @@ export class Group {
 
   private async startMember(pod: Pod, ip: string): Promise<void> {
     const { name, uid } = pod.metadata;
+    const startAskedAtMs = Date.now();
     const container = this.sidecarOf(pod);
     const root = join(this.dir, name);
     // A TokenRequest bound to this pod: it stops working when the pod is gone.
@@ -274,8 +278,9 @@ export class Group {
       RAFT_ELECTOR_DNS_SERVER: this.dns.address,
       PATH: process.env.PATH ?? '',
     };
+    const spawnedAtMs = Date.now();
     const proc = GroupProcess.start(`${name} (${uid.slice(0, 8)})`, process.execPath, [this.electorBin, ...args], { env, logFile: join(root, `member-${uid}.log`) });
-    this.incarnations.push({ name, uid, ip, tokenFile, process: proc });
+    this.incarnations.push({ name, uid, ip, tokenFile, process: proc, startAskedAtMs, spawnedAtMs });
     this.dns.setPod(name, ip);
   }
 
