@@ -177,6 +177,31 @@ describe('RaftMember', () => {
     for (const m of members.values()) await m.stop();
   });
 
+  it("a new leader's first heartbeat round leaves with its first appends, ahead of them and before its own write", async () => {
+    const { bus, stores, members } = makeGroup(seed);
+    const writes: { member: string; lastEntryTerm: number; sentBefore: number }[] = [];
+    for (const [id, store] of stores) {
+      const save = store.save.bind(store);
+      store.save = (state) => {
+        writes.push({ member: id, lastEntryTerm: state.entries[state.entries.length - 1]?.term ?? 0, sentBefore: bus.trace.length });
+        save(state);
+      };
+    }
+    for (const m of members.values()) await m.start();
+    await runUntil(() => views(members).some((v) => v.isLeader), 3_000);
+    const leader = views(members).find((v) => v.isLeader)!;
+    const own = writes.find((w) => w.member === leader.self && w.lastEntryTerm === leader.term)!;
+    const sent = bus.trace.slice(0, own.sentBefore).filter((t) => t.member === leader.self && t.detail.endsWith(`@${leader.term}`));
+    for (const id of Ids.filter((x) => x !== leader.self)) {
+      const beat = sent.findIndex((t) => t.detail.startsWith(`MsgHeartbeat->${id}@`));
+      const app = sent.findIndex((t) => t.detail.startsWith(`MsgApp->${id}@`));
+      // The lease counts heartbeat acks only; a follower acks a heartbeat without a write first.
+      expect(beat, `a heartbeat to ${id} left before the leader's write`).toBeGreaterThanOrEqual(0);
+      expect(beat, `the heartbeat to ${id} left ahead of the append`).toBeLessThan(app);
+    }
+    for (const m of members.values()) await m.stop();
+  });
+
   it('a candidate sends its vote requests before it writes its new term and self-vote', async () => {
     const { bus, stores, members } = makeGroup(seed);
     const writes: { member: string; term: number; vote: string; sentBefore: number }[] = [];

@@ -91,7 +91,6 @@ export class RaftMember implements Member {
   private readonly transferTargetsTried = new Set<string>();
   private readonly pendingTransfers = new Set<PendingTransfer>();
   private leaderLostAtMs: number | undefined;
-  private heartbeatNow = false;
   private failed = false;
   private readonly refusals: PeerRefusals;
 
@@ -472,6 +471,10 @@ export class RaftMember implements Member {
     const node = this.node;
     if (!node) return;
     while (node.hasReady()) {
+      // A new leader's lease starts with its first heartbeat round: put that round in the Ready that
+      // makes it leader, so it leaves before this member's write (not one fsync later). A no-op
+      // unless raft leads and this member has not seen it yet.
+      if (this.soft.state !== 'Leader') node.heartbeat();
       const rd = node.ready();
       // Nothing of this Ready's term is new: the term (and a leader's self-vote) is already on disk.
       const termDurable = rd.hardState === undefined || rd.hardState.term === this.term;
@@ -488,7 +491,11 @@ export class RaftMember implements Member {
         // they leave before the write (etcd's leader rule, raft thesis 10.2.1); responses are
         // stepped only after this synchronous write, so the leader never counts an unwritten entry.
         if (this.soft.state === 'Leader') {
-          while (sent < rest.length && LeaderSendsFirst.has(rest[sent]!.type)) this.sendOne(rest[sent++]!);
+          while (sent < rest.length && LeaderSendsFirst.has(rest[sent]!.type)) sent++;
+          // Heartbeats first: a follower answers one without writing, but an append only after its
+          // own fsync, and both share the link. Raft takes them in any order (etcd: two streams).
+          for (let i = 0; i < sent; i++) if (rest[i]!.type === 'MsgHeartbeat') this.sendOne(rest[i]!);
+          for (let i = 0; i < sent; i++) if (rest[i]!.type !== 'MsgHeartbeat') this.sendOne(rest[i]!);
         }
         // A follower names the leader it just heard from before writing that leader's entries.
         if (rd.softState) this.publish();
@@ -511,10 +518,6 @@ export class RaftMember implements Member {
         this.metrics?.confChangeApplied?.(confChangeKind(e.confChange));
       }
       node.advance(rd);
-      if (this.heartbeatNow) {
-        this.heartbeatNow = false;
-        node.heartbeat();
-      }
     }
     const status = node.status();
     if (status.state === 'Leader' && status.leadTransferee !== None) this.transferredInTerm = status.term;
@@ -549,8 +552,6 @@ export class RaftMember implements Member {
         // with the drift margin, since the old lease ran on the old leader's clock. Its quorum is
         // unknown here, so the wait covers the longest window any member announced.
         this.claimNotBeforeMs = status.leaseSkipped ? now + this.timingGuard.otherLeaseCoverMs() : 0;
-        // Start the lease one round trip from now rather than at the next heartbeat tick.
-        this.heartbeatNow = true;
       }
     }
     if (next.lead !== prev.lead) {
