@@ -59,7 +59,9 @@ export function createMembershipParts(o: MembershipPartsOptions): MembershipPart
         pods: o.podWatch,
         isConnected: (id) => transport.peers().some((p) => p.id === id && p.connected),
         maxVoters: o.maxVoters,
-        periodMs: o.tickMs * 10,
+        // Every tick: a link coming up and a learner catching up raise no event, and each would
+        // otherwise wait for the next round on the way to voter (ten ticks, before).
+        periodMs: o.tickMs,
         confSettleMs: o.tickMs * 2,
         // A fresh member refuses to campaign for 2 election timeouts after it starts (ticks run late under load).
         successorMinAgeMs: (2 * o.electionTicks + 5) * o.tickMs,

@@ -36,7 +36,7 @@ export interface ReconcilerOptions {
   maxVoters: number;
   /** A learner within this many entries of the leader's last index counts as caught up. Default 16. */
   caughtUpLagEntries?: number;
-  /** The periodic round; cmd passes tickMs * 10. */
+  /** The periodic round, for what raises no event (a link up, a learner caught up); cmd passes tickMs. */
   periodMs: number;
   /**
    * A handover waits this long after the last applied configuration change (cmd: 2 ticks): a
