@@ -237,6 +237,32 @@ describe('MembershipReconciler', () => {
     expect(m.transfers).toEqual(['d@1']);
   });
 
+  it('handOver (SIGTERM) while the rounds promote the new pod to hand over to it: the handover goes to the new pod', async () => {
+    // The leader's pod is deleting; its round proposed promoting the new pod n. SIGTERM comes before
+    // that change applies: picking among today's voters would hand over to an old pod.
+    const m = new FakeMembershipMember('a@1', ['a@1', 'b@1', 'c@1'], ['n@1']);
+    const proposeNow = m.proposeConfChange.bind(m);
+    let held: ConfChangeV2 | undefined;
+    m.proposeConfChange = (cc) => {
+      held = cc;
+      m.pending = true;
+    };
+    const pods = new FakePods();
+    for (const name of ['a', 'b', 'c']) pods.add(name, '1', 1_000);
+    pods.add('n', '1', 60_000);
+    pods.set('a', { exit: 'deleting' });
+    const { r } = setup(m, pods, 5);
+    expect(r.round()).toBe('proposed');
+    const handing = r.handOver(1_000);
+    await new Promise((resolve) => setTimeout(resolve, 120));
+    expect(m.transfers).toEqual([]);
+    m.pending = false;
+    proposeNow(held!);
+    await handing;
+    expect(m.conf.voters).toContain('n@1');
+    expect(m.transfers).toEqual(['n@1']);
+  });
+
   it('handOver waits for a transfer already under way instead of redirecting it, within its deadline', async () => {
     const m = new FakeMembershipMember('a@1', ['a@1', 'b@1', 'c@1']);
     let finish: (r: TransferResult) => void = () => {};

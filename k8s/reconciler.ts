@@ -224,7 +224,19 @@ export class MembershipReconciler {
     const deadline = new Promise<void>((resolve) => {
       timer = setTimeout(resolve, deadlineMs);
     });
+    let timedOut = false;
+    void deadline.then(() => (timedOut = true));
     try {
+      if (this.transferring) await Promise.race([this.transferring, deadline]);
+      // Our own pod is seen leaving: the rounds are handing over already, maybe promoting the new
+      // pod first to hand over to it. Picking a voter here would race that promotion and hand over
+      // to an old pod, which must hand over again when its turn comes. Drive the rounds instead.
+      while (!timedOut && !this.transferring && this.o.member.view().role === 'Leader' && this.ownPodLeaving()) {
+        const outcome = this.round();
+        const busy = outcome === 'proposed' || outcome === 'settling' || outcome === 'refused' || (outcome === 'nothing_to_do' && this.o.member.membership().pendingConfChange);
+        if (!busy) break;
+        await Promise.race([new Promise((r) => setTimeout(r, Math.min(this.o.periodMs, 50))), deadline]);
+      }
       if (this.transferring) await Promise.race([this.transferring, deadline]);
       if (this.o.member.view().role !== 'Leader') return;
       const ms = this.o.member.membership();
@@ -241,6 +253,11 @@ export class MembershipReconciler {
     } finally {
       clearTimeout(timer);
     }
+  }
+
+  private ownPodLeaving(): boolean {
+    const { podName, podUid } = parseMemberId(this.o.member.id);
+    return this.o.pods.snapshot().some((p) => p.name === podName && (podUid === null || p.uid === podUid) && p.exit !== null);
   }
 
   /** One info line and one Event per member whose place changed in an applied configuration. */
