@@ -16,7 +16,7 @@ import { join } from 'node:path';
 import { stringify } from 'yaml';
 import { repoRoot } from '../test/chart/helm.js';
 import { ControlPlane, missingControlPlane } from '../test/e2e/control-plane.js';
-import { Group } from '../test/e2e/group.js';
+import { ElectorBin, Group } from '../test/e2e/group.js';
 import { FakeKubelet, registerNode } from '../test/e2e/kubelet.js';
 import { LeaderSampler, type Sample, type Target } from '../test/e2e/leader-sampler.js';
 import { GroupProcess } from '../test/e2e/processes.js';
@@ -27,6 +27,8 @@ import { summarize } from './stats.js';
 const Trials = Number(process.env.ROLLOUT_TRIALS ?? 3);
 const Replicas = 3;
 const AnchorDir = join(repoRoot, 'bench/client-go-anchor');
+/** What each pod runs: the image's bundle (npm run bundle), or dist/ with ROLLOUT_FROM_DIST=1 (Node loads it ~3x slower). */
+const ElectorUnderTest = process.env.ROLLOUT_FROM_DIST === '1' ? ElectorBin : join(repoRoot, 'dist/bundle/raft-elector.mjs');
 const AnchorBin = join(process.env.RAFT_ELECTOR_BENCH_CACHE ?? join(homedir(), '.cache/raft-elector-bench'), 'client-go-anchor');
 
 /**
@@ -164,7 +166,7 @@ class Ours {
   ) {}
 
   static async start(cp: ControlPlane, helm: Exclude<ReturnType<typeof Group.helm>, string>): Promise<Ours> {
-    const group = await Group.install(cp, helm, { namespace: 'bench-ours', release: 'ro', workload: 'Deployment' });
+    const group = await Group.install(cp, helm, { namespace: 'bench-ours', release: 'ro', workload: 'Deployment', electorBin: ElectorUnderTest });
     const sampler = new IndependentSampler(() =>
       group.incarnations.filter((m) => m.process.running).map((m) => ({ key: `${m.name}@${m.uid}`, url: `http://${m.ip}:${group.httpPort}/leader` })),
     );
@@ -439,6 +441,11 @@ async function main(): Promise<void> {
     return;
   }
   const anchorMissing = existsSync(join(AnchorDir, 'go.mod')) ? buildAnchor() : `no anchor program at ${AnchorDir}`;
+  if (!existsSync(ElectorUnderTest)) {
+    console.log(`bench rollout skipped: ${ElectorUnderTest} is missing (npm run bundle)`);
+    return;
+  }
+  console.log(`raft-elector runs ${ElectorUnderTest === ElectorBin ? 'from dist/ (ROLLOUT_FROM_DIST=1)' : 'as the image runs it: the esbuild bundle'}`);
   console.log(`bench rollout: Deployment of ${Replicas}, maxSurge 1, maxUnavailable 0, ${Trials} rollout restarts each, alternating; sampling GET /leader on every process every 5 ms; load ${load()}`);
   console.log(`anchor: ${anchorMissing ?? `client-go ${anchorVersion()} leaderelection, LeaseLock, LeaseDuration 15 s, RenewDeadline 10 s, RetryPeriod 2 s, ReleaseOnCancel`}`);
   const dir = mkdtempSync(join(process.env.RAFT_ELECTOR_E2E_WORKDIR ?? tmpdir(), 'raft-elector-bench-rollout-'));
