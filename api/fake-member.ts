@@ -20,6 +20,8 @@ export class FakeMember implements Member {
     return { leader: target, transferred: target !== null };
   };
   metrics: MemberMetrics | null = null;
+  /** What freshVoteDelayMsLeft() answers; a test sets it. */
+  freshVoteDelayMs = 0;
 
   constructor(id: string, peers: MemberInfo[] = []) {
     this.id = id;
@@ -49,6 +51,10 @@ export class FakeMember implements Member {
 
   onMembershipChange(): () => void {
     return () => undefined;
+  }
+
+  freshVoteDelayMsLeft(): number {
+    return this.freshVoteDelayMs;
   }
 
   members(): MemberInfo[] {

@@ -490,6 +490,17 @@ describe('GET /healthz and /readyz', () => {
     expect(body).toMatchObject({ ready: false, reason: 'not_yet_a_member' });
   });
 
+  it('/readyz: 503 for a fresh member still in its fresh-vote delay (it cannot take over yet), then ready', async () => {
+    const h = await start();
+    leaderOf(h, 'pod-b', 1);
+    h.member.freshVoteDelayMs = 700;
+    const { status, body } = await getJson(`${h.base}/readyz`);
+    expect(status).toBe(503);
+    expect(body).toMatchObject({ ready: false, reason: 'fresh_vote_delay' });
+    h.member.freshVoteDelayMs = 0;
+    expect((await getJson(`${h.base}/readyz`)).body).toMatchObject({ ready: true, reason: 'leader_known' });
+  });
+
   it('/readyz: ready without a leader while a quorum is connected, 503 without', async () => {
     const h = await start();
     h.member.setMembers([

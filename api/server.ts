@@ -385,6 +385,11 @@ export function createApiServer(deps: ApiServerDeps): ApiServer {
       // Not in the configuration: a rolling update must not count this pod (and retire an old voter) yet.
       ready = false;
       reason = selfPlace === 'joining' ? 'not_yet_a_member' : 'removed';
+    } else if ((member.freshVoteDelayMsLeft?.() ?? 0) > 0) {
+      // Started with no state in a group that ran: nothing lets it take leadership over before the
+      // delay ends, so a rolling update must not retire an old pod (maybe the leader) for it yet.
+      ready = false;
+      reason = 'fresh_vote_delay';
     } else if (requireLeader) {
       ready = view.isLeader;
       reason = ready ? 'leader' : 'not_leader';

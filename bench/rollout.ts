@@ -253,7 +253,36 @@ class Ours {
     const elected = near(newLines, (l) => typeof l.msg === 'string' && l.msg.startsWith('role Leader')).at(-1);
     const claimed = near(newLines, (l) => l.msg === 'claiming leadership (lease held)').at(-1);
     const forgot = near([...newLines, ...oldLines], (l) => typeof l.msg === 'string' && /forget|forgot/i.test(l.msg)).length;
-    return `gap ${(span.to.receivedAt - span.from.receivedAt).toFixed(0)} ms: transfer ${rel(transfer)}, old claim ended ${rel(ended)}, new leader ${rel(elected)}, its claim logged ${rel(claimed)}, seen ${(span.to.receivedAt - span.from.receivedAt).toFixed(0)} (ms after the last claim seen; ${span.from.key === span.to.key ? 'same member' : 'another member'}${forgot > 0 ? `, ${forgot} forget-leader lines` : ''})`;
+    const sent = span.to.sentAt - span.from.receivedAt;
+    return `gap ${(span.to.receivedAt - span.from.receivedAt).toFixed(0)} ms: transfer ${rel(transfer)}, old claim ended ${rel(ended)}, new leader ${rel(elected)}, its claim logged ${rel(claimed)}, ` +
+      `first claim seen: asked ${sent.toFixed(0)}, answered ${(span.to.receivedAt - span.from.receivedAt).toFixed(0)} (ms after the last claim seen; ${span.from.key === span.to.key ? 'same member' : 'another member'}${forgot > 0 ? `, ${forgot} forget-leader lines` : ''})`;
+  }
+
+  /**
+   * The same gap as the members themselves had it (their log lines, one wall clock): from the old
+   * claimant's end of claim (its transfer began, or its claim ended, whichever is logged first) to
+   * the new claimant's start of claim. Undefined when a line is missing.
+   */
+  memberGapMs(span: { from: Sample; to: Sample }): number | undefined {
+    const wall = (t: number) => performance.timeOrigin + t;
+    const t0 = wall(span.from.receivedAt);
+    const t1 = wall(span.to.receivedAt);
+    const timesOf = (key: string, test: (msg: string) => boolean) => {
+      const inc = this.group.incarnations.find((i) => `${i.name}@${i.uid}` === key);
+      return (inc?.process.lines ?? []).flatMap((l) => {
+        try {
+          const j = JSON.parse(l) as { msg?: unknown; time?: unknown };
+          return typeof j.msg === 'string' && typeof j.time === 'number' && test(j.msg) ? [j.time] : [];
+        } catch {
+          return [];
+        }
+      });
+    };
+    const ends = timesOf(span.from.key, (m) => m === 'transferring leadership' || m === 'no longer claiming leadership').filter((t) => t >= t0 - 1_000 && t <= t1);
+    const starts = timesOf(span.to.key, (m) => m === 'claiming leadership (lease held)').filter((t) => t >= t0 - 1_000 && t <= t1 + 1_000);
+    const end = ends.length > 0 ? Math.min(...ends) : undefined;
+    const start = starts.filter((t) => end !== undefined && t >= end)[0];
+    return end === undefined || start === undefined ? undefined : start - end;
   }
 
   /**
@@ -514,6 +543,12 @@ async function main(): Promise<void> {
     const total = (rs: RolloutResult[]) => rs.map((r) => r.totalMs);
     console.log(`rollout restart of ${Replicas}, total time with no isLeader anywhere (target < 100 ms):`);
     console.log(`  raft-elector: ${row(total(mine))}; overlaps ${mine.reduce((n, r) => n + r.overlaps, 0)}`);
+    const logged = mine.map((r) => r.spans.map((sp) => ours!.memberGapMs(sp)));
+    if (logged.every((gs) => gs.every((g) => g !== undefined))) {
+      console.log(`  raft-elector, the same gaps in the members' own logs (end of one claim to the start of the next): ${row(logged.map((gs) => gs.reduce((a, g) => a + g!, 0)))}`);
+    } else {
+      console.log('  raft-elector, the same gaps in the members\' own logs: a log line is missing for some gap');
+    }
     if (anchor) {
       console.log(`  client-go:    ${row(total(theirs))}; overlaps ${theirs.reduce((n, r) => n + r.overlaps, 0)}`);
       console.log(`  ratio (p50 ours / client-go): ${(summarize(total(mine)).p50 / summarize(total(theirs)).p50).toFixed(3)}`);

@@ -185,4 +185,9 @@ export interface Member {
   proposeConfChange(cc: ConfChangeV2): void;
   /** Called after each applied configuration change with the configuration now in force. */
   onMembershipChange(listener: (cs: ConfState) => void): () => void;
+  /**
+   * Ms left of the fresh-vote delay (started with no state in a group that ran): until then this
+   * member votes for no one and ignores MsgTimeoutNow, so it cannot take leadership over. 0 after.
+   */
+  freshVoteDelayMsLeft?(): number;
 }

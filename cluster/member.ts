@@ -254,6 +254,11 @@ export class RaftMember implements Member {
     return this.book.onChange(listener);
   }
 
+  freshVoteDelayMsLeft(): number {
+    if (!this.node || !this.running) return 0;
+    return this.node.status().freshVoteDelayTicksLeft * this.timing.tickMs;
+  }
+
   onChange(listener: (view: LeadershipView) => void): () => void {
     this.listeners.add(listener);
     return () => this.listeners.delete(listener);

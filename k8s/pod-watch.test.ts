@@ -1,6 +1,6 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { captureLog, ScriptedMember, startApiFixture, waitFor, type ApiFixture } from '../test/k8s/harness.js';
-import { chooseCampaigner, ForgetLeaderOnPodExit, podExitReason, PodWatch } from './pod-watch.js';
+import { chooseCampaigner, ForgetLeaderOnPodExit, groupPodOf, podExitReason, PodWatch } from './pod-watch.js';
 
 const groupSelector = 'app.kubernetes.io/instance=shop-elector';
 const voters = ['shop-0', 'shop-1', 'shop-2'];
@@ -201,6 +201,13 @@ describe('pure rules', () => {
     const native = { status: { phase: 'Running', containerStatuses: [{ name: 'app', state: { running: {} } }], initContainerStatuses: [{ name: 'raft-elector', state: { terminated: { exitCode: 137 } } }] } };
     expect(podExitReason(native, 'raft-elector')).toBe('container-terminated');
     expect(podExitReason({ status: { phase: 'Running', initContainerStatuses: [{ name: 'raft-elector', state: { running: {} } }] } }, 'raft-elector')).toBeNull();
+  });
+
+  it('groupPodOf: ready only while the Ready condition is True', () => {
+    const pod = (conditions?: { type: string; status: string }[]) => ({ metadata: { name: 'a', uid: 'u1' }, status: { phase: 'Running', podIP: '10.0.0.1', ...(conditions ? { conditions } : {}) } });
+    expect(groupPodOf('a', pod([{ type: 'ContainersReady', status: 'True' }, { type: 'Ready', status: 'True' }]), 'raft-elector').ready).toBe(true);
+    expect(groupPodOf('a', pod([{ type: 'Ready', status: 'False' }]), 'raft-elector').ready).toBe(false);
+    expect(groupPodOf('a', pod(), 'raft-elector').ready).toBe(false);
   });
 
   it('chooseCampaigner: lowest sorted voter that is not the leader and is running', () => {

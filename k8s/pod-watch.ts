@@ -43,7 +43,13 @@ interface PodShape {
     creationTimestamp?: unknown;
     annotations?: Record<string, string>;
   };
-  status?: { phase?: string; podIP?: string; containerStatuses?: ContainerStatusShape[]; initContainerStatuses?: ContainerStatusShape[] };
+  status?: {
+    phase?: string;
+    podIP?: string;
+    conditions?: { type?: string; status?: string }[];
+    containerStatuses?: ContainerStatusShape[];
+    initContainerStatuses?: ContainerStatusShape[];
+  };
 }
 
 /** The annotation a member sets on its own pod once it applied a configuration containing itself. */
@@ -60,6 +66,11 @@ export interface GroupPod {
   exit: PodExitReason | null;
   /** The pod carries MEMBER_ANNOTATION: it already belongs to a group. */
   member: boolean;
+  /**
+   * The pod's Ready condition is True. With the sidecar's readinessProbe (/readyz) that says its
+   * member is in the configuration and past its fresh-vote delay. Absent: not known to be ready.
+   */
+  ready?: boolean;
 }
 
 function timeMs(value: unknown): number {
@@ -115,6 +126,7 @@ export function groupPodOf(name: string, pod: PodShape, containerName: string): 
     podIP: pod.status?.podIP || null,
     createdAtMs: timeMs(pod.metadata?.creationTimestamp),
     member: pod.metadata?.annotations?.[MEMBER_ANNOTATION] !== undefined,
+    ready: pod.status?.conditions?.some((c) => c.type === 'Ready' && c.status === 'True') ?? false,
   };
 }
 

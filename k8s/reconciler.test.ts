@@ -220,6 +220,24 @@ describe('MembershipReconciler', () => {
     expect(m.transfers).toEqual(['c@1', 'c@1']);
   });
 
+  it('a member added moments ago whose pod is Ready (past its fresh-vote delay) is promoted and takes over', async () => {
+    const m = new FakeMembershipMember('a@1', ['a@1', 'b@1', 'c@1']);
+    const pods = new FakePods();
+    for (const [name, at] of [['a', 1], ['b', 2], ['c', 3]] as const) pods.add(name, '1', at);
+    pods.add('n', '1', 60_000);
+    const { r, settle } = setup(m, pods, 5, 0, 60_000);
+    settle();
+    expect(m.conf.learners).toEqual(['n@1']);
+    // The rolling update waits for n's Ready (its /readyz: a member, past the delay), then deletes the leader's pod.
+    pods.set('n', { ready: true });
+    pods.set('a', { exit: 'deleting' });
+    expect(r.round()).toBe('proposed');
+    expect(m.proposals.at(-1)!.changes).toEqual([{ type: 'AddNode', nodeId: 'n@1' }]);
+    expect(r.round()).toBe('transferring');
+    await Promise.resolve();
+    expect(m.transfers).toEqual(['n@1']);
+  });
+
   it('handOver (SIGTERM) on the leader: to the newest caught-up voter whose pod stays', async () => {
     const m = new FakeMembershipMember('a@1', ['a@1', 'b@1', 'c@1', 'd@1', 'e@1']);
     const pods = new FakePods();

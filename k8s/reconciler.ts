@@ -157,13 +157,14 @@ export class MembershipReconciler {
     if (this.transferring) return 'transferring';
     const membership = this.o.member.membership();
     const members = new Set([...membership.confState.voters, ...membership.confState.learners, ...membership.confState.votersOutgoing]);
+    const snapshot = this.o.pods.snapshot();
     const step = this.plan({
       selfId: this.o.member.id,
-      pods: planPods(this.o.pods.snapshot(), this.o.member.id, (id) => this.o.isConnected(id), members),
+      pods: planPods(snapshot, this.o.member.id, (id) => this.o.isConnected(id), members),
       membership,
       maxVoters: this.o.maxVoters,
       caughtUpLagEntries: this.caughtUpLagEntries,
-      ...this.ageRule(),
+      ...this.ageRule(snapshot),
     });
     if (step === null) return 'nothing_to_do';
     if ('transferTo' in step) {
@@ -193,10 +194,23 @@ export class MembershipReconciler {
     return 'proposed';
   }
 
-  private ageRule(): { youngIds?: string[] } {
+  /**
+   * Members too young to take over: added by this leader less than successorMinAgeMs ago, unless
+   * their pod is Ready (the sidecar's /readyz answers 503 until its fresh-vote delay is over).
+   */
+  private ageRule(pods: readonly GroupPod[]): { youngIds?: string[] } {
     const minAge = this.o.successorMinAgeMs ?? 0;
     const now = performance.now();
-    const young = [...this.addedAtMs].filter(([, at]) => now - at < minAge).map(([id]) => id);
+    const ready = new Set<string>();
+    for (const p of pods) {
+      if (p.ready !== true || p.exit !== null) continue;
+      try {
+        ready.add(makeIncarnationId(p.name, p.uid));
+      } catch {
+        // No valid incarnation id: not a member this leader added.
+      }
+    }
+    const young = [...this.addedAtMs].filter(([id, at]) => now - at < minAge && !ready.has(id)).map(([id]) => id);
     return young.length > 0 ? { youngIds: young } : {};
   }
 
@@ -241,13 +255,14 @@ export class MembershipReconciler {
       if (this.o.member.view().role !== 'Leader') return;
       const ms = this.o.member.membership();
       const members = new Set([...ms.confState.voters, ...ms.confState.learners]);
-      const pods = planPods(this.o.pods.snapshot(), this.o.member.id, (id) => this.o.isConnected(id), members);
+      const snapshot = this.o.pods.snapshot();
+      const pods = planPods(snapshot, this.o.member.id, (id) => this.o.isConnected(id), members);
       const ready = new Set(pods.filter((p) => p.state === 'ready').map((p) => p.id));
       const candidates = ms.confState.voters.filter((id) => {
         const pr = ms.progress[id];
         return id !== this.o.member.id && ready.has(id) && pr !== undefined && pr.recentActive && ms.lastIndex - pr.match <= this.caughtUpLagEntries;
       });
-      const to = successorOf({ pods, membership: ms, ...this.ageRule() }, candidates);
+      const to = successorOf({ pods, membership: ms, ...this.ageRule(snapshot) }, candidates);
       if (to === undefined) return;
       await Promise.race([this.transfer(to, 'stopping (SIGTERM): hand over to the newest caught-up voter'), deadline]);
     } finally {

@@ -66,6 +66,11 @@ export interface Status {
   leaseSkipped: boolean;
   /** Ticks since the node started (drives the restart vote delay). */
   ticksSinceStart: number;
+  /**
+   * Ticks left of the fresh-vote delay (a node that started with no state, in a group that ran
+   * before it): it grants no vote and ignores MsgTimeoutNow until then. 0 when not in it.
+   */
+  freshVoteDelayTicksLeft: number;
   /** For a leader: each member's replication progress, in sorted id order. */
   progress: Record<string, ProgressStatus>;
   /** The configuration in force (applied). */

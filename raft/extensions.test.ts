@@ -141,6 +141,17 @@ describe('freshVoteDelayTicks', () => {
     expect(r).toMatchObject({ state: 'Follower', term: 3 });
   });
 
+  it('status() reports the ticks left of the fresh delay once the group is seen to have run, then 0', () => {
+    const r = newTestRaft('b', ['a', 'b', 'c'], { freshVoteDelayTicks: delay });
+    expect(r.status().freshVoteDelayTicksLeft).toBe(0); // nothing seen yet: no delay
+    r.step(makeMessage({ type: 'MsgHeartbeat', from: 'a', to: 'b', term: 3 }));
+    readMessages(r);
+    r.tick();
+    expect(r.status().freshVoteDelayTicksLeft).toBe(delay - 1);
+    for (let i = 1; i < delay; i++) r.tick();
+    expect(r.status().freshVoteDelayTicksLeft).toBe(0);
+  });
+
   it('a transfer campaign does not skip the fresh delay (it skips only the lease and the restart delay)', () => {
     const r = newTestRaft('b', ['a', 'b', 'c'], { freshVoteDelayTicks: delay });
     r.step(makeMessage({ type: 'MsgHeartbeat', from: 'a', to: 'b', term: 3 }));

@@ -508,6 +508,7 @@ export abstract class RaftBase {
       leadTransferee: this.leadTransferee,
       leaseSkipped: this.leaseSkipped,
       ticksSinceStart: this.ticksSinceStart,
+      freshVoteDelayTicksLeft: this.inFreshVoteDelay() ? this.freshVoteDelayTicks - this.ticksSinceStart : 0,
       progress,
       confState: this.trk.confState(),
       applied: this.applied,
