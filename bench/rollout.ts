@@ -87,8 +87,15 @@ class IndependentSampler extends LeaderSampler {
     })();
   }
 
+  /** While paused no request goes out (the other group's rollout is being measured: less load on this process). */
+  paused = false;
+
   private async follow(t: Target): Promise<void> {
     while (this.on && this.list().some((x) => x.key === t.key)) {
+      if (this.paused) {
+        await new Promise((r) => setTimeout(r, 20));
+        continue;
+      }
       const sentAt = performance.now();
       try {
         const res = await fetch(t.url, { signal: AbortSignal.timeout(500) });
@@ -161,7 +168,7 @@ class PodClock {
 class Ours {
   private constructor(
     readonly group: Group,
-    readonly sampler: LeaderSampler,
+    readonly sampler: IndependentSampler,
     readonly clock: PodClock,
   ) {}
 
@@ -344,7 +351,7 @@ class Ours {
 class Anchor {
   readonly procs = new Map<string, { name: string; ip: string; process: GroupProcess }>();
   private kubelet!: FakeKubelet;
-  private sampler!: LeaderSampler;
+  sampler!: IndependentSampler;
   private readonly port: Promise<number> = freePort();
   private constructor(private readonly cp: ControlPlane, private readonly dir: string) {}
 
@@ -497,12 +504,16 @@ async function main(): Promise<void> {
     const mine: RolloutResult[] = [];
     const theirs: RolloutResult[] = [];
     for (let i = 0; i < Trials; i++) {
+      // Each rollout is sampled alone: the idle group's sampler would only load this process.
+      if (anchor) anchor.sampler.paused = true;
       const r = await ours.rollout(cp);
+      if (anchor) anchor.sampler.paused = false;
       mine.push(r);
       console.log(`  trial ${i + 1} raft-elector: no isLeader ${r.totalMs.toFixed(0)} ms in ${r.gaps} gap(s) (longest ${r.longestMs.toFixed(0)} ms), ${r.overlaps} overlaps, rollout took ${(r.wallMs / 1000).toFixed(1)} s; load ${load()}`);
       for (const span of r.spans) console.log(`    ${ours.traceGap(span)}`);
       if (anchor) {
-        const a = await anchor.rollout();
+        ours.sampler.paused = true;
+        const a = await anchor.rollout().finally(() => (ours!.sampler.paused = false));
         theirs.push(a);
         console.log(`  trial ${i + 1} client-go:    no isLeader ${a.totalMs.toFixed(0)} ms in ${a.gaps} gap(s) (longest ${a.longestMs.toFixed(0)} ms), ${a.overlaps} overlaps, rollout took ${(a.wallMs / 1000).toFixed(1)} s; load ${load()}`);
       }
