@@ -66,6 +66,9 @@ export interface KubeHttpOptions {
   nowMs?: () => number;
 }
 
+/** TCP keepalive probes a connection idle this long: how a watch on a dead peer ends. */
+const KeepAliveProbeMs = 30_000;
+
 /** Socket errors that mean "the server closed a kept-alive connection we just reused". */
 const staleSocketCodes = new Set(['ECONNRESET', 'EPIPE']);
 
@@ -86,8 +89,8 @@ export class KubeHttp {
     this.nowMs = options.nowMs ?? Date.now;
     const secure = this.server.startsWith('https:');
     this.transport = secure ? https : http;
-    // Kept-alive connections, as client-go's; TCP keepalive probes an idle watch's peer after 30 s.
-    const agentOptions = { keepAlive: true, keepAliveMsecs: 30_000, maxSockets: 8, maxFreeSockets: 2 };
+    // Kept-alive connections, as client-go's.
+    const agentOptions = { keepAlive: true, keepAliveMsecs: KeepAliveProbeMs, maxSockets: 8, maxFreeSockets: 2 };
     // The CA is read once, as client-go's rest.InClusterConfig does.
     this.agent = secure ? new https.Agent({ ...agentOptions, ...(options.caFile ? { ca: readFileSync(options.caFile) } : {}) }) : new http.Agent(agentOptions);
   }
@@ -120,7 +123,10 @@ export class KubeHttp {
       'User-Agent': this.options.userAgent,
     };
     if (contentType !== undefined) headers['Content-Type'] = contentType;
-    return this.transport.request(url, { method, headers, agent: this.agent });
+    const request = this.transport.request(url, { method, headers, agent: this.agent });
+    // The agent sets it only on a socket returned to its pool; a watch holds its socket from the start.
+    request.on('socket', (socket) => socket.setKeepAlive(true, KeepAliveProbeMs));
+    return request;
   }
 
   /** A JSON request: resolves with the parsed 2xx body, rejects with KubeHttpError, a socket error or KubeRequestTimeoutError. */
