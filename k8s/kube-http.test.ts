@@ -71,7 +71,7 @@ const json = (response: http.ServerResponse, status: number, body: unknown) => {
 };
 
 describe('KubeHttp', () => {
-  it('re-reads the token file once a minute, keeping the last token while the file is unreadable', async () => {
+  it('re-reads the token file once a minute, keeping the last token while the file is unreadable or empty', async () => {
     fixture = await startApiFixture({ namespace: 'shop' });
     const f = fixture;
     const layout = f.server.writeInClusterLayout('shop');
@@ -89,6 +89,9 @@ describe('KubeHttp', () => {
     now += TokenRereadMs + 1;
     expect(await list()).toBe(200);
     rmSync(layout.tokenFile);
+    now += TokenRereadMs + 1;
+    expect(await list()).toBe(200);
+    writeFileSync(layout.tokenFile, '\n');
     now += TokenRereadMs + 1;
     expect(await list()).toBe(200);
   });

@@ -95,12 +95,14 @@ export class KubeHttp {
     this.agent = secure ? new https.Agent({ ...agentOptions, ...(options.caFile ? { ca: readFileSync(options.caFile) } : {}) }) : new http.Agent(agentOptions);
   }
 
-  /** The bearer token, re-read from its file every minute (bound tokens rotate); a failed re-read keeps the last one. */
+  /** The bearer token, re-read from its file every minute (bound tokens rotate); a failed or empty re-read keeps the last one. */
   private bearerToken(): string {
     const now = this.nowMs();
     if (this.token === null || now - this.tokenReadAtMs > TokenRereadMs) {
       try {
-        this.token = readFileSync(this.options.tokenFile, 'utf8').trim();
+        const read = readFileSync(this.options.tokenFile, 'utf8').trim();
+        if (read === '') throw new Error(`the token file ${this.options.tokenFile} is empty`);
+        this.token = read;
         this.tokenReadAtMs = now;
       } catch (err) {
         if (this.token === null) throw err;
