@@ -103,7 +103,7 @@ function parseStatus(body: unknown): StatusLike | null {
 function statusOf(err: unknown): { status: number | null; body: unknown } {
   if (typeof err !== 'object' || err === null) return { status: null, body: undefined };
   const candidate = err as { code?: unknown; statusCode?: unknown; body?: unknown };
-  // client-node's ApiException carries `code` (HTTP status) and `body`; its Watch errors carry `statusCode`.
+  // KubeHttpError (kube-http.ts) carries `code` (HTTP status) and `body`, as client-node's ApiException did; `statusCode` as its Watch errors did.
   if (typeof candidate.code === 'number') return { status: candidate.code, body: candidate.body };
   if (typeof candidate.statusCode === 'number') return { status: candidate.statusCode, body: candidate.body };
   return { status: null, body: undefined };
@@ -127,7 +127,7 @@ function serviceAccountIn(message: string | null): string | null {
   return match ? `${match[1]}/${match[2]}` : null;
 }
 
-/** Turns whatever client-node or the socket threw into one typed error with an operator hint. */
+/** Turns whatever the client or the socket threw into one typed error with an operator hint. */
 export function classifyApiError(err: unknown, operation: ApiOperation): KubeApiError {
   if (err instanceof KubeApiError) return err;
   if (err instanceof KubeRequestTimeoutError) {

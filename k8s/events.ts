@@ -15,7 +15,7 @@ import type { CoreV1Event } from '@kubernetes/client-node';
 import type { Logger } from 'pino';
 import type { LeadershipView, Member } from '../cluster/interfaces.js';
 import { ApiFailureReporter, Backoff, isKubeApiError, type ApiOperation, type BackoffOptions } from './api-errors.js';
-import type { KubeClient } from './kube-client.js';
+import type { KubeClient, Wire } from './kube-client.js';
 import { InterruptibleSleep } from './sleeper.js';
 
 export type LeadershipEventReason = 'LeaderElected' | 'LeadershipLost' | MembershipEventReason;
@@ -197,7 +197,7 @@ export class LeadershipEvents {
   }
 
   private async send(event: PendingEvent): Promise<void> {
-    const body: CoreV1Event = {
+    const body: Wire<CoreV1Event> = {
       metadata: { name: event.name, namespace: this.options.namespace },
       involvedObject: {
         apiVersion: 'v1',
@@ -212,8 +212,8 @@ export class LeadershipEvents {
       source: { component: 'raft-elector' },
       reportingComponent: 'raft-elector',
       reportingInstance: this.podName,
-      firstTimestamp: event.at,
-      lastTimestamp: event.at,
+      firstTimestamp: event.at.toISOString(),
+      lastTimestamp: event.at.toISOString(),
       count: 1,
     };
     await this.options.client.core.createNamespacedEvent({ namespace: this.options.namespace, body });

@@ -91,22 +91,29 @@ describe('loadInClusterConfig', () => {
 
   it('classifies 401, 404, 409, 5xx and connection refused', async () => {
     fixture = await startApiFixture({ namespace: 'shop' });
-    const op = { verb: 'get' as const, resource: 'pods', group: '', namespace: 'shop', name: 'nope' };
-    const notFound = await fixture.client.core.readNamespacedPod({ name: 'nope', namespace: 'shop' }).catch((err: unknown) => err);
-    expect(classifyApiError(notFound, op)).toMatchObject({ code: 'KUBE_NOT_FOUND', status: 404, serverMessage: 'pods "nope" not found' });
-    fixture.server.failNext({ verb: 'get', status: 401 });
-    const unauthorized = await fixture.client.core.readNamespacedPod({ name: 'nope', namespace: 'shop' }).catch((err: unknown) => err);
-    expect(classifyApiError(unauthorized, op).code).toBe('KUBE_UNAUTHORIZED');
-    fixture.server.failNext({ verb: 'get', status: 500 });
-    const failed = await fixture.client.core.readNamespacedPod({ name: 'nope', namespace: 'shop' }).catch((err: unknown) => err);
-    expect(classifyApiError(failed, op).code).toBe('KUBE_SERVER_ERROR');
+    const op = { verb: 'patch' as const, resource: 'pods', group: '', namespace: 'shop', name: 'nope' };
+    const patchNope = (client = fixture!.client) => client.core.patchNamespacedPod({ name: 'nope', namespace: 'shop', body: { metadata: { labels: { a: 'b' } } } }, mergePatchOptions()).catch((err: unknown) => err);
+    expect(classifyApiError(await patchNope(), op)).toMatchObject({ code: 'KUBE_NOT_FOUND', status: 404, serverMessage: 'pods "nope" not found' });
+    fixture.server.failNext({ verb: 'patch', status: 401 });
+    expect(classifyApiError(await patchNope(), op).code).toBe('KUBE_UNAUTHORIZED');
+    fixture.server.createPod({ namespace: 'shop', name: 'shop-0' });
+    const conflict = await fixture.client.core
+      .patchNamespacedPod({ name: 'shop-0', namespace: 'shop', body: { metadata: { resourceVersion: '1', labels: { a: 'b' } } } }, mergePatchOptions())
+      .catch((err: unknown) => err);
+    expect(classifyApiError(conflict, op)).toMatchObject({ code: 'KUBE_CONFLICT', status: 409 });
+    fixture.server.failNext({ verb: 'patch', status: 500 });
+    expect(classifyApiError(await patchNope(), op).code).toBe('KUBE_SERVER_ERROR');
+    fixture.server.forbid({ verb: 'patch', resource: 'pods' });
+    const forbidden = classifyApiError(await patchNope(), op);
+    expect(forbidden).toMatchObject({ code: 'KUBE_FORBIDDEN', status: 403 });
+    expect(forbidden.message).toContain('the ServiceAccount default/raft-elector');
     const port = fixture.server.portNumber;
     await fixture.close();
     fixture = undefined;
     const layoutDir = mkdtempSync(join(tmpdir(), 'kube-client-refused-'));
     writeFileSync(join(layoutDir, 'token'), 't');
     const closed = createKubeClient(loadInClusterConfig({ env: { KUBERNETES_SERVICE_HOST: '127.0.0.1', KUBERNETES_SERVICE_PORT: String(port) }, tokenFile: join(layoutDir, 'token'), scheme: 'http' }));
-    const refused = await closed.core.readNamespacedPod({ name: 'x', namespace: 'shop' }).catch((err: unknown) => err);
+    const refused = await patchNope(closed);
     expect(classifyApiError(refused, op)).toMatchObject({ code: 'KUBE_UNREACHABLE', status: null });
     expect(classifyApiError(refused, op).message).toContain('ECONNREFUSED');
   });

@@ -7,9 +7,12 @@
  * files and environment are required and checked up front, with one typed
  * error naming what is missing.
  *
- * The generated API client has no request timeout (a request to a hung API
- * server never settles), so requests go through a small HTTP library that
- * destroys the request after `requestTimeoutMs` and bounds the response size.
+ * The client is our own, on node:https (k8s/kube-http.ts, k8s/kube-watch.ts): the calls a
+ * member makes, with the method names and request shapes of client-node's generated
+ * CoreV1Api/CoordinationV1Api and the contract of its Watch, whose run-time code costs every
+ * pod about 60 MB (docs/benchmarks.md). client-node's models stay the types, through `Wire<T>`:
+ * objects as JSON carries them, timestamps as strings. Every request is abandoned after
+ * `requestTimeoutMs`, its response bounded by `maxResponseBytes`.
  *
  * Every request, the watch included, says `User-Agent: raft-elector/<version>`, so audit
  * logs tell the sidecar apart from the app sharing its pod's token.
@@ -17,19 +20,9 @@
 import { accessSync, constants, readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { isIPv6 } from 'node:net';
-import {
-  CoordinationV1Api,
-  CoreV1Api,
-  KubeConfig,
-  ResponseContext,
-  ServerConfiguration,
-  Watch,
-  createConfiguration,
-  wrapHttpLibrary,
-  type RequestContext,
-} from '@kubernetes/client-node';
-import { fetch } from 'undici';
-import { KubeRequestTimeoutError } from './api-errors.js';
+import type { CoreV1Event, V1Lease, V1Pod, V1PodList } from '@kubernetes/client-node';
+import { KubeHttp } from './kube-http.js';
+import { KubeWatch } from './kube-watch.js';
 
 export const SERVICE_ACCOUNT_DIR = '/var/run/secrets/kubernetes.io/serviceaccount';
 
@@ -66,7 +59,6 @@ export interface InClusterConfigOptions {
 }
 
 export interface InClusterConfig {
-  kubeConfig: KubeConfig;
   /** `https://host:port` */
   server: string;
   tokenFile: string;
@@ -113,18 +105,11 @@ export function loadInClusterConfig(options: InClusterConfigOptions = {}): InClu
     }
   }
   const server = `${scheme}://${isIPv6(host) ? `[${host}]` : host}:${port}`;
-  const kubeConfig = new KubeConfig();
-  kubeConfig.loadFromClusterAndUser(
-    // client-node refuses an http:// server unless skipTLSVerify is set; there is no TLS to verify then.
-    { name: 'inCluster', server, skipTLSVerify: scheme === 'http', ...(caFile ? { caFile } : {}) },
-    // client-node's FileAuth re-reads the token file every 60 s, as client-go does for projected tokens.
-    { name: 'inClusterUser', authProvider: { name: 'tokenFile', config: { tokenFile } } },
-  );
-  return { kubeConfig, server, tokenFile, caFile };
+  return { server, tokenFile, caFile };
 }
 
 export interface KubeClientOptions {
-  /** Every API request (not the watch stream) is abandoned after this long. Default 10 000. */
+  /** Every API request is abandoned after this long, and so is a watch whose answer has not begun by then. Default 10 000. */
   requestTimeoutMs?: number;
   /** Responses above this are refused (a bound on what one list can cost). Default 16 MiB. */
   maxResponseBytes?: number;
@@ -147,107 +132,66 @@ function packageVersion(): string {
 export const DEFAULT_USER_AGENT = `raft-elector/${packageVersion()}`;
 
 /**
- * Sets the User-Agent where client-node applies authentication to a request: the generated
- * API calls and (client-node 2.x) the watch go through applySecurityAuthentication, the
- * 1.x watch through applyToHTTPSOptions. Doing it on the KubeConfig keeps it independent
- * of the HTTP library underneath (node-fetch in 1.x, undici in 2.x).
+ * An API object as JSON carries it: client-node's models say `Date` where the API server sends
+ * an RFC 3339 string (Time, MicroTime), and this client does not convert them. A field written
+ * as a string is sent as it is, so a Lease's MicroTime keeps its six fractional digits.
  */
-function applyUserAgent(kubeConfig: KubeConfig, userAgent: string): void {
-  const tagged = kubeConfig as KubeConfig & { raftElectorUserAgent?: string };
-  if (tagged.raftElectorUserAgent !== undefined) {
-    tagged.raftElectorUserAgent = userAgent;
-    return;
-  }
-  tagged.raftElectorUserAgent = userAgent;
-  const applySecurityAuthentication = kubeConfig.applySecurityAuthentication.bind(kubeConfig);
-  kubeConfig.applySecurityAuthentication = async (context) => {
-    await applySecurityAuthentication(context);
-    context.setHeaderParam('User-Agent', tagged.raftElectorUserAgent!);
-  };
-  const applyToHTTPSOptions = kubeConfig.applyToHTTPSOptions.bind(kubeConfig);
-  kubeConfig.applyToHTTPSOptions = async (opts) => {
-    await applyToHTTPSOptions(opts);
-    opts.headers = { ...opts.headers, 'User-Agent': tagged.raftElectorUserAgent! };
-  };
+export type Wire<T> = T extends Date ? string : T extends Array<infer U> ? Array<Wire<U>> : T extends object ? { [K in keyof T]: Wire<T[K]> } : T;
+
+/** Kubernetes patch types, named as client-node's PatchStrategy. */
+export const PatchContentType = {
+  JsonPatch: 'application/json-patch+json',
+  MergePatch: 'application/merge-patch+json',
+  StrategicMergePatch: 'application/strategic-merge-patch+json',
+} as const;
+
+export interface PatchOptions {
+  /** Default JSON Patch, as client-node's generated patch methods send (pass MergePatch for a merge patch). */
+  contentType?: (typeof PatchContentType)[keyof typeof PatchContentType];
+}
+
+/** The core/v1 calls a member makes, named and shaped as client-node's CoreV1Api. */
+export interface CoreApi {
+  listNamespacedPod(request: { namespace: string; labelSelector?: string; fieldSelector?: string; resourceVersion?: string; limit?: number }): Promise<Wire<V1PodList>>;
+  patchNamespacedPod(request: { name: string; namespace: string; body: object }, options?: PatchOptions): Promise<Wire<V1Pod>>;
+  createNamespacedEvent(request: { namespace: string; body: Wire<CoreV1Event> }): Promise<Wire<CoreV1Event>>;
+}
+
+/** The coordination.k8s.io/v1 calls (the Lease mirror's), as client-node's CoordinationV1Api. */
+export interface CoordinationApi {
+  readNamespacedLease(request: { name: string; namespace: string }): Promise<Wire<V1Lease>>;
+  replaceNamespacedLease(request: { name: string; namespace: string; body: Wire<V1Lease> }): Promise<Wire<V1Lease>>;
 }
 
 export interface KubeClient {
-  readonly kubeConfig: KubeConfig;
   readonly server: string;
-  readonly core: CoreV1Api;
-  readonly coordination: CoordinationV1Api;
-  readonly watch: Watch;
+  readonly core: CoreApi;
+  readonly coordination: CoordinationApi;
+  readonly watch: Pick<KubeWatch, 'watch'>;
   readonly requestTimeoutMs: number;
+  /** Closes kept-alive connections. */
+  close(): void;
 }
 
-class ResponseTooLargeError extends Error {
-  readonly code = 'KUBE_RESPONSE_TOO_LARGE';
-}
+const pathPart = encodeURIComponent;
 
-async function sendWithTimeout(request: RequestContext, timeoutMs: number, maxResponseBytes: number): Promise<ResponseContext> {
-  const timeout = new AbortController();
-  const timer = setTimeout(() => timeout.abort(new KubeRequestTimeoutError(timeoutMs)), timeoutMs);
-  const callerSignal = request.getSignal();
-  const signal = callerSignal ? AbortSignal.any([callerSignal, timeout.signal]) : timeout.signal;
-  try {
-    const body = request.getBody();
-    // client-node puts the cluster CA and client certificates on an undici Dispatcher,
-    // which only undici's own fetch accepts (not Node's built-in one).
-    const response = await fetch(request.getUrl(), {
-      method: request.getHttpMethod().toString(),
-      headers: request.getHeaders(),
-      body: body === undefined ? undefined : typeof body === 'string' ? body : String(body),
-      signal,
-      dispatcher: request.getDispatcher(),
-    });
-    const chunks: Uint8Array[] = [];
-    let size = 0;
-    if (response.body) {
-      for await (const chunk of response.body) {
-        size += chunk.length;
-        if (size > maxResponseBytes) {
-          timeout.abort(new ResponseTooLargeError(`response larger than ${maxResponseBytes} bytes`));
-          throw new ResponseTooLargeError(`response larger than ${maxResponseBytes} bytes`);
-        }
-        chunks.push(chunk);
-      }
-    }
-    const buffer = Buffer.concat(chunks);
-    const headers: Record<string, string> = {};
-    response.headers.forEach((value, name) => {
-      headers[name] = value;
-    });
-    return new ResponseContext(response.status, headers, {
-      text: async () => buffer.toString('utf8'),
-      binary: async () => buffer,
-      stream: () => null,
-    });
-  } catch (error) {
-    // An abort surfaces as a DOMException; report the reason we aborted for.
-    if (timeout.signal.aborted && timeout.signal.reason instanceof Error) throw timeout.signal.reason;
-    throw error;
-  } finally {
-    clearTimeout(timer);
-  }
-}
-
-export function createKubeClient(config: Pick<InClusterConfig, 'kubeConfig' | 'server'>, options: KubeClientOptions = {}): KubeClient {
+export function createKubeClient(config: Pick<InClusterConfig, 'server' | 'tokenFile' | 'caFile'>, options: KubeClientOptions = {}): KubeClient {
   const requestTimeoutMs = options.requestTimeoutMs ?? 10_000;
   const maxResponseBytes = options.maxResponseBytes ?? 16 * 1024 * 1024;
   if (!(requestTimeoutMs > 0)) throw new KubeConfigError('KUBE_CLIENT_OPTIONS_INVALID', `requestTimeoutMs must be > 0, got ${requestTimeoutMs}`);
   if (!(maxResponseBytes > 0)) throw new KubeConfigError('KUBE_CLIENT_OPTIONS_INVALID', `maxResponseBytes must be > 0, got ${maxResponseBytes}`);
-  applyUserAgent(config.kubeConfig, options.userAgent ?? DEFAULT_USER_AGENT);
-  const configuration = createConfiguration({
-    baseServer: new ServerConfiguration(config.server, {}),
-    authMethods: { default: config.kubeConfig },
-    httpApi: wrapHttpLibrary({ send: (request) => sendWithTimeout(request, requestTimeoutMs, maxResponseBytes) }),
-  });
-  return {
-    kubeConfig: config.kubeConfig,
-    server: config.server,
-    core: new CoreV1Api(configuration),
-    coordination: new CoordinationV1Api(configuration),
-    watch: new Watch(config.kubeConfig),
-    requestTimeoutMs,
+  const api = new KubeHttp({ server: config.server, tokenFile: config.tokenFile, caFile: config.caFile, userAgent: options.userAgent ?? DEFAULT_USER_AGENT, requestTimeoutMs, maxResponseBytes });
+  const pods = (namespace: string) => `/api/v1/namespaces/${pathPart(namespace)}/pods`;
+  const leases = (namespace: string) => `/apis/coordination.k8s.io/v1/namespaces/${pathPart(namespace)}/leases`;
+  const core: CoreApi = {
+    listNamespacedPod: ({ namespace, ...query }) => api.request('GET', pods(namespace), { query }),
+    patchNamespacedPod: ({ name, namespace, body }, patch) =>
+      api.request('PATCH', `${pods(namespace)}/${pathPart(name)}`, { body, contentType: patch?.contentType ?? PatchContentType.JsonPatch }),
+    createNamespacedEvent: ({ namespace, body }) => api.request('POST', `/api/v1/namespaces/${pathPart(namespace)}/events`, { body }),
   };
+  const coordination: CoordinationApi = {
+    readNamespacedLease: ({ name, namespace }) => api.request('GET', `${leases(namespace)}/${pathPart(name)}`),
+    replaceNamespacedLease: ({ name, namespace, body }) => api.request('PUT', `${leases(namespace)}/${pathPart(name)}`, { body }),
+  };
+  return { server: api.server, core, coordination, watch: new KubeWatch(api), requestTimeoutMs, close: () => api.close() };
 }

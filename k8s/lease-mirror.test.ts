@@ -1,9 +1,13 @@
-import type { V1Lease } from '@kubernetes/client-node';
+import type { V1Lease as ModelLease } from '@kubernetes/client-node';
 import pino from 'pino';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { LeadershipView } from '../cluster/interfaces.js';
 import { waitFor } from '../test/integration/harness.js';
+import type { Wire } from './kube-client.js';
 import { LeaseMirror, LeaseTermAnnotation, microTime, type LeaseApi } from './lease-mirror.js';
+
+/** A Lease as the API server sends it. */
+type V1Lease = Wire<ModelLease>;
 
 /** An in-memory Lease store with the API server's optimistic concurrency. */
 class FakeLeases implements LeaseApi {

@@ -15,29 +15,26 @@
  * take over another app's client-go election in the namespace). A missing Lease is
  * therefore reported (once, through the failure reporter) and retried, never created.
  */
-import type { V1Lease, V1MicroTime } from '@kubernetes/client-node';
+import type { V1Lease } from '@kubernetes/client-node';
 import type { Logger } from 'pino';
 import type { LeadershipView, Member } from '../cluster/interfaces.js';
 import { podNameOf } from '../cluster/member-id.js';
+import type { CoordinationApi, Wire } from './kube-client.js';
 import { ApiFailureReporter, Backoff, isKubeApiError, type ApiOperation, type BackoffOptions } from './api-errors.js';
 import { InterruptibleSleep } from './sleeper.js';
 
 export const LeaseTermAnnotation = 'raft-elector.io/term';
 
 /**
- * A MicroTime as the API server parses it: RFC 3339 with exactly six fractional digits.
- * client-node passes a Date through to JSON.stringify, whose three digits the API server
- * refuses (400, "cannot parse .199Z as .000000").
+ * A MicroTime as the API server parses it: RFC 3339 with exactly six fractional digits
+ * (a Date's JSON has three, which the API server refuses: 400, "cannot parse .199Z as .000000").
  */
-export function microTime(at: Date): V1MicroTime {
-  return at.toISOString().replace(/\.(\d{3})Z$/, '.$1000Z') as unknown as V1MicroTime;
+export function microTime(at: Date): string {
+  return at.toISOString().replace(/\.(\d{3})Z$/, '.$1000Z');
 }
 
-/** The two calls the mirror makes (CoordinationV1Api's), so tests can hand in a fake. */
-export interface LeaseApi {
-  readNamespacedLease(request: { name: string; namespace: string }): Promise<V1Lease>;
-  replaceNamespacedLease(request: { name: string; namespace: string; body: V1Lease }): Promise<V1Lease>;
-}
+/** The two calls the mirror makes (the client's coordination API), so tests can hand in a fake. */
+export type LeaseApi = CoordinationApi;
 
 export interface LeaseMirrorOptions {
   api: LeaseApi;
@@ -159,7 +156,7 @@ export class LeaseMirror {
     if (existing.spec?.holderIdentity !== holder) this.log.info({ holder, previous: existing.spec?.holderIdentity ?? null, term }, 'lease holder changed');
   }
 
-  private lease(existing: V1Lease, term: number, now: Date): V1Lease {
+  private lease(existing: Wire<V1Lease>, term: number, now: Date): Wire<V1Lease> {
     const holder = podNameOf(this.options.member.id); // what Lease readers compare with POD_NAME, as /leader does
     const sameHolder = existing.spec?.holderIdentity === holder;
     const firstHolder = existing.spec?.holderIdentity === undefined || existing.spec.holderIdentity === '';

@@ -17,11 +17,11 @@
  * demotes a pod labelled by a newer leader (a stale leader's clean-up racing
  * the new leader's own label).
  */
-import { PatchStrategy, setHeaderOptions, type V1Pod } from '@kubernetes/client-node';
+import type { V1Pod } from '@kubernetes/client-node';
 import type { Logger } from 'pino';
 import type { LeadershipView, Member } from '../cluster/interfaces.js';
 import { ApiFailureReporter, Backoff, type ApiOperation, type BackoffOptions, isKubeApiError } from './api-errors.js';
-import type { KubeClient } from './kube-client.js';
+import { PatchContentType, type KubeClient, type PatchOptions, type Wire } from './kube-client.js';
 import { InterruptibleSleep } from './sleeper.js';
 
 export class PodLabelConfigError extends Error {
@@ -57,7 +57,7 @@ interface DesiredLabel {
 const LABEL_KEY = /^([a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*\/)?[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$/;
 const LABEL_VALUE = /^([A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?)$/;
 
-export const mergePatchOptions = () => setHeaderOptions('Content-Type', PatchStrategy.MergePatch);
+export const mergePatchOptions = (): PatchOptions => ({ contentType: PatchContentType.MergePatch });
 
 export class PodLabeler {
   private readonly podName: string;
@@ -207,12 +207,12 @@ export class PodLabeler {
       this.options.client.core.listNamespacedPod({ namespace: this.options.namespace, labelSelector: `${this.options.groupSelector},${this.labelKey}=${this.leaderValue}` }),
     );
     const stale = list.items
-      .filter((pod: V1Pod) => pod.metadata?.name !== undefined && pod.metadata.name !== this.podName)
-      .filter((pod: V1Pod) => {
+      .filter((pod: Wire<V1Pod>) => pod.metadata?.name !== undefined && pod.metadata.name !== this.podName)
+      .filter((pod: Wire<V1Pod>) => {
         const term = Number(pod.metadata?.annotations?.[this.termAnnotation] ?? '0');
         return !(term > target.term); // a newer leader's label is not ours to touch
       })
-      .sort((a: V1Pod, b: V1Pod) => (a.metadata?.name ?? '').localeCompare(b.metadata?.name ?? ''));
+      .sort((a: Wire<V1Pod>, b: Wire<V1Pod>) => (a.metadata?.name ?? '').localeCompare(b.metadata?.name ?? ''));
     for (const pod of stale) {
       const name = pod.metadata?.name ?? '';
       // The view may have moved on while we listed: only a current leader demotes others.

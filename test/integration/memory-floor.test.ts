@@ -2,16 +2,26 @@
  * A loopback member must not load Node's bundled undici (about 13 MB of RSS): an ESM import
  * of node:http does, through the facade that reads its lazy WebSocket getters, so value
  * imports of node:http/node:https go through cluster/node-http.ts.
+ *
+ * An in-cluster member must not load @kubernetes/client-node's run-time code or the undici
+ * package either (about 45 MB together, docs/benchmarks.md): k8s/kube-client.ts is its own
+ * client on node:https, and client-node is only a source of types.
  */
 import { spawn } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
-import { afterAll, describe, expect, it } from 'vitest';
-import { ElectorBin, freePort } from './harness.js';
+import { afterAll, afterEach, describe, expect, it } from 'vitest';
+import { ElectorBin, freePort, waitFor } from './harness.js';
+import { KubeCluster, Namespace, Pods } from './kube-cluster.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'raft-elector-floor-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
+let cluster: KubeCluster | undefined;
+afterEach(async () => {
+  await cluster?.stop();
+  cluster = undefined;
+});
 
 describe('memory floor', () => {
   it('a running member has not loaded undici', { timeout: 30_000 }, async () => {
@@ -47,5 +57,31 @@ describe('memory floor', () => {
     const loaded = JSON.parse(line) as string[];
     expect(loaded).toContain('NativeModule http');
     expect(loaded.filter((m) => m.includes('undici'))).toEqual([]);
+  });
+
+  it('running in-cluster members (label written, watch open, Lease tried) have loaded neither client-node nor undici', { timeout: 60_000 }, async () => {
+    cluster = await KubeCluster.start(undefined, ['--require', resolve(import.meta.dirname, '../fixtures/report-modules.cjs'), ElectorBin]);
+    const c = cluster;
+    const leader = await c.agreedLeader(Pods);
+    // Every kind of call has gone out: the list and watch of every member, the leader's label, its Lease read.
+    await waitFor('the labels, the watches and the Lease read', 20_000, () =>
+      c.labelOf(leader.self) === 'leader' &&
+      Pods.every((p) => c.labelOf(p) !== undefined) &&
+      c.api.openWatchCount() === Pods.length &&
+      c.api.requests.some((r) => r.path.startsWith(`/apis/coordination.k8s.io/v1/namespaces/${Namespace}/leases/`))
+        ? true
+        : undefined,
+    );
+    for (const name of Pods) {
+      const pod = c.pod(name);
+      pod.child!.kill('SIGUSR2');
+      const line = await waitFor(`${name} to report its modules`, 10_000, () => pod.lines.find((l) => l.startsWith('MODULES ')));
+      const loaded = JSON.parse(line.slice('MODULES '.length)) as { packages: string[]; builtins: string[] };
+      // The recorder sees the packages a member does use, so an empty list cannot pass for a clean one.
+      expect(loaded.packages, name).toEqual(expect.arrayContaining(['pino', 'ws']));
+      expect(loaded.packages.filter((p) => p === '@kubernetes/client-node' || p === 'undici'), name).toEqual([]);
+      expect(loaded.builtins.filter((m) => m.includes('undici')), name).toEqual([]);
+      expect(loaded.builtins, name).toContain('NativeModule https');
+    }
   });
 });

@@ -1,6 +1,7 @@
 /**
  * The test API server answers as the real one does: checked with kubectl (the
- * real client) where installed, and with @kubernetes/client-node.
+ * real client) where installed, with the sidecar's own client (k8s/kube-client.ts) and,
+ * for discovery, with @kubernetes/client-node.
  */
 import { execFile } from 'node:child_process';
 import { mkdtempSync } from 'node:fs';
@@ -112,7 +113,7 @@ describe.skipIf(!kubectlPath)('kubectl against the test API server', () => {
   });
 });
 
-describe('client-node against the test API server', () => {
+describe('the sidecar\'s client against the test API server', () => {
   it('watch streams ADDED, MODIFIED, DELETED, and a selector watch sees objects enter and leave', async () => {
     const f = await group();
     const list = await f.client.core.listNamespacedPod({ namespace: 'shop', labelSelector: 'raft-role=leader' });
@@ -167,7 +168,7 @@ describe('client-node against the test API server', () => {
       .catch((err: { code: number; body: string }) => err);
     expect((error as { code: number }).code).toBe(409);
     expect(JSON.parse((error as { body: string }).body)).toMatchObject({ kind: 'Status', status: 'Failure', reason: 'Conflict', code: 409 });
-    // Without the header the generated method sends JSON Patch, which a merge-patch body does not satisfy.
+    // Without a content type the client sends JSON Patch (as client-node's generated method), which a merge-patch body does not satisfy.
     const wrongType = await f.client.core.patchNamespacedPod({ name: 'shop-0', namespace: 'shop', body: { metadata: { labels: { a: 'b' } } } }).catch((err: { code: number }) => err);
     expect((wrongType as { code: number }).code).toBe(400);
     expect(f.server.requests.at(-1)?.contentType).toBe('application/json-patch+json');
@@ -177,7 +178,10 @@ describe('client-node against the test API server', () => {
     const f = await group();
     await f.client.core.createNamespacedEvent({ namespace: 'shop', body: { metadata: { generateName: 'shop-0.' }, involvedObject: { kind: 'Pod', name: 'shop-0' }, reason: 'Test', message: 'hello' } });
     expect(f.server.listEvents('shop')).toHaveLength(1);
-    const apiV1 = await f.client.core.getAPIResources();
+    const { CoreV1Api, KubeConfig } = await import('@kubernetes/client-node');
+    const kubeConfig = new KubeConfig();
+    kubeConfig.loadFromClusterAndUser({ name: 'test', server: f.server.url, caFile: f.server.certificates!.caFile, skipTLSVerify: false }, { name: 'test', token: f.server.token });
+    const apiV1 = await kubeConfig.makeApiClient(CoreV1Api).getAPIResources();
     expect(apiV1.resources.map((resource) => resource.name)).toEqual(['events', 'pods', 'pods/status']);
   });
 });

@@ -1,6 +1,6 @@
 /**
  * Shared pieces for the Kubernetes tests: a test API server with an in-cluster
- * layout and a client-node client built the way the sidecar builds it, a
+ * layout and the sidecar's client (k8s/kube-client.ts) built the way the sidecar builds it, a
  * Member whose view the test sets, a pino logger whose lines the test reads,
  * and waiting on a condition with a deadline.
  */
@@ -17,11 +17,7 @@ export interface ApiFixture {
   close(): Promise<void>;
 }
 
-/**
- * One token for every test server of this process: client-node keeps the token
- * it read from a token file in a module-wide FileAuth for 60 s, whatever
- * KubeConfig asks, so a second server with another token would see the first one.
- */
+/** One token for every test server of this process (each client re-reads its token file once a minute). */
 export const TEST_TOKEN = `test-token-${process.pid}`;
 
 export async function startApiFixture(options: TestApiServerOptions & { namespace?: string; requestTimeoutMs?: number } = {}): Promise<ApiFixture> {
@@ -29,7 +25,14 @@ export async function startApiFixture(options: TestApiServerOptions & { namespac
   const layout = server.writeInClusterLayout(options.namespace ?? 'default');
   const config = loadInClusterConfig({ env: layout.env, tokenFile: layout.tokenFile, caFile: layout.caFile, scheme: server.tls ? 'https' : 'http' });
   const client = createKubeClient(config, { requestTimeoutMs: options.requestTimeoutMs ?? 2000 });
-  return { server, client, close: () => server.close() };
+  return {
+    server,
+    client,
+    close: async () => {
+      client.close();
+      await server.close();
+    },
+  };
 }
 
 export interface CapturedLog {
