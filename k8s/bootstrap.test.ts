@@ -44,6 +44,33 @@ describe('bootstrapDecision (the pure rule)', () => {
     const restarting = [pod('a', 0, { exit: 'container-terminated' }), pod('b', 2_000)];
     expect(bootstrapDecision({ selfName: 'b', pods: restarting, peerInGroup: false, nowMs: late, maxClockSkewMs: 0 }).reason).toBe('not_oldest');
   });
+
+  it('judges a slow list by when it was asked for: one that left inside the creation second proves nothing', async () => {
+    // b is created at 5.0 s, a in the same second at 5.9 s (a sorts first by name). b asks for the
+    // list at 5.95 s, before a is stored; the answer comes back at 6.3 s without a. Judged at its
+    // arrival, the second looked over and b bootstrapped beside a (seed 802863 of the property below).
+    let now = 5_950;
+    const lists = [
+      { pods: [pod('b', 5_000)], tookMs: 350 },
+      { pods: [pod('b', 5_000), pod('a', 5_900)], tookMs: 10 },
+    ];
+    const decision = await decideBootstrap({
+      selfName: 'b',
+      listPods: async () => {
+        const next = lists.shift()!;
+        now += next.tookMs;
+        return next.pods;
+      },
+      peerInGroup: () => false,
+      maxClockSkewMs: 0,
+      nowMs: () => now,
+      sleep: async (ms) => {
+        now += ms;
+      },
+      logger: silent,
+    });
+    expect(decision).toEqual({ bootstrap: false, reason: 'not_oldest' });
+  });
 });
 
 /** Virtual time: every wait (sleep, API and DNS delays) is an event; microtasks run between events. */

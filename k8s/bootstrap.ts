@@ -23,7 +23,7 @@ export interface BootstrapInput {
   pods: readonly GroupPod[] | null;
   /** A reachable peer reported a term > 0 or a leader. */
   peerInGroup: boolean;
-  /** Local time of this decision, and how much the node clock may differ from the API server's. */
+  /** Local time at which the list was requested (the list is no older), and how much the node clock may differ from the API server's. */
   nowMs: number;
   maxClockSkewMs: number;
 }
@@ -77,13 +77,17 @@ export async function decideBootstrap(o: BootstrapGateOptions): Promise<Bootstra
   const log = o.logger.child({ component: 'bootstrap' });
   for (;;) {
     let pods: GroupPod[] | null;
+    // The list shows the pods as they were when the API server read them, no earlier than the
+    // request left: only that instant proves the creation second was over (a list that took
+    // 300 ms could otherwise miss a same-second pod that sorts first, and two pods bootstrap).
+    const listedNoEarlierThanMs = nowMs();
     try {
       pods = await o.listPods();
     } catch (err) {
       log.warn({ err: (err as Error).message }, 'cannot list the group\'s pods: no bootstrap without the API server; waiting as a joiner');
       return { bootstrap: false, reason: 'api_unreachable' };
     }
-    const decision = bootstrapDecision({ selfName: o.selfName, pods, peerInGroup: o.peerInGroup(), nowMs: nowMs(), maxClockSkewMs });
+    const decision = bootstrapDecision({ selfName: o.selfName, pods, peerInGroup: o.peerInGroup(), nowMs: listedNoEarlierThanMs, maxClockSkewMs });
     if (decision.reason !== 'too_early') {
       if (decision.bootstrap) log.info({ pods: pods.length }, 'oldest pod of the group and no group exists: bootstrapping a one-voter group');
       else log.info({ reason: decision.reason }, 'not bootstrapping: waiting as a joiner for the leader to add this member');
