@@ -4,10 +4,11 @@
 # (build/bundle.ts) on distroless Node.js 24 (LTS).
 #
 # Why a bundle and not `npm ci --omit=dev`: an in-cluster member running from
-# dist/ + node_modules (@kubernetes/client-node loads its whole generated API)
-# measured 101-134 MB RSS; the esbuild bundle (only the code that is reached,
-# minified) 70-93 MB, and 70-77 MB with V8's young generation capped at 1 MiB
-# (--max-semi-space-size=1; scavenges of a heap this small take well under a
+# dist/ + node_modules measured 89 MB RSS (171 MB while it loaded
+# @kubernetes/client-node's generated API; the member now has its own small client,
+# k8s/kube-http.ts, and uses client-node for types only); the esbuild bundle 86 MB,
+# and 81 MB with V8's young generation capped at 1 MiB (--max-semi-space-size=1;
+# scavenges of a heap this small take well under a
 # millisecond). Code splitting: a single-file bundle holds the source of every
 # lazily imported mode whether it runs or not; a `--peers` member measured
 # 106 MB from one file and 79 MB split. The runtime image then holds no
