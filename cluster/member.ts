@@ -26,6 +26,7 @@ import type {
   MembershipStatus,
   PeerTiming,
   PeerTransport,
+  TickTiming,
   TransferResult,
 } from './interfaces.js';
 import { LeaderLease } from './lease.js';
@@ -79,6 +80,7 @@ export class RaftMember implements Member {
   private running = false;
 
   private readonly listeners = new Set<(view: LeadershipView) => void>();
+  private readonly tickListeners = new Set<(tick: TickTiming) => void>();
   private lastView: LeadershipView | undefined;
   private soft: { lead: string; state: StateType } = { lead: None, state: 'Follower' };
   private term = 0;
@@ -288,6 +290,11 @@ export class RaftMember implements Member {
     return this.worstLatenessMs;
   }
 
+  onTick(listener: (tick: TickTiming) => void): () => void {
+    this.tickListeners.add(listener);
+    return () => this.tickListeners.delete(listener);
+  }
+
   status(): Status {
     return this.requireNode().status();
   }
@@ -348,10 +355,10 @@ export class RaftMember implements Member {
   private scheduleTick(): void {
     if (!this.running) return;
     const delay = Math.max(0, this.nextTickAtMs - this.nowMs());
-    this.tickTimer = this.timers.setTimeout(() => this.onTick(), delay);
+    this.tickTimer = this.timers.setTimeout(() => this.runTick(), delay);
   }
 
-  private onTick(): void {
+  private runTick(): void {
     if (!this.running) return;
     const now = this.nowMs();
     const lateness = now - this.nextTickAtMs;
@@ -360,6 +367,13 @@ export class RaftMember implements Member {
     // than real time. A late tick followed by a catch-up tick would shorten a follower's vote lease
     // below (electionTicks - 1) * tickMs, which the leader's lease window assumes.
     this.nextTickAtMs = Math.max(this.nextTickAtMs, now) + this.timing.tickMs;
+    for (const listener of this.tickListeners) {
+      try {
+        listener({ lateMs: Math.max(0, lateness), nextInMs: this.nextTickAtMs - now });
+      } catch (err) {
+        this.log.error({ err }, 'tick listener failed');
+      }
+    }
     try {
       this.node!.tick();
       this.processReady();
