@@ -8,8 +8,9 @@
  * Each build is a `dist/` directory (its cmd/raft-elector.js is run); the default is this
  * checkout's dist alone. Every build runs three members as `npm run bench` does (node
  * --max-semi-space-size=1, heartbeat 100 ms, election 1000 ms); etcd 3.4 runs beside them
- * with the same timings. BENCH_ROUNDS windows (default 5) of BENCH_IDLE_MS (default 10 s)
- * each; per window, the mean CPU of each group's members, and its ratio to etcd's.
+ * with the same timings. After BENCH_WARMUP_MS (default 60 s), BENCH_ROUNDS windows (default 5)
+ * of BENCH_IDLE_MS (default 10 s) each; per window, the mean CPU of each group's members, and its
+ * ratio to etcd's.
  */
 import { existsSync } from 'node:fs';
 import { loadavg } from 'node:os';
@@ -24,6 +25,8 @@ const ElectionTicks = 10;
 const rounds = Number(process.env.BENCH_ROUNDS ?? 5);
 const windowMs = Number(process.env.BENCH_IDLE_MS ?? 10_000);
 const NodeArgs = ['--max-semi-space-size=1'];
+/** Before the first window: V8 compiles a member's hot functions for about a minute after start. */
+const warmupMs = Number(process.env.BENCH_WARMUP_MS ?? 60_000);
 
 function builds(): { name: string; bin: string }[] {
   const spec = process.env.BENCH_BUILDS ?? 'this:dist';
@@ -43,7 +46,7 @@ async function main(): Promise<void> {
   const wanted = builds();
   const etcd = etcdVersion();
   console.log(`idle builds: ${wanted.map((b) => `${b.name}=${b.bin}`).join(', ')}; anchor ${'version' in etcd ? `etcd ${etcd.version}` : `none (${etcd.missing})`}`);
-  console.log(`${rounds} windows of ${windowMs / 1000} s; load average at the start: ${load()}`);
+  console.log(`${rounds} windows of ${windowMs / 1000} s after ${warmupMs / 1000} s of warm-up; load average at the start: ${load()}`);
   const groups: { name: string; cluster?: ProcessCluster; etcd?: EtcdCluster; pids: () => number[] }[] = [];
   try {
     for (const b of wanted) {
@@ -58,8 +61,8 @@ async function main(): Promise<void> {
       if (g.cluster) await g.cluster.agreedLeader(30_000);
       else await g.etcd!.agreedLeader(30_000, g.etcd!.members.map((m) => m.name));
     }
-    // Past start-up, the fresh-vote delay and the JIT's first tiers.
-    await new Promise((r) => setTimeout(r, 2 * ElectionTicks * TickMs + 3_000));
+    // Past start-up, the fresh-vote delay and the JIT's warm-up.
+    await new Promise((r) => setTimeout(r, Math.max(2 * ElectionTicks * TickMs + 3_000, warmupMs)));
     const perGroup = new Map<string, number[]>(groups.map((g) => [g.name, []]));
     for (let round = 1; round <= rounds; round++) {
       const pids = groups.map((g) => g.pids());
