@@ -99,7 +99,8 @@ function top(map: Map<string, number>, n: number): [string, number][] {
 }
 
 async function main(): Promise<void> {
-  const profDir = mkdtempSync(join(tmpdir(), 'raft-elector-prof-'));
+  // BENCH_PROFILE_DIR keeps the .cpuprofile files there (open them in Chrome's DevTools).
+  const profDir = process.env.BENCH_PROFILE_DIR ?? mkdtempSync(join(tmpdir(), 'raft-elector-prof-'));
   console.log(`idle profile: 3 members, heartbeat 100 ms, election 1000 ms, window ${windowMs / 1000} s after ${warmupMs / 1000} s settled${bin ? `, build ${bin}` : ''}; load average at the start: ${loadavg().map((l) => l.toFixed(2)).join(' ')}`);
   const profilerArgs = profiling ? ['--cpu-prof', `--cpu-prof-dir=${profDir}`] : [];
   const cluster = await ProcessCluster.start({ size: 3, nodeArgs: ['--max-semi-space-size=1', ...profilerArgs], ...(bin ? { bin } : {}) });
@@ -150,7 +151,7 @@ async function main(): Promise<void> {
     console.log(`top ${topFunctions} functions (self ms):`);
     for (const [fn, ms] of top(s.byFunction, topFunctions + 1)) if (!fn.startsWith('(idle)')) console.log(`  ${ms.toFixed(1).padStart(8)}  ${fn}`);
   }
-  rmSync(profDir, { recursive: true, force: true });
+  if (!process.env.BENCH_PROFILE_DIR) rmSync(profDir, { recursive: true, force: true });
   console.log(`\nload average at the end: ${loadavg().map((l) => l.toFixed(2)).join(' ')}`);
 }
 
