@@ -4,7 +4,9 @@
  * check). An idle member wakes for nothing here but the pings of links that carry no traffic.
  *
  * - A link is pinged when it has not been for pingIntervalMs; its pong must be back within
- *   pongTimeoutMs, or the link is terminated.
+ *   pongTimeoutMs, or the link is terminated. The timer's ping on an idle link goes with a
+ *   sealed keepalive frame, in the same wake-up: even a link that carries no raft messages
+ *   shows, now and then, an authenticated frame from the process behind it.
  * - A link the member sends on anyway (heartbeats, their answers) takes its ping along with a
  *   send once three quarters of the interval have passed, so a busy link never needs the timer.
  * - The timer is armed for the earliest due moment of any link, and re-armed when that moves.
@@ -53,11 +55,12 @@ export class LinkUpkeep {
     this.timer = null;
   }
 
-  private ping(conn: Connection, rearm = true): void {
+  private ping(conn: Connection, rearm = true, keepalive = false): void {
     if (conn.state !== 'open') return;
     const now = this.now();
     conn.lastPingAt = now;
     conn.pongDueAt = now + this.o.pongTimeoutMs;
+    if (keepalive) conn.sendSealed('k', '');
     conn.ws.ping();
     if (rearm) this.arm();
   }
@@ -70,7 +73,7 @@ export class LinkUpkeep {
       if (conn.question && now >= conn.question.dueAt) this.host.questionUnanswered(conn);
       if (conn.state !== 'open') continue;
       if (conn.pongDueAt !== 0 && now >= conn.pongDueAt) this.host.pongOverdue(conn);
-      else if (conn.pongDueAt === 0 && now - conn.lastPingAt >= this.o.pingIntervalMs) this.ping(conn, false);
+      else if (conn.pongDueAt === 0 && now - conn.lastPingAt >= this.o.pingIntervalMs) this.ping(conn, false, true);
     }
     this.arm();
   }

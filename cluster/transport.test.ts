@@ -150,6 +150,9 @@ describe('WsTransport', () => {
     await waitFor('ten pings answered', () => pings >= 10);
     expect(connected(b, 'a')).toBe(true);
     expect(raw.closed).toBeNull();
+    // The link carries no raft messages: each ping went with a sealed keepalive (empty payload).
+    expect(raw.inbox.length).toBeGreaterThan(0);
+    for (const f of raw.inbox) expect(f).toMatch(new RegExp(`^\\d+\\.k.{${TAG_CHARS}}$`));
   });
 
   it('refuses a peer that dials against the dial rule, and one that runs insecure', async () => {
@@ -276,7 +279,7 @@ describe('WsTransport', () => {
     expect(replaced[0]).toMatchObject({ instance: a2.t.instanceId, previousInstance: a1Instance });
   });
 
-  it('sends no keepalives: an idle link stays silent for many live windows and stays up', async () => {
+  it('sends no keepalives between pings: an idle link stays silent for many live windows and stays up', async () => {
     const fast = { tickMs: 10, electionTicks: 2, maxClockDriftMs: 0 };
     const b = await node('b', [{ id: 'a' }], { localTiming: fast, pingIntervalMs: 60_000 });
     const raw = new RawPeer(b.t.port);
