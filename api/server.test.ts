@@ -506,6 +506,10 @@ describe('GET /healthz and /readyz', () => {
     // No tick for longer than the bound (the loop, or the raft loop, is stuck): 503.
     await new Promise((r) => setTimeout(r, 450));
     expect((await getJson(`${h.base}/healthz`)).status).toBe(503);
+    // A member that stopped has no next tick: nothing is overdue (the late samples are older than the window).
+    member.tick(0, Infinity);
+    await new Promise((r) => setTimeout(r, 1_100));
+    expect((await getJson(`${h.base}/healthz`)).status).toBe(200);
   });
 
   it('/readyz: ready while following a known leader', async () => {

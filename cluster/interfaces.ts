@@ -184,7 +184,8 @@ export interface Member {
   /**
    * Called after every raft tick with its lateness against its schedule and the time until the
    * next one is due (ms): the tick timer doubles as the API's event-loop probe, which then needs
-   * no timer of its own. Returns an unsubscribe.
+   * no timer of its own. A stopping member reports `nextInMs: Infinity` (no next tick).
+   * Returns an unsubscribe.
    */
   onTick?(listener: (tick: TickTiming) => void): () => void;
   /** The configuration in force and, on the leader, each member's progress. */

@@ -293,6 +293,7 @@ describe('RaftMember', () => {
     expect(member.status().ticksSinceStart).toBe(before + 2);
     expect(member.worstTickLatenessMs()).toBeGreaterThanOrEqual(450);
     await member.stop();
+    expect(ticks.at(-1)!.nextInMs).toBe(Infinity); // stopped: no tick is ever overdue
   });
 
   it('a peer message raft refuses is dropped, logged once per interval, and the member keeps running', async () => {

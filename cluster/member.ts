@@ -191,6 +191,8 @@ export class RaftMember implements Member {
     if (this.tickTimer) this.timers.clearTimeout(this.tickTimer);
     this.leaseTimer.clear();
     this.tickTimer = undefined;
+    // No next tick: a probe reading the ticks must not count a stopped member as a stuck loop.
+    this.notifyTick({ lateMs: 0, nextInMs: Infinity });
     for (const p of this.pendingTransfers) p.resolve({ leader: this.leaderOrNull(), transferred: false });
     this.pendingTransfers.clear();
     // Watchers must hear that this member no longer claims anything.
@@ -367,13 +369,7 @@ export class RaftMember implements Member {
     // than real time. A late tick followed by a catch-up tick would shorten a follower's vote lease
     // below (electionTicks - 1) * tickMs, which the leader's lease window assumes.
     this.nextTickAtMs = Math.max(this.nextTickAtMs, now) + this.timing.tickMs;
-    for (const listener of this.tickListeners) {
-      try {
-        listener({ lateMs: Math.max(0, lateness), nextInMs: this.nextTickAtMs - now });
-      } catch (err) {
-        this.log.error({ err }, 'tick listener failed');
-      }
-    }
+    this.notifyTick({ lateMs: Math.max(0, lateness), nextInMs: this.nextTickAtMs - now });
     try {
       this.node!.tick();
       this.processReady();
@@ -382,6 +378,16 @@ export class RaftMember implements Member {
       this.log.error({ err }, 'tick failed');
     }
     this.scheduleTick();
+  }
+
+  private notifyTick(tick: TickTiming): void {
+    for (const listener of this.tickListeners) {
+      try {
+        listener(tick);
+      } catch (err) {
+        this.log.error({ err }, 'tick listener failed');
+      }
+    }
   }
 
   private afterTick(now: number): void {
