@@ -20,6 +20,7 @@ import { TransportLog } from './log-limits.js';
 import { Admission } from './admission.js';
 import { PeerTable } from './transport-peers.js';
 import { IdentifyResponder, identifyPeer } from './identify.js';
+import { DuplicateCheck, LivenessQuestion } from './duplicate-check.js';
 import { LinkUpkeep } from './link-upkeep.js';
 import { listenForPeers, wsClientOptions } from './transport-server.js';
 import { Connection, compareIds, normalizeHost, reconnectDelayMs, refusalHint, rejectUpgrade, type PeerState } from './peer-link.js';
@@ -38,8 +39,6 @@ export { reconnectDelayMs } from './peer-link.js';
 
 /** Enough for every member of a large group to re-identify at once; a stranger gets 429 beyond it. */
 const IdentifyAnswersPerSecond = 50;
-/** The payload of a keepalive frame that asks for one back (an answer has an empty payload). */
-const LivenessQuestion = '?';
 
 const dropReasonForCode: Partial<Record<ClusterErrorCode, DropReason>> = {
   FRAME_OVERSIZED: 'frame_oversized',
@@ -70,6 +69,7 @@ export class WsTransport implements PeerTransport {
   private readonly admission: Admission;
   private readonly identity: IdentifyResponder;
   private readonly upkeep: LinkUpkeep;
+  private readonly duplicates: DuplicateCheck;
   private readonly handshakeContext: HandshakeContext;
   private server: http.Server | https.Server | null = null;
   private wss: WebSocketServer | null = null;
@@ -96,7 +96,21 @@ export class WsTransport implements PeerTransport {
         this.peerStates.get(conn.peerId!)?.log.warn({ remote: conn.remote, pongTimeoutMs: this.o.pongTimeoutMs }, 'peer did not answer a ping in time; dropping the link');
         conn.ws.terminate();
       },
-      questionUnanswered: (conn) => this.admitNewcomer(conn),
+      questionUnanswered: (conn) => this.duplicates.unanswered(conn),
+    });
+    this.duplicates = new DuplicateCheck({
+      linkOf: (id) => this.peerStates.get(id)?.link,
+      liveWindowMs: (conn) => this.liveWindowMs(conn),
+      maxQuestionWaitMs: Math.floor(this.o.handshakeTimeoutMs / 2),
+      refuse: (newcomer, current) => this.refuseAsDuplicate(newcomer, current),
+      admit: (newcomer) => {
+        try {
+          this.establish(newcomer, welcome(newcomer, this.handshakeContext));
+        } catch (err) {
+          this.refuse(newcomer, err instanceof HandshakeRefusal ? err : this.unexpected(newcomer, err));
+        }
+      },
+      changed: () => this.upkeep.changed(),
     });
     this.handshakeContext = {
       selfId: this.o.selfId,
@@ -108,7 +122,7 @@ export class WsTransport implements PeerTransport {
       isMember: (id) => this.peerStates.has(id) || (this.o.dynamicPeers && this.peerStates.hasRoomFor(id)),
       weDial: (id) => this.peerStates.get(id)?.weDial ?? compareIds(this.o.selfId, id) < 0,
       // Authenticated from here: its instance id can be trusted to tell two live processes apart.
-      checkDuplicate: (c) => this.checkDuplicate(c),
+      checkDuplicate: (c) => this.duplicates.check(c),
     };
   }
 
@@ -442,7 +456,7 @@ export class WsTransport implements PeerTransport {
     }
     conn.lastAuthAt = Date.now();
     // Whatever came, the process behind the link is alive: a newcomer claiming its id is a duplicate.
-    if (conn.question) this.questionAnswered(conn);
+    if (conn.question) this.duplicates.answered(conn);
     if (opened.kind === 'k') {
       if (opened.payload === LivenessQuestion) conn.sendSealed('k', '');
       return;
@@ -499,58 +513,7 @@ export class WsTransport implements PeerTransport {
     return Math.max(this.o.liveLinkWindowMs, t ? t.tickMs * t.electionTicks : 0);
   }
 
-  /**
-   * Acceptor, after the proof: a newcomer from another process (another instance id) while
-   * the current link for that id is alive means two live processes claim one member id. Keep
-   * the established link and refuse the newcomer, instead of flapping between them. A link
-   * that delivered an authenticated frame within the live window is alive. Links carry no
-   * periodic keepalives (an idle member would wake for them), so a quieter link is asked: a
-   * keepalive frame with a question, which the peer answers with one of its own. Any
-   * authenticated frame before the deadline refuses the newcomer; none admits it, replacing
-   * the link of a process that is gone (or restarted).
-   */
-  private checkDuplicate(conn: Connection): 'unique' | 'refused' | 'checking' {
-    const current = this.peerStates.get(conn.peerId!)?.link;
-    if (!current || current.state !== 'open' || current.peerInstance === conn.peerInstance) return 'unique';
-    const now = Date.now();
-    const silentMs = now - current.lastAuthAt;
-    // A second newcomer while one waits: the first is live too, so this one is a duplicate either way.
-    if (silentMs < this.liveWindowMs(current) || current.question) {
-      this.refuseAsDuplicate(conn, current);
-      return 'refused';
-    }
-    const waitMs = Math.min(this.liveWindowMs(current), Math.floor(this.o.handshakeTimeoutMs / 2));
-    current.question = { dueAt: now + waitMs, newcomer: conn };
-    current.sendSealed('k', LivenessQuestion);
-    this.upkeep.changed();
-    return 'checking';
-  }
-
-  /** The current link answered (or sent anything authenticated): the newcomer that waited is a duplicate. */
-  private questionAnswered(current: Connection): void {
-    const newcomer = current.question!.newcomer;
-    current.question = null;
-    this.upkeep.changed();
-    if (this.awaitsAdmission(newcomer)) this.refuseAsDuplicate(newcomer, current);
-  }
-
-  /** The current link stayed silent past its question's deadline, or closed: the newcomer takes its place. */
-  private admitNewcomer(current: Connection): void {
-    const newcomer = current.question?.newcomer;
-    current.question = null;
-    this.upkeep.changed();
-    if (!newcomer || !this.awaitsAdmission(newcomer)) return;
-    try {
-      this.establish(newcomer, welcome(newcomer, this.handshakeContext));
-    } catch (err) {
-      this.refuse(newcomer, err instanceof HandshakeRefusal ? err : this.unexpected(newcomer, err));
-    }
-  }
-
-  private awaitsAdmission(conn: Connection): boolean {
-    return conn.state === 'handshake' && conn.step === 'admission' && !conn.closedByUs && conn.ws.readyState === WebSocket.OPEN;
-  }
-
+  /** Two live processes claim one member id (duplicate-check.ts): keep the link, refuse the newcomer. */
   private refuseAsDuplicate(conn: Connection, current: Connection): void {
     const peer = this.peerStates.get(conn.peerId!)!;
     const n = this.tlog.limiter.check(`${peer.id}:duplicate_member`);
@@ -640,7 +603,7 @@ export class WsTransport implements PeerTransport {
     conn.releasePending?.();
     this.sockets.delete(conn);
     // A link asked whether it was alive and closed instead: the newcomer that waited gets in now.
-    if (conn.question && !this.closed) this.admitNewcomer(conn);
+    if (conn.question && !this.closed) this.duplicates.unanswered(conn);
     if (this.closed || conn.superseded || conn.peerId === null) return;
     const peer = this.peerStates.get(conn.peerId);
     if (!peer) return;
