@@ -400,7 +400,7 @@ export class RaftMember implements Member {
     // A leader that began a transfer never claims this term again (a delayed MsgTimeoutNow can
     // still elect the target, whose voters skip their lease). If the core gave the transfer up,
     // try again so the group moves to a term with a claimable leader.
-    const status = this.node!.status();
+    const status = this.node!.basicStatus();
     if (
       status.state === 'Leader' &&
       this.transferredInTerm !== status.term &&
@@ -409,7 +409,7 @@ export class RaftMember implements Member {
     ) {
       // Leading a joint configuration that leaves this member out (elected by both halves):
       // hand over before the auto-leave applies, rather than step down with no successor.
-      const target = this.bestFollower(status);
+      const target = this.bestFollower(this.node!.status());
       if (target !== undefined) this.startTransfer(target);
       return;
     }
@@ -420,7 +420,8 @@ export class RaftMember implements Member {
       now - this.lastTransferAttemptMs >= this.timing.electionTimeoutMs
     ) {
       // The next-best follower this time; once every one was tried, start over.
-      const target = this.bestFollower(status, this.transferTargetsTried) ?? this.bestFollower(status);
+      const full = this.node!.status();
+      const target = this.bestFollower(full, this.transferTargetsTried) ?? this.bestFollower(full);
       if (target !== undefined) {
         if (this.transferTargetsTried.has(target)) this.transferTargetsTried.clear();
         this.startTransfer(target);
@@ -536,7 +537,8 @@ export class RaftMember implements Member {
         node.heartbeat();
       }
     }
-    const status = node.status();
+    // After every message: the basic status (no progress records, a shared ConfState) is enough here.
+    const status = node.basicStatus();
     if (status.state === 'Leader' && status.leadTransferee !== None) this.transferredInTerm = status.term;
     // Applied changes and a joiner's snapshot both move the configuration; the view below uses it.
     this.book.update(status.confState, this.transport);
