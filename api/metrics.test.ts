@@ -1,5 +1,6 @@
 import { pino } from 'pino';
 import { afterEach, describe, expect, it } from 'vitest';
+import type { TickTiming } from '../cluster/interfaces.js';
 import { FakeMember } from './fake-member.js';
 import { ElectorMetrics } from './metrics.js';
 import { createApiServer, type ApiServer } from './server.js';
@@ -357,6 +358,29 @@ describe('GET /metrics', () => {
     one.member.update({ leader: 'pod-b', term: 1 });
     expect(value(await one.scrape(), 'raft_elector_leader_changes_seen_total')).toBe(1);
     expect(value(await two.scrape(), 'raft_elector_leader_changes_seen_total')).toBe(0);
+  });
+
+  it('nodejs_eventloop_lag_* read the raft ticks\' lateness since the last scrape', async () => {
+    const ticks = new Set<(t: TickTiming) => void>();
+    const member = Object.assign(new FakeMember('pod-a'), {
+      onTick: (l: (t: TickTiming) => void) => {
+        ticks.add(l);
+        return () => ticks.delete(l);
+      },
+    });
+    const metrics = new ElectorMetrics();
+    metrics.track(member);
+    for (const lateMs of [2, 5, 250]) for (const l of ticks) l({ lateMs, nextInMs: 100 });
+    const f = parsePrometheusText(await metrics.scrape());
+    expect(f.get('nodejs_eventloop_lag_max_seconds')?.type).toBe('gauge');
+    expect(value(f, 'nodejs_eventloop_lag_max_seconds')).toBeCloseTo(0.25, 3);
+    expect(value(f, 'nodejs_eventloop_lag_min_seconds')).toBeCloseTo(0.002, 3);
+    expect(value(f, 'nodejs_eventloop_lag_p50_seconds')).toBeCloseTo(0.005, 3);
+    expect(value(f, 'nodejs_eventloop_lag_seconds')).toBeGreaterThanOrEqual(0);
+    // Reset at every scrape, as prom-client's are: no tick since, no figure.
+    expect(value(parsePrometheusText(await metrics.scrape()), 'nodejs_eventloop_lag_max_seconds')).toBeNaN();
+    for (const l of ticks) l({ lateMs: 0, nextInMs: 100 });
+    expect(value(parsePrometheusText(await metrics.scrape()), 'nodejs_eventloop_lag_max_seconds')).toBeLessThan(0.001);
   });
 
   it('without a tracked member, keeps the peer gauges the member pushed and reports no leader', async () => {

@@ -6,7 +6,8 @@
  * process or one test can hold several.
  */
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
-import type { ConfChangeKind, ElectionKind, LeadershipView, MemberInfo, MemberMetrics } from '../cluster/interfaces.js';
+import type { ConfChangeKind, ElectionKind, LeadershipView, MemberInfo, MemberMetrics, TickTiming } from '../cluster/interfaces.js';
+import { EventLoopLagMetrics, EventLoopLagNames } from './event-loop-metrics.js';
 import { ADMISSION_ROUTES, type AdmissionRoute } from './admission.js';
 import { CLIENT_CLASSES, type ClientClass } from './local-networks.js';
 
@@ -19,6 +20,8 @@ export interface LeadershipSource {
   members(): MemberInfo[];
   /** Worst lateness of a raft tick since start (a Member provides it). */
   worstTickLatenessMs?(): number;
+  /** Every raft tick's lateness: feeds nodejs_eventloop_lag_* (a Member provides it). */
+  onTick?(listener: (tick: TickTiming) => void): () => void;
 }
 
 /** Slots in use by route and client class, read at scrape time (the API server provides it). */
@@ -39,8 +42,18 @@ const ELECTION_DURATION_BUCKETS_S = [0.01, 0.05, 0.1, 0.25, 0.5, 1, 1.5, 2, 3, 5
 /** write + fsync + rename + directory fsync of a small file. */
 const PERSIST_DURATION_BUCKETS_S = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1];
 
-/** Resolution of nodejs_eventloop_lag_* (prom-client's default is 10 ms). */
-export const EventLoopMonitoringPrecisionMs = 100;
+/**
+ * prom-client has no switch for one default metric: with this sampling period (the largest a
+ * timer takes, about 25 days) its event-loop timer never wakes the process, and its series are
+ * replaced by ones the raft tick feeds (event-loop-metrics.ts).
+ */
+const NeverMs = 2 ** 31 - 1;
+
+/** A counter's series from a map of totals (sorted by label, so the exposition order is stable). */
+function copyCounts(totals: ReadonlyMap<string, number>, counter: Counter<'type'>): void {
+  counter.reset();
+  for (const type of [...totals.keys()].sort()) counter.inc({ type }, totals.get(type)!);
+}
 
 export class ElectorMetrics implements MemberMetrics {
   readonly registry: Registry;
@@ -60,12 +73,16 @@ export class ElectorMetrics implements MemberMetrics {
   private readonly electionDurationHistogram: Histogram;
   private readonly messagesSent: Counter<'type'>;
   private readonly messagesReceived: Counter<'type'>;
+  private readonly sentByType = new Map<string, number>();
+  private readonly receivedByType = new Map<string, number>();
   private readonly messagesDropped: Counter<'reason'>;
   private readonly persistDuration: Histogram;
   private readonly apiRefusedCounter: Counter<'route' | 'client'>;
   private readonly apiIdleClosedCounter: Counter<'client'>;
   private readonly apiInUse: Gauge<'route' | 'client'>;
   private admission: AdmissionSource | null = null;
+  private readonly eventLoop: EventLoopLagMetrics | null = null;
+  private untrackTicks: (() => void) | null = null;
 
   constructor(options: ElectorMetricsOptions = {}) {
     this.registry = new Registry();
@@ -147,17 +164,21 @@ export class ElectorMetrics implements MemberMetrics {
       buckets: ELECTION_DURATION_BUCKETS_S,
       registers,
     });
+    // Counted in plain maps and handed to prom-client at scrape time: a labelled inc() hashes its
+    // labels, twice per heartbeat on an idle member.
     this.messagesSent = new Counter({
       name: 'raft_elector_messages_sent_total',
       help: 'Raft messages handed to the transport, by message type.',
       labelNames: ['type'],
       registers,
+      collect: () => copyCounts(this.sentByType, this.messagesSent),
     });
     this.messagesReceived = new Counter({
       name: 'raft_elector_messages_received_total',
       help: 'Raft messages received from peers, by message type.',
       labelNames: ['type'],
       registers,
+      collect: () => copyCounts(this.receivedByType, this.messagesReceived),
     });
     this.messagesDropped = new Counter({
       name: 'raft_elector_messages_dropped_total',
@@ -198,14 +219,21 @@ export class ElectorMetrics implements MemberMetrics {
     // Zero series for every route and class, so an alert on increase() sees the first refusal.
     for (const route of ADMISSION_ROUTES) for (const client of CLIENT_CLASSES) this.apiRefusedCounter.inc({ route, client }, 0);
     for (const client of CLIENT_CLASSES) this.apiIdleClosedCounter.inc({ client }, 0);
-    // prom-client samples event-loop delay on a 10 ms timer by default: 100 wake-ups a second on
-    // an idle sidecar, most of its idle CPU (docs/benchmarks.md). 100 ms is the cadence of /healthz's own probe.
-    if (options.defaultMetrics ?? true) collectDefaultMetrics({ register: this.registry, eventLoopMonitoringPrecision: EventLoopMonitoringPrecisionMs });
+    // prom-client samples event-loop delay on a timer of its own (10 ms by default): wake-ups an
+    // idle sidecar pays on top of its tick (docs/benchmarks.md). The raft tick feeds those series instead.
+    if (options.defaultMetrics ?? true) {
+      collectDefaultMetrics({ register: this.registry, eventLoopMonitoringPrecision: NeverMs });
+      for (const name of EventLoopLagNames) this.registry.removeSingleMetric(name);
+      this.eventLoop = new EventLoopLagMetrics(this.registry);
+    }
   }
 
-  /** Read the leadership gauges from this member at every scrape. */
+  /** Read the leadership gauges from this member at every scrape, and its ticks' lateness as they run. */
   track(source: LeadershipSource): void {
     this.source = source;
+    this.untrackTicks?.();
+    const eventLoop = this.eventLoop;
+    this.untrackTicks = eventLoop && source.onTick ? source.onTick((t) => eventLoop.record(t.lateMs)) : null;
   }
 
   /** Read the API's slot counts at every scrape. */
@@ -231,11 +259,11 @@ export class ElectorMetrics implements MemberMetrics {
   }
 
   messageSent(type: MessageType): void {
-    this.messagesSent.inc({ type });
+    this.sentByType.set(type, (this.sentByType.get(type) ?? 0) + 1);
   }
 
   messageReceived(type: MessageType): void {
-    this.messagesReceived.inc({ type });
+    this.receivedByType.set(type, (this.receivedByType.get(type) ?? 0) + 1);
   }
 
   messageDropped(reason: DroppedReason): void {

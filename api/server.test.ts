@@ -4,7 +4,7 @@ import { performance } from 'node:perf_hooks';
 import { Writable } from 'node:stream';
 import { pino } from 'pino';
 import { afterEach, describe, expect, it } from 'vitest';
-import type { MemberInfo } from '../cluster/interfaces.js';
+import type { MemberInfo, TickTiming } from '../cluster/interfaces.js';
 import { FakeMember } from './fake-member.js';
 import { ElectorMetrics } from './metrics.js';
 import { ApiConfigError, resolveApiOptions, type ApiOptions } from './options.js';
@@ -31,6 +31,18 @@ const PEERS: MemberInfo[] = [
   { id: 'pod-c', address: '10.0.0.3:4041', connected: true, role: 'follower' },
   { id: 'pod-b', address: '10.0.0.2:4041', connected: true, role: 'leader' },
 ];
+
+/** A FakeMember with a raft tick the test drives by hand. */
+class TickingMember extends FakeMember {
+  private readonly tickListeners = new Set<(tick: TickTiming) => void>();
+  onTick(listener: (tick: TickTiming) => void): () => void {
+    this.tickListeners.add(listener);
+    return () => this.tickListeners.delete(listener);
+  }
+  tick(lateMs: number, nextInMs: number): void {
+    for (const l of this.tickListeners) l({ lateMs, nextInMs });
+  }
+}
 
 async function start(
   opts: { options?: Partial<ApiOptions>; host?: string; member?: FakeMember; metrics?: ElectorMetrics } = {},
@@ -468,6 +480,36 @@ describe('GET /healthz and /readyz', () => {
       await new Promise((r) => setTimeout(r, 20));
       status = (await getJson(`${h.base}/healthz`)).status;
     }
+  });
+
+  it('/healthz reads the raft tick when the member runs one: a late tick is 503 for the window, and so is a tick that stops', async () => {
+    const member = new TickingMember('pod-a', PEERS);
+    const h = await start({ member, options: { eventLoopProbeIntervalMs: 20, eventLoopWindowMs: 1_000, maxEventLoopDelayMs: 300 } });
+    member.tick(0, 50);
+    expect((await getJson(`${h.base}/healthz`)).status).toBe(200);
+    member.tick(800, 50); // the loop was stuck for 800 ms before this tick could run
+    const stalled = await getJson(`${h.base}/healthz`);
+    expect(stalled.status).toBe(503);
+    expect(stalled.body).toMatchObject({ status: 'event_loop_blocked' });
+    expect(stalled.body.eventLoopDelayMs).toBeGreaterThanOrEqual(800);
+    // Ticks on time for longer than the window: healthy again.
+    const onTime = setInterval(() => member.tick(0, 50), 20);
+    try {
+      const recoverBy = performance.now() + 5_000;
+      while ((await getJson(`${h.base}/healthz`)).status !== 200) {
+        if (performance.now() > recoverBy) throw new Error('/healthz did not recover within 5 s of the late tick');
+        await new Promise((r) => setTimeout(r, 20));
+      }
+    } finally {
+      clearInterval(onTime);
+    }
+    // No tick for longer than the bound (the loop, or the raft loop, is stuck): 503.
+    await new Promise((r) => setTimeout(r, 450));
+    expect((await getJson(`${h.base}/healthz`)).status).toBe(503);
+    // A member that stopped has no next tick: nothing is overdue (the late samples are older than the window).
+    member.tick(0, Infinity);
+    await new Promise((r) => setTimeout(r, 1_100));
+    expect((await getJson(`${h.base}/healthz`)).status).toBe(200);
   });
 
   it('/readyz: ready while following a known leader', async () => {

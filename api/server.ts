@@ -150,6 +150,8 @@ export function createApiServer(deps: ApiServerDeps): ApiServer {
   metrics.trackAdmission(slotCounts);
 
   const lagProbe = new EventLoopLagProbe(options.eventLoopProbeIntervalMs, options.eventLoopWindowMs);
+  // The raft tick is a timer the member runs anyway: its lateness is the probe (one wake-up, not two).
+  const unsubscribeTicks = member.onTick?.((tick) => lagProbe.record(tick.lateMs, tick.nextInMs));
   const streams = new Set<WatchStream>();
   const waiters = new Set<LongPollWaiter>();
   let eventId = 1;
@@ -569,7 +571,7 @@ export function createApiServer(deps: ApiServerDeps): ApiServer {
           server.on('error', (err) => log.error({ err }, 'api server error'));
           const address = server.address() as AddressInfo;
           boundPort = address.port;
-          lagProbe.start();
+          if (!unsubscribeTicks) lagProbe.start();
           startHeartbeats();
           log.info({ host: address.address, port: address.port }, 'api listening');
           resolve(address);
@@ -580,7 +582,9 @@ export function createApiServer(deps: ApiServerDeps): ApiServer {
     async close(): Promise<void> {
       closing = true;
       unsubscribe();
+      unsubscribeTicks?.();
       lagProbe.stop();
+      lagProbe.detach();
       if (heartbeatTimer) clearInterval(heartbeatTimer);
       heartbeatTimer = null;
       refusalLog.close();

@@ -11,7 +11,8 @@
  *   <seq>.<kind><tag><payload>
  *
  * - seq: the sender's frame counter on this link, decimal, from 0, +1 per frame;
- * - kind: 'm' (a raft message envelope, see codec.ts) or 'k' (a keepalive, empty payload);
+ * - kind: 'm' (a raft message envelope, see codec.ts) or 'k' (a keepalive: empty, or '?' to ask
+ *   for one back, the duplicate check's liveness question; any other payload is ignored);
  * - tag: HMAC-SHA256(key, u64be(seq) ‖ kind ‖ payload), base64url (43 characters).
  *
  * The receiver accepts a frame only if its tag is valid and its seq is exactly the

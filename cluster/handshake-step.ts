@@ -18,25 +18,38 @@ export interface HandshakeContext {
   isMember(id: string): boolean;
   /** Whether this member dials `id` (then `id` must not dial us). */
   weDial(id: string): boolean;
-  /** Acceptor, after a valid proof: true if it closed the connection as a duplicate. */
-  refuseDuplicate(conn: Connection): boolean;
+  /**
+   * Acceptor, after a valid proof: whether another live process holds the id. 'refused': it
+   * closed the connection as a duplicate; 'checking': it asked the current link and finishes
+   * this handshake with `welcome` (or refuses it) once the answer or its deadline comes.
+   */
+  checkDuplicate(conn: Connection): 'unique' | 'refused' | 'checking';
+}
+
+function macInputOf(conn: Connection, ctx: Pick<HandshakeContext, 'selfId' | 'clusterName'>): MacInput {
+  const dialer = conn.role === 'dialer' ? ctx.selfId : conn.peerId!;
+  const acceptor = conn.role === 'dialer' ? conn.peerId! : ctx.selfId;
+  return {
+    cluster: ctx.clusterName,
+    dialer,
+    acceptor,
+    dialerNonce: conn.dialerNonce,
+    acceptorNonce: conn.acceptorNonce,
+    hello: conn.helloText,
+    challenge: conn.challengeText,
+  };
+}
+
+/** Acceptor: the last step, after the proof and the duplicate check; returns the key input. */
+export function welcome(conn: Connection, ctx: Pick<HandshakeContext, 'selfId' | 'clusterName' | 'secret'>): MacInput {
+  const input = macInputOf(conn, ctx);
+  conn.ws.send(JSON.stringify({ kind: 'welcome', mac: ctx.secret ? computeMac(ctx.secret, 'acceptor', input) : '' }));
+  return input;
 }
 
 export function handshakeStep(conn: Connection, text: string, ctx: HandshakeContext): MacInput | null {
   const secret = ctx.secret;
-  const macInput = (): MacInput => {
-    const dialer = conn.role === 'dialer' ? ctx.selfId : conn.peerId!;
-    const acceptor = conn.role === 'dialer' ? conn.peerId! : ctx.selfId;
-    return {
-      cluster: ctx.clusterName,
-      dialer,
-      acceptor,
-      dialerNonce: conn.dialerNonce,
-      acceptorNonce: conn.acceptorNonce,
-      hello: conn.helloText,
-      challenge: conn.challengeText,
-    };
-  };
+  const macInput = (): MacInput => macInputOf(conn, ctx);
   const isMember = ctx.isMember;
   switch (conn.step) {
     case 'hello': {
@@ -87,13 +100,19 @@ export function handshakeStep(conn: Connection, text: string, ctx: HandshakeCont
       if (secret ? !verifyMac(secret, 'dialer', macInput(), proof.mac) : proof.mac !== '') {
         throw new HandshakeRefusal('wrong_secret', `peer ${conn.peerId} failed to prove the shared secret (wrong secret?)`);
       }
-      if (ctx.refuseDuplicate(conn)) return null;
-      conn.ws.send(JSON.stringify({ kind: 'welcome', mac: secret ? computeMac(secret, 'acceptor', macInput()) : '' }));
-      return macInput();
+      const verdict = ctx.checkDuplicate(conn);
+      if (verdict === 'refused') return null;
+      if (verdict === 'checking') {
+        conn.step = 'admission';
+        return null;
+      }
+      return welcome(conn, ctx);
     }
+    case 'admission':
+      throw new HandshakeRefusal('malformed', 'a frame before the welcome');
     case 'welcome': {
-      const welcome = parseProof(text, 'welcome');
-      if (secret ? !verifyMac(secret, 'acceptor', macInput(), welcome.mac) : welcome.mac !== '') {
+      const answer = parseProof(text, 'welcome');
+      if (secret ? !verifyMac(secret, 'acceptor', macInput(), answer.mac) : answer.mac !== '') {
         throw new HandshakeRefusal('wrong_secret', `peer ${conn.peerId} failed to prove the shared secret (wrong secret?)`);
       }
       return macInput();

@@ -161,6 +161,12 @@ export interface TransferResult {
   transferred: boolean;
 }
 
+/** One raft tick as the member ran it. */
+export interface TickTiming {
+  lateMs: number;
+  nextInMs: number;
+}
+
 export interface Member {
   readonly id: string;
   view(): LeadershipView;
@@ -175,6 +181,13 @@ export interface Member {
   lastLogId(): { index: number; term: number };
   /** Worst lateness of a tick against its schedule since start, in ms (for bench/api). */
   worstTickLatenessMs(): number;
+  /**
+   * Called after every raft tick with its lateness against its schedule and the time until the
+   * next one is due (ms): the tick timer doubles as the API's event-loop probe, which then needs
+   * no timer of its own. A stopping member reports `nextInMs: Infinity` (no next tick).
+   * Returns an unsubscribe.
+   */
+  onTick?(listener: (tick: TickTiming) => void): () => void;
   /** The configuration in force and, on the leader, each member's progress. */
   membership(): MembershipStatus;
   /**

@@ -57,7 +57,7 @@ export class MembershipBook {
 
   /** Takes the configuration raft holds now; on a change tells everyone concerned. */
   update(next: ConfState, transport: PeerTransport | undefined, initial = false): void {
-    if (!initial && confStateEqual(this.cs, next)) return;
+    if (!initial && (this.cs === next || confStateEqual(this.cs, next))) return;
     const before = confStateIds(this.cs);
     const after = confStateIds(next);
     for (const id of [...before].sort()) if (!after.has(id)) this.remember(id);

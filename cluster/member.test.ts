@@ -2,7 +2,7 @@ import { pino } from 'pino';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { makeMessage, seededRandom } from '../raft/index.js';
 import { Bus, MemoryStore } from '../test/harness/member-bus.js';
-import type { LeadershipView } from './interfaces.js';
+import type { LeadershipView, TickTiming } from './interfaces.js';
 import { RaftMember, validateMemberOptions, type MemberOptions } from './member.js';
 
 const Ids = ['a', 'b', 'c'];
@@ -302,17 +302,23 @@ describe('RaftMember', () => {
       createTransport: (events) => bus.transport('a', ['b', 'c'], events),
     });
     await member.start();
+    const ticks: TickTiming[] = [];
+    member.onTick((t) => ticks.push(t));
     await advance(TickMs);
     const before = member.status().ticksSinceStart;
     stallMs = 450;
     await advance(TickMs); // one overdue tick
     expect(member.status().ticksSinceStart).toBe(before + 1);
+    // The tick reports how late it ran and when the next is due: the API's event-loop probe reads it.
+    expect(ticks.at(-1)!.lateMs).toBeGreaterThanOrEqual(450);
+    expect(ticks.at(-1)!.nextInMs).toBe(TickMs);
     await advance(TickMs - 1); // no catch-up tick right behind it
     expect(member.status().ticksSinceStart).toBe(before + 1);
     await advance(1);
     expect(member.status().ticksSinceStart).toBe(before + 2);
     expect(member.worstTickLatenessMs()).toBeGreaterThanOrEqual(450);
     await member.stop();
+    expect(ticks.at(-1)!.nextInMs).toBe(Infinity); // stopped: no tick is ever overdue
   });
 
   it('a peer message raft refuses is dropped, logged once per interval, and the member keeps running', async () => {

@@ -26,6 +26,7 @@ import type {
   MembershipStatus,
   PeerTiming,
   PeerTransport,
+  TickTiming,
   TransferResult,
 } from './interfaces.js';
 import { LeaderLease } from './lease.js';
@@ -79,6 +80,7 @@ export class RaftMember implements Member {
   private running = false;
 
   private readonly listeners = new Set<(view: LeadershipView) => void>();
+  private readonly tickListeners = new Set<(tick: TickTiming) => void>();
   private lastView: LeadershipView | undefined;
   private soft: { lead: string; state: StateType } = { lead: None, state: 'Follower' };
   private term = 0;
@@ -188,6 +190,8 @@ export class RaftMember implements Member {
     if (this.tickTimer) this.timers.clearTimeout(this.tickTimer);
     this.leaseTimer.clear();
     this.tickTimer = undefined;
+    // No next tick: a probe reading the ticks must not count a stopped member as a stuck loop.
+    this.notifyTick({ lateMs: 0, nextInMs: Infinity });
     for (const p of this.pendingTransfers) p.resolve({ leader: this.leaderOrNull(), transferred: false });
     this.pendingTransfers.clear();
     // Watchers must hear that this member no longer claims anything.
@@ -292,6 +296,11 @@ export class RaftMember implements Member {
     return this.worstLatenessMs;
   }
 
+  onTick(listener: (tick: TickTiming) => void): () => void {
+    this.tickListeners.add(listener);
+    return () => this.tickListeners.delete(listener);
+  }
+
   status(): Status {
     return this.requireNode().status();
   }
@@ -352,10 +361,10 @@ export class RaftMember implements Member {
   private scheduleTick(): void {
     if (!this.running) return;
     const delay = Math.max(0, this.nextTickAtMs - this.nowMs());
-    this.tickTimer = this.timers.setTimeout(() => this.onTick(), delay);
+    this.tickTimer = this.timers.setTimeout(() => this.runTick(), delay);
   }
 
-  private onTick(): void {
+  private runTick(): void {
     if (!this.running) return;
     const now = this.nowMs();
     const lateness = now - this.nextTickAtMs;
@@ -364,6 +373,7 @@ export class RaftMember implements Member {
     // than real time. A late tick followed by a catch-up tick would shorten a follower's vote lease
     // below (electionTicks - 1) * tickMs, which the leader's lease window assumes.
     this.nextTickAtMs = Math.max(this.nextTickAtMs, now) + this.timing.tickMs;
+    this.notifyTick({ lateMs: Math.max(0, lateness), nextInMs: this.nextTickAtMs - now });
     try {
       this.node!.tick();
       this.processReady();
@@ -372,6 +382,16 @@ export class RaftMember implements Member {
       this.log.error({ err }, 'tick failed');
     }
     this.scheduleTick();
+  }
+
+  private notifyTick(tick: TickTiming): void {
+    for (const listener of this.tickListeners) {
+      try {
+        listener(tick);
+      } catch (err) {
+        this.log.error({ err }, 'tick listener failed');
+      }
+    }
   }
 
   private afterTick(now: number): void {
@@ -384,7 +404,7 @@ export class RaftMember implements Member {
     // A leader that began a transfer never claims this term again (a delayed MsgTimeoutNow can
     // still elect the target, whose voters skip their lease). If the core gave the transfer up,
     // try again so the group moves to a term with a claimable leader.
-    const status = this.node!.status();
+    const status = this.node!.basicStatus();
     if (
       status.state === 'Leader' &&
       this.transferredInTerm !== status.term &&
@@ -393,7 +413,7 @@ export class RaftMember implements Member {
     ) {
       // Leading a joint configuration that leaves this member out (elected by both halves):
       // hand over before the auto-leave applies, rather than step down with no successor.
-      const target = this.bestFollower(status);
+      const target = this.bestFollower(this.node!.status());
       if (target !== undefined) this.startTransfer(target);
       return;
     }
@@ -404,7 +424,8 @@ export class RaftMember implements Member {
       now - this.lastTransferAttemptMs >= this.timing.electionTimeoutMs
     ) {
       // The next-best follower this time; once every one was tried, start over.
-      const target = this.bestFollower(status, this.transferTargetsTried) ?? this.bestFollower(status);
+      const full = this.node!.status();
+      const target = this.bestFollower(full, this.transferTargetsTried) ?? this.bestFollower(full);
       if (target !== undefined) {
         if (this.transferTargetsTried.has(target)) this.transferTargetsTried.clear();
         this.startTransfer(target);
@@ -524,7 +545,8 @@ export class RaftMember implements Member {
       }
       node.advance(rd);
     }
-    const status = node.status();
+    // After every message: the basic status (no progress records, a shared ConfState) is enough here.
+    const status = node.basicStatus();
     if (status.state === 'Leader' && status.leadTransferee !== None) this.transferredInTerm = status.term;
     // Applied changes and a joiner's snapshot both move the configuration; the view below uses it.
     this.book.update(status.confState, this.transport);

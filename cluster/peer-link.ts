@@ -11,14 +11,21 @@ export type Role = 'dialer' | 'acceptor';
 /** One WebSocket to one peer, from open through handshake to close. */
 export class Connection {
   state: 'handshake' | 'open' | 'closed' = 'handshake';
-  /** What the handshake waits for next. */
-  step: 'hello' | 'challenge' | 'proof' | 'welcome';
+  /** What the handshake waits for next ('admission': the acceptor's duplicate check, no frame). */
+  step: 'hello' | 'challenge' | 'proof' | 'welcome' | 'admission';
   peerId: string | null;
   dialerNonce = '';
   acceptorNonce = '';
   handshakeTimer: NodeJS.Timeout | null = null;
-  pingTimer: NodeJS.Timeout | null = null;
-  pongTimer: NodeJS.Timeout | null = null;
+  /** When the last ping left (or the link opened); LinkUpkeep's bookkeeping. */
+  lastPingAt = 0;
+  /** When the outstanding ping's pong is due; 0 with none outstanding. */
+  pongDueAt = 0;
+  /**
+   * A liveness question this side asked on the link (acceptor), and the newcomer that waits
+   * for its answer: any authenticated frame before dueAt refuses the newcomer, none admits it.
+   */
+  question: { dueAt: number; newcomer: Connection } | null = null;
   badFrameTimes: number[] = [];
   establishedAt = 0;
   /** Set when this side closed it, so the close handler does not log the peer as the cause. */
@@ -38,8 +45,6 @@ export class Connection {
   opener: FrameOpener | null = null;
   /** When the last authenticated frame arrived (or the handshake completed): the liveness of the process behind it. */
   lastAuthAt = 0;
-  lastSentAt = 0;
-  keepaliveTimer: NodeJS.Timeout | null = null;
 
   constructor(
     readonly ws: WebSocket,
@@ -62,14 +67,14 @@ export class Connection {
   }
 
   clearTimers(): void {
-    for (const t of [this.handshakeTimer, this.pingTimer, this.pongTimer, this.keepaliveTimer]) if (t) clearTimeout(t);
-    this.handshakeTimer = this.pingTimer = this.pongTimer = this.keepaliveTimer = null;
+    if (this.handshakeTimer) clearTimeout(this.handshakeTimer);
+    this.handshakeTimer = null;
+    this.pongDueAt = 0;
   }
 
   /** Seals and sends one frame (the link must be open). */
   sendSealed(kind: 'm' | 'k', payload: string): void {
     this.ws.send(this.sealer!.seal(kind, payload));
-    this.lastSentAt = Date.now();
   }
 }
 

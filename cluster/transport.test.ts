@@ -24,7 +24,8 @@ import {
 } from '../test/harness/transport-kit.js';
 import { encodeMessage } from './codec.js';
 import { ClusterError } from './errors.js';
-import { CloseCodes, newNonce } from './handshake.js';
+import { TAG_CHARS } from './frame-auth.js';
+import { CloseCodes, newInstanceId, newNonce } from './handshake.js';
 import { WsTransport, reconnectDelayMs, type WsTransportOptions } from './transport.js';
 
 afterEach(closeAll);
@@ -149,6 +150,9 @@ describe('WsTransport', () => {
     await waitFor('ten pings answered', () => pings >= 10);
     expect(connected(b, 'a')).toBe(true);
     expect(raw.closed).toBeNull();
+    // The link carries no raft messages: each ping went with a sealed keepalive (empty payload).
+    expect(raw.inbox.length).toBeGreaterThan(0);
+    for (const f of raw.inbox) expect(f).toMatch(new RegExp(`^\\d+\\.k.{${TAG_CHARS}}$`));
   });
 
   it('refuses a peer that dials against the dial rule, and one that runs insecure', async () => {
@@ -254,21 +258,54 @@ describe('WsTransport', () => {
     await waitFor('delivered', () => b.received.length === 1);
   });
 
-  it('keeps the newest link when the dialing peer restarts (its old link gone silent)', async () => {
+  it('keeps the newest link when the dialing peer restarts (its old link gone silent, its process gone)', async () => {
     const fast = { tickMs: 10, electionTicks: 2, maxClockDriftMs: 0 };
     const b = await node('b', [{ id: 'a' }], { localTiming: fast });
-    // a1 stands for a process that stopped: it sends no keepalive within b's live window (20 ms).
-    const a1 = await node('a', [{ id: 'b', port: b.t.port }], { localTiming: fast, liveLinkWindowMs: 600_000 });
+    // a1 stands for a process that stopped while its socket stayed open (paused, or cut off): it answers nothing.
+    const a1 = new RawPeer(b.t.port);
+    const a1Instance = newInstanceId();
+    await a1.handshake('a', 'b', { hello: { instance: a1Instance, timing: fast } });
     await waitFor('connected', () => connected(b, 'a'));
     const a2 = await node('a', [{ id: 'b', port: b.t.port }], { localTiming: fast }); // a restarted before b noticed the old socket die
     await waitFor('a2 connected', () => connected(a2, 'b'));
     expect(connected(b, 'a')).toBe(true);
     b.t.send(heartbeat('b', 'a'));
     await waitFor('delivered to the new a', () => a2.received.length === 1);
-    expect(a1.received).toHaveLength(0);
+    // b asked the old link whether its process was still there (a keepalive with a question), and heard nothing.
+    expect(a1.inbox.filter((f) => /^\d+\.k/.test(f)).map((f) => f.slice(f.indexOf('.') + 2 + TAG_CHARS))).toEqual(['?']);
+    expect(a1.inbox.filter((f) => /^\d+\.m/.test(f))).toHaveLength(0);
     const replaced = logsWith(b, (l) => l.msg === 'peer connected' && l.replaced === true);
     expect(replaced).toHaveLength(1);
-    expect(replaced[0]).toMatchObject({ instance: a2.t.instanceId, previousInstance: a1.t.instanceId });
+    expect(replaced[0]).toMatchObject({ instance: a2.t.instanceId, previousInstance: a1Instance });
+  });
+
+  it('sends no keepalives between pings: an idle link stays silent for many live windows and stays up', async () => {
+    const fast = { tickMs: 10, electionTicks: 2, maxClockDriftMs: 0 };
+    const b = await node('b', [{ id: 'a' }], { localTiming: fast, pingIntervalMs: 60_000 });
+    const raw = new RawPeer(b.t.port);
+    await raw.handshake('a', 'b', { hello: { timing: fast } });
+    await waitFor('b sees a', () => connected(b, 'a'));
+    const until = Date.now() + 400; // twenty of b's live windows (20 ms)
+    await waitFor('quiet time', () => Date.now() > until);
+    expect(raw.inbox).toEqual([]);
+    expect(connected(b, 'a')).toBe(true);
+  });
+
+  it('refuses a second live process when the link has been quiet beyond the live window: the first answers the question', async () => {
+    const fast = { tickMs: 10, electionTicks: 2, maxClockDriftMs: 0 };
+    const b = await node('b', [{ id: 'a' }], { localTiming: fast });
+    const a1 = await node('a', [{ id: 'b', port: b.t.port }], { localTiming: fast });
+    await waitFor('a1 connected', () => connected(b, 'a') && connected(a1, 'b'));
+    const quietUntil = Date.now() + 200; // ten live windows without a frame on the link
+    await waitFor('quiet link', () => Date.now() > quietUntil);
+    const a2 = await node('a', [{ id: 'b', port: b.t.port }], { localTiming: fast });
+    await waitFor('b warns', () => logsWith(b, (l) => l.reason === 'duplicate_member').length > 0);
+    await waitFor('a2 warns', () => logsWith(a2, (l) => l.reason === 'refused_by_peer:duplicate_member').length > 0);
+    expect(logsWith(b, (l) => l.reason === 'duplicate_member')[0]).toMatchObject({ peer: 'a', instance: a1.t.instanceId, newcomerInstance: a2.t.instanceId });
+    expect(logsWith(b, (l) => l.msg === 'peer connected')).toHaveLength(1);
+    b.t.send(heartbeat('b', 'a'));
+    await waitFor('delivered to the first a', () => a1.received.length === 1);
+    expect(a2.received).toHaveLength(0);
   });
 
   it('refuses a second live process claiming one member id: both sides warn, and the link never flaps', async () => {

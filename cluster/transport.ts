@@ -14,12 +14,14 @@ import { PROTOCOL_VERSION, decodeFrame, encodeMessage } from './codec.js';
 import { ClusterError, type ClusterErrorCode } from './errors.js';
 import { FrameAuthError, FrameOpener, FrameSealer, MAX_FRAME_OVERHEAD_BYTES, deriveLinkKeys } from './frame-auth.js';
 import { CloseCodes, HandshakeRefusal, buildHello, newInstanceId, newNonce, refusalForCloseCode, type AuthMode, type MacInput } from './handshake.js';
-import { handshakeStep } from './handshake-step.js';
+import { handshakeStep, welcome, type HandshakeContext } from './handshake-step.js';
 import type { DropReason, PeerInfo, PeerTransport, TransportEvents } from './interfaces.js';
 import { TransportLog } from './log-limits.js';
 import { Admission } from './admission.js';
 import { PeerTable } from './transport-peers.js';
 import { IdentifyResponder, identifyPeer } from './identify.js';
+import { DuplicateCheck, LivenessQuestion } from './duplicate-check.js';
+import { LinkUpkeep } from './link-upkeep.js';
 import { listenForPeers, wsClientOptions } from './transport-server.js';
 import { Connection, compareIds, normalizeHost, reconnectDelayMs, refusalHint, rejectUpgrade, type PeerState } from './peer-link.js';
 import {
@@ -66,6 +68,9 @@ export class WsTransport implements PeerTransport {
   readonly instanceId = newInstanceId();
   private readonly admission: Admission;
   private readonly identity: IdentifyResponder;
+  private readonly upkeep: LinkUpkeep;
+  private readonly duplicates: DuplicateCheck;
+  private readonly handshakeContext: HandshakeContext;
   private server: http.Server | https.Server | null = null;
   private wss: WebSocketServer | null = null;
   private boundPort: number | null = null;
@@ -85,6 +90,40 @@ export class WsTransport implements PeerTransport {
     this.peerStates = new PeerTable(this.o.selfId, this.o.maxPeers, this.log);
     this.identity = new IdentifyResponder({ selfId: this.o.selfId, clusterName: this.o.clusterName, secret: this.o.secret, answersPerSecond: IdentifyAnswersPerSecond, now: () => performance.now() });
     for (const p of this.o.peers) this.peerStates.add(p.id, p.host ?? null, p.port ?? null, true);
+    this.upkeep = new LinkUpkeep(this.o, {
+      links: () => this.links(),
+      pongOverdue: (conn) => {
+        this.peerStates.get(conn.peerId!)?.log.warn({ remote: conn.remote, pongTimeoutMs: this.o.pongTimeoutMs }, 'peer did not answer a ping in time; dropping the link');
+        conn.ws.terminate();
+      },
+      questionUnanswered: (conn) => this.duplicates.unanswered(conn),
+    });
+    this.duplicates = new DuplicateCheck({
+      linkOf: (id) => this.peerStates.get(id)?.link,
+      liveWindowMs: (conn) => this.liveWindowMs(conn),
+      maxQuestionWaitMs: Math.floor(this.o.handshakeTimeoutMs / 2),
+      refuse: (newcomer, current) => this.refuseAsDuplicate(newcomer, current),
+      admit: (newcomer) => {
+        try {
+          this.establish(newcomer, welcome(newcomer, this.handshakeContext));
+        } catch (err) {
+          this.refuse(newcomer, err instanceof HandshakeRefusal ? err : this.unexpected(newcomer, err));
+        }
+      },
+      changed: () => this.upkeep.changed(),
+    });
+    this.handshakeContext = {
+      selfId: this.o.selfId,
+      clusterName: this.o.clusterName,
+      auth: this.auth,
+      secret: this.o.secret,
+      instanceId: this.instanceId,
+      localTiming: this.o.localTiming,
+      isMember: (id) => this.peerStates.has(id) || (this.o.dynamicPeers && this.peerStates.hasRoomFor(id)),
+      weDial: (id) => this.peerStates.get(id)?.weDial ?? compareIds(this.o.selfId, id) < 0,
+      // Authenticated from here: its instance id can be trusted to tell two live processes apart.
+      checkDuplicate: (c) => this.duplicates.check(c),
+    };
   }
 
   /** Which member listens at host:port (the DNS address source asks each pod IP); rejects with IDENTIFY_FAILED. */
@@ -157,6 +196,7 @@ export class WsTransport implements PeerTransport {
       return;
     }
     link.sendSealed('m', payload);
+    this.upkeep.sent(link);
   }
 
   /** In dynamic mode an unknown id becomes a peer (throws TOO_MANY_PEERS at the cap). */
@@ -259,6 +299,7 @@ export class WsTransport implements PeerTransport {
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
+    this.upkeep.close();
     for (const peer of this.peerStates.values()) {
       if (peer.reconnectTimer) clearTimeout(peer.reconnectTimer);
       peer.reconnectTimer = null;
@@ -366,10 +407,7 @@ export class WsTransport implements PeerTransport {
       this.refuse(conn, new HandshakeRefusal('timeout', `handshake did not complete within ${this.o.handshakeTimeoutMs} ms`));
     }, this.o.handshakeTimeoutMs);
     conn.ws.on('message', (data, isBinary) => this.onFrame(conn, data, isBinary));
-    conn.ws.on('pong', () => {
-      if (conn.pongTimer) clearTimeout(conn.pongTimer);
-      conn.pongTimer = null;
-    });
+    conn.ws.on('pong', () => this.upkeep.pong(conn));
     conn.ws.on('error', (err: Error & { code?: string }) => {
       conn.lastError = err.message;
       if (err.code === 'WS_ERR_UNSUPPORTED_MESSAGE_LENGTH') {
@@ -417,7 +455,12 @@ export class WsTransport implements PeerTransport {
       return;
     }
     conn.lastAuthAt = Date.now();
-    if (opened.kind === 'k') return;
+    // Whatever came, the process behind the link is alive: a newcomer claiming its id is a duplicate.
+    if (conn.question) this.duplicates.answered(conn);
+    if (opened.kind === 'k') {
+      if (opened.payload === LivenessQuestion) conn.sendSealed('k', '');
+      return;
+    }
     let message: Message;
     try {
       message = decodeFrame(opened.payload, { clusterName: this.o.clusterName, maxFrameBytes: this.o.maxFrameBytes });
@@ -444,19 +487,14 @@ export class WsTransport implements PeerTransport {
   }
 
   private onHandshakeFrame(conn: Connection, text: string): void {
-    const established = handshakeStep(conn, text, {
-      selfId: this.o.selfId,
-      clusterName: this.o.clusterName,
-      auth: this.auth,
-      secret: this.o.secret,
-      instanceId: this.instanceId,
-      localTiming: this.o.localTiming,
-      isMember: (id) => this.peerStates.has(id) || (this.o.dynamicPeers && this.peerStates.hasRoomFor(id)),
-      weDial: (id) => this.peerStates.get(id)?.weDial ?? compareIds(this.o.selfId, id) < 0,
-      // Authenticated from here: its instance id can be trusted to tell two live processes apart.
-      refuseDuplicate: (c) => this.refuseDuplicate(c),
-    });
+    const established = handshakeStep(conn, text, this.handshakeContext);
     if (established) this.establish(conn, established);
+  }
+
+
+  /** The established links, one per connected peer. */
+  private *links(): Iterable<Connection> {
+    for (const peer of this.peerStates.values()) if (peer.link) yield peer.link;
   }
 
   /** A bug, not bad input: logged at error level, and the frame is treated as malformed. */
@@ -475,18 +513,8 @@ export class WsTransport implements PeerTransport {
     return Math.max(this.o.liveLinkWindowMs, t ? t.tickMs * t.electionTicks : 0);
   }
 
-  /**
-   * Acceptor, after the proof: a newcomer from another process (another instance id)
-   * while the current link for that id is alive means two live processes claim one
-   * member id. Keep the established link and refuse the newcomer, instead of flapping
-   * between them; a link that went silent for longer than the live window belongs to
-   * a process that is gone (or restarted), and is replaced as usual.
-   */
-  private refuseDuplicate(conn: Connection): boolean {
-    const current = this.peerStates.get(conn.peerId!)?.link;
-    if (!current || current.state !== 'open' || current.peerInstance === conn.peerInstance) return false;
-    const silentMs = Date.now() - current.lastAuthAt;
-    if (silentMs >= this.liveWindowMs(current)) return false;
+  /** Two live processes claim one member id (duplicate-check.ts): keep the link, refuse the newcomer. */
+  private refuseAsDuplicate(conn: Connection, current: Connection): void {
     const peer = this.peerStates.get(conn.peerId!)!;
     const n = this.tlog.limiter.check(`${peer.id}:duplicate_member`);
     if (n !== undefined) {
@@ -497,7 +525,7 @@ export class WsTransport implements PeerTransport {
           instance: current.peerInstance,
           newcomerRemote: conn.remote,
           newcomerInstance: conn.peerInstance,
-          lastFrameAgoMs: silentMs,
+          lastFrameAgoMs: Date.now() - current.lastAuthAt,
           repeated: n,
         },
         `two live processes claim member id ${peer.id}: keeping the established link, refusing the newcomer (is a second copy of that member running with another data dir?)`,
@@ -505,7 +533,6 @@ export class WsTransport implements PeerTransport {
     }
     this.emitDrop('duplicate_member', peer.id);
     conn.close(CloseCodes.duplicate_member, `another live process holds member id ${peer.id}`);
-    return true;
   }
 
   private establish(conn: Connection, keyInput: MacInput): void {
@@ -526,7 +553,7 @@ export class WsTransport implements PeerTransport {
     conn.sealer = new FrameSealer(keys.send);
     conn.opener = new FrameOpener(keys.receive);
     conn.state = 'open';
-    conn.establishedAt = conn.lastAuthAt = conn.lastSentAt = Date.now();
+    conn.establishedAt = conn.lastAuthAt = conn.lastPingAt = Date.now();
     conn.releasePending?.();
     if (peer.pending === conn) peer.pending = null;
     const previous = peer.link;
@@ -535,12 +562,7 @@ export class WsTransport implements PeerTransport {
       previous.close(CloseCodes.replaced, 'replaced by a newer connection from the same peer');
     }
     peer.link = conn;
-    conn.pingTimer = setInterval(() => this.ping(conn), this.o.pingIntervalMs);
-    // Followers exchange no raft messages: an authenticated keepalive shows the process behind the link is alive.
-    const keepaliveMs = Math.max(10, Math.floor(this.o.liveLinkWindowMs / 4));
-    conn.keepaliveTimer = setInterval(() => {
-      if (conn.state === 'open' && conn.ws.readyState === WebSocket.OPEN && Date.now() - conn.lastSentAt >= keepaliveMs) conn.sendSealed('k', '');
-    }, keepaliveMs);
+    this.upkeep.changed();
     const fields: Record<string, unknown> = { remote: conn.remote, role: conn.role, replaced: previous !== null, instance: conn.peerInstance, timing: conn.peerTiming };
     if (previous && previous.peerInstance !== conn.peerInstance) fields.previousInstance = previous.peerInstance;
     peer.log.info(fields, 'peer connected');
@@ -563,15 +585,6 @@ export class WsTransport implements PeerTransport {
     conn.close(CloseCodes.frame_auth_failed, 'frame failed authentication');
   }
 
-  private ping(conn: Connection): void {
-    if (conn.state !== 'open' || conn.pongTimer) return;
-    conn.ws.ping();
-    conn.pongTimer = setTimeout(() => {
-      this.peerStates.get(conn.peerId!)?.log.warn({ remote: conn.remote, pongTimeoutMs: this.o.pongTimeoutMs }, 'peer did not answer a ping in time; dropping the link');
-      conn.ws.terminate();
-    }, this.o.pongTimeoutMs);
-  }
-
   private refuse(conn: Connection, refusal: HandshakeRefusal): void {
     if (conn.state !== 'handshake' || conn.closedByUs) return;
     const peerId = conn.peerId ?? refusal.claimedId ?? null;
@@ -589,6 +602,8 @@ export class WsTransport implements PeerTransport {
     conn.clearTimers();
     conn.releasePending?.();
     this.sockets.delete(conn);
+    // A link asked whether it was alive and closed instead: the newcomer that waited gets in now.
+    if (conn.question && !this.closed) this.duplicates.unanswered(conn);
     if (this.closed || conn.superseded || conn.peerId === null) return;
     const peer = this.peerStates.get(conn.peerId);
     if (!peer) return;

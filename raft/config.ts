@@ -50,6 +50,17 @@ export interface ProgressStatus {
   isLearner: boolean;
 }
 
+/**
+ * What a driver reads after every Ready (etcd's BasicStatus, trimmed): no progress, and the
+ * ConfState is one frozen object shared until the configuration changes (status() copies).
+ */
+export interface BasicStatus {
+  term: number;
+  state: StateType;
+  leadTransferee: string;
+  confState: ConfState;
+}
+
 export interface Status {
   id: string;
   term: number;

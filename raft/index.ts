@@ -1,5 +1,5 @@
 export { RawNode } from './rawnode.js';
-export type { RaftConfig, Status, ProgressStatus, CampaignType } from './raft.js';
+export type { RaftConfig, Status, BasicStatus, ProgressStatus, CampaignType } from './raft.js';
 export { seededRandom, type RandomSource } from './random.js';
 export { RaftLog } from './log.js';
 export * from './types.js';

@@ -11,6 +11,7 @@ import {
   confStateOf,
   simpleConfig,
   type Progress,
+  type TrackerConfig,
 } from './tracker.js';
 import {
   LocalMessageTypes,
@@ -30,7 +31,7 @@ import {
   type SoftState,
   type StateType,
 } from './types.js';
-import { DefaultMaxLogEntries, validateConfig, type ProgressStatus, type RaftConfig, type Status } from './config.js';
+import { DefaultMaxLogEntries, validateConfig, type BasicStatus, type ProgressStatus, type RaftConfig, type Status } from './config.js';
 
 /**
  * The election state machine's state, configuration and replication helpers (etcd's `raft`
@@ -44,6 +45,8 @@ export abstract class RaftBase {
   state: StateType = 'Follower';
   readonly log: RaftLog;
   readonly trk: ProgressTracker;
+  /** basicStatus()'s ConfState, rebuilt only when the tracker's configuration object changes. */
+  private sharedConfState: { of: TrackerConfig; cs: ConfState } | null = null;
 
   /** Messages to send now. */
   msgs: Message[] = [];
@@ -478,6 +481,16 @@ export abstract class RaftBase {
 
   isLocalMessage(type: MessageType): boolean {
     return LocalMessageTypes.has(type);
+  }
+
+  basicStatus(): BasicStatus {
+    const config = this.trk.config;
+    if (this.sharedConfState?.of !== config) {
+      const cs = this.trk.confState();
+      for (const list of [cs.voters, cs.votersOutgoing, cs.learners, cs.learnersNext]) Object.freeze(list);
+      this.sharedConfState = { of: config, cs: Object.freeze(cs) };
+    }
+    return { term: this.term, state: this.state, leadTransferee: this.leadTransferee, confState: this.sharedConfState.cs };
   }
 
   status(): Status {

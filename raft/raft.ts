@@ -25,7 +25,7 @@ import {
 } from './types.js';
 import type { CampaignType } from './config.js';
 import { RaftBase } from './raft-base.js';
-export type { CampaignType, ProgressStatus, RaftConfig, Status } from './config.js';
+export type { BasicStatus, CampaignType, ProgressStatus, RaftConfig, Status } from './config.js';
 
 /** The election state machine (etcd's `raft` struct): message handling per role. Drive it through RawNode. */
 export class Raft extends RaftBase {

@@ -376,3 +376,20 @@ describe('RawNode.stepDown (driver extension)', () => {
     expect(nt.status('a')).toMatchObject({ state: 'Leader', term: 2 });
   });
 });
+
+describe('basicStatus', () => {
+  it('says what status() says about term, role, transfer and configuration, and shares one frozen ConfState until it changes', () => {
+    const n = node('a', ['a', 'b', 'c']);
+    const first = n.basicStatus();
+    const full = n.status();
+    expect(first).toEqual({ term: full.term, state: full.state, leadTransferee: full.leadTransferee, confState: full.confState });
+    expect(n.basicStatus().confState).toBe(first.confState);
+    expect(Object.isFrozen(first.confState.voters)).toBe(true);
+    n.applyConfChange({ transition: 'Auto', changes: [{ type: 'AddLearnerNode', nodeId: 'd' }] });
+    const after = n.basicStatus();
+    expect(after.confState).not.toBe(first.confState);
+    expect(after.confState).toEqual(n.status().confState);
+    expect(after.confState.learners).toEqual(['d']);
+    expect(first.confState.learners).toEqual([]); // the old one is never rewritten
+  });
+});

@@ -1,5 +1,5 @@
 import { validatePeerMessage } from './validate.js';
-import { Raft, type RaftConfig, type Status } from './raft.js';
+import { Raft, type BasicStatus, type RaftConfig, type Status } from './raft.js';
 import {
   copyConfChange,
   copyConfState,
@@ -127,6 +127,11 @@ export class RawNode {
 
   status(): Status {
     return this.raft.status();
+  }
+
+  /** status() without the progress, for a driver that reads it after every Ready. */
+  basicStatus(): BasicStatus {
+    return this.raft.basicStatus();
   }
 
   hasReady(): boolean {

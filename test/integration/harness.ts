@@ -35,6 +35,8 @@ export interface ClusterOptions {
   relay?: (from: string, to: string, targetPort: number) => Relay;
   /** Node.js flags before the entry point (the image runs with --max-semi-space-size=1). */
   nodeArgs?: string[];
+  /** Another build's entry point (default this checkout's dist/cmd/raft-elector.js): benches compare builds with it. */
+  bin?: string;
 }
 
 export interface ProcessMember {
@@ -97,6 +99,7 @@ export class ProcessCluster {
   readonly electionTicks: number;
   private readonly args: string[];
   private readonly nodeArgs: string[];
+  private readonly bin: string;
   /** `from->to` → the proxy `from` dials to reach `to`. */
   private readonly proxies = new Map<string, Relay>();
 
@@ -108,6 +111,7 @@ export class ProcessCluster {
     this.electionTicks = options.electionTicks ?? 10;
     this.args = options.args ?? [];
     this.nodeArgs = options.nodeArgs ?? [];
+    this.bin = options.bin ?? ElectorBin;
   }
 
   static async start(options: ClusterOptions): Promise<ProcessCluster> {
@@ -181,7 +185,7 @@ export class ProcessCluster {
 
   spawn(m: ProcessMember, overrides: string[] = []): ChildProcess {
     if (m.child) throw new Error(`${m.id} is already running`);
-    const child = spawn(process.execPath, [...this.nodeArgs, ElectorBin, ...this.argsFor(m, overrides)], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(process.execPath, [...this.nodeArgs, this.bin, ...this.argsFor(m, overrides)], { stdio: ['ignore', 'pipe', 'pipe'] });
     m.child = child;
     const collect = (chunk: Buffer): void => {
       for (const line of chunk.toString('utf8').split('\n')) {
