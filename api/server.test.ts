@@ -197,6 +197,23 @@ describe('GET /leader', () => {
     });
   });
 
+  it('answers plain GET /leader (its fast path, without express) with the bytes and headers of the routed answer', async () => {
+    const h = await start();
+    leaderOf(h, 'pod-b', 3);
+    const plain = await fetch(`${h.base}/leader`);
+    // A query string, even an empty one, takes the express route.
+    const routed = await fetch(`${h.base}/leader?`);
+    const headersOf = (r: Response): [string, string][] => [...r.headers.entries()].filter(([name]) => name !== 'date');
+    expect(plain.status).toBe(200);
+    expect(headersOf(plain)).toEqual(headersOf(routed));
+    expect(plain.headers.get('content-type')).toBe('application/json; charset=utf-8');
+    expect(await plain.text()).toBe(await routed.text());
+    // Other methods on the path still get express's answers.
+    const post = await fetch(`${h.base}/leader`, { method: 'POST' });
+    expect(post.status).toBe(405);
+    expect(post.headers.get('allow')).toBe('GET, HEAD');
+  });
+
   it('names pods in leader and self (what apps compare with POD_NAME) and incarnations in leaderId and selfId', () => {
     const view = { self: 'web-0@u1', leader: 'web-1@u2', term: 2, role: 'Follower' as const, isLeader: false, leaseExpiresInMs: null, since: null };
     const body = leaderBody(view, {

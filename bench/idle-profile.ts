@@ -11,6 +11,7 @@ import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ProcessCluster } from '../test/integration/harness.js';
+import { monotonicUs, printSummary, profilesByPid, readProfile, summarizeProfile } from './cpu-profile.js';
 import { cpuSeconds } from './proc.js';
 
 const windowMs = Number(process.env.BENCH_IDLE_MS ?? 20_000);
@@ -21,18 +22,6 @@ const profiling = process.env.BENCH_PROFILE !== '0';
 const warmupMs = Number(process.env.BENCH_WARMUP_MS ?? 3_000);
 /** BENCH_BIN: another build's cmd/raft-elector.js. */
 const bin = process.env.BENCH_BIN;
-
-interface ProfileNode {
-  id: number;
-  callFrame: { functionName: string; url: string; lineNumber: number };
-  children?: number[];
-}
-interface CpuProfile {
-  nodes: ProfileNode[];
-  startTime: number;
-  samples: number[];
-  timeDeltas: number[];
-}
 
 /** Per thread name: voluntary context switches (each one a sleep the thread woke from) and user/system CPU seconds. */
 function threadStats(pid: number): Map<string, { wakeups: number; userS: number; systemS: number }> {
@@ -56,48 +45,6 @@ function threadStats(pid: number): Map<string, { wakeups: number; userS: number;
   return out;
 }
 
-/** Which part of the process a frame belongs to, from its script URL. */
-function category(frame: ProfileNode['callFrame']): string {
-  const { url, functionName } = frame;
-  if (url === '') {
-    if (functionName.startsWith('(')) return functionName;
-    return '(native)';
-  }
-  const pkg = /node_modules\/((?:@[^/]+\/)?[^/]+)/.exec(url)?.[1];
-  if (pkg) return pkg;
-  if (url.startsWith('node:')) return `node:${url.slice(5).split('/')[0]}`;
-  const own = /dist\/([^/]+)\//.exec(url)?.[1];
-  return own ? `ours:${own}` : url;
-}
-
-/** Self time (ms) by function and by category of the samples between fromUs and toUs (monotonic). */
-function summarize(profile: CpuProfile, fromUs: number, toUs: number): { byFunction: Map<string, number>; byCategory: Map<string, number>; totalMs: number } {
-  const nodes = new Map(profile.nodes.map((n) => [n.id, n]));
-  const byFunction = new Map<string, number>();
-  const byCategory = new Map<string, number>();
-  let t = profile.startTime;
-  let totalMs = 0;
-  for (let i = 0; i < profile.samples.length; i++) {
-    const delta = profile.timeDeltas[i] ?? 0;
-    t += delta;
-    if (t < fromUs || t > toUs) continue;
-    const node = nodes.get(profile.samples[i]!)!;
-    const f = node.callFrame;
-    const where = f.url ? `${f.url.replace(/^.*\/(node_modules|dist)\//, '$1/')}:${f.lineNumber + 1}` : '';
-    const fn = `${f.functionName || '(anonymous)'} ${where}`.trim();
-    const ms = delta / 1000;
-    totalMs += ms;
-    byFunction.set(fn, (byFunction.get(fn) ?? 0) + ms);
-    const cat = category(f);
-    byCategory.set(cat, (byCategory.get(cat) ?? 0) + ms);
-  }
-  return { byFunction, byCategory, totalMs };
-}
-
-function top(map: Map<string, number>, n: number): [string, number][] {
-  return [...map.entries()].sort((a, b) => b[1] - a[1] || (a[0] < b[0] ? -1 : 1)).slice(0, n);
-}
-
 async function main(): Promise<void> {
   // BENCH_PROFILE_DIR keeps the .cpuprofile files there (open them in Chrome's DevTools).
   const profDir = process.env.BENCH_PROFILE_DIR ?? mkdtempSync(join(tmpdir(), 'raft-elector-prof-'));
@@ -114,9 +61,9 @@ async function main(): Promise<void> {
     cluster.members.forEach((m) => pidToId.set(m.child!.pid!, m.id));
     const stats0 = pids.map(threadStats);
     const cpu0 = pids.map((p) => cpuSeconds(p));
-    const fromUs = Number(process.hrtime.bigint() / 1000n);
+    const fromUs = monotonicUs();
     await new Promise((r) => setTimeout(r, windowMs));
-    const toUs = Number(process.hrtime.bigint() / 1000n);
+    const toUs = monotonicUs();
     window = { fromUs, toUs };
     const seconds = (toUs - fromUs) / 1e6;
     pids.forEach((pid, i) => {
@@ -138,18 +85,9 @@ async function main(): Promise<void> {
   }
   await cluster.stop();
   if (!window) return;
-  const files = readdirSync(profDir).filter((f) => f.endsWith('.cpuprofile'));
-  for (const file of files.sort()) {
-    // CPU.<date>.<time>.<pid>.<thread>.<seq>.cpuprofile
-    const pid = Number(/^CPU\.\d+\.\d+\.(\d+)\./.exec(file)?.[1]);
-    const id = pidToId.get(pid) ?? file;
-    const s = summarize(JSON.parse(readFileSync(join(profDir, file), 'utf8')) as CpuProfile, window.fromUs, window.toUs);
-    const busy = s.totalMs - (s.byCategory.get('(idle)') ?? 0);
-    console.log(`\n== ${id}${id === leaderId ? ' (leader)' : ''}: ${busy.toFixed(0)} ms busy of ${s.totalMs.toFixed(0)} ms sampled`);
-    console.log('by category (self ms, % of busy):');
-    for (const [cat, ms] of top(s.byCategory, 20)) if (cat !== '(idle)') console.log(`  ${ms.toFixed(1).padStart(8)}  ${((ms / busy) * 100).toFixed(1).padStart(5)} %  ${cat}`);
-    console.log(`top ${topFunctions} functions (self ms):`);
-    for (const [fn, ms] of top(s.byFunction, topFunctions + 1)) if (!fn.startsWith('(idle)')) console.log(`  ${ms.toFixed(1).padStart(8)}  ${fn}`);
+  for (const [pid, files] of profilesByPid(profDir)) {
+    const id = pidToId.get(pid) ?? String(pid);
+    for (const file of files) printSummary(`${id}${id === leaderId ? ' (leader)' : ''}`, summarizeProfile(readProfile(file), [window]), topFunctions);
   }
   if (!process.env.BENCH_PROFILE_DIR) rmSync(profDir, { recursive: true, force: true });
   console.log(`\nload average at the end: ${loadavg().map((l) => l.toFixed(2)).join(' ')}`);
