@@ -19,6 +19,9 @@ import { resolve } from 'node:path';
 import { build } from 'esbuild';
 import { bundledPackages, renderNotices } from './third-party-licenses.ts';
 
+/** iconv-lite (express.json's charsets) costs start-up time and memory for code pages nobody sends: see the shim. */
+const IconvShim = resolve(import.meta.dirname, 'iconv-lite-shim.ts');
+
 /** The CommonJS dependencies (express, ws, pino) require Node built-ins at run time. */
 const RequireBanner = "import{createRequire as __raftElectorCreateRequire}from'node:module';const require=__raftElectorCreateRequire(import.meta.url);";
 
@@ -39,6 +42,7 @@ export async function bundle(outdir: string, metafilePath: string, licensesOutpu
     outExtension: { '.js': '.mjs' },
     chunkNames: '[name]-[hash]',
     metafile: true,
+    alias: { 'iconv-lite': IconvShim },
     logLevel: 'warning',
   });
   writeFileSync(metafilePath, JSON.stringify(result.metafile));

@@ -91,6 +91,9 @@ export interface PeerState {
   pending: Connection | null;
   reconnectTimer: NodeJS.Timeout | null;
   attempt: number;
+  /** When its address was last set (Date.now()), and whether a link came up since: see newPeerRedial. */
+  addressSetAt: number;
+  linkedSinceAddress: boolean;
   lastUnreachableAt: number;
   log: Logger;
 }
@@ -102,6 +105,24 @@ export interface PeerState {
 export function reconnectDelayMs(attempt: number, backoff: { initialMs: number; maxMs: number }, random: () => number): number {
   const base = Math.min(backoff.maxMs, backoff.initialMs * 2 ** Math.min(attempt, 30));
   return Math.round(base / 2 + (base / 2) * random());
+}
+
+/**
+ * The next redial of a peer: fast while it was never linked since its address was set, the
+ * last dial was refused before the socket opened (nothing listens there yet), and the address
+ * is younger than the window; else the capped exponential backoff. A process that listens but
+ * refuses the handshake (a wrong secret, a duplicate) always gets the backoff.
+ */
+export function redialDelayMs(
+  peer: Pick<PeerState, 'attempt' | 'addressSetAt' | 'linkedSinceAddress'>,
+  socketOpened: boolean,
+  nowMs: number,
+  o: { reconnectBackoff: { initialMs: number; maxMs: number }; newPeerRedial: { intervalMs: number; windowMs: number } },
+  random: () => number,
+): { delayMs: number; fast: boolean } {
+  const fast = !peer.linkedSinceAddress && !socketOpened && nowMs - peer.addressSetAt < o.newPeerRedial.windowMs;
+  if (fast) return { delayMs: reconnectDelayMs(0, { initialMs: o.newPeerRedial.intervalMs, maxMs: o.newPeerRedial.intervalMs }, random), fast };
+  return { delayMs: reconnectDelayMs(peer.attempt, o.reconnectBackoff, random), fast };
 }
 
 /** Answers an upgrade we refuse, and cuts the socket even if the client never reads or closes. */

@@ -1,6 +1,7 @@
 import { afterEach, describe, expect, it } from 'vitest';
-import { closeAll, connected, heartbeat, logsWith, node, waitFor } from '../test/harness/transport-kit.js';
+import { closeAll, connected, freePort, heartbeat, logsWith, node, waitFor } from '../test/harness/transport-kit.js';
 import { ClusterError } from './errors.js';
+import { redialDelayMs } from './peer-link.js';
 
 afterEach(closeAll);
 
@@ -78,5 +79,30 @@ describe('WsTransport with dynamic peers', () => {
     await node('a', [{ id: 'z', port: full.t.port }], dynamic);
     await waitFor('refused', () => logsWith(full, (l) => l.reason === 'unknown_member').length > 0);
     expect(full.t.peers().map((p) => p.id)).toEqual(['p1', 'p2']);
+  });
+
+  it('redials a new pod\'s address fast until its process listens, though the backoff is a minute', async () => {
+    const slow = { ...dynamic, reconnectBackoff: { initialMs: 60_000, maxMs: 60_000 } };
+    const a = await node('a', [], slow);
+    const port = await freePort();
+    a.t.setPeerAddress('b', '127.0.0.1', port);
+    await waitFor('the first dial refused', () => logsWith(a, (l) => l.msg === 'cannot connect to peer; retrying with backoff').length > 0);
+    const b = await node('b', [], { ...slow, listen: { host: '127.0.0.1', port } });
+    // With the backoff alone the next dial would come 30-60 s later.
+    await waitFor('linked', () => connected(a, 'b') && connected(b, 'a'));
+  });
+
+  it('the fast redial is only for an address never linked, refused before its socket opened, within the window', () => {
+    const o = { reconnectBackoff: { initialMs: 100, maxMs: 1000 }, newPeerRedial: { intervalMs: 50, windowMs: 30_000 } };
+    const fresh = { attempt: 3, addressSetAt: 1_000, linkedSinceAddress: false };
+    expect(redialDelayMs(fresh, false, 2_000, o, () => 0)).toEqual({ delayMs: 25, fast: true });
+    expect(redialDelayMs(fresh, false, 2_000, o, () => 0.999999)).toEqual({ delayMs: 50, fast: true });
+    // A process that listens but refuses the handshake (wrong secret, duplicate): the backoff.
+    expect(redialDelayMs(fresh, true, 2_000, o, () => 0)).toEqual({ delayMs: 400, fast: false });
+    // A link that was up and dropped: the backoff.
+    expect(redialDelayMs({ ...fresh, linkedSinceAddress: true }, false, 2_000, o, () => 0)).toEqual({ delayMs: 400, fast: false });
+    // The window is over (a pod that never starts): the backoff.
+    expect(redialDelayMs(fresh, false, 31_000, o, () => 0)).toEqual({ delayMs: 400, fast: false });
+    expect(redialDelayMs(fresh, false, 2_000, { ...o, newPeerRedial: { intervalMs: 50, windowMs: 0 } }, () => 0).fast).toBe(false);
   });
 });

@@ -55,6 +55,8 @@ export class PeerTable {
       pending: null,
       reconnectTimer: null,
       attempt: 0,
+      addressSetAt: Date.now(),
+      linkedSinceAddress: false,
       lastUnreachableAt: -Infinity,
       log: this.log.child({ peer: id }),
     };

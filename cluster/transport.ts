@@ -23,7 +23,7 @@ import { IdentifyResponder, identifyPeer } from './identify.js';
 import { DuplicateCheck, LivenessQuestion } from './duplicate-check.js';
 import { LinkUpkeep } from './link-upkeep.js';
 import { listenForPeers, wsClientOptions } from './transport-server.js';
-import { Connection, compareIds, normalizeHost, reconnectDelayMs, refusalHint, rejectUpgrade, type PeerState } from './peer-link.js';
+import { Connection, compareIds, normalizeHost, redialDelayMs, refusalHint, rejectUpgrade, type PeerState } from './peer-link.js';
 import {
   MAX_FRAGMENTS_PER_MESSAGE,
   PEER_PATH,
@@ -219,6 +219,8 @@ export class WsTransport implements PeerTransport {
     peer.log.info({ from: peer.host === null ? null : `${peer.host}:${peer.port}`, to: `${host}:${port}` }, 'peer address changed');
     peer.host = host;
     peer.port = port;
+    peer.addressSetAt = Date.now();
+    peer.linkedSinceAddress = false;
     if (!peer.weDial || !this.started || this.closed) return;
     // Reconnect to the new address at once: the old one may be a pod that is gone.
     const old = [peer.pending, peer.link];
@@ -384,10 +386,11 @@ export class WsTransport implements PeerTransport {
     });
   }
 
-  private scheduleReconnect(peer: PeerState): void {
+  /** `socketOpened` false: the last dial was refused before its socket opened (see newPeerRedial). */
+  private scheduleReconnect(peer: PeerState, socketOpened = true): void {
     if (this.closed || !peer.weDial || peer.reconnectTimer || peer.link || peer.pending) return;
-    const delayMs = reconnectDelayMs(peer.attempt, this.o.reconnectBackoff, this.o.random);
-    peer.attempt++;
+    const { delayMs, fast } = redialDelayMs(peer, socketOpened, Date.now(), this.o, this.o.random);
+    if (!fast) peer.attempt++;
     peer.reconnectTimer = setTimeout(() => {
       peer.reconnectTimer = null;
       this.dial(peer);
@@ -562,6 +565,7 @@ export class WsTransport implements PeerTransport {
       previous.close(CloseCodes.replaced, 'replaced by a newer connection from the same peer');
     }
     peer.link = conn;
+    peer.linkedSinceAddress = true;
     this.upkeep.changed();
     const fields: Record<string, unknown> = { remote: conn.remote, role: conn.role, replaced: previous !== null, instance: conn.peerInstance, timing: conn.peerTiming };
     if (previous && previous.peerInstance !== conn.peerInstance) fields.previousInstance = previous.peerInstance;
@@ -639,7 +643,8 @@ export class WsTransport implements PeerTransport {
       const refusal = refusalForCloseCode(code);
       if (refusal) this.tlog.warnStranger(conn.peerId, conn.remote, `refused_by_peer:${refusal}`, `peer refused our handshake: ${refusal}${reason ? ` (${reason})` : ''}`);
     }
-    if (!peer.link) this.scheduleReconnect(peer);
+    // A dialer's hello goes out when its socket opens: none means nothing listened there yet.
+    if (!peer.link) this.scheduleReconnect(peer, wasOpen || conn.role !== 'dialer' || conn.helloText !== '');
   }
 
   // ---- drops, strikes and reports ---------------------------------------------

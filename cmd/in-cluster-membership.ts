@@ -8,7 +8,7 @@ import type { PeerInfo } from '../cluster/interfaces.js';
 import type { KubeClient } from '../k8s/kube-client.js';
 import { MemberAnnotation } from '../k8s/member-annotation.js';
 import { PodAddresses, type AddressSink } from '../k8s/pod-addresses.js';
-import type { PodWatch } from '../k8s/pod-watch.js';
+import type { GroupPod, PodWatch } from '../k8s/pod-watch.js';
 import { MembershipReconciler, type MembershipEventSink, type MembershipMember } from '../k8s/reconciler.js';
 
 export function isMembershipMember(member: unknown): member is MembershipMember {
@@ -28,6 +28,10 @@ export interface MembershipPartsOptions {
   tickMs: number;
   electionTicks: number;
   events: MembershipEventSink;
+  /** Subscribes to authenticated links coming up (a new pod's link makes it ready to add); returns the unsubscribe. */
+  onPeerLinked?: (listener: (peerId: string) => void) => () => void;
+  /** The pods the bootstrap decision listed: dialled before the pod watch's first list (PodAddresses' seed). */
+  seedPods?: readonly GroupPod[];
   logger: Logger;
 }
 
@@ -41,6 +45,9 @@ export interface MembershipParts {
 export function createMembershipParts(o: MembershipPartsOptions): MembershipParts {
   let addresses: PodAddresses | undefined;
   let reconciler: MembershipReconciler | undefined;
+  let unsubscribeLinked: (() => void) | undefined;
+  let roundQueued = false;
+  let stopped = false;
   const annotation = new MemberAnnotation({
     client: o.client,
     namespace: o.namespace,
@@ -53,7 +60,7 @@ export function createMembershipParts(o: MembershipPartsOptions): MembershipPart
   return {
     start() {
       const transport = o.transport();
-      addresses = new PodAddresses({ selfId: o.member.id, pods: o.podWatch, transport, peerPort: o.peerPort, logger: o.logger });
+      addresses = new PodAddresses({ selfId: o.member.id, pods: o.podWatch, transport, peerPort: o.peerPort, ...(o.seedPods ? { seed: o.seedPods } : {}), logger: o.logger });
       reconciler = new MembershipReconciler({
         member: o.member,
         pods: o.podWatch,
@@ -71,11 +78,22 @@ export function createMembershipParts(o: MembershipPartsOptions): MembershipPart
       addresses.start();
       annotation.start();
       reconciler.start();
+      // A link up raises no pod event: without this the new pod waited for the next tick's round.
+      unsubscribeLinked = o.onPeerLinked?.(() => {
+        if (roundQueued) return;
+        roundQueued = true;
+        setImmediate(() => {
+          roundQueued = false;
+          if (!stopped) reconciler?.round();
+        });
+      });
     },
     async handOver(deadlineMs) {
       await reconciler?.handOver(deadlineMs);
     },
     async stop() {
+      stopped = true;
+      unsubscribeLinked?.();
       reconciler?.stop();
       addresses?.stop();
       await annotation.stop();

@@ -15,7 +15,7 @@ import { LeaseMirror } from '../k8s/lease-mirror.js';
 import { waitUntilRemoved, type LeaveOutcome } from '../k8s/leave-wait.js';
 import { createKubeClient, loadInClusterConfig, type KubeClient } from '../k8s/kube-client.js';
 import { PodLabeler } from '../k8s/pod-label.js';
-import { ForgetLeaderOnPodExit, listGroupPods, PodWatch } from '../k8s/pod-watch.js';
+import { ForgetLeaderOnPodExit, listGroupPods, PodWatch, type GroupPod } from '../k8s/pod-watch.js';
 import { resolveInClusterIdentity, type InClusterIdentity } from '../k8s/voters.js';
 import type { ElectorConfig, KubernetesConfig } from './config.js';
 import { createMembershipParts } from './in-cluster-membership.js';
@@ -42,14 +42,17 @@ export function createKube(k: KubernetesConfig): KubeClient {
  * Run once by a member with no state (k8s/bootstrap.ts): bootstrap a one-voter group only when
  * the rule says so; any other answer starts it as a joiner the leader's reconciler adds.
  */
-export function decideInClusterBootstrap(client: KubeClient, k: KubernetesConfig, log: Logger): Promise<BootstrapDecision> {
-  return decideBootstrap({
+export async function decideInClusterBootstrap(client: KubeClient, k: KubernetesConfig, log: Logger): Promise<BootstrapDecision & { pods: GroupPod[] | null }> {
+  // The last list is kept: a joiner dials the pods it shows at once (PodAddresses' seed).
+  let pods: GroupPod[] | null = null;
+  const decision = await decideBootstrap({
     selfName: k.podName,
-    listPods: () => listGroupPods(client, k.namespace, k.podSelector, k.containerName),
+    listPods: async () => (pods = await listGroupPods(client, k.namespace, k.podSelector, k.containerName)),
     // No transport yet: the annotation rule (a member marks its pod) stands for what peers would say.
     peerInGroup: () => false,
     logger: log,
   });
+  return { ...decision, pods };
 }
 
 export interface InClusterParts {
@@ -73,6 +76,7 @@ export function createInClusterParts(
   member: RaftMember,
   transport: () => PeerTransport & { dropJoiner?(id: string): void; identify?(host: string, port: number): Promise<string> },
   log: Logger,
+  links: { onPeerLinked?: (listener: (peerId: string) => void) => () => void; seedPods?: readonly GroupPod[] } = {},
 ): InClusterParts {
   const common = { client, namespace: k.namespace, logger: log };
   const labeler = new PodLabeler({
@@ -125,6 +129,8 @@ export function createInClusterParts(
     tickMs: config.tickMs,
     electionTicks: config.electionTicks,
     events,
+    ...(links.onPeerLinked ? { onPeerLinked: links.onPeerLinked } : {}),
+    ...(links.seedPods ? { seedPods: links.seedPods } : {}),
     logger: log,
   });
 

@@ -136,6 +136,7 @@ async function run(config: ElectorConfig, unsafe?: UnsafeMode, clockRate?: numbe
   const stateFile = new StateFile(config.dataDir, log, { memberId: config.id, group: config.clusterName, ...(k ? { podUid: k.podUid } : {}) });
   let kube: import('../k8s/kube-client.js').KubeClient | undefined;
   let bootstrap: { voters: readonly string[] } | undefined = { voters };
+  let seedPods: import('../k8s/pod-watch.js').GroupPod[] | undefined;
   let store: StateStore = voteMustBeMember(stateFile, voters, '--peers');
   if (k && inCluster) {
     try {
@@ -148,12 +149,17 @@ async function run(config: ElectorConfig, unsafe?: UnsafeMode, clockRate?: numbe
     store = loadedOnce(stateFile, loaded);
     bootstrap = undefined;
     // Exactly once per group (k8s/bootstrap.ts); a member with state never bootstraps again.
-    if (loaded === undefined && (await inCluster.decideInClusterBootstrap(kube, k, log)).bootstrap) bootstrap = { voters: [config.id] };
+    if (loaded === undefined) {
+      const decision = await inCluster.decideInClusterBootstrap(kube, k, log);
+      if (decision.bootstrap) bootstrap = { voters: [config.id] };
+      seedPods = decision.pods ?? undefined;
+    }
   }
 
   const metrics = new ElectorMetrics();
   let transport: WsTransport | undefined;
   let parts: import('./in-cluster.js').InClusterParts | undefined;
+  const linkListeners = new Set<(peerId: string) => void>();
   const member: RaftMember = new RaftMember({
     id: config.id,
     ...(bootstrap ? { bootstrap } : {}),
@@ -182,12 +188,22 @@ async function run(config: ElectorConfig, unsafe?: UnsafeMode, clockRate?: numbe
         ...(tls ? { tls } : {}),
         maxFrameBytes: config.maxFrameBytes,
         logger: log,
-        events,
+        events: {
+          ...events,
+          onPeerConnectionChange: (peer, connected) => {
+            events.onPeerConnectionChange?.(peer, connected);
+            if (connected) for (const listener of linkListeners) listener(peer);
+          },
+        },
       })),
   });
   if (k && inCluster && kube) {
     try {
-      parts = inCluster.createInClusterParts(config, k, kube, member, () => transport!, log);
+      const onPeerLinked = (listener: (peerId: string) => void) => {
+        linkListeners.add(listener);
+        return () => linkListeners.delete(listener);
+      };
+      parts = inCluster.createInClusterParts(config, k, kube, member, () => transport!, log, { onPeerLinked, ...(seedPods ? { seedPods } : {}) });
     } catch (err) {
       log.fatal({ code: (err as { code?: string }).code, err: (err as Error).message }, 'cannot set up the Kubernetes client');
       process.exit(ExitFailure);

@@ -59,4 +59,30 @@ describe('PodAddresses', () => {
     listener();
     expect(dropped).toEqual(['a@a-u']);
   });
+
+  it('dials the seed (the bootstrap decision\'s list) before the watch\'s first list, which then takes over', () => {
+    let pods: GroupPod[] = [];
+    let synced = false;
+    let listener = (): void => {};
+    const calls: string[] = [];
+    const dropped: string[] = [];
+    const p = new PodAddresses({
+      selfId: 'self@s',
+      peerPort: 4041,
+      transport: { setPeerAddress: (id, host, port) => calls.push(`${id}=${host}:${port}`), dropJoiner: (id) => dropped.push(id) },
+      pods: { snapshot: () => pods, onPodsChange: (l) => ((listener = l), () => {}), get synced() { return synced; } },
+      seed: [pod('self', { uid: 's' }), pod('leader', { podIP: '10.0.0.1' }), pod('gone', { podIP: '10.0.0.3' })],
+      logger: pino({ level: 'silent' }),
+    });
+    p.start();
+    expect(calls).toEqual(['gone@gone-u=10.0.0.3:4041', 'leader@leader-u=10.0.0.1:4041']);
+    // An empty snapshot before the first list is no news: nothing is dropped.
+    listener();
+    expect(dropped).toEqual([]);
+    pods = [pod('self', { uid: 's' }), pod('leader', { podIP: '10.0.0.1' })];
+    synced = true;
+    listener();
+    expect(calls).toHaveLength(2);
+    expect(dropped).toEqual(['gone@gone-u']);
+  });
 });

@@ -18,6 +18,8 @@ export interface AddressSink {
 export interface PodAddressSource {
   snapshot(): GroupPod[];
   onPodsChange(listener: () => void): () => void;
+  /** False until the first list arrived (PodWatch): an empty snapshot before it is no news. */
+  readonly synced?: boolean;
 }
 
 export interface PodAddressesOptions {
@@ -25,6 +27,12 @@ export interface PodAddressesOptions {
   pods: PodAddressSource;
   transport: AddressSink;
   peerPort: number;
+  /**
+   * Pods listed just before the member started (the bootstrap decision's list): their addresses
+   * go to the transport at start, so a joiner that dials (the smaller id) links to the leader
+   * without waiting for the pod watch's own first list. The watch's list then takes over.
+   */
+  seed?: readonly GroupPod[];
   logger: Logger;
 }
 
@@ -59,6 +67,7 @@ export class PodAddresses {
   start(): void {
     if (this.unsubscribe) return;
     this.unsubscribe = this.o.pods.onPodsChange(() => this.sync());
+    if (this.o.seed && this.o.pods.synced === false) this.push(podAddresses(this.o.seed, this.o.peerPort));
     this.sync();
   }
 
@@ -69,7 +78,20 @@ export class PodAddresses {
 
   /** Pushes new and moved addresses; unchanged ones are not re-sent. */
   sync(): void {
+    // Before the watch's first list its snapshot is empty, not the truth: keep what was seeded.
+    if (this.o.pods.synced === false) return;
     const current = podAddresses(this.o.pods.snapshot(), this.o.peerPort);
+    const seen = this.push(current);
+    for (const id of [...this.known.keys()]) {
+      if (seen.has(id)) continue;
+      this.known.delete(id);
+      this.o.transport.dropJoiner?.(id);
+    }
+    for (const id of [...this.refused]) if (!seen.has(id)) this.refused.delete(id);
+  }
+
+  /** Sends the addresses not sent yet; returns every id in `current`. */
+  private push(current: readonly { id: string; host: string; port: number }[]): Set<string> {
     const seen = new Set<string>();
     for (const a of current) {
       seen.add(a.id);
@@ -87,11 +109,6 @@ export class PodAddresses {
         this.log.warn({ peer: a.id, address, code: (err as { code?: string }).code, err: (err as Error).message }, 'cannot add a peer address from the pod watch');
       }
     }
-    for (const id of [...this.known.keys()]) {
-      if (seen.has(id)) continue;
-      this.known.delete(id);
-      this.o.transport.dropJoiner?.(id);
-    }
-    for (const id of [...this.refused]) if (!seen.has(id)) this.refused.delete(id);
+    return seen;
   }
 }
