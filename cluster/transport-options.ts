@@ -87,6 +87,8 @@ export interface WsTransportOptions {
   maxStrangerLogLinesPerInterval?: number;
   /** Jitter source in [0, 1); inject for deterministic tests. */
   random?: () => number;
+  /** Monotonic ms for link deadlines (pings, liveness questions, bad-frame windows); default performance.now. Injectable for tests. */
+  now?: () => number;
   logger: Logger;
   events: TransportEvents;
 }
@@ -171,6 +173,8 @@ export function resolveTransportOptions(o: WsTransportOptions): ResolvedOptions 
     localTiming: { ...o.localTiming },
     liveLinkWindowMs: o.liveLinkWindowMs ?? o.localTiming.tickMs * o.localTiming.electionTicks,
     random: o.random ?? Math.random,
+    // Not Date.now: a wall-clock step (NTP) would fire or postpone every link deadline at once.
+    now: o.now ?? (() => performance.now()),
   } as ResolvedOptions;
   r.maxPendingHandshakesPerHost = o.maxPendingHandshakesPerHost ?? Math.min(8, r.maxPendingHandshakes);
   for (const name of [

@@ -97,7 +97,7 @@ export class WsTransport implements PeerTransport {
         conn.ws.terminate();
       },
       questionUnanswered: (conn) => this.duplicates.unanswered(conn),
-    });
+    }, this.o.now);
     this.duplicates = new DuplicateCheck({
       linkOf: (id) => this.peerStates.get(id)?.link,
       liveWindowMs: (conn) => this.liveWindowMs(conn),
@@ -111,6 +111,7 @@ export class WsTransport implements PeerTransport {
         }
       },
       changed: () => this.upkeep.changed(),
+      now: this.o.now,
     });
     this.handshakeContext = {
       selfId: this.o.selfId,
@@ -309,8 +310,8 @@ export class WsTransport implements PeerTransport {
       conn.close(CloseCodes.goingAway, 'member shutting down');
     }
     // Give close frames a moment to leave, then cut whatever is still open (a stopped peer never answers).
-    const deadline = Date.now() + 500;
-    while (this.sockets.size > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
+    const deadline = performance.now() + 500;
+    while (this.sockets.size > 0 && performance.now() < deadline) await new Promise((r) => setTimeout(r, 10));
     for (const conn of this.sockets) conn.ws.terminate();
     this.wss?.close();
     const server = this.server;
@@ -454,7 +455,7 @@ export class WsTransport implements PeerTransport {
       this.frameAuthFailed(conn, err.message);
       return;
     }
-    conn.lastAuthAt = Date.now();
+    conn.lastAuthAt = this.o.now();
     // Whatever came, the process behind the link is alive: a newcomer claiming its id is a duplicate.
     if (conn.question) this.duplicates.answered(conn);
     if (opened.kind === 'k') {
@@ -525,7 +526,7 @@ export class WsTransport implements PeerTransport {
           instance: current.peerInstance,
           newcomerRemote: conn.remote,
           newcomerInstance: conn.peerInstance,
-          lastFrameAgoMs: Date.now() - current.lastAuthAt,
+          lastFrameAgoMs: this.o.now() - current.lastAuthAt,
           repeated: n,
         },
         `two live processes claim member id ${peer.id}: keeping the established link, refusing the newcomer (is a second copy of that member running with another data dir?)`,
@@ -553,7 +554,7 @@ export class WsTransport implements PeerTransport {
     conn.sealer = new FrameSealer(keys.send);
     conn.opener = new FrameOpener(keys.receive);
     conn.state = 'open';
-    conn.establishedAt = conn.lastAuthAt = conn.lastPingAt = Date.now();
+    conn.establishedAt = conn.lastAuthAt = conn.lastPingAt = this.o.now();
     conn.releasePending?.();
     if (peer.pending === conn) peer.pending = null;
     const previous = peer.link;
@@ -611,7 +612,7 @@ export class WsTransport implements PeerTransport {
       if (peer.link !== conn) return;
       peer.link = null;
       // A link that stayed up for a while earns a fast redial; one that flaps keeps backing off.
-      if (Date.now() - conn.establishedAt >= this.o.reconnectBackoff.maxMs) peer.attempt = 0;
+      if (this.o.now() - conn.establishedAt >= this.o.reconnectBackoff.maxMs) peer.attempt = 0;
       const fields = { remote: conn.remote, code, reason: reason || undefined, error: conn.lastError ?? undefined };
       if (code === CloseCodes.messageTooBig && !conn.closedByUs) {
         peer.log.warn(fields, 'peer closed the link: a frame from this member exceeded its frame limit (1009)');
@@ -648,7 +649,7 @@ export class WsTransport implements PeerTransport {
     const peerId = conn.peerId!;
     this.tlog.warnOnce(peerId, conn.remote, reason, `dropped a frame from peer: ${detail}`);
     this.emitDrop(reason, peerId);
-    const now = Date.now();
+    const now = this.o.now();
     conn.badFrameTimes = conn.badFrameTimes.filter((t) => now - t < this.o.badFrameWindowMs);
     conn.badFrameTimes.push(now);
     if (conn.badFrameTimes.length > this.o.maxBadFrames) {
@@ -677,7 +678,7 @@ export class WsTransport implements PeerTransport {
 
   /** `force` for a failed dial or a dropped link; message drops report at most once per interval. */
   private reportUnreachable(peer: PeerState, force: boolean): void {
-    const now = Date.now();
+    const now = this.o.now();
     if (!force && now - peer.lastUnreachableAt < this.o.unreachableReportIntervalMs) return;
     peer.lastUnreachableAt = now;
     this.callEvent('onUnreachable', () => this.events.onUnreachable(peer.id));
