@@ -60,6 +60,19 @@ export class DuplicateCheck {
     if (awaitsAdmission(newcomer)) this.host.refuse(newcomer, current);
   }
 
+  /**
+   * A connection closed before it was admitted: if it is the newcomer a question waits for, the
+   * question goes too. Left standing, it would refuse the next newcomer (a restart retrying) as
+   * "a second newcomer while one waits" until its deadline, though nobody waits any more.
+   */
+  closedBeforeAdmission(conn: Connection): void {
+    if (conn.peerId === null) return;
+    const current = this.host.linkOf(conn.peerId);
+    if (current?.question?.newcomer !== conn) return;
+    current.question = null;
+    this.host.changed();
+  }
+
   /** The link stayed silent past its question's deadline, or closed: the newcomer takes its place. */
   unanswered(current: Connection): void {
     const newcomer = current.question?.newcomer;

@@ -605,6 +605,7 @@ export class WsTransport implements PeerTransport {
     this.sockets.delete(conn);
     // A link asked whether it was alive and closed instead: the newcomer that waited gets in now.
     if (conn.question && !this.closed) this.duplicates.unanswered(conn);
+    else if (!wasOpen && !this.closed) this.duplicates.closedBeforeAdmission(conn);
     if (this.closed || conn.superseded || conn.peerId === null) return;
     const peer = this.peerStates.get(conn.peerId);
     if (!peer) return;
