@@ -14,6 +14,7 @@ class FakeMembershipMember implements MembershipMember {
   pending = false;
   readonly proposals: ConfChangeV2[] = [];
   readonly transfers: string[] = [];
+  onTick?: MembershipMember['onTick'];
   private readonly listeners = new Set<(cs: ConfState) => void>();
   constructor(
     readonly id: string,
@@ -72,7 +73,7 @@ class FakePods implements PodSource {
   }
 }
 
-function setup(member: FakeMembershipMember, pods: FakePods, maxVoters = 5, confSettleMs = 0, successorMinAgeMs = 0) {
+function setup(member: FakeMembershipMember, pods: FakePods, maxVoters = 5, confSettleMs = 0, successorMinAgeMs = 0, periodMs = 60_000) {
   const events: Array<[string, MembershipEventReason, string]> = [];
   const lines: Record<string, unknown>[] = [];
   const logger = pino({ level: 'debug' }, { write: (s: string) => lines.push(JSON.parse(s) as Record<string, unknown>) });
@@ -81,7 +82,7 @@ function setup(member: FakeMembershipMember, pods: FakePods, maxVoters = 5, conf
     pods,
     isConnected: () => true,
     maxVoters,
-    periodMs: 60_000,
+    periodMs,
     confSettleMs,
     successorMinAgeMs,
     events: { emitFor: (pod, reason, message) => events.push([pod.name, reason, message]) },
@@ -271,14 +272,44 @@ describe('MembershipReconciler', () => {
     pods.set('a', { exit: 'deleting' });
     const { r } = setup(m, pods, 5);
     expect(r.round()).toBe('proposed');
-    const handing = r.handOver(1_000);
-    await new Promise((resolve) => setTimeout(resolve, 120));
-    expect(m.transfers).toEqual([]);
-    m.pending = false;
-    proposeNow(held!);
-    await handing;
-    expect(m.conf.voters).toContain('n@1');
-    expect(m.transfers).toEqual(['n@1']);
+    vi.useFakeTimers();
+    try {
+      const handing = r.handOver(1_000);
+      await vi.advanceTimersByTimeAsync(500);
+      expect(m.transfers).toEqual([]);
+      m.pending = false;
+      proposeNow(held!);
+      await vi.advanceTimersByTimeAsync(100);
+      await handing;
+      expect(m.conf.voters).toContain('n@1');
+      expect(m.transfers).toEqual(['n@1']);
+    } finally {
+      vi.useRealTimers();
+    }
+  });
+
+  it('handOver while the promotion is refused waits for progress, not a poll, and starts no transfer after its deadline', async () => {
+    const m = new FakeMembershipMember('a@1', ['a@1', 'b@1', 'c@1'], ['n@1']);
+    m.proposeConfChange = () => {
+      throw new ClusterError('CONF_CHANGE_PENDING', 'pending');
+    };
+    const pods = new FakePods();
+    for (const name of ['a', 'b', 'c']) pods.add(name, '1', 1_000);
+    pods.add('n', '1', 60_000);
+    pods.set('a', { exit: 'deleting' });
+    const { r } = setup(m, pods, 5);
+    vi.useFakeTimers();
+    try {
+      const handing = r.handOver(1_000);
+      await vi.advanceTimersByTimeAsync(1_000);
+      await handing;
+      // One attempt: nothing changed that could make a second one go.
+      expect(r.counts.refused).toBe(1);
+      // The member's own shutdown hands over next; a transfer of ours would race it.
+      expect(m.transfers).toEqual([]);
+    } finally {
+      vi.useRealTimers();
+    }
   });
 
   it('handOver waits for a transfer already under way instead of redirecting it, within its deadline', async () => {
@@ -305,12 +336,58 @@ describe('MembershipReconciler', () => {
     finish({ leader: 'c@1', transferred: true });
     await handing;
     expect(m.transfers).toEqual(['c@1']);
-    // A transfer that never ends: handOver gives up at its deadline.
+    // A transfer that never ends: handOver gives up at its deadline, and starts no second one.
     m.role = 'Leader';
     expect(r.round()).toBe('transferring');
-    const started = performance.now();
-    await r.handOver(50);
-    expect(performance.now() - started).toBeLessThan(1_000);
+    vi.useFakeTimers();
+    try {
+      let returned = false;
+      const second = r.handOver(50).then(() => (returned = true));
+      await vi.advanceTimersByTimeAsync(49);
+      expect(returned).toBe(false);
+      await vi.advanceTimersByTimeAsync(1);
+      await second;
+      expect(m.transfers).toEqual(['c@1', 'c@1']);
+      expect(r.round()).toBe('transferring');
+      expect(m.transfers).toHaveLength(2);
+    } finally {
+      vi.useRealTimers();
+    }
+  });
+
+  it("rides the member's tick: no timer of its own, a follower's tick does no round, a leader's does", () => {
+    const m = new FakeMembershipMember('a@1', ['a@1']);
+    const ticks = new Set<(t: { lateMs: number; nextInMs: number }) => void>();
+    m.onTick = (l) => {
+      ticks.add(l);
+      return () => ticks.delete(l);
+    };
+    const tick = () => {
+      for (const l of ticks) l({ lateMs: 0, nextInMs: 100 });
+    };
+    const pods = new FakePods();
+    pods.add('a', '1', 0);
+    pods.add('b', '1', 1);
+    vi.useFakeTimers();
+    try {
+      const { r } = setup(m, pods, 3, 0, 0, 100);
+      expect(vi.getTimerCount()).toBe(0);
+      m.role = 'Follower';
+      tick();
+      expect(r.counts.rounds).toBe(0);
+      m.role = 'Leader';
+      vi.advanceTimersByTime(100);
+      tick();
+      expect(m.proposals.map((p) => p.changes)).toEqual([[{ type: 'AddLearnerNode', nodeId: 'b@1' }]]);
+      tick(); // the same moment: the round is not due yet
+      expect(r.counts.rounds).toBe(1);
+      r.stop();
+      vi.advanceTimersByTime(100);
+      tick();
+      expect(m.proposals).toHaveLength(1);
+    } finally {
+      vi.useRealTimers();
+    }
   });
 
   it('a proposal refused as pending is retried by a later round, not logged as a warning', () => {
