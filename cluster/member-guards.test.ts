@@ -154,10 +154,19 @@ describe('member guards', () => {
       const leader = claimers(g.members)[0]!;
       await Promise.all([g.members.get(leader)!.transferLeadership('a'), runUntil(() => g.members.get('a')!.view().isLeader, 5_000, noOverlap(g.members))]);
     }
-    await runFor(300, noOverlap(g.members));
-    const lease = g.members.get('a')!.view().leaseExpiresInMs!;
+    // a heartbeats every 100 ms but its lease holds 80 ms: isLeader flickers while the mix lasts
+    // (docs/design.md), so one sample may fall in a gap. Sample every 5 ms instead.
+    const leases: number[] = [];
+    const overlap = noOverlap(g.members);
+    await runFor(300, () => {
+      overlap();
+      const view = g.members.get('a')!.view();
+      expect(view.leader).toBe('a');
+      if (view.leaseExpiresInMs !== null) leases.push(view.leaseExpiresInMs);
+    });
     // Its lease is bounded by the 20 ms followers' window (180 ms - 100 ms drift), not its own 800 ms.
-    expect(lease).toBeLessThanOrEqual(80);
+    expect(leases.length).toBeGreaterThan(0);
+    expect(Math.max(...leases)).toBeLessThanOrEqual(80);
     g.bus.isolate('a', Ids);
     await runUntil(() => claimers(g.members).some((id) => id !== 'a'), 3_000, noOverlap(g.members));
     for (const m of g.members.values()) await m.stop();
