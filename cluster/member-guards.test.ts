@@ -172,6 +172,34 @@ describe('member guards', () => {
     for (const m of g.members.values()) await m.stop();
   });
 
+  it("a leader whose isLeader flickers (the issue's mixed timing) logs a bounded audit trail of its claims", async () => {
+    const g = makeGroup({ b: Fast, c: Fast });
+    const lines: Array<Record<string, unknown>> = [];
+    const logger = pino({ level: 'info' }, { write: (s: string) => lines.push(JSON.parse(s) as Record<string, unknown>) });
+    g.create('a', Slow, logger);
+    for (const id of ['b', 'c']) g.create(id);
+    for (const m of g.members.values()) await m.start();
+    await runUntil(() => claimers(g.members).length === 1, 5_000);
+    if (!g.members.get('a')!.view().isLeader) {
+      const leader = claimers(g.members)[0]!;
+      await Promise.all([g.members.get(leader)!.transferLeadership('a'), runUntil(() => g.members.get('a')!.view().isLeader, 5_000)]);
+    }
+    // 3 s of a 100 ms heartbeat against an 80 ms lease: about 30 claims and 30 ends.
+    let flips = 0;
+    let was = true;
+    await runFor(3_000, () => {
+      const now = g.members.get('a')!.view().isLeader;
+      if (now !== was) flips++;
+      was = now;
+    });
+    expect(flips).toBeGreaterThan(20);
+    const claimLines = lines.filter((l) => l.msg === 'claiming leadership (lease held)' || l.msg === 'no longer claiming leadership');
+    expect(claimLines.length).toBeLessThanOrEqual(10);
+    for (const m of g.members.values()) await m.stop();
+    // The stop publishes a view; the summary waits for its interval, the stop line says the rest.
+    expect(lines.at(-1)!.msg).toBe('member stopped');
+  });
+
   it('a member restarted with shorter timing refuses votes for the longest window it ever announced', async () => {
     const g = makeGroup();
     const store = g.stores.get('c')!;

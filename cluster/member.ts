@@ -29,6 +29,7 @@ import type {
   TickTiming,
   TransferResult,
 } from './interfaces.js';
+import { ClaimLog } from './claim-log.js';
 import { LeaderLease } from './lease.js';
 import { confChangeKind, MembershipBook, membershipStatus, vetConfChange, votesInEveryConfig } from './member-membership.js';
 import { realTimers, validateMemberOptions, type MemberOptions, type MemberTimers, type Timing } from './member-options.js';
@@ -77,6 +78,7 @@ export class RaftMember implements Member {
   private transport: PeerTransport | undefined;
   private tickTimer: NodeJS.Timeout | undefined;
   private readonly leaseTimer: WakeupTimer;
+  private readonly claimLog: ClaimLog;
   private running = false;
 
   private readonly listeners = new Set<(view: LeadershipView) => void>();
@@ -114,6 +116,7 @@ export class RaftMember implements Member {
     this.refusals = new PeerRefusals(() => this.log);
     this.timingGuard = new MemberTiming(this.announcedTiming(), this.lease, options.timingRecord, this.log);
     this.leaseTimer = new WakeupTimer(this.timers, () => this.publish());
+    this.claimLog = new ClaimLog(this.log);
   }
 
   /** What this member announces to its peers in the handshake. */
@@ -651,10 +654,8 @@ export class RaftMember implements Member {
       prev.isLeader !== view.isLeader;
     this.lastView = view;
     // The audit trail of claims: when this member started and stopped answering isLeader true.
-    if ((prev?.isLeader ?? false) !== view.isLeader) {
-      if (view.isLeader) this.log.info({ term: view.term, leaseExpiresInMs: view.leaseExpiresInMs }, 'claiming leadership (lease held)');
-      else this.log.info({ term: view.term, role: view.role }, 'no longer claiming leadership');
-    }
+    if ((prev?.isLeader ?? false) !== view.isLeader) this.claimLog.flipped(now, view);
+    else this.claimLog.flush(now, view);
     if (changed) {
       for (const p of this.pendingTransfers) {
         if (view.leader !== null && view.leader !== this.id) {
