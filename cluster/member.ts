@@ -79,6 +79,8 @@ export class RaftMember implements Member {
   private tickTimer: NodeJS.Timeout | undefined;
   private readonly leaseTimer: WakeupTimer;
   private readonly claimLog: ClaimLog;
+  /** Raft's fresh-vote delay of this start (0 with a state file: raft applies none then). */
+  private freshVoteDelayTicks = 0;
   private running = false;
 
   private readonly listeners = new Set<(view: LeadershipView) => void>();
@@ -146,6 +148,8 @@ export class RaftMember implements Member {
       );
     }
     const { restartVoteDelayTicks } = this.timingGuard.start(this.nowMs(), restored === undefined);
+    // Raft's own test (raft-base.ts: restarted): a state file at term 0 is no history.
+    this.freshVoteDelayTicks = (restored?.hardState.term ?? 0) === 0 ? 2 * restartVoteDelayTicks : 0;
     this.node = new RawNode({
       id: this.id,
       voters: this.options.bootstrap?.voters ?? [],
@@ -259,6 +263,16 @@ export class RaftMember implements Member {
 
   onMembershipChange(listener: (cs: ConfState) => void): () => void {
     return this.book.onChange(listener);
+  }
+
+  /**
+   * Ms of the fresh-vote delay this member would still serve if the group ran before it (what
+   * its handshake announces). Raft applies the delay only once a message shows the group ran,
+   * which comes after the first handshakes, so this does not wait for that.
+   */
+  freshVoteDelayBoundMs(): number {
+    if (!this.node || this.freshVoteDelayTicks === 0) return 0;
+    return Math.max(0, this.freshVoteDelayTicks - this.node.status().ticksSinceStart) * this.timing.tickMs;
   }
 
   freshVoteDelayMsLeft(): number {

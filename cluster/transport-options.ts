@@ -87,13 +87,18 @@ export interface WsTransportOptions {
   maxStrangerLogLinesPerInterval?: number;
   /** Jitter source in [0, 1); inject for deterministic tests. */
   random?: () => number;
+  /**
+   * The fresh-vote delay (ms) this member would still serve if the group ran before it started;
+   * announced in the handshake, so a leader knows when a transfer to it can go (PeerInfo).
+   */
+  freshVoteDelayMs?: () => number;
   /** Monotonic ms for link deadlines (pings, liveness questions, bad-frame windows); default performance.now. Injectable for tests. */
   now?: () => number;
   logger: Logger;
   events: TransportEvents;
 }
 
-export type ResolvedOptions = Required<Omit<WsTransportOptions, 'secret' | 'tls' | 'peers' | 'liveLinkWindowMs'>> & {
+export type ResolvedOptions = Required<Omit<WsTransportOptions, 'secret' | 'tls' | 'peers' | 'liveLinkWindowMs' | 'freshVoteDelayMs'>> & {
   liveLinkWindowMs: number;
   secret: Buffer | undefined;
   tls: TransportTlsOptions | undefined;

@@ -14,7 +14,7 @@ import { PROTOCOL_VERSION, decodeFrame, encodeMessage } from './codec.js';
 import { ClusterError, type ClusterErrorCode } from './errors.js';
 import { FrameAuthError, FrameOpener, FrameSealer, MAX_FRAME_OVERHEAD_BYTES, deriveLinkKeys } from './frame-auth.js';
 import { CloseCodes, HandshakeRefusal, buildHello, newInstanceId, newNonce, refusalForCloseCode, type AuthMode, type MacInput } from './handshake.js';
-import { handshakeStep, welcome, type HandshakeContext } from './handshake-step.js';
+import { freshVoteDelay, handshakeStep, welcome, type HandshakeContext } from './handshake-step.js';
 import type { DropReason, PeerInfo, PeerTransport, TransportEvents } from './interfaces.js';
 import { TransportLog } from './log-limits.js';
 import { Admission } from './admission.js';
@@ -36,6 +36,11 @@ export { MIN_SECRET_BYTES, PEER_PATH, resolveTransportOptions } from './transpor
 export type { TransportPeer, TransportTlsOptions, WsTransportOptions } from './transport-options.js';
 export { reconnectDelayMs } from './peer-link.js';
 
+
+function freshVoteDelayOf(link: Connection | null, nowMs: number): { freshVoteDelayEndsInMs?: number } {
+  const endsAt = link?.peerFreshVoteDelayEndsAt ?? null;
+  return endsAt === null ? {} : { freshVoteDelayEndsInMs: endsAt - nowMs };
+}
 
 /** Enough for every member of a large group to re-identify at once; a stranger gets 429 beyond it. */
 const IdentifyAnswersPerSecond = 50;
@@ -120,6 +125,7 @@ export class WsTransport implements PeerTransport {
       secret: this.o.secret,
       instanceId: this.instanceId,
       localTiming: this.o.localTiming,
+      ...(options.freshVoteDelayMs ? { freshVoteDelayMs: options.freshVoteDelayMs } : {}),
       isMember: (id) => this.peerStates.has(id) || (this.o.dynamicPeers && this.peerStates.hasRoomFor(id)),
       weDial: (id) => this.peerStates.get(id)?.weDial ?? compareIds(this.o.selfId, id) < 0,
       // Authenticated from here: its instance id can be trusted to tell two live processes apart.
@@ -293,6 +299,7 @@ export class WsTransport implements PeerTransport {
       id: p.id,
       address: p.host === null ? null : `${p.host}:${p.port}`,
       connected: p.link !== null,
+      ...freshVoteDelayOf(p.link, this.o.now()),
     }));
   }
 
@@ -380,6 +387,7 @@ export class WsTransport implements PeerTransport {
         nonce: conn.dialerNonce,
         instance: this.instanceId,
         timing: this.o.localTiming,
+        ...freshVoteDelay(this.handshakeContext),
       });
       ws.send(conn.helloText);
     });
@@ -555,6 +563,8 @@ export class WsTransport implements PeerTransport {
     conn.opener = new FrameOpener(keys.receive);
     conn.state = 'open';
     conn.establishedAt = conn.lastAuthAt = conn.lastPingAt = this.o.now();
+    // Counted from here, not from when the peer said it: late by a round trip, never early.
+    if (conn.peerFreshVoteDelayMs !== null) conn.peerFreshVoteDelayEndsAt = conn.peerFreshVoteDelayMs > 0 ? conn.establishedAt + conn.peerFreshVoteDelayMs : -Infinity;
     conn.releasePending?.();
     if (peer.pending === conn) peer.pending = null;
     const previous = peer.link;

@@ -50,9 +50,16 @@ export interface ReconcilerOptions {
    */
   confSettleMs?: number;
   /**
-   * No handover to a member added less than this long ago (cmd: 2 election timeouts + 5 ticks):
-   * a member is added only once it runs and links, so its fresh-vote delay ends by then
-   * (PlanInput.youngIds). Default 0.
+   * When the fresh-vote delay member `id` announced on its link ends, in ms from now (negative:
+   * over; PeerInfo.freshVoteDelayEndsInMs). Undefined: not linked, or it announces nothing.
+   */
+  freshVoteDelayEndsInMs?(id: string): number | undefined;
+  /** Added to an announced delay: the member's ticks may run late (cmd: 2 ticks). Default 0. */
+  freshVoteMarginMs?: number;
+  /**
+   * For a member that announces no delay (an older version): no handover to it while this
+   * leader added it less than this long ago (cmd: 2 election timeouts + 5 ticks; a member is
+   * added only once it runs and links, so its delay ends by then). Default 0.
    */
   successorMinAgeMs?: number;
   events?: MembershipEventSink;
@@ -210,7 +217,7 @@ export class MembershipReconciler {
       membership,
       maxVoters: this.o.maxVoters,
       caughtUpLagEntries: this.caughtUpLagEntries,
-      ...this.ageRule(snapshot),
+      ...this.ageRule(members),
     });
     if (step === null) return 'nothing_to_do';
     if ('transferTo' in step) {
@@ -243,23 +250,23 @@ export class MembershipReconciler {
   }
 
   /**
-   * Members too young to take over: added by this leader less than successorMinAgeMs ago, unless
-   * their pod is Ready (the sidecar's /readyz answers 503 until its fresh-vote delay is over).
+   * Members that cannot take over yet (PlanInput.youngIds): in their fresh-vote delay by their
+   * own word on the link (plus freshVoteMarginMs), or, announcing nothing, added by this leader
+   * less than successorMinAgeMs ago. Not the pod's Ready: that is the user's readiness probe,
+   * which may be off or probe something else.
    */
-  private ageRule(pods: readonly GroupPod[]): { youngIds?: string[] } {
+  private ageRule(members: ReadonlySet<string>): { youngIds?: string[] } {
     const minAge = this.o.successorMinAgeMs ?? 0;
+    const margin = this.o.freshVoteMarginMs ?? 0;
     const now = performance.now();
-    const ready = new Set<string>();
-    for (const p of pods) {
-      if (p.ready !== true || p.exit !== null) continue;
-      try {
-        ready.add(makeIncarnationId(p.name, p.uid));
-      } catch {
-        // No valid incarnation id: not a member this leader added.
-      }
+    const young: string[] = [];
+    for (const id of members) {
+      if (id === this.o.member.id) continue;
+      const endsInMs = this.o.freshVoteDelayEndsInMs?.(id);
+      const addedAt = this.addedAtMs.get(id);
+      if (endsInMs !== undefined ? endsInMs + margin > 0 : addedAt !== undefined && now - addedAt < minAge) young.push(id);
     }
-    const young = [...this.addedAtMs].filter(([id, at]) => now - at < minAge && !ready.has(id)).map(([id]) => id);
-    return young.length > 0 ? { youngIds: young } : {};
+    return young.length > 0 ? { youngIds: young.sort() } : {};
   }
 
   /** Starts a transfer unless one is under way (a second one would abort it): then that one. */
@@ -316,7 +323,7 @@ export class MembershipReconciler {
         const pr = ms.progress[id];
         return id !== this.o.member.id && ready.has(id) && pr !== undefined && pr.recentActive && ms.lastIndex - pr.match <= this.caughtUpLagEntries;
       });
-      const to = successorOf({ pods, membership: ms, ...this.ageRule(snapshot) }, candidates);
+      const to = successorOf({ pods, membership: ms, ...this.ageRule(members) }, candidates);
       if (to === undefined) return;
       await Promise.race([this.transfer(to, 'stopping (SIGTERM): hand over to the newest caught-up voter'), deadline]);
     } finally {
