@@ -200,6 +200,24 @@ describe('member guards', () => {
     expect(lines.at(-1)!.msg).toBe('member stopped');
   });
 
+  it('what a member announces of its fresh-vote delay: two election timeouts counting down without state, none with it', async () => {
+    const g = makeGroup();
+    g.stores.get('c')!.state = { hardState: { term: 3, vote: 'a', commit: 0 }, snapshot: { index: 0, term: 0 }, entries: [] };
+    const a = g.create('a');
+    const c = g.create('c');
+    await a.start();
+    await c.start();
+    // Announced before any peer message (raft applies the delay only once one shows the group ran).
+    expect(a.freshVoteDelayMsLeft()).toBe(0);
+    expect(a.freshVoteDelayBoundMs()).toBe(2 * 10 * 100);
+    expect(c.freshVoteDelayBoundMs()).toBe(0);
+    await runFor(500, () => {});
+    expect(a.freshVoteDelayBoundMs()).toBe(2 * 10 * 100 - 500);
+    await runFor(1_600, () => {});
+    expect(a.freshVoteDelayBoundMs()).toBe(0);
+    for (const m of g.members.values()) await m.stop();
+  });
+
   it('a member restarted with shorter timing refuses votes for the longest window it ever announced', async () => {
     const g = makeGroup();
     const store = g.stores.get('c')!;
