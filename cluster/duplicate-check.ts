@@ -27,6 +27,8 @@ export interface DuplicateCheckHost {
   admit(newcomer: Connection): void;
   /** A question's deadline was set or cleared (LinkUpkeep re-arms its timer). */
   changed(): void;
+  /** Monotonic ms, the clock of Connection.lastAuthAt (the transport's). */
+  now(): number;
 }
 
 export class DuplicateCheck {
@@ -36,7 +38,7 @@ export class DuplicateCheck {
   check(conn: Connection): 'unique' | 'refused' | 'checking' {
     const current = this.host.linkOf(conn.peerId!);
     if (!current || current.state !== 'open' || current.peerInstance === conn.peerInstance) return 'unique';
-    const now = Date.now();
+    const now = this.host.now();
     const silentMs = now - current.lastAuthAt;
     // A second newcomer while one waits: the first is live too, so this one is a duplicate either way.
     if (silentMs < this.host.liveWindowMs(current) || current.question) {
@@ -56,6 +58,19 @@ export class DuplicateCheck {
     current.question = null;
     this.host.changed();
     if (awaitsAdmission(newcomer)) this.host.refuse(newcomer, current);
+  }
+
+  /**
+   * A connection closed before it was admitted: if it is the newcomer a question waits for, the
+   * question goes too. Left standing, it would refuse the next newcomer (a restart retrying) as
+   * "a second newcomer while one waits" until its deadline, though nobody waits any more.
+   */
+  closedBeforeAdmission(conn: Connection): void {
+    if (conn.peerId === null) return;
+    const current = this.host.linkOf(conn.peerId);
+    if (current?.question?.newcomer !== conn) return;
+    current.question = null;
+    this.host.changed();
   }
 
   /** The link stayed silent past its question's deadline, or closed: the newcomer takes its place. */

@@ -15,6 +15,8 @@ export interface HandshakeContext {
   secret: Buffer | undefined;
   instanceId: string;
   localTiming: PeerTiming;
+  /** What this side announces as freshVoteDelayMs (handshake.ts); absent: nothing. */
+  freshVoteDelayMs?: () => number;
   isMember(id: string): boolean;
   /** Whether this member dials `id` (then `id` must not dial us). */
   weDial(id: string): boolean;
@@ -47,6 +49,11 @@ export function welcome(conn: Connection, ctx: Pick<HandshakeContext, 'selfId' |
   return input;
 }
 
+export function freshVoteDelay(ctx: Pick<HandshakeContext, 'freshVoteDelayMs'>): { freshVoteDelayMs?: number } {
+  if (!ctx.freshVoteDelayMs) return {};
+  return { freshVoteDelayMs: Math.max(0, Math.ceil(ctx.freshVoteDelayMs())) };
+}
+
 export function handshakeStep(conn: Connection, text: string, ctx: HandshakeContext): MacInput | null {
   const secret = ctx.secret;
   const macInput = (): MacInput => macInputOf(conn, ctx);
@@ -62,6 +69,7 @@ export function handshakeStep(conn: Connection, text: string, ctx: HandshakeCont
       conn.dialerNonce = hello.nonce;
       conn.peerInstance = hello.instance;
       conn.peerTiming = hello.timing;
+      conn.peerFreshVoteDelayMs = hello.freshVoteDelayMs ?? null;
       conn.helloText = text;
       conn.acceptorNonce = newNonce();
       conn.step = 'proof';
@@ -74,6 +82,7 @@ export function handshakeStep(conn: Connection, text: string, ctx: HandshakeCont
         nonce: conn.acceptorNonce,
         instance: ctx.instanceId,
         timing: ctx.localTiming,
+        ...freshVoteDelay(ctx),
       });
       conn.ws.send(conn.challengeText);
       return null;
@@ -90,6 +99,7 @@ export function handshakeStep(conn: Connection, text: string, ctx: HandshakeCont
       conn.acceptorNonce = challenge.nonce;
       conn.peerInstance = challenge.instance;
       conn.peerTiming = challenge.timing;
+      conn.peerFreshVoteDelayMs = challenge.freshVoteDelayMs ?? null;
       conn.challengeText = text;
       conn.step = 'welcome';
       conn.ws.send(JSON.stringify({ kind: 'proof', mac: secret ? computeMac(secret, 'dialer', macInput()) : '' }));

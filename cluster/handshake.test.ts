@@ -120,6 +120,18 @@ describe('handshake', () => {
     expect(text).not.toContain('extra');
   });
 
+  it('freshVoteDelayMs is optional both ways: announced, it is read back; absent (an older member), the hello still parses', () => {
+    const exp = { kind: 'challenge' as const, cluster: 'demo', self: 'a', auth: 'hmac-sha256' as const, isMember: () => true, expectedPeer: 'b' };
+    const base = { kind: 'challenge' as const, cluster: 'demo', from: 'b', to: 'a', auth: 'hmac-sha256' as const, nonce: newNonce(), instance: newInstanceId(), timing };
+    expect(parseHello(buildHello({ ...base, freshVoteDelayMs: 1800 }), exp).freshVoteDelayMs).toBe(1800);
+    const old = buildHello(base);
+    expect(old).not.toContain('freshVoteDelayMs');
+    expect(parseHello(old, exp).freshVoteDelayMs).toBeUndefined();
+    for (const bad of [-1, 1.5, '5', 2 * 60_000 * 10_000 + 1]) {
+      expect(refusal(() => parseHello(JSON.stringify({ ...base, v: 2, freshVoteDelayMs: bad }), exp)).reason).toBe('malformed');
+    }
+  });
+
   it('a challenge must come from the member that was dialed', () => {
     const challenge = { kind: 'challenge', v: 2, cluster: 'demo', from: 'c', to: 'a', auth: 'hmac-sha256', nonce: newNonce(), instance: newInstanceId(), timing };
     const r = refusal(() =>

@@ -2,8 +2,8 @@
  * The peer handshake: four small JSON text frames right after the WebSocket opens,
  * before any raft frame may flow.
  *
- *   dialer  -> acceptor  hello     {kind, v, cluster, from, to, auth, nonce: Nd, instance, timing}
- *   acceptor -> dialer   challenge {kind, v, cluster, from, to, auth, nonce: Na, instance, timing}
+ *   dialer  -> acceptor  hello     {kind, v, cluster, from, to, auth, nonce: Nd, instance, timing, freshVoteDelayMs?}
+ *   acceptor -> dialer   challenge {kind, v, cluster, from, to, auth, nonce: Na, instance, timing, freshVoteDelayMs?}
  *   dialer  -> acceptor  proof     {kind, mac: HMAC(secret, "…dialer-proof",   v, cluster, dialer, acceptor, Nd, Na, hello, challenge)}
  *   acceptor -> dialer   welcome   {kind, mac: HMAC(secret, "…acceptor-proof", v, cluster, dialer, acceptor, Nd, Na, hello, challenge)}
  *
@@ -40,6 +40,9 @@ export const TIMING_BOUNDS = {
 } as const;
 
 export type AuthMode = 'hmac-sha256' | 'none';
+
+/** Two election timeouts of the largest timing TIMING_BOUNDS allow. */
+export const MaxFreshVoteDelayMs = 2 * TIMING_BOUNDS.tickMs[1] * TIMING_BOUNDS.electionTicks[1];
 
 /** Why a handshake was refused; also the `reason` field of the refusal log line. */
 export type RefusalReason =
@@ -117,6 +120,11 @@ export interface Hello {
   /** Random per process start: tells two live processes that claim one member id apart. */
   instance: string;
   timing: PeerTiming;
+  /**
+   * Ms left of the fresh-vote delay this side would serve if the group ran before it started
+   * (0: none, it has state or served it). Optional: older members neither send nor read it.
+   */
+  freshVoteDelayMs?: number;
 }
 
 export interface Proof {
@@ -135,7 +143,8 @@ export function newInstanceId(): string {
 /** The hello or challenge text this side sends (the MACs cover it byte for byte). */
 export function buildHello(h: Omit<Hello, 'v'>): string {
   const timing = { tickMs: h.timing.tickMs, electionTicks: h.timing.electionTicks, maxClockDriftMs: h.timing.maxClockDriftMs };
-  return JSON.stringify({ kind: h.kind, v: PROTOCOL_VERSION, cluster: h.cluster, from: h.from, to: h.to, auth: h.auth, nonce: h.nonce, instance: h.instance, timing });
+  const fresh = h.freshVoteDelayMs === undefined ? {} : { freshVoteDelayMs: h.freshVoteDelayMs };
+  return JSON.stringify({ kind: h.kind, v: PROTOCOL_VERSION, cluster: h.cluster, from: h.from, to: h.to, auth: h.auth, nonce: h.nonce, instance: h.instance, timing, ...fresh });
 }
 
 /** Checks timing (ours from options, or a peer's) against TIMING_BOUNDS; returns a problem or undefined. */
@@ -219,7 +228,13 @@ function checkHello(obj: Record<string, unknown>, exp: HelloExpectation): Hello 
     const timing: PeerTiming = { tickMs: readNat(t, 'tickMs', path), electionTicks: readNat(t, 'electionTicks', path), maxClockDriftMs: readNat(t, 'maxClockDriftMs', path) };
     const problem = timingProblem(timing);
     if (problem) throw new ShapeError(`${exp.kind}: ${problem}`);
-    return { kind: exp.kind, v, cluster, from, to, auth, nonce, instance, timing };
+    const hello: Hello = { kind: exp.kind, v, cluster, from, to, auth, nonce, instance, timing };
+    if (obj.freshVoteDelayMs !== undefined) {
+      const ms = readNat(obj, 'freshVoteDelayMs', exp.kind);
+      if (ms > MaxFreshVoteDelayMs) throw new ShapeError(`${exp.kind}.freshVoteDelayMs must be at most ${MaxFreshVoteDelayMs}, got ${ms}`);
+      hello.freshVoteDelayMs = ms;
+    }
+    return hello;
   });
 }
 

@@ -16,6 +16,11 @@ export interface PeerInfo {
   /** `host:port`, or null while discovery has not found it yet. */
   address: string | null;
   connected: boolean;
+  /**
+   * Ms until the fresh-vote delay the peer announced on its link ends (negative: ended,
+   * -Infinity: none to serve); absent while not linked or from a peer that announces nothing.
+   */
+  freshVoteDelayEndsInMs?: number;
 }
 
 /** Why a message did not leave (label values of raft_elector_messages_dropped_total). */

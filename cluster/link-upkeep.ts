@@ -30,7 +30,8 @@ export class LinkUpkeep {
   constructor(
     private readonly o: { pingIntervalMs: number; pongTimeoutMs: number },
     private readonly host: UpkeepHost,
-    private readonly now: () => number = Date.now,
+    /** Monotonic ms (a wall-clock step must not fire or postpone the deadlines). */
+    private readonly now: () => number = () => performance.now(),
   ) {}
 
   /** A link was established, lost a question or got its pong: its due moments moved. */

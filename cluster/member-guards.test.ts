@@ -154,12 +154,67 @@ describe('member guards', () => {
       const leader = claimers(g.members)[0]!;
       await Promise.all([g.members.get(leader)!.transferLeadership('a'), runUntil(() => g.members.get('a')!.view().isLeader, 5_000, noOverlap(g.members))]);
     }
-    await runFor(300, noOverlap(g.members));
-    const lease = g.members.get('a')!.view().leaseExpiresInMs!;
+    // a heartbeats every 100 ms but its lease holds 80 ms: isLeader flickers while the mix lasts
+    // (docs/design.md), so one sample may fall in a gap. Sample every 5 ms instead.
+    const leases: number[] = [];
+    const overlap = noOverlap(g.members);
+    await runFor(300, () => {
+      overlap();
+      const view = g.members.get('a')!.view();
+      expect(view.leader).toBe('a');
+      if (view.leaseExpiresInMs !== null) leases.push(view.leaseExpiresInMs);
+    });
     // Its lease is bounded by the 20 ms followers' window (180 ms - 100 ms drift), not its own 800 ms.
-    expect(lease).toBeLessThanOrEqual(80);
+    expect(leases.length).toBeGreaterThan(0);
+    expect(Math.max(...leases)).toBeLessThanOrEqual(80);
     g.bus.isolate('a', Ids);
     await runUntil(() => claimers(g.members).some((id) => id !== 'a'), 3_000, noOverlap(g.members));
+    for (const m of g.members.values()) await m.stop();
+  });
+
+  it("a leader whose isLeader flickers (the issue's mixed timing) logs a bounded audit trail of its claims", async () => {
+    const g = makeGroup({ b: Fast, c: Fast });
+    const lines: Array<Record<string, unknown>> = [];
+    const logger = pino({ level: 'info' }, { write: (s: string) => lines.push(JSON.parse(s) as Record<string, unknown>) });
+    g.create('a', Slow, logger);
+    for (const id of ['b', 'c']) g.create(id);
+    for (const m of g.members.values()) await m.start();
+    await runUntil(() => claimers(g.members).length === 1, 5_000);
+    if (!g.members.get('a')!.view().isLeader) {
+      const leader = claimers(g.members)[0]!;
+      await Promise.all([g.members.get(leader)!.transferLeadership('a'), runUntil(() => g.members.get('a')!.view().isLeader, 5_000)]);
+    }
+    // 3 s of a 100 ms heartbeat against an 80 ms lease: about 30 claims and 30 ends.
+    let flips = 0;
+    let was = true;
+    await runFor(3_000, () => {
+      const now = g.members.get('a')!.view().isLeader;
+      if (now !== was) flips++;
+      was = now;
+    });
+    expect(flips).toBeGreaterThan(20);
+    const claimLines = lines.filter((l) => l.msg === 'claiming leadership (lease held)' || l.msg === 'no longer claiming leadership');
+    expect(claimLines.length).toBeLessThanOrEqual(10);
+    for (const m of g.members.values()) await m.stop();
+    // The stop publishes a view; the summary waits for its interval, the stop line says the rest.
+    expect(lines.at(-1)!.msg).toBe('member stopped');
+  });
+
+  it('what a member announces of its fresh-vote delay: two election timeouts counting down without state, none with it', async () => {
+    const g = makeGroup();
+    g.stores.get('c')!.state = { hardState: { term: 3, vote: 'a', commit: 0 }, snapshot: { index: 0, term: 0 }, entries: [] };
+    const a = g.create('a');
+    const c = g.create('c');
+    await a.start();
+    await c.start();
+    // Announced before any peer message (raft applies the delay only once one shows the group ran).
+    expect(a.freshVoteDelayMsLeft()).toBe(0);
+    expect(a.freshVoteDelayBoundMs()).toBe(2 * 10 * 100);
+    expect(c.freshVoteDelayBoundMs()).toBe(0);
+    await runFor(500, () => {});
+    expect(a.freshVoteDelayBoundMs()).toBe(2 * 10 * 100 - 500);
+    await runFor(1_600, () => {});
+    expect(a.freshVoteDelayBoundMs()).toBe(0);
     for (const m of g.members.values()) await m.stop();
   });
 

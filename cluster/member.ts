@@ -29,6 +29,7 @@ import type {
   TickTiming,
   TransferResult,
 } from './interfaces.js';
+import { ClaimLog } from './claim-log.js';
 import { LeaderLease } from './lease.js';
 import { confChangeKind, MembershipBook, membershipStatus, vetConfChange, votesInEveryConfig } from './member-membership.js';
 import { realTimers, validateMemberOptions, type MemberOptions, type MemberTimers, type Timing } from './member-options.js';
@@ -77,6 +78,9 @@ export class RaftMember implements Member {
   private transport: PeerTransport | undefined;
   private tickTimer: NodeJS.Timeout | undefined;
   private readonly leaseTimer: WakeupTimer;
+  private readonly claimLog: ClaimLog;
+  /** Raft's fresh-vote delay of this start (0 with a state file: raft applies none then). */
+  private freshVoteDelayTicks = 0;
   private running = false;
 
   private readonly listeners = new Set<(view: LeadershipView) => void>();
@@ -114,6 +118,7 @@ export class RaftMember implements Member {
     this.refusals = new PeerRefusals(() => this.log);
     this.timingGuard = new MemberTiming(this.announcedTiming(), this.lease, options.timingRecord, this.log);
     this.leaseTimer = new WakeupTimer(this.timers, () => this.publish());
+    this.claimLog = new ClaimLog(this.log);
   }
 
   /** What this member announces to its peers in the handshake. */
@@ -143,6 +148,8 @@ export class RaftMember implements Member {
       );
     }
     const { restartVoteDelayTicks } = this.timingGuard.start(this.nowMs(), restored === undefined);
+    // Raft's own test (raft-base.ts: restarted): a state file at term 0 is no history.
+    this.freshVoteDelayTicks = (restored?.hardState.term ?? 0) === 0 ? 2 * restartVoteDelayTicks : 0;
     this.node = new RawNode({
       id: this.id,
       voters: this.options.bootstrap?.voters ?? [],
@@ -256,6 +263,16 @@ export class RaftMember implements Member {
 
   onMembershipChange(listener: (cs: ConfState) => void): () => void {
     return this.book.onChange(listener);
+  }
+
+  /**
+   * Ms of the fresh-vote delay this member would still serve if the group ran before it (what
+   * its handshake announces). Raft applies the delay only once a message shows the group ran,
+   * which comes after the first handshakes, so this does not wait for that.
+   */
+  freshVoteDelayBoundMs(): number {
+    if (!this.node || this.freshVoteDelayTicks === 0) return 0;
+    return Math.max(0, this.freshVoteDelayTicks - this.node.status().ticksSinceStart) * this.timing.tickMs;
   }
 
   freshVoteDelayMsLeft(): number {
@@ -651,10 +668,8 @@ export class RaftMember implements Member {
       prev.isLeader !== view.isLeader;
     this.lastView = view;
     // The audit trail of claims: when this member started and stopped answering isLeader true.
-    if ((prev?.isLeader ?? false) !== view.isLeader) {
-      if (view.isLeader) this.log.info({ term: view.term, leaseExpiresInMs: view.leaseExpiresInMs }, 'claiming leadership (lease held)');
-      else this.log.info({ term: view.term, role: view.role }, 'no longer claiming leadership');
-    }
+    if ((prev?.isLeader ?? false) !== view.isLeader) this.claimLog.flipped(now, view);
+    else this.claimLog.flush(now, view);
     if (changed) {
       for (const p of this.pendingTransfers) {
         if (view.leader !== null && view.leader !== this.id) {

@@ -41,6 +41,10 @@ export class Connection {
   /** What the peer announced in its authenticated hello or challenge. */
   peerInstance = '';
   peerTiming: PeerTiming | null = null;
+  /** The fresh-vote delay the peer announced in its hello or challenge (ms); null: none. */
+  peerFreshVoteDelayMs: number | null = null;
+  /** When that delay ends on our clock (set at establish); -Infinity with none to serve. */
+  peerFreshVoteDelayEndsAt: number | null = null;
   sealer: FrameSealer | null = null;
   opener: FrameOpener | null = null;
   /** When the last authenticated frame arrived (or the handshake completed): the liveness of the process behind it. */

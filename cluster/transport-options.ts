@@ -95,11 +95,18 @@ export interface WsTransportOptions {
   maxStrangerLogLinesPerInterval?: number;
   /** Jitter source in [0, 1); inject for deterministic tests. */
   random?: () => number;
+  /**
+   * The fresh-vote delay (ms) this member would still serve if the group ran before it started;
+   * announced in the handshake, so a leader knows when a transfer to it can go (PeerInfo).
+   */
+  freshVoteDelayMs?: () => number;
+  /** Monotonic ms for link deadlines (pings, liveness questions, bad-frame windows); default performance.now. Injectable for tests. */
+  now?: () => number;
   logger: Logger;
   events: TransportEvents;
 }
 
-export type ResolvedOptions = Required<Omit<WsTransportOptions, 'secret' | 'tls' | 'peers' | 'liveLinkWindowMs'>> & {
+export type ResolvedOptions = Required<Omit<WsTransportOptions, 'secret' | 'tls' | 'peers' | 'liveLinkWindowMs' | 'freshVoteDelayMs'>> & {
   liveLinkWindowMs: number;
   secret: Buffer | undefined;
   tls: TransportTlsOptions | undefined;
@@ -180,6 +187,8 @@ export function resolveTransportOptions(o: WsTransportOptions): ResolvedOptions 
     localTiming: { ...o.localTiming },
     liveLinkWindowMs: o.liveLinkWindowMs ?? o.localTiming.tickMs * o.localTiming.electionTicks,
     random: o.random ?? Math.random,
+    // Not Date.now: a wall-clock step (NTP) would fire or postpone every link deadline at once.
+    now: o.now ?? (() => performance.now()),
   } as ResolvedOptions;
   r.maxPendingHandshakesPerHost = o.maxPendingHandshakesPerHost ?? Math.min(8, r.maxPendingHandshakes);
   for (const name of [

@@ -47,6 +47,22 @@ describe('WsTransport', () => {
     expect(logsWith(a, (l) => l.msg === 'peer connected' && l.peer === 'b' && l.component === 'transport')).toHaveLength(1);
   });
 
+  it("each side learns the fresh-vote delay the other announced (a leader's successor rule), and nothing from a side that announces none", async () => {
+    // b in its fresh-vote delay (1.5 s left), a past it (0), c an older member that says nothing.
+    const c = await node('c', [{ id: 'a' }, { id: 'b' }]);
+    const b = await node('b', [{ id: 'a' }, { id: 'c', port: c.t.port }], { freshVoteDelayMs: () => 1500 });
+    const a = await node('a', [{ id: 'b', port: b.t.port }, { id: 'c', port: c.t.port }], { freshVoteDelayMs: () => 0 });
+    await waitFor('all linked', () => connected(a, 'b') && connected(a, 'c') && connected(b, 'c'));
+    const info = (n: typeof a, id: string) => n.t.peers().find((p) => p.id === id)!;
+    const bAtA = info(a, 'b').freshVoteDelayEndsInMs!;
+    expect(bAtA).toBeGreaterThan(0);
+    expect(bAtA).toBeLessThanOrEqual(1500);
+    expect(info(c, 'b').freshVoteDelayEndsInMs).toBeGreaterThan(0); // b dialed c: from b's hello
+    expect(info(b, 'a').freshVoteDelayEndsInMs).toBe(-Infinity); // a dialed b: from a's hello
+    expect(info(a, 'c')).toEqual({ id: 'c', address: `127.0.0.1:${c.t.port}`, connected: true });
+    expect(info(b, 'c')).toEqual({ id: 'c', address: `127.0.0.1:${c.t.port}`, connected: true });
+  });
+
   it('three members form a full mesh and deliver every message to its addressee', async () => {
     const c = await node('c', [{ id: 'a' }, { id: 'b' }]);
     const b = await node('b', [{ id: 'a' }, { id: 'c', port: c.t.port }]);

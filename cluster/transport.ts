@@ -14,7 +14,7 @@ import { PROTOCOL_VERSION, decodeFrame, encodeMessage } from './codec.js';
 import { ClusterError, type ClusterErrorCode } from './errors.js';
 import { FrameAuthError, FrameOpener, FrameSealer, MAX_FRAME_OVERHEAD_BYTES, deriveLinkKeys } from './frame-auth.js';
 import { CloseCodes, HandshakeRefusal, buildHello, newInstanceId, newNonce, refusalForCloseCode, type AuthMode, type MacInput } from './handshake.js';
-import { handshakeStep, welcome, type HandshakeContext } from './handshake-step.js';
+import { freshVoteDelay, handshakeStep, welcome, type HandshakeContext } from './handshake-step.js';
 import type { DropReason, PeerInfo, PeerTransport, TransportEvents } from './interfaces.js';
 import { TransportLog } from './log-limits.js';
 import { Admission } from './admission.js';
@@ -36,6 +36,11 @@ export { MIN_SECRET_BYTES, PEER_PATH, resolveTransportOptions } from './transpor
 export type { TransportPeer, TransportTlsOptions, WsTransportOptions } from './transport-options.js';
 export { reconnectDelayMs } from './peer-link.js';
 
+
+function freshVoteDelayOf(link: Connection | null, nowMs: number): { freshVoteDelayEndsInMs?: number } {
+  const endsAt = link?.peerFreshVoteDelayEndsAt ?? null;
+  return endsAt === null ? {} : { freshVoteDelayEndsInMs: endsAt - nowMs };
+}
 
 /** Enough for every member of a large group to re-identify at once; a stranger gets 429 beyond it. */
 const IdentifyAnswersPerSecond = 50;
@@ -97,7 +102,7 @@ export class WsTransport implements PeerTransport {
         conn.ws.terminate();
       },
       questionUnanswered: (conn) => this.duplicates.unanswered(conn),
-    });
+    }, this.o.now);
     this.duplicates = new DuplicateCheck({
       linkOf: (id) => this.peerStates.get(id)?.link,
       liveWindowMs: (conn) => this.liveWindowMs(conn),
@@ -111,6 +116,7 @@ export class WsTransport implements PeerTransport {
         }
       },
       changed: () => this.upkeep.changed(),
+      now: this.o.now,
     });
     this.handshakeContext = {
       selfId: this.o.selfId,
@@ -119,6 +125,7 @@ export class WsTransport implements PeerTransport {
       secret: this.o.secret,
       instanceId: this.instanceId,
       localTiming: this.o.localTiming,
+      ...(options.freshVoteDelayMs ? { freshVoteDelayMs: options.freshVoteDelayMs } : {}),
       isMember: (id) => this.peerStates.has(id) || (this.o.dynamicPeers && this.peerStates.hasRoomFor(id)),
       weDial: (id) => this.peerStates.get(id)?.weDial ?? compareIds(this.o.selfId, id) < 0,
       // Authenticated from here: its instance id can be trusted to tell two live processes apart.
@@ -294,6 +301,7 @@ export class WsTransport implements PeerTransport {
       id: p.id,
       address: p.host === null ? null : `${p.host}:${p.port}`,
       connected: p.link !== null,
+      ...freshVoteDelayOf(p.link, this.o.now()),
     }));
   }
 
@@ -311,8 +319,8 @@ export class WsTransport implements PeerTransport {
       conn.close(CloseCodes.goingAway, 'member shutting down');
     }
     // Give close frames a moment to leave, then cut whatever is still open (a stopped peer never answers).
-    const deadline = Date.now() + 500;
-    while (this.sockets.size > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
+    const deadline = performance.now() + 500;
+    while (this.sockets.size > 0 && performance.now() < deadline) await new Promise((r) => setTimeout(r, 10));
     for (const conn of this.sockets) conn.ws.terminate();
     this.wss?.close();
     const server = this.server;
@@ -381,6 +389,7 @@ export class WsTransport implements PeerTransport {
         nonce: conn.dialerNonce,
         instance: this.instanceId,
         timing: this.o.localTiming,
+        ...freshVoteDelay(this.handshakeContext),
       });
       ws.send(conn.helloText);
     });
@@ -457,7 +466,7 @@ export class WsTransport implements PeerTransport {
       this.frameAuthFailed(conn, err.message);
       return;
     }
-    conn.lastAuthAt = Date.now();
+    conn.lastAuthAt = this.o.now();
     // Whatever came, the process behind the link is alive: a newcomer claiming its id is a duplicate.
     if (conn.question) this.duplicates.answered(conn);
     if (opened.kind === 'k') {
@@ -528,7 +537,7 @@ export class WsTransport implements PeerTransport {
           instance: current.peerInstance,
           newcomerRemote: conn.remote,
           newcomerInstance: conn.peerInstance,
-          lastFrameAgoMs: Date.now() - current.lastAuthAt,
+          lastFrameAgoMs: this.o.now() - current.lastAuthAt,
           repeated: n,
         },
         `two live processes claim member id ${peer.id}: keeping the established link, refusing the newcomer (is a second copy of that member running with another data dir?)`,
@@ -556,7 +565,9 @@ export class WsTransport implements PeerTransport {
     conn.sealer = new FrameSealer(keys.send);
     conn.opener = new FrameOpener(keys.receive);
     conn.state = 'open';
-    conn.establishedAt = conn.lastAuthAt = conn.lastPingAt = Date.now();
+    conn.establishedAt = conn.lastAuthAt = conn.lastPingAt = this.o.now();
+    // Counted from here, not from when the peer said it: late by a round trip, never early.
+    if (conn.peerFreshVoteDelayMs !== null) conn.peerFreshVoteDelayEndsAt = conn.peerFreshVoteDelayMs > 0 ? conn.establishedAt + conn.peerFreshVoteDelayMs : -Infinity;
     conn.releasePending?.();
     if (peer.pending === conn) peer.pending = null;
     const previous = peer.link;
@@ -608,6 +619,7 @@ export class WsTransport implements PeerTransport {
     this.sockets.delete(conn);
     // A link asked whether it was alive and closed instead: the newcomer that waited gets in now.
     if (conn.question && !this.closed) this.duplicates.unanswered(conn);
+    else if (!wasOpen && !this.closed) this.duplicates.closedBeforeAdmission(conn);
     if (this.closed || conn.superseded || conn.peerId === null) return;
     const peer = this.peerStates.get(conn.peerId);
     if (!peer) return;
@@ -615,7 +627,7 @@ export class WsTransport implements PeerTransport {
       if (peer.link !== conn) return;
       peer.link = null;
       // A link that stayed up for a while earns a fast redial; one that flaps keeps backing off.
-      if (Date.now() - conn.establishedAt >= this.o.reconnectBackoff.maxMs) peer.attempt = 0;
+      if (this.o.now() - conn.establishedAt >= this.o.reconnectBackoff.maxMs) peer.attempt = 0;
       const fields = { remote: conn.remote, code, reason: reason || undefined, error: conn.lastError ?? undefined };
       if (code === CloseCodes.messageTooBig && !conn.closedByUs) {
         peer.log.warn(fields, 'peer closed the link: a frame from this member exceeded its frame limit (1009)');
@@ -653,7 +665,7 @@ export class WsTransport implements PeerTransport {
     const peerId = conn.peerId!;
     this.tlog.warnOnce(peerId, conn.remote, reason, `dropped a frame from peer: ${detail}`);
     this.emitDrop(reason, peerId);
-    const now = Date.now();
+    const now = this.o.now();
     conn.badFrameTimes = conn.badFrameTimes.filter((t) => now - t < this.o.badFrameWindowMs);
     conn.badFrameTimes.push(now);
     if (conn.badFrameTimes.length > this.o.maxBadFrames) {
@@ -682,7 +694,7 @@ export class WsTransport implements PeerTransport {
 
   /** `force` for a failed dial or a dropped link; message drops report at most once per interval. */
   private reportUnreachable(peer: PeerState, force: boolean): void {
-    const now = Date.now();
+    const now = this.o.now();
     if (!force && now - peer.lastUnreachableAt < this.o.unreachableReportIntervalMs) return;
     peer.lastUnreachableAt = now;
     this.callEvent('onUnreachable', () => this.events.onUnreachable(peer.id));

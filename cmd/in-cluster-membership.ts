@@ -65,12 +65,15 @@ export function createMembershipParts(o: MembershipPartsOptions): MembershipPart
         member: o.member,
         pods: o.podWatch,
         isConnected: (id) => transport.peers().some((p) => p.id === id && p.connected),
+        freshVoteDelayEndsInMs: (id) => transport.peers().find((p) => p.id === id)?.freshVoteDelayEndsInMs,
+        // Its ticks may run late: the delay is counted in them.
+        freshVoteMarginMs: o.tickMs * 2,
         maxVoters: o.maxVoters,
         // Every tick: a link coming up and a learner catching up raise no event, and each would
         // otherwise wait for the next round on the way to voter (ten ticks, before).
         periodMs: o.tickMs,
         confSettleMs: o.tickMs * 2,
-        // A fresh member refuses to campaign for 2 election timeouts after it starts (ticks run late under load).
+        // For a member that announces no delay: it refuses to campaign for 2 election timeouts after it starts (ticks run late under load).
         successorMinAgeMs: (2 * o.electionTicks + 5) * o.tickMs,
         events: o.events,
         logger: o.logger,

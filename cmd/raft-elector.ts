@@ -184,6 +184,7 @@ async function run(config: ElectorConfig, unsafe?: UnsafeMode, clockRate?: numbe
         // In-cluster, peers come and go with the pods: a joiner must reach the leader before it is added.
         dynamicPeers: k !== undefined,
         localTiming: { tickMs: config.tickMs, electionTicks: config.electionTicks, maxClockDriftMs: config.maxClockDriftMs },
+        freshVoteDelayMs: () => member.freshVoteDelayBoundMs(),
         ...(secret ? { secret } : { insecure: true }),
         ...(tls ? { tls } : {}),
         maxFrameBytes: config.maxFrameBytes,

@@ -68,7 +68,8 @@ export interface GroupPod {
   member: boolean;
   /**
    * The pod's Ready condition is True. With the sidecar's readinessProbe (/readyz) that says its
-   * member is in the configuration and past its fresh-vote delay. Absent: not known to be ready.
+   * member is in the configuration and past its fresh-vote delay; but the probe is the user's, so
+   * the reconciler does not judge a successor by it (docs/membership.md). Absent: not known.
    */
   ready?: boolean;
 }

@@ -5,7 +5,7 @@ import type { LeadershipView, MembershipStatus, TransferResult } from '../cluste
 import type { ConfChangeV2, ConfState } from '../raft/index.js';
 import type { MembershipEventReason } from './events.js';
 import type { GroupPod } from './pod-watch.js';
-import { MembershipReconciler, planPods, type MembershipMember, type PodSource } from './reconciler.js';
+import { MembershipReconciler, planPods, type MembershipMember, type PodSource, type ReconcilerOptions } from './reconciler.js';
 
 /** Applies each proposed change at once (a one-member log), as a leader whose followers keep up. */
 class FakeMembershipMember implements MembershipMember {
@@ -14,6 +14,7 @@ class FakeMembershipMember implements MembershipMember {
   pending = false;
   readonly proposals: ConfChangeV2[] = [];
   readonly transfers: string[] = [];
+  onTick?: MembershipMember['onTick'];
   private readonly listeners = new Set<(cs: ConfState) => void>();
   constructor(
     readonly id: string,
@@ -72,7 +73,7 @@ class FakePods implements PodSource {
   }
 }
 
-function setup(member: FakeMembershipMember, pods: FakePods, maxVoters = 5, confSettleMs = 0, successorMinAgeMs = 0) {
+function setup(member: FakeMembershipMember, pods: FakePods, maxVoters = 5, confSettleMs = 0, successorMinAgeMs = 0, periodMs = 60_000, extra: Partial<ReconcilerOptions> = {}) {
   const events: Array<[string, MembershipEventReason, string]> = [];
   const lines: Record<string, unknown>[] = [];
   const logger = pino({ level: 'debug' }, { write: (s: string) => lines.push(JSON.parse(s) as Record<string, unknown>) });
@@ -81,14 +82,25 @@ function setup(member: FakeMembershipMember, pods: FakePods, maxVoters = 5, conf
     pods,
     isConnected: () => true,
     maxVoters,
-    periodMs: 60_000,
+    periodMs,
     confSettleMs,
     successorMinAgeMs,
     events: { emitFor: (pod, reason, message) => events.push([pod.name, reason, message]) },
     logger,
+    ...extra,
   });
   r.start();
   return { r, events, lines, settle: () => { for (let i = 0; i < 50 && r.round() === 'proposed'; i++); } };
+}
+
+/** Old pods a, b, c (voters, a the leader); the new pod n joined as a learner; then the leader's pod is deleted. */
+function leavingLeaderWithLearner() {
+  const m = new FakeMembershipMember('a@1', ['a@1', 'b@1', 'c@1'], ['n@1']);
+  const pods = new FakePods();
+  for (const name of ['a', 'b', 'c']) pods.add(name, '1', 1_000);
+  pods.add('n', '1', 60_000);
+  pods.set('a', { exit: 'deleting' });
+  return { m, pods };
 }
 
 describe('MembershipReconciler', () => {
@@ -168,12 +180,7 @@ describe('MembershipReconciler', () => {
   });
 
   it('a rolling update hands leadership over once: the leaving leader promotes the new pod and hands over to it', async () => {
-    // Old pods a, b, c (voters); the new pod n joined as a learner; then the leader's pod is deleted.
-    const m = new FakeMembershipMember('a@1', ['a@1', 'b@1', 'c@1'], ['n@1']);
-    const pods = new FakePods();
-    for (const name of ['a', 'b', 'c']) pods.add(name, '1', 1_000);
-    pods.add('n', '1', 60_000);
-    pods.set('a', { exit: 'deleting' });
+    const { m, pods } = leavingLeaderWithLearner();
     const { r } = setup(m, pods, 5);
     expect(r.round()).toBe('proposed');
     expect(m.proposals[0]!.changes).toEqual([{ type: 'AddNode', nodeId: 'n@1' }]);
@@ -185,11 +192,7 @@ describe('MembershipReconciler', () => {
   it('a handover waits confSettleMs after the last applied change (the target must have applied it), then goes', () => {
     vi.useFakeTimers();
     try {
-      const m = new FakeMembershipMember('a@1', ['a@1', 'b@1', 'c@1'], ['n@1']);
-      const pods = new FakePods();
-      for (const name of ['a', 'b', 'c']) pods.add(name, '1', 1_000);
-      pods.add('n', '1', 60_000);
-      pods.set('a', { exit: 'deleting' });
+      const { m, pods } = leavingLeaderWithLearner();
       const { r } = setup(m, pods, 5, 200);
       expect(r.round()).toBe('proposed'); // the promotion applies at once here
       expect(r.round()).toBe('settling');
@@ -203,14 +206,20 @@ describe('MembershipReconciler', () => {
     }
   });
 
-  it('a member this leader added moments ago is no successor (its fresh-vote delay drops MsgTimeoutNow)', async () => {
+  /** Voters a, b, c; the new pod n joined moments ago as a learner (added 60 s is "young" here). */
+  function newLearnerGroup(extra: Partial<ReconcilerOptions> = {}) {
     const m = new FakeMembershipMember('a@1', ['a@1', 'b@1', 'c@1']);
     const pods = new FakePods();
     for (const [name, at] of [['a', 1], ['b', 2], ['c', 3]] as const) pods.add(name, '1', at);
     pods.add('n', '1', 60_000);
-    const { r, settle } = setup(m, pods, 5, 0, 60_000);
+    const { r, settle } = setup(m, pods, 5, 0, 60_000, 60_000, extra);
     settle();
     expect(m.conf.learners).toEqual(['n@1']);
+    return { m, pods, r };
+  }
+
+  it('a member this leader added moments ago that announces no delay is no successor (its fresh-vote delay drops MsgTimeoutNow)', async () => {
+    const { m, pods, r } = newLearnerGroup();
     pods.set('a', { exit: 'deleting' });
     expect(r.round()).toBe('transferring'); // no promotion of n
     await Promise.resolve();
@@ -220,22 +229,27 @@ describe('MembershipReconciler', () => {
     expect(m.transfers).toEqual(['c@1', 'c@1']);
   });
 
-  it('a member added moments ago whose pod is Ready (past its fresh-vote delay) is promoted and takes over', async () => {
-    const m = new FakeMembershipMember('a@1', ['a@1', 'b@1', 'c@1']);
-    const pods = new FakePods();
-    for (const [name, at] of [['a', 1], ['b', 2], ['c', 3]] as const) pods.add(name, '1', at);
-    pods.add('n', '1', 60_000);
-    const { r, settle } = setup(m, pods, 5, 0, 60_000);
-    settle();
-    expect(m.conf.learners).toEqual(['n@1']);
-    // The rolling update waits for n's Ready (its /readyz: a member, past the delay), then deletes the leader's pod.
-    pods.set('n', { ready: true });
+  it('a member added moments ago whose link says its fresh-vote delay is over is promoted and takes over', async () => {
+    const { m, pods, r } = newLearnerGroup({ freshVoteDelayEndsInMs: (id) => (id === 'n@1' ? -50 : -Infinity), freshVoteMarginMs: 20 });
     pods.set('a', { exit: 'deleting' });
     expect(r.round()).toBe('proposed');
     expect(m.proposals.at(-1)!.changes).toEqual([{ type: 'AddNode', nodeId: 'n@1' }]);
     expect(r.round()).toBe('transferring');
     await Promise.resolve();
     expect(m.transfers).toEqual(['n@1']);
+  });
+
+  it('a member in its fresh-vote delay by its own word is no successor, even with its pod Ready (the readiness probe is the user\'s)', async () => {
+    let endsInMs = 300;
+    const { m, pods, r } = newLearnerGroup({ freshVoteDelayEndsInMs: (id) => (id === 'n@1' ? endsInMs : -Infinity), freshVoteMarginMs: 20 });
+    // Ready at once: a pod without a readiness probe, or one that probes something else.
+    pods.set('n', { ready: true });
+    pods.set('a', { exit: 'deleting' });
+    endsInMs = -10; // over, but within the margin for late ticks
+    expect(r.round()).toBe('transferring');
+    await Promise.resolve();
+    expect(m.transfers).toEqual(['c@1']);
+    expect(m.proposals.map((p) => p.changes)).not.toContainEqual([{ type: 'AddNode', nodeId: 'n@1' }]);
   });
 
   it('handOver (SIGTERM) on the leader: to the newest caught-up voter whose pod stays', async () => {
@@ -258,27 +272,49 @@ describe('MembershipReconciler', () => {
   it('handOver (SIGTERM) while the rounds promote the new pod to hand over to it: the handover goes to the new pod', async () => {
     // The leader's pod is deleting; its round proposed promoting the new pod n. SIGTERM comes before
     // that change applies: picking among today's voters would hand over to an old pod.
-    const m = new FakeMembershipMember('a@1', ['a@1', 'b@1', 'c@1'], ['n@1']);
+    const { m, pods } = leavingLeaderWithLearner();
     const proposeNow = m.proposeConfChange.bind(m);
     let held: ConfChangeV2 | undefined;
     m.proposeConfChange = (cc) => {
       held = cc;
       m.pending = true;
     };
-    const pods = new FakePods();
-    for (const name of ['a', 'b', 'c']) pods.add(name, '1', 1_000);
-    pods.add('n', '1', 60_000);
-    pods.set('a', { exit: 'deleting' });
     const { r } = setup(m, pods, 5);
     expect(r.round()).toBe('proposed');
-    const handing = r.handOver(1_000);
-    await new Promise((resolve) => setTimeout(resolve, 120));
-    expect(m.transfers).toEqual([]);
-    m.pending = false;
-    proposeNow(held!);
-    await handing;
-    expect(m.conf.voters).toContain('n@1');
-    expect(m.transfers).toEqual(['n@1']);
+    vi.useFakeTimers();
+    try {
+      const handing = r.handOver(1_000);
+      await vi.advanceTimersByTimeAsync(500);
+      expect(m.transfers).toEqual([]);
+      m.pending = false;
+      proposeNow(held!);
+      await vi.advanceTimersByTimeAsync(100);
+      await handing;
+      expect(m.conf.voters).toContain('n@1');
+      expect(m.transfers).toEqual(['n@1']);
+    } finally {
+      vi.useRealTimers();
+    }
+  });
+
+  it('handOver while the promotion is refused waits for progress, not a poll, and starts no transfer after its deadline', async () => {
+    const { m, pods } = leavingLeaderWithLearner();
+    m.proposeConfChange = () => {
+      throw new ClusterError('CONF_CHANGE_PENDING', 'pending');
+    };
+    const { r } = setup(m, pods, 5);
+    vi.useFakeTimers();
+    try {
+      const handing = r.handOver(1_000);
+      await vi.advanceTimersByTimeAsync(1_000);
+      await handing;
+      // One attempt: nothing changed that could make a second one go.
+      expect(r.counts.refused).toBe(1);
+      // The member's own shutdown hands over next; a transfer of ours would race it.
+      expect(m.transfers).toEqual([]);
+    } finally {
+      vi.useRealTimers();
+    }
   });
 
   it('handOver waits for a transfer already under way instead of redirecting it, within its deadline', async () => {
@@ -305,12 +341,58 @@ describe('MembershipReconciler', () => {
     finish({ leader: 'c@1', transferred: true });
     await handing;
     expect(m.transfers).toEqual(['c@1']);
-    // A transfer that never ends: handOver gives up at its deadline.
+    // A transfer that never ends: handOver gives up at its deadline, and starts no second one.
     m.role = 'Leader';
     expect(r.round()).toBe('transferring');
-    const started = performance.now();
-    await r.handOver(50);
-    expect(performance.now() - started).toBeLessThan(1_000);
+    vi.useFakeTimers();
+    try {
+      let returned = false;
+      const second = r.handOver(50).then(() => (returned = true));
+      await vi.advanceTimersByTimeAsync(49);
+      expect(returned).toBe(false);
+      await vi.advanceTimersByTimeAsync(1);
+      await second;
+      expect(m.transfers).toEqual(['c@1', 'c@1']);
+      expect(r.round()).toBe('transferring');
+      expect(m.transfers).toHaveLength(2);
+    } finally {
+      vi.useRealTimers();
+    }
+  });
+
+  it("rides the member's tick: no timer of its own, a follower's tick does no round, a leader's does", () => {
+    const m = new FakeMembershipMember('a@1', ['a@1']);
+    const ticks = new Set<(t: { lateMs: number; nextInMs: number }) => void>();
+    m.onTick = (l) => {
+      ticks.add(l);
+      return () => ticks.delete(l);
+    };
+    const tick = () => {
+      for (const l of ticks) l({ lateMs: 0, nextInMs: 100 });
+    };
+    const pods = new FakePods();
+    pods.add('a', '1', 0);
+    pods.add('b', '1', 1);
+    vi.useFakeTimers();
+    try {
+      const { r } = setup(m, pods, 3, 0, 0, 100);
+      expect(vi.getTimerCount()).toBe(0);
+      m.role = 'Follower';
+      tick();
+      expect(r.counts.rounds).toBe(0);
+      m.role = 'Leader';
+      vi.advanceTimersByTime(100);
+      tick();
+      expect(m.proposals.map((p) => p.changes)).toEqual([[{ type: 'AddLearnerNode', nodeId: 'b@1' }]]);
+      tick(); // the same moment: the round is not due yet
+      expect(r.counts.rounds).toBe(1);
+      r.stop();
+      vi.advanceTimersByTime(100);
+      tick();
+      expect(m.proposals).toHaveLength(1);
+    } finally {
+      vi.useRealTimers();
+    }
   });
 
   it('a proposal refused as pending is retried by a later round, not logged as a warning', () => {

@@ -1,7 +1,8 @@
 /**
  * The membership reconciler: on the leader only, drives the configuration toward the pods the
  * API server lists for the group, one step at a time (planMembership decides; this file only
- * observes and acts). Runs on pod-watch changes, on applied conf changes and every periodMs.
+ * observes and acts). Runs on pod-watch changes, on applied conf changes and every periodMs
+ * (on the member's tick: no timer of its own, so an idle follower wakes for nothing here).
  * While the pod watch is not healthy (not synced, or failing) it does nothing: a stale list
  * could remove live members. The election itself never waits for it.
  */
@@ -25,7 +26,7 @@ export interface MembershipEventSink {
 }
 
 /** What the reconciler needs of a member. */
-export type MembershipMember = Pick<Member, 'id' | 'view' | 'transferLeadership' | 'membership' | 'proposeConfChange' | 'onMembershipChange'>;
+export type MembershipMember = Pick<Member, 'id' | 'view' | 'transferLeadership' | 'membership' | 'proposeConfChange' | 'onMembershipChange' | 'onTick'>;
 
 export interface ReconcilerOptions {
   member: MembershipMember;
@@ -36,7 +37,10 @@ export interface ReconcilerOptions {
   maxVoters: number;
   /** A learner within this many entries of the leader's last index counts as caught up. Default 16. */
   caughtUpLagEntries?: number;
-  /** The periodic round, for what raises no event (a link up, a learner caught up); cmd passes tickMs. */
+  /**
+   * The periodic round, for what raises no event (a link up, a learner caught up); cmd passes
+   * tickMs. Rides the member's tick when it has onTick, else a timer of its own.
+   */
   periodMs: number;
   /**
    * A handover waits this long after the last applied configuration change (cmd: 2 ticks): a
@@ -46,9 +50,16 @@ export interface ReconcilerOptions {
    */
   confSettleMs?: number;
   /**
-   * No handover to a member added less than this long ago (cmd: 2 election timeouts + 5 ticks):
-   * a member is added only once it runs and links, so its fresh-vote delay ends by then
-   * (PlanInput.youngIds). Default 0.
+   * When the fresh-vote delay member `id` announced on its link ends, in ms from now (negative:
+   * over; PeerInfo.freshVoteDelayEndsInMs). Undefined: not linked, or it announces nothing.
+   */
+  freshVoteDelayEndsInMs?(id: string): number | undefined;
+  /** Added to an announced delay: the member's ticks may run late (cmd: 2 ticks). Default 0. */
+  freshVoteMarginMs?: number;
+  /**
+   * For a member that announces no delay (an older version): no handover to it while this
+   * leader added it less than this long ago (cmd: 2 election timeouts + 5 ticks; a member is
+   * added only once it runs and links, so its delay ends by then). Default 0.
    */
   successorMinAgeMs?: number;
   events?: MembershipEventSink;
@@ -86,7 +97,11 @@ export class MembershipReconciler {
   private readonly log: Logger;
   private readonly plan: (input: PlanInput) => PlanStep;
   private readonly caughtUpLagEntries: number;
+  private started = false;
   private timer: NodeJS.Timeout | null = null;
+  private lastPeriodicAtMs = -Infinity;
+  /** handOver's waits: woken by whatever may let the next round do something new. */
+  private readonly progressWaiters = new Set<() => void>();
   private unsubscribes: (() => void)[] = [];
   private lastConf: ConfState | null = null;
   private loggedUnhealthy = false;
@@ -105,32 +120,70 @@ export class MembershipReconciler {
   }
 
   start(): void {
-    if (this.timer) return;
+    if (this.started) return;
+    this.started = true;
     this.lastConf = this.o.member.membership().confState;
-    this.unsubscribes.push(this.o.pods.onPodsChange(() => this.schedule()));
+    this.unsubscribes.push(
+      this.o.pods.onPodsChange(() => {
+        this.schedule();
+        this.progressed();
+      }),
+    );
     this.unsubscribes.push(
       this.o.member.onMembershipChange((cs) => {
         this.lastAppliedAtMs = performance.now();
         this.announce(cs);
         this.schedule();
+        this.progressed();
       }),
     );
-    this.timer = setInterval(() => this.round(), this.o.periodMs);
-    this.timer.unref?.();
+    if (this.o.member.onTick) {
+      this.unsubscribes.push(this.o.member.onTick((tick) => this.onTick(tick.nextInMs)));
+    } else {
+      this.timer = setInterval(() => this.periodic(), this.o.periodMs);
+      this.timer.unref?.();
+    }
   }
 
   stop(): void {
+    this.started = false;
     if (this.timer) clearInterval(this.timer);
     this.timer = null;
     if (this.settleTimer) clearTimeout(this.settleTimer);
     this.settleTimer = null;
     for (const u of this.unsubscribes) u();
     this.unsubscribes = [];
+    this.progressed();
+  }
+
+  /** A round is due on the tick nearest to its moment (periodMs = tickMs: every tick). */
+  private onTick(nextInMs: number): void {
+    const now = performance.now();
+    if (!Number.isFinite(nextInMs) || now + nextInMs / 2 < this.lastPeriodicAtMs + this.o.periodMs) return;
+    this.lastPeriodicAtMs = now;
+    this.periodic();
+  }
+
+  private periodic(): void {
+    // A follower's round is one view() and done; only a leader's can change anything.
+    if (this.o.member.view().role !== 'Leader') return;
+    this.round();
+    this.progressed();
+  }
+
+  private progressed(): void {
+    for (const wake of [...this.progressWaiters]) wake();
+    this.progressWaiters.clear();
+  }
+
+  /** Resolves on the next membership change, pod change, settle end or periodic round. */
+  private nextProgress(): Promise<void> {
+    return new Promise((resolve) => this.progressWaiters.add(resolve));
   }
 
   /** Coalesces bursts of pod events into one round on the next turn of the event loop. */
   private schedule(): void {
-    if (this.queued || !this.timer) return;
+    if (this.queued || !this.started) return;
     this.queued = true;
     setImmediate(() => {
       this.queued = false;
@@ -164,7 +217,7 @@ export class MembershipReconciler {
       membership,
       maxVoters: this.o.maxVoters,
       caughtUpLagEntries: this.caughtUpLagEntries,
-      ...this.ageRule(snapshot),
+      ...this.ageRule(members),
     });
     if (step === null) return 'nothing_to_do';
     if ('transferTo' in step) {
@@ -172,7 +225,9 @@ export class MembershipReconciler {
       if (waitMs > 0) {
         this.settleTimer ??= setTimeout(() => {
           this.settleTimer = null;
-          if (this.timer) this.round();
+          if (!this.started) return;
+          this.round();
+          this.progressed();
         }, waitMs);
         return 'settling';
       }
@@ -195,26 +250,28 @@ export class MembershipReconciler {
   }
 
   /**
-   * Members too young to take over: added by this leader less than successorMinAgeMs ago, unless
-   * their pod is Ready (the sidecar's /readyz answers 503 until its fresh-vote delay is over).
+   * Members that cannot take over yet (PlanInput.youngIds): in their fresh-vote delay by their
+   * own word on the link (plus freshVoteMarginMs), or, announcing nothing, added by this leader
+   * less than successorMinAgeMs ago. Not the pod's Ready: that is the user's readiness probe,
+   * which may be off or probe something else.
    */
-  private ageRule(pods: readonly GroupPod[]): { youngIds?: string[] } {
+  private ageRule(members: ReadonlySet<string>): { youngIds?: string[] } {
     const minAge = this.o.successorMinAgeMs ?? 0;
+    const margin = this.o.freshVoteMarginMs ?? 0;
     const now = performance.now();
-    const ready = new Set<string>();
-    for (const p of pods) {
-      if (p.ready !== true || p.exit !== null) continue;
-      try {
-        ready.add(makeIncarnationId(p.name, p.uid));
-      } catch {
-        // No valid incarnation id: not a member this leader added.
-      }
+    const young: string[] = [];
+    for (const id of members) {
+      if (id === this.o.member.id) continue;
+      const endsInMs = this.o.freshVoteDelayEndsInMs?.(id);
+      const addedAt = this.addedAtMs.get(id);
+      if (endsInMs !== undefined ? endsInMs + margin > 0 : addedAt !== undefined && now - addedAt < minAge) young.push(id);
     }
-    const young = [...this.addedAtMs].filter(([id, at]) => now - at < minAge && !ready.has(id)).map(([id]) => id);
-    return young.length > 0 ? { youngIds: young } : {};
+    return young.length > 0 ? { youngIds: young.sort() } : {};
   }
 
+  /** Starts a transfer unless one is under way (a second one would abort it): then that one. */
   private transfer(to: string, reason: string): Promise<unknown> {
+    if (this.transferring) return this.transferring;
     this.counts.transfers += 1;
     this.log.info({ to, reason }, 'membership: transferring leadership');
     const done = this.o.member
@@ -242,17 +299,21 @@ export class MembershipReconciler {
     void deadline.then(() => (timedOut = true));
     try {
       if (this.transferring) await Promise.race([this.transferring, deadline]);
+      if (timedOut || this.transferring) return;
       // Our own pod is seen leaving: the rounds are handing over already, maybe promoting the new
       // pod first to hand over to it. Picking a voter here would race that promotion and hand over
       // to an old pod, which must hand over again when its turn comes. Drive the rounds instead.
-      while (!timedOut && !this.transferring && this.o.member.view().role === 'Leader' && this.ownPodLeaving()) {
+      // Each pass waits for something that may change the outcome (an applied change, a pod
+      // event, the settle timer, a periodic round), never a poll: bounded by the events and the deadline.
+      while (!timedOut && !this.transferring && this.started && this.o.member.view().role === 'Leader' && this.ownPodLeaving()) {
         const outcome = this.round();
         const busy = outcome === 'proposed' || outcome === 'settling' || outcome === 'refused' || (outcome === 'nothing_to_do' && this.o.member.membership().pendingConfChange);
         if (!busy) break;
-        await Promise.race([new Promise((r) => setTimeout(r, Math.min(this.o.periodMs, 50))), deadline]);
+        await Promise.race([this.nextProgress(), deadline]);
       }
       if (this.transferring) await Promise.race([this.transferring, deadline]);
-      if (this.o.member.view().role !== 'Leader') return;
+      // Past the deadline, or a transfer still under way: starting another would abort it.
+      if (timedOut || this.transferring || this.o.member.view().role !== 'Leader') return;
       const ms = this.o.member.membership();
       const members = new Set([...ms.confState.voters, ...ms.confState.learners]);
       const snapshot = this.o.pods.snapshot();
@@ -262,7 +323,7 @@ export class MembershipReconciler {
         const pr = ms.progress[id];
         return id !== this.o.member.id && ready.has(id) && pr !== undefined && pr.recentActive && ms.lastIndex - pr.match <= this.caughtUpLagEntries;
       });
-      const to = successorOf({ pods, membership: ms, ...this.ageRule(snapshot) }, candidates);
+      const to = successorOf({ pods, membership: ms, ...this.ageRule(members) }, candidates);
       if (to === undefined) return;
       await Promise.race([this.transfer(to, 'stopping (SIGTERM): hand over to the newest caught-up voter'), deadline]);
     } finally {

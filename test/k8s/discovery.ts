@@ -1,25 +1,15 @@
 /** The discovery documents (/api, /apis, /version...) of the test API server: pods and events only. */
 
-const podResource = {
-  name: 'pods',
-  singularName: 'pod',
-  namespaced: true,
-  kind: 'Pod',
-  verbs: ['create', 'delete', 'deletecollection', 'get', 'list', 'patch', 'update', 'watch'],
-  shortNames: ['po'],
-  categories: ['all'],
-  storageVersionHash: 'xPOwRZ+Yhw8=',
-};
+const AllVerbs = ['create', 'delete', 'deletecollection', 'get', 'list', 'patch', 'update', 'watch'];
 
-const eventResource = {
-  name: 'events',
-  singularName: 'event',
-  namespaced: true,
-  kind: 'Event',
-  verbs: ['create', 'delete', 'deletecollection', 'get', 'list', 'patch', 'update', 'watch'],
-  shortNames: ['ev'],
-  storageVersionHash: 'r2yiGXH7wu8=',
-};
+function namespacedResource(kind: string, name: string, shortName: string, storageVersionHash: string, extra: Record<string, unknown> = {}) {
+  return { name, singularName: kind.toLowerCase(), namespaced: true, kind, verbs: AllVerbs, shortNames: [shortName], ...extra, storageVersionHash };
+}
+
+const podResource = namespacedResource('Pod', 'pods', 'po', 'xPOwRZ+Yhw8=', { categories: ['all'] });
+const eventResource = namespacedResource('Event', 'events', 'ev', 'r2yiGXH7wu8=');
+const eventsV1 = { groupVersion: 'events.k8s.io/v1', version: 'v1' };
+const eventsGroup = { name: 'events.k8s.io', versions: [eventsV1], preferredVersion: eventsV1 };
 
 /** The discovery document served at `path`, or undefined when the path is not a discovery path. */
 export function discoveryDocument(path: string, port: number): Record<string, unknown> | undefined {
@@ -34,13 +24,7 @@ export function discoveryDocument(path: string, port: number): Record<string, un
       return {
         kind: 'APIGroupList',
         apiVersion: 'v1',
-        groups: [
-          {
-            name: 'events.k8s.io',
-            versions: [{ groupVersion: 'events.k8s.io/v1', version: 'v1' }],
-            preferredVersion: { groupVersion: 'events.k8s.io/v1', version: 'v1' },
-          },
-        ],
+        groups: [eventsGroup],
       };
     case '/api/v1':
       return {
@@ -53,13 +37,7 @@ export function discoveryDocument(path: string, port: number): Record<string, un
         ],
       };
     case '/apis/events.k8s.io':
-      return {
-        kind: 'APIGroup',
-        apiVersion: 'v1',
-        name: 'events.k8s.io',
-        versions: [{ groupVersion: 'events.k8s.io/v1', version: 'v1' }],
-        preferredVersion: { groupVersion: 'events.k8s.io/v1', version: 'v1' },
-      };
+      return { kind: 'APIGroup', apiVersion: 'v1', ...eventsGroup };
     case '/apis/events.k8s.io/v1':
       return { kind: 'APIResourceList', apiVersion: 'v1', groupVersion: 'events.k8s.io/v1', resources: [eventResource] };
   }
