@@ -95,7 +95,7 @@ export interface PeerState {
   pending: Connection | null;
   reconnectTimer: NodeJS.Timeout | null;
   attempt: number;
-  /** When its address was last set (Date.now()), and whether a link came up since: see newPeerRedial. */
+  /** When its address was last set (the transport's monotonic clock), and whether a link came up since: see newPeerRedial. */
   addressSetAt: number;
   linkedSinceAddress: boolean;
   lastUnreachableAt: number;

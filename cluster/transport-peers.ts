@@ -14,6 +14,8 @@ export class PeerTable {
     private readonly selfId: string,
     private readonly maxPeers: number,
     private readonly log: Logger,
+    /** The transport's monotonic clock (addressSetAt is compared with it). */
+    private readonly now: () => number,
   ) {}
 
   get size(): number {
@@ -55,7 +57,7 @@ export class PeerTable {
       pending: null,
       reconnectTimer: null,
       attempt: 0,
-      addressSetAt: Date.now(),
+      addressSetAt: this.now(),
       linkedSinceAddress: false,
       lastUnreachableAt: -Infinity,
       log: this.log.child({ peer: id }),

@@ -92,7 +92,7 @@ export class WsTransport implements PeerTransport {
       this.emitDrop('admission_refused', null);
       this.tlog.warnStranger(null, remote, reason, message, { limit });
     });
-    this.peerStates = new PeerTable(this.o.selfId, this.o.maxPeers, this.log);
+    this.peerStates = new PeerTable(this.o.selfId, this.o.maxPeers, this.log, this.o.now);
     this.identity = new IdentifyResponder({ selfId: this.o.selfId, clusterName: this.o.clusterName, secret: this.o.secret, answersPerSecond: IdentifyAnswersPerSecond, now: () => performance.now() });
     for (const p of this.o.peers) this.peerStates.add(p.id, p.host ?? null, p.port ?? null, true);
     this.upkeep = new LinkUpkeep(this.o, {
@@ -226,7 +226,7 @@ export class WsTransport implements PeerTransport {
     peer.log.info({ from: peer.host === null ? null : `${peer.host}:${peer.port}`, to: `${host}:${port}` }, 'peer address changed');
     peer.host = host;
     peer.port = port;
-    peer.addressSetAt = Date.now();
+    peer.addressSetAt = this.o.now();
     peer.linkedSinceAddress = false;
     if (!peer.weDial || !this.started || this.closed) return;
     // Reconnect to the new address at once: the old one may be a pod that is gone.
@@ -398,7 +398,7 @@ export class WsTransport implements PeerTransport {
   /** `socketOpened` false: the last dial was refused before its socket opened (see newPeerRedial). */
   private scheduleReconnect(peer: PeerState, socketOpened = true): void {
     if (this.closed || !peer.weDial || peer.reconnectTimer || peer.link || peer.pending) return;
-    const { delayMs, fast } = redialDelayMs(peer, socketOpened, Date.now(), this.o, this.o.random);
+    const { delayMs, fast } = redialDelayMs(peer, socketOpened, this.o.now(), this.o, this.o.random);
     if (!fast) peer.attempt++;
     peer.reconnectTimer = setTimeout(() => {
       peer.reconnectTimer = null;
