@@ -44,6 +44,13 @@ const DisconnectCampaignDelayMs = 30;
 
 const cryptoRandom: RandomSource = { nextInt: (max) => randomInt(max) };
 
+/**
+ * How long past its due time a follower's tick waits for the leader's next heartbeat, so the two
+ * share a wake-up (ticks may be late, never early). Half a tick: the leader's heartbeats are a tick
+ * apart, and a failover starts at most this much later.
+ */
+const PaceSlackTicks = 0.5;
+
 /** What a (pre-)candidate sends before its own write. */
 const VoteRequests: ReadonlySet<Message['type']> = new Set(['MsgVote', 'MsgPreVote']);
 
@@ -97,6 +104,10 @@ export class RaftMember implements Member {
   private readonly refusals: PeerRefusals;
 
   private nextTickAtMs = 0;
+  /** When the armed tick timer fires: nextTickAtMs, or later while heartbeats pace the ticks. */
+  private tickTimerAtMs = 0;
+  /** When this follower last heard a heartbeat or append from its leader. */
+  private heardLeaderAtMs = -Infinity;
   private worstLatenessMs = 0;
 
   constructor(options: MemberOptions) {
@@ -360,20 +371,39 @@ export class RaftMember implements Member {
 
   private scheduleTick(): void {
     if (!this.running) return;
-    const delay = Math.max(0, this.nextTickAtMs - this.nowMs());
-    this.tickTimer = this.timers.setTimeout(() => this.runTick(), delay);
+    const now = this.nowMs();
+    this.tickTimerAtMs = this.nextTickAtMs + this.paceSlackMs(now);
+    this.tickTimer = this.timers.setTimeout(() => this.runTick(), Math.max(0, this.tickTimerAtMs - now));
+  }
+
+  /**
+   * A follower hearing its leader lets a due tick wait for the next heartbeat, which runs it
+   * (onPeerMessage): one wake-up a tick instead of two. Heard within two ticks, so a follower
+   * that fell out of step with the heartbeats waits for one again; a leader gone silent costs
+   * one late tick, then the timer runs them on time.
+   */
+  private paceSlackMs(now: number): number {
+    const t = this.timing;
+    if (t.heartbeatTicks !== 1 || this.soft.state !== 'Follower' || this.soft.lead === None) return 0;
+    return now - this.heardLeaderAtMs <= 2 * t.tickMs ? PaceSlackTicks * t.tickMs : 0;
   }
 
   private runTick(): void {
     if (!this.running) return;
-    const now = this.nowMs();
-    const lateness = now - this.nextTickAtMs;
+    this.tickTimer = undefined;
+    this.tickNow(this.nowMs());
+  }
+
+  private tickNow(now: number): void {
+    if (this.tickTimer) this.timers.clearTimeout(this.tickTimer);
+    this.tickTimer = undefined;
+    // Lateness of the event loop: against the timer, not against a tick that chose to wait.
+    const lateness = Math.max(0, now - this.tickTimerAtMs);
     if (lateness > this.worstLatenessMs) this.worstLatenessMs = lateness;
     // Ticks are at least tickMs apart, whatever the timer did: raft's clock must never run faster
     // than real time. A late tick followed by a catch-up tick would shorten a follower's vote lease
     // below (electionTicks - 1) * tickMs, which the leader's lease window assumes.
     this.nextTickAtMs = Math.max(this.nextTickAtMs, now) + this.timing.tickMs;
-    this.notifyTick({ lateMs: Math.max(0, lateness), nextInMs: this.nextTickAtMs - now });
     try {
       this.node!.tick();
       this.processReady();
@@ -382,6 +412,8 @@ export class RaftMember implements Member {
       this.log.error({ err }, 'tick failed');
     }
     this.scheduleTick();
+    // After a failed tick stopped the member, stop() has told the listeners: no next tick.
+    if (this.running) this.notifyTick({ lateMs: lateness, nextInMs: this.tickTimerAtMs - now });
   }
 
   private notifyTick(tick: TickTiming): void {
@@ -457,6 +489,12 @@ export class RaftMember implements Member {
       throw err;
     }
     this.processReady();
+    if ((m.type === 'MsgHeartbeat' || m.type === 'MsgApp') && this.soft.state === 'Follower' && m.from === this.soft.lead) {
+      const now = this.nowMs();
+      this.heardLeaderAtMs = now;
+      // The tick the heartbeat's timer was waiting for; right after a heartbeat is allowed (design.md, the lease).
+      if (this.running && now >= this.nextTickAtMs && this.timing.heartbeatTicks === 1) this.tickNow(now);
+    }
   }
 
   private onPeerDisconnected(peer: string): void {
