@@ -6,7 +6,8 @@
  *   BENCH_BUILDS=before:/path/to/old/dist,after:dist npm run bench:idle-builds
  *
  * Each build is a `dist/` directory (its cmd/raft-elector.js is run); the default is this
- * checkout's dist alone. Every build runs three members as `npm run bench` does (node
+ * checkout's dist alone. `name:dir:--flag,--flag=1` runs that build with extra node flags (after
+ * the bench's own), to weigh a V8 flag against the same build without it. Every build runs three members as `npm run bench` does (node
  * --max-semi-space-size=1, heartbeat 100 ms, election 1000 ms); etcd 3.4 runs beside them
  * with the same timings. After BENCH_WARMUP_MS (default 60 s), BENCH_ROUNDS windows (default 5)
  * of BENCH_IDLE_MS (default 10 s) each; per window, the mean CPU of each group's members, and its
@@ -28,14 +29,15 @@ const NodeArgs = ['--max-semi-space-size=1'];
 /** Before the first window: V8 compiles a member's hot functions for about a minute after start. */
 const warmupMs = Number(process.env.BENCH_WARMUP_MS ?? 60_000);
 
-function builds(): { name: string; bin: string }[] {
+function builds(): { name: string; bin: string; nodeArgs: string[] }[] {
   const spec = process.env.BENCH_BUILDS ?? 'this:dist';
-  return spec.split(',').map((item) => {
-    const at = item.indexOf(':');
-    const name = at > 0 ? item.slice(0, at) : item;
-    const bin = join(resolve(at > 0 ? item.slice(at + 1) : item), 'cmd/raft-elector.js');
+  // Builds are separated by commas, except within a build's flags (which start with --).
+  return spec.split(/,(?!--)/).map((item) => {
+    const [first, dir, flags] = item.split(':');
+    const name = first!;
+    const bin = join(resolve(dir ?? first!), 'cmd/raft-elector.js');
     if (!existsSync(bin)) throw new Error(`build ${name}: no ${bin}`);
-    return { name, bin };
+    return { name, bin, nodeArgs: [...NodeArgs, ...(flags ? flags.split(',') : [])] };
   });
 }
 
@@ -45,12 +47,12 @@ const mean = (xs: number[]): number => xs.reduce((a, b) => a + b, 0) / xs.length
 async function main(): Promise<void> {
   const wanted = builds();
   const etcd = etcdVersion();
-  console.log(`idle builds: ${wanted.map((b) => `${b.name}=${b.bin}`).join(', ')}; anchor ${'version' in etcd ? `etcd ${etcd.version}` : `none (${etcd.missing})`}`);
+  console.log(`idle builds: ${wanted.map((b) => `${b.name}=${b.bin} ${b.nodeArgs.join(' ')}`).join(', ')}; anchor ${'version' in etcd ? `etcd ${etcd.version}` : `none (${etcd.missing})`}`);
   console.log(`${rounds} windows of ${windowMs / 1000} s after ${warmupMs / 1000} s of warm-up; load average at the start: ${load()}`);
   const groups: { name: string; cluster?: ProcessCluster; etcd?: EtcdCluster; pids: () => number[] }[] = [];
   try {
     for (const b of wanted) {
-      const cluster = await ProcessCluster.start({ size: 3, tickMs: TickMs, electionTicks: ElectionTicks, nodeArgs: NodeArgs, bin: b.bin });
+      const cluster = await ProcessCluster.start({ size: 3, tickMs: TickMs, electionTicks: ElectionTicks, nodeArgs: b.nodeArgs, bin: b.bin });
       groups.push({ name: b.name, cluster, pids: () => cluster.members.map((m) => m.child!.pid!) });
     }
     if ('version' in etcd) {

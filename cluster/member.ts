@@ -50,6 +50,12 @@ const cryptoRandom: RandomSource = { nextInt: (max) => randomInt(max) };
  * apart, and a failover starts at most this much later.
  */
 const PaceSlackTicks = 0.5;
+/**
+ * A leader's ticks (its heartbeats) run this much more than a tick apart, so that a follower's
+ * tick, a tick after the last heartbeat, is due when the next one arrives despite a few ms of
+ * jitter. Its lease counts from each heartbeat in ms, so only its raft clock runs 5 % slow.
+ */
+const LeaderPaceMarginTicks = 0.05;
 
 /** What a (pre-)candidate sends before its own write. */
 const VoteRequests: ReadonlySet<Message['type']> = new Set(['MsgVote', 'MsgPreVote']);
@@ -372,8 +378,13 @@ export class RaftMember implements Member {
   private scheduleTick(): void {
     if (!this.running) return;
     const now = this.nowMs();
-    this.tickTimerAtMs = this.nextTickAtMs + this.paceSlackMs(now);
-    this.tickTimer = this.timers.setTimeout(() => this.runTick(), Math.max(0, this.tickTimerAtMs - now));
+    this.armTick(this.nextTickAtMs + this.paceSlackMs(now));
+  }
+
+  private armTick(atMs: number): void {
+    if (this.tickTimer) this.timers.clearTimeout(this.tickTimer);
+    this.tickTimerAtMs = atMs;
+    this.tickTimer = this.timers.setTimeout(() => this.runTick(), Math.max(0, atMs - this.nowMs()));
   }
 
   /**
@@ -403,7 +414,8 @@ export class RaftMember implements Member {
     // Ticks are at least tickMs apart, whatever the timer did: raft's clock must never run faster
     // than real time. A late tick followed by a catch-up tick would shorten a follower's vote lease
     // below (electionTicks - 1) * tickMs, which the leader's lease window assumes.
-    this.nextTickAtMs = Math.max(this.nextTickAtMs, now) + this.timing.tickMs;
+    const pacing = this.soft.state === 'Leader' && this.timing.heartbeatTicks === 1;
+    this.nextTickAtMs = Math.max(this.nextTickAtMs, now) + this.timing.tickMs * (pacing ? 1 + LeaderPaceMarginTicks : 1);
     try {
       this.node!.tick();
       this.processReady();
@@ -492,8 +504,12 @@ export class RaftMember implements Member {
     if ((m.type === 'MsgHeartbeat' || m.type === 'MsgApp') && this.soft.state === 'Follower' && m.from === this.soft.lead) {
       const now = this.nowMs();
       this.heardLeaderAtMs = now;
-      // The tick the heartbeat's timer was waiting for; right after a heartbeat is allowed (design.md, the lease).
-      if (this.running && now >= this.nextTickAtMs && this.timing.heartbeatTicks === 1) this.tickNow(now);
+      if (this.running && this.timing.heartbeatTicks === 1) {
+        // The tick its timer was waiting for; right after a heartbeat is allowed (design.md, the lease).
+        if (now >= this.nextTickAtMs) this.tickNow(now);
+        // Early (jitter): the tick waits for the next heartbeat rather than wake the loop on its own.
+        else if (m.type === 'MsgHeartbeat') this.armTick(now + this.timing.tickMs * (1 + PaceSlackTicks));
+      }
     }
   }
 
