@@ -66,6 +66,7 @@ async function main(): Promise<void> {
     // Past start-up, the fresh-vote delay and the JIT's warm-up.
     await new Promise((r) => setTimeout(r, Math.max(2 * ElectionTicks * TickMs + 3_000, warmupMs)));
     const perGroup = new Map<string, number[]>(groups.map((g) => [g.name, []]));
+    const rssPerGroup = new Map<string, number[]>(groups.map((g) => [g.name, []]));
     for (let round = 1; round <= rounds; round++) {
       const pids = groups.map((g) => g.pids());
       const cost = await idleCost(pids.flat(), windowMs);
@@ -73,6 +74,7 @@ async function main(): Promise<void> {
       const cells: string[] = [];
       for (const [i, g] of groups.entries()) {
         const cpu = cost.slice(at, at + pids[i]!.length).map((c) => c.cpuPercent);
+        rssPerGroup.get(g.name)!.push(...cost.slice(at, at + pids[i]!.length).map((c) => c.rssMb));
         at += pids[i]!.length;
         perGroup.get(g.name)!.push(mean(cpu));
         cells.push(`${g.name} ${cpu.map((c) => c.toFixed(2)).join('/')}`);
@@ -81,12 +83,13 @@ async function main(): Promise<void> {
       const ratios = etcdMean ? groups.filter((g) => g.cluster).map((g) => `${g.name}/etcd ${(perGroup.get(g.name)!.at(-1)! / etcdMean).toFixed(2)}`) : [];
       console.log(`window ${round}: CPU % per member: ${cells.join('; ')}${ratios.length ? `; ${ratios.join(', ')}` : ''}; load ${load()}`);
     }
-    console.log('\n| build | idle CPU per member, mean of 3 (min / p50 / max over windows) | ratio to etcd (p50) |');
-    console.log('|---|---|---|');
+    console.log('\n| build | idle CPU per member, mean of 3 (min / p50 / max over windows) | ratio to etcd (p50) | RSS per member, p50 over windows and members |');
+    console.log('|---|---|---|---|');
     const etcdP50 = perGroup.has('etcd') ? summarize(perGroup.get('etcd')!).p50 : undefined;
     for (const g of groups) {
       const s = summarize(perGroup.get(g.name)!);
-      console.log(`| ${g.name} | ${s.min.toFixed(2)} / ${s.p50.toFixed(2)} / ${s.max.toFixed(2)} % | ${etcdP50 && g.cluster ? (s.p50 / etcdP50).toFixed(2) : ''} |`);
+      const rss = summarize(rssPerGroup.get(g.name)!).p50;
+      console.log(`| ${g.name} | ${s.min.toFixed(2)} / ${s.p50.toFixed(2)} / ${s.max.toFixed(2)} % | ${etcdP50 && g.cluster ? (s.p50 / etcdP50).toFixed(2) : ''} | ${rss.toFixed(0)} MB |`);
     }
   } finally {
     for (const g of groups) {

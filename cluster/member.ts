@@ -44,19 +44,6 @@ const DisconnectCampaignDelayMs = 30;
 
 const cryptoRandom: RandomSource = { nextInt: (max) => randomInt(max) };
 
-/**
- * How long past its due time a follower's tick waits for the leader's next heartbeat, so the two
- * share a wake-up (ticks may be late, never early). Half a tick: the leader's heartbeats are a tick
- * apart, and a failover starts at most this much later.
- */
-const PaceSlackTicks = 0.5;
-/**
- * A leader's ticks (its heartbeats) run this much more than a tick apart, so that a follower's
- * tick, a tick after the last heartbeat, is due when the next one arrives despite a few ms of
- * jitter. Its lease counts from each heartbeat in ms, so only its raft clock runs 5 % slow.
- */
-const LeaderPaceMarginTicks = 0.05;
-
 /** What a (pre-)candidate sends before its own write. */
 const VoteRequests: ReadonlySet<Message['type']> = new Set(['MsgVote', 'MsgPreVote']);
 
@@ -110,10 +97,6 @@ export class RaftMember implements Member {
   private readonly refusals: PeerRefusals;
 
   private nextTickAtMs = 0;
-  /** When the armed tick timer fires: nextTickAtMs, or later while heartbeats pace the ticks. */
-  private tickTimerAtMs = 0;
-  /** When this follower last heard a heartbeat or append from its leader. */
-  private heardLeaderAtMs = -Infinity;
   private worstLatenessMs = 0;
 
   constructor(options: MemberOptions) {
@@ -377,45 +360,20 @@ export class RaftMember implements Member {
 
   private scheduleTick(): void {
     if (!this.running) return;
-    const now = this.nowMs();
-    this.armTick(this.nextTickAtMs + this.paceSlackMs(now));
-  }
-
-  private armTick(atMs: number): void {
-    if (this.tickTimer) this.timers.clearTimeout(this.tickTimer);
-    this.tickTimerAtMs = atMs;
-    this.tickTimer = this.timers.setTimeout(() => this.runTick(), Math.max(0, atMs - this.nowMs()));
-  }
-
-  /**
-   * A follower hearing its leader lets a due tick wait for the next heartbeat, which runs it
-   * (onPeerMessage): one wake-up a tick instead of two. Heard within two ticks, so a follower
-   * that fell out of step with the heartbeats waits for one again; a leader gone silent costs
-   * one late tick, then the timer runs them on time.
-   */
-  private paceSlackMs(now: number): number {
-    const t = this.timing;
-    if (t.heartbeatTicks !== 1 || this.soft.state !== 'Follower' || this.soft.lead === None) return 0;
-    return now - this.heardLeaderAtMs <= 2 * t.tickMs ? PaceSlackTicks * t.tickMs : 0;
+    const delay = Math.max(0, this.nextTickAtMs - this.nowMs());
+    this.tickTimer = this.timers.setTimeout(() => this.runTick(), delay);
   }
 
   private runTick(): void {
     if (!this.running) return;
-    this.tickTimer = undefined;
-    this.tickNow(this.nowMs());
-  }
-
-  private tickNow(now: number): void {
-    if (this.tickTimer) this.timers.clearTimeout(this.tickTimer);
-    this.tickTimer = undefined;
-    // Lateness of the event loop: against the timer, not against a tick that chose to wait.
-    const lateness = Math.max(0, now - this.tickTimerAtMs);
+    const now = this.nowMs();
+    const lateness = now - this.nextTickAtMs;
     if (lateness > this.worstLatenessMs) this.worstLatenessMs = lateness;
     // Ticks are at least tickMs apart, whatever the timer did: raft's clock must never run faster
     // than real time. A late tick followed by a catch-up tick would shorten a follower's vote lease
     // below (electionTicks - 1) * tickMs, which the leader's lease window assumes.
-    const pacing = this.soft.state === 'Leader' && this.timing.heartbeatTicks === 1;
-    this.nextTickAtMs = Math.max(this.nextTickAtMs, now) + this.timing.tickMs * (pacing ? 1 + LeaderPaceMarginTicks : 1);
+    this.nextTickAtMs = Math.max(this.nextTickAtMs, now) + this.timing.tickMs;
+    this.notifyTick({ lateMs: Math.max(0, lateness), nextInMs: this.nextTickAtMs - now });
     try {
       this.node!.tick();
       this.processReady();
@@ -424,8 +382,6 @@ export class RaftMember implements Member {
       this.log.error({ err }, 'tick failed');
     }
     this.scheduleTick();
-    // After a failed tick stopped the member, stop() has told the listeners: no next tick.
-    if (this.running) this.notifyTick({ lateMs: lateness, nextInMs: this.tickTimerAtMs - now });
   }
 
   private notifyTick(tick: TickTiming): void {
@@ -501,16 +457,6 @@ export class RaftMember implements Member {
       throw err;
     }
     this.processReady();
-    if ((m.type === 'MsgHeartbeat' || m.type === 'MsgApp') && this.soft.state === 'Follower' && m.from === this.soft.lead) {
-      const now = this.nowMs();
-      this.heardLeaderAtMs = now;
-      if (this.running && this.timing.heartbeatTicks === 1) {
-        // The tick its timer was waiting for; right after a heartbeat is allowed (design.md, the lease).
-        if (now >= this.nextTickAtMs) this.tickNow(now);
-        // Early (jitter): the tick waits for the next heartbeat rather than wake the loop on its own.
-        else if (m.type === 'MsgHeartbeat') this.armTick(now + this.timing.tickMs * (1 + PaceSlackTicks));
-      }
-    }
   }
 
   private onPeerDisconnected(peer: string): void {
