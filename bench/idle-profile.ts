@@ -22,6 +22,8 @@ const profiling = process.env.BENCH_PROFILE !== '0';
 const warmupMs = Number(process.env.BENCH_WARMUP_MS ?? 3_000);
 /** BENCH_BIN: another build's cmd/raft-elector.js. */
 const bin = process.env.BENCH_BIN;
+/** BENCH_NODE_ARGS: extra node flags, comma-separated (a V8 flag's effect on each thread). */
+const extraNodeArgs = process.env.BENCH_NODE_ARGS ? process.env.BENCH_NODE_ARGS.split(',') : [];
 
 /** Per thread name: voluntary context switches (each one a sleep the thread woke from) and user/system CPU seconds. */
 function threadStats(pid: number): Map<string, { wakeups: number; userS: number; systemS: number }> {
@@ -48,9 +50,9 @@ function threadStats(pid: number): Map<string, { wakeups: number; userS: number;
 async function main(): Promise<void> {
   // BENCH_PROFILE_DIR keeps the .cpuprofile files there (open them in Chrome's DevTools).
   const profDir = process.env.BENCH_PROFILE_DIR ?? mkdtempSync(join(tmpdir(), 'raft-elector-prof-'));
-  console.log(`idle profile: 3 members, heartbeat 100 ms, election 1000 ms, window ${windowMs / 1000} s after ${warmupMs / 1000} s settled${bin ? `, build ${bin}` : ''}; load average at the start: ${loadavg().map((l) => l.toFixed(2)).join(' ')}`);
+  console.log(`idle profile: 3 members, heartbeat 100 ms, election 1000 ms, window ${windowMs / 1000} s after ${warmupMs / 1000} s settled${bin ? `, build ${bin}` : ''}${extraNodeArgs.length ? `, node ${extraNodeArgs.join(' ')}` : ''}; load average at the start: ${loadavg().map((l) => l.toFixed(2)).join(' ')}`);
   const profilerArgs = profiling ? ['--cpu-prof', `--cpu-prof-dir=${profDir}`] : [];
-  const cluster = await ProcessCluster.start({ size: 3, nodeArgs: ['--max-semi-space-size=1', ...profilerArgs], ...(bin ? { bin } : {}) });
+  const cluster = await ProcessCluster.start({ size: 3, nodeArgs: ['--max-semi-space-size=1', ...extraNodeArgs, ...profilerArgs], ...(bin ? { bin } : {}) });
   let window: { fromUs: number; toUs: number } | undefined;
   const pidToId = new Map<number, string>();
   let leaderId = '';
