@@ -68,6 +68,7 @@ export function createMembershipParts(o: MembershipPartsOptions): MembershipPart
         freshVoteDelayEndsInMs: (id) => transport.peers().find((p) => p.id === id)?.freshVoteDelayEndsInMs,
         // Its ticks may run late: the delay is counted in them.
         freshVoteMarginMs: o.tickMs * 2,
+        newerSuccessorWaitMaxMs: o.tickMs * 4,
         maxVoters: o.maxVoters,
         // Every tick: a link coming up and a learner catching up raise no event, and each would
         // otherwise wait for the next round on the way to voter (ten ticks, before).

@@ -252,6 +252,38 @@ describe('MembershipReconciler', () => {
     expect(m.proposals.map((p) => p.changes)).not.toContainEqual([{ type: 'AddNode', nodeId: 'n@1' }]);
   });
 
+  it('a leaving leader waits for a newer member whose delay ends within newerSuccessorWaitMaxMs, then hands over to it, not to an old pod', async () => {
+    vi.useFakeTimers();
+    try {
+      const t0 = performance.now();
+      const { m, pods, r } = newLearnerGroup({
+        freshVoteDelayEndsInMs: (id) => (id === 'n@1' ? 30 - (performance.now() - t0) : -Infinity),
+        freshVoteMarginMs: 20,
+        newerSuccessorWaitMaxMs: 400,
+      });
+      pods.set('a', { exit: 'deleting' });
+      expect(r.round()).toBe('settling');
+      await vi.advanceTimersByTimeAsync(49);
+      expect(m.transfers).toEqual([]);
+      await vi.advanceTimersByTimeAsync(10);
+      expect(m.proposals.at(-1)!.changes).toEqual([{ type: 'AddNode', nodeId: 'n@1' }]);
+      await vi.advanceTimersByTimeAsync(10);
+      expect(m.transfers).toEqual(['n@1']);
+      r.stop();
+    } finally {
+      vi.useRealTimers();
+    }
+  });
+
+  it('a leaving leader does not wait for a newer member whose delay ends past newerSuccessorWaitMaxMs', async () => {
+    const { m, pods, r } = newLearnerGroup({ freshVoteDelayEndsInMs: (id) => (id === 'n@1' ? 1_000 : -Infinity), freshVoteMarginMs: 20, newerSuccessorWaitMaxMs: 400 });
+    pods.set('a', { exit: 'deleting' });
+    expect(r.round()).toBe('transferring');
+    await Promise.resolve();
+    expect(m.transfers).toEqual(['c@1']);
+    r.stop();
+  });
+
   it('handOver (SIGTERM) on the leader: to the newest caught-up voter whose pod stays', async () => {
     const m = new FakeMembershipMember('a@1', ['a@1', 'b@1', 'c@1', 'd@1', 'e@1']);
     const pods = new FakePods();

@@ -57,6 +57,15 @@ export interface ReconcilerOptions {
   /** Added to an announced delay: the member's ticks may run late (cmd: 2 ticks). Default 0. */
   freshVoteMarginMs?: number;
   /**
+   * A leaving leader about to hand over to an older pod waits up to this long for a newer member
+   * whose announced delay ends by then, and hands over to it instead (cmd: 4 ticks). The newer
+   * pod's Ready (what lets a rolling update delete the leader's pod) comes from the same delay, so
+   * the leader's own reckoning of it (link latency plus freshVoteMarginMs) trails by about the
+   * margin; handing over to the old pod meanwhile means a second handover when its turn comes.
+   * Default 0: no wait.
+   */
+  newerSuccessorWaitMaxMs?: number;
+  /**
    * For a member that announces no delay (an older version): no handover to it while this
    * leader added it less than this long ago (cmd: 2 election timeouts + 5 ticks; a member is
    * added only once it runs and links, so its delay ends by then). Default 0.
@@ -211,9 +220,10 @@ export class MembershipReconciler {
     const membership = this.o.member.membership();
     const members = new Set([...membership.confState.voters, ...membership.confState.learners, ...membership.confState.votersOutgoing]);
     const snapshot = this.o.pods.snapshot();
+    const pods = planPods(snapshot, this.o.member.id, (id) => this.o.isConnected(id), members);
     const step = this.plan({
       selfId: this.o.member.id,
-      pods: planPods(snapshot, this.o.member.id, (id) => this.o.isConnected(id), members),
+      pods,
       membership,
       maxVoters: this.o.maxVoters,
       caughtUpLagEntries: this.caughtUpLagEntries,
@@ -221,7 +231,8 @@ export class MembershipReconciler {
     });
     if (step === null) return 'nothing_to_do';
     if ('transferTo' in step) {
-      const waitMs = this.lastAppliedAtMs + (this.o.confSettleMs ?? 0) - performance.now();
+      const settleMs = this.lastAppliedAtMs + (this.o.confSettleMs ?? 0) - performance.now();
+      const waitMs = Math.max(settleMs, this.newerSuccessorDueInMs(step.transferTo, pods, members));
       if (waitMs > 0) {
         this.settleTimer ??= setTimeout(() => {
           this.settleTimer = null;
@@ -267,6 +278,26 @@ export class MembershipReconciler {
       if (endsInMs !== undefined ? endsInMs + margin > 0 : addedAt !== undefined && now - addedAt < minAge) young.push(id);
     }
     return young.length > 0 ? { youngIds: young.sort() } : {};
+  }
+
+  /**
+   * How long until a member on a newer pod than `target` is past its announced fresh-vote delay,
+   * when that is within newerSuccessorWaitMaxMs (else 0: hand over to `target` now).
+   */
+  private newerSuccessorDueInMs(target: string, pods: readonly PlanPod[], members: ReadonlySet<string>): number {
+    const maxMs = this.o.newerSuccessorWaitMaxMs ?? 0;
+    if (maxMs <= 0 || !this.o.freshVoteDelayEndsInMs) return 0;
+    const targetCreatedAtMs = pods.find((p) => p.id === target)?.createdAtMs ?? -Infinity;
+    const margin = this.o.freshVoteMarginMs ?? 0;
+    let dueMs = 0;
+    for (const pod of pods) {
+      if (pod.id === this.o.member.id || pod.id === target || !members.has(pod.id) || pod.state !== 'ready' || pod.createdAtMs <= targetCreatedAtMs) continue;
+      const endsInMs = this.o.freshVoteDelayEndsInMs(pod.id);
+      if (endsInMs === undefined) continue;
+      const dueInMs = endsInMs + margin;
+      if (dueInMs > 0 && dueInMs <= maxMs) dueMs = dueMs === 0 ? dueInMs : Math.min(dueMs, dueInMs);
+    }
+    return dueMs;
   }
 
   /** Starts a transfer unless one is under way (a second one would abort it): then that one. */
