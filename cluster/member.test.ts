@@ -123,6 +123,25 @@ describe('RaftMember', () => {
     for (const m of members.values()) await m.stop();
   });
 
+  it('a graceful shutdown during a transfer joins it: the transfer\'s target leads, whichever follower it is', async () => {
+    for (const pick of [0, 1]) {
+      const { bus, members } = makeGroup(seed + pick);
+      for (const m of members.values()) await m.start();
+      await runUntil(() => views(members).some((v) => v.isLeader), 3_000);
+      const old = views(members).find((v) => v.isLeader)!;
+      const target = Ids.filter((id) => id !== old.self).sort()[pick]!;
+      const traced = bus.trace.length;
+      const transfer = members.get(old.self)!.transferLeadership(target);
+      const shutdown = members.get(old.self)!.shutdown();
+      await runUntil(() => members.get(target)!.view().isLeader, 2_000, () => assertAtMostOneClaims(members));
+      await expect(shutdown).resolves.toEqual({ leader: target, transferred: true });
+      await expect(transfer).resolves.toEqual({ leader: target, transferred: true });
+      // One handover: the old leader woke only the target (a second MsgTimeoutNow would start a rival campaign).
+      expect(bus.trace.slice(traced).filter((t) => t.detail.startsWith('MsgTimeoutNow')).map((t) => t.detail.split('@')[0])).toEqual([`MsgTimeoutNow->${target}`]);
+      for (const m of members.values()) await m.stop();
+    }
+  });
+
   it('refuses a transfer on a follower and to a non-member, with typed errors', async () => {
     const { members } = makeGroup(seed);
     for (const m of members.values()) await m.start();

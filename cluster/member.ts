@@ -215,7 +215,9 @@ export class RaftMember implements Member {
     let result: TransferResult | undefined;
     if (this.running && this.soft.state === 'Leader') {
       try {
-        result = await this.transferLeadership();
+        // A transfer under way (the reconciler's handover ran out of time): join it, since a
+        // second transfer to another target would abort it.
+        result = this.pendingTransfers.size > 0 ? await this.joinPendingTransfer() : await this.transferLeadership();
         this.log.info({ ...result }, result.transferred ? 'handed leadership over' : 'leadership handover timed out');
       } catch (err) {
         this.log.warn({ err }, 'no follower to hand leadership to');
@@ -223,6 +225,11 @@ export class RaftMember implements Member {
     }
     await this.stop();
     return result;
+  }
+
+  private joinPendingTransfer(): Promise<TransferResult> {
+    const deadlineMs = Math.max(...[...this.pendingTransfers].map((p) => p.deadlineMs));
+    return new Promise<TransferResult>((resolve) => this.pendingTransfers.add({ resolve, deadlineMs }));
   }
 
   /** Peer messages refused at the raft boundary since start, by reason (sorted). */
