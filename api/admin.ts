@@ -126,6 +126,8 @@ function transferErrorToHttp(err: unknown, member: Member): unknown {
       return new HttpError(409, 'not_leader', message, { leader: member.view().leader });
     case 'INVALID_TRANSFER_TARGET':
       return new HttpError(409, 'no_transfer_target', message);
+    case 'TRANSFER_IN_PROGRESS':
+      return new HttpError(409, 'transfer_in_progress', message);
     case 'MEMBER_STOPPED':
       return new HttpError(503, 'member_stopped', message);
     default:

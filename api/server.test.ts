@@ -675,6 +675,7 @@ describe('admin routes', () => {
     const cases: [string, number, string][] = [
       ['NOT_LEADER', 409, 'not_leader'],
       ['INVALID_TRANSFER_TARGET', 409, 'no_transfer_target'],
+      ['TRANSFER_IN_PROGRESS', 409, 'transfer_in_progress'],
       ['MEMBER_STOPPED', 503, 'member_stopped'],
     ];
     for (const [code, status, error] of cases) {

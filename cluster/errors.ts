@@ -27,6 +27,8 @@ export type ClusterErrorCode =
   | 'NOT_LEADER'
   /** A leadership transfer target is unknown, this member, or not a voter. */
   | 'INVALID_TRANSFER_TARGET'
+  /** A transfer to another target is under way (a second one would abort it and wake a rival candidate). */
+  | 'TRANSFER_IN_PROGRESS'
   /** The member is not running (not started yet, or stopped). */
   | 'MEMBER_STOPPED'
   /** The state file records another member or group than this process is configured as. */

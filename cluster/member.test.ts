@@ -142,6 +142,23 @@ describe('RaftMember', () => {
     }
   });
 
+  it('one transfer at a time: a second without a target, or to the same one, joins it; to another is refused', async () => {
+    const { bus, members } = makeGroup(seed);
+    for (const m of members.values()) await m.start();
+    await runUntil(() => views(members).some((v) => v.isLeader), 3_000);
+    const old = views(members).find((v) => v.isLeader)!;
+    const [target, other] = Ids.filter((id) => id !== old.self).sort() as [string, string];
+    const traced = bus.trace.length;
+    const leader = members.get(old.self)!;
+    const first = leader.transferLeadership(target);
+    const joined = [leader.transferLeadership(), leader.transferLeadership(target)];
+    await expect(leader.transferLeadership(other)).rejects.toMatchObject({ code: 'TRANSFER_IN_PROGRESS' });
+    await runUntil(() => members.get(target)!.view().isLeader, 2_000, () => assertAtMostOneClaims(members));
+    for (const p of [first, ...joined]) await expect(p).resolves.toEqual({ leader: target, transferred: true });
+    expect(bus.trace.slice(traced).filter((t) => t.detail.startsWith('MsgTimeoutNow')).map((t) => t.detail.split('@')[0])).toEqual([`MsgTimeoutNow->${target}`]);
+    for (const m of members.values()) await m.stop();
+  });
+
   it('refuses a transfer on a follower and to a non-member, with typed errors', async () => {
     const { members } = makeGroup(seed);
     for (const m of members.values()) await m.start();

@@ -54,6 +54,7 @@ const LeaderSendsFirst: ReadonlySet<Message['type']> = new Set(['MsgApp', 'MsgHe
 interface PendingTransfer {
   resolve(result: TransferResult): void;
   deadlineMs: number;
+  target: string;
 }
 
 /**
@@ -215,9 +216,8 @@ export class RaftMember implements Member {
     let result: TransferResult | undefined;
     if (this.running && this.soft.state === 'Leader') {
       try {
-        // A transfer under way (the reconciler's handover ran out of time): join it, since a
-        // second transfer to another target would abort it.
-        result = this.pendingTransfers.size > 0 ? await this.joinPendingTransfer() : await this.transferLeadership();
+        // A transfer under way (the reconciler's handover ran out of time) is joined.
+        result = await this.transferLeadership();
         this.log.info({ ...result }, result.transferred ? 'handed leadership over' : 'leadership handover timed out');
       } catch (err) {
         this.log.warn({ err }, 'no follower to hand leadership to');
@@ -227,9 +227,9 @@ export class RaftMember implements Member {
     return result;
   }
 
-  private joinPendingTransfer(): Promise<TransferResult> {
-    const deadlineMs = Math.max(...[...this.pendingTransfers].map((p) => p.deadlineMs));
-    return new Promise<TransferResult>((resolve) => this.pendingTransfers.add({ resolve, deadlineMs }));
+  /** Waits with the transfer under way, to its deadline. */
+  private joinPendingTransfer(current: PendingTransfer): Promise<TransferResult> {
+    return new Promise<TransferResult>((resolve) => this.pendingTransfers.add({ resolve, deadlineMs: current.deadlineMs, target: current.target }));
   }
 
   /** Peer messages refused at the raft boundary since start, by reason (sorted). */
@@ -337,6 +337,13 @@ export class RaftMember implements Member {
         new ClusterError('NOT_LEADER', `only the leader can transfer leadership; the leader is ${this.leaderOrNull() ?? 'unknown'}`),
       );
     }
+    // One transfer at a time, whoever asks (reconciler, SIGTERM, admin route): a second one to
+    // another target aborts the first, whose target may already campaign, and wakes a rival.
+    const current = [...this.pendingTransfers].at(-1);
+    if (current !== undefined) {
+      if (to === undefined || to === current.target) return this.joinPendingTransfer(current);
+      return Promise.reject(new ClusterError('TRANSFER_IN_PROGRESS', `a leadership transfer to ${current.target} is under way; not starting one to ${to}`));
+    }
     const target = to ?? this.bestFollower(status);
     if (target === undefined) {
       return Promise.reject(new ClusterError('INVALID_TRANSFER_TARGET', 'no connected follower to transfer leadership to'));
@@ -349,7 +356,7 @@ export class RaftMember implements Member {
     return new Promise<TransferResult>((resolve) => {
       // The target campaigns on its own timing: wait for the longest election any member may run.
       const electionMs = Math.max(this.timing.electionTimeoutMs, this.timingGuard.otherLeaseCoverMs());
-      this.pendingTransfers.add({ resolve, deadlineMs: this.nowMs() + electionMs + this.timing.tickMs });
+      this.pendingTransfers.add({ resolve, deadlineMs: this.nowMs() + electionMs + this.timing.tickMs, target });
       this.startTransfer(target);
     });
   }

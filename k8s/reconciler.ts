@@ -307,7 +307,11 @@ export class MembershipReconciler {
     this.log.info({ to, reason }, 'membership: transferring leadership');
     const done = this.o.member
       .transferLeadership(to)
-      .catch((err: unknown) => this.log.warn({ err: (err as Error).message, to }, 'membership: transfer failed'))
+      .catch((err: unknown) => {
+        // The member runs one transfer at a time (SIGTERM's or an admin's): the next round retries.
+        const level = isClusterError(err, 'TRANSFER_IN_PROGRESS') ? 'debug' : 'warn';
+        this.log[level]({ err: (err as Error).message, to }, 'membership: transfer failed');
+      })
       .finally(() => {
         if (this.transferring === done) this.transferring = null;
       });
