@@ -19,6 +19,8 @@ describe('warmUpElectionPath', () => {
     for (const t of [
       { tickMs: 10, electionTicks: 3, heartbeatTicks: 1, maxClockDriftMs: 0 },
       { tickMs: 250, electionTicks: 20, heartbeatTicks: 3, maxClockDriftMs: 500 },
+      // A randomized election timeout runs to 2 election timeouts: 300 ticks here.
+      { tickMs: 10, electionTicks: 150, heartbeatTicks: 1, maxClockDriftMs: 0 },
     ]) {
       const result = await warmUpElectionPath(t);
       expect(result.leaderChanges, JSON.stringify(t)).toBe(5);

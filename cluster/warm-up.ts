@@ -36,8 +36,8 @@ export interface WarmUpResult {
 
 const Ids = ['warm-up-1', 'warm-up-2', 'warm-up-3'];
 const Cluster = 'warm-up';
-/** Fake time the group may take for its first election or a handover, before the warm-up gives up. */
-const StepLimitTicks = 200;
+/** Fake time the group may take for its first election or a handover (a randomized timeout runs to 2 election timeouts), before the warm-up gives up. */
+const stepLimitTicks = (electionTicks: number): number => 4 * electionTicks + 20;
 
 /** Timers on the fake clock: fired by advance(), in deadline order. */
 class FakeClock implements MemberTimers {
@@ -185,8 +185,9 @@ export async function warmUpElectionPath(options: WarmUpOptions): Promise<WarmUp
     lastLeader = leader ?? lastLeader;
   };
   const runUntil = async (done: () => boolean, what: string): Promise<void> => {
+    const limitTicks = stepLimitTicks(options.electionTicks);
     for (let tick = 0; !done(); tick++) {
-      if (tick >= StepLimitTicks) throw new Error(`warm-up: no ${what} within ${StepLimitTicks} ticks of fake time`);
+      if (tick >= limitTicks) throw new Error(`warm-up: no ${what} within ${limitTicks} ticks of fake time`);
       clock.advance(options.tickMs, drain);
       // Promise callbacks (a transfer's resolution) run between fake ticks.
       await Promise.resolve();
