@@ -55,8 +55,9 @@ describe('WsTransport', () => {
     await waitFor('all linked', () => connected(a, 'b') && connected(a, 'c') && connected(b, 'c'));
     const info = (n: typeof a, id: string) => n.t.peers().find((p) => p.id === id)!;
     const bAtA = info(a, 'b').freshVoteDelayEndsInMs!;
-    expect(bAtA).toBeGreaterThan(0);
-    expect(bAtA).toBeLessThanOrEqual(1500);
+    // A quarter more than announced: b's ticks may run late.
+    expect(bAtA).toBeGreaterThan(1500);
+    expect(bAtA).toBeLessThanOrEqual(1500 * 1.25);
     expect(info(c, 'b').freshVoteDelayEndsInMs).toBeGreaterThan(0); // b dialed c: from b's hello
     expect(info(b, 'a').freshVoteDelayEndsInMs).toBe(-Infinity); // a dialed b: from a's hello
     expect(info(a, 'c')).toEqual({ id: 'c', address: `127.0.0.1:${c.t.port}`, connected: true });

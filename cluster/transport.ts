@@ -42,6 +42,9 @@ function freshVoteDelayOf(link: Connection | null, nowMs: number): { freshVoteDe
   return endsAt === null ? {} : { freshVoteDelayEndsInMs: endsAt - nowMs };
 }
 
+/** How much later than announced a peer's fresh-vote delay is taken to end (its ticks may run late). */
+const FreshVoteDelayLateTicksFactor = 1.25;
+
 /** Enough for every member of a large group to re-identify at once; a stranger gets 429 beyond it. */
 const IdentifyAnswersPerSecond = 50;
 
@@ -566,8 +569,10 @@ export class WsTransport implements PeerTransport {
     conn.opener = new FrameOpener(keys.receive);
     conn.state = 'open';
     conn.establishedAt = conn.lastAuthAt = conn.lastPingAt = this.o.now();
-    // Counted from here, not from when the peer said it: late by a round trip, never early.
-    if (conn.peerFreshVoteDelayMs !== null) conn.peerFreshVoteDelayEndsAt = conn.peerFreshVoteDelayMs > 0 ? conn.establishedAt + conn.peerFreshVoteDelayMs : -Infinity;
+    // Counted from here, not from when the peer said it: late by a round trip, never early. The
+    // peer counts its delay in ticks, and a busy peer's ticks run late and are never caught up:
+    // a quarter more covers ticks 25 % late (the reconciler adds a fixed margin on top).
+    if (conn.peerFreshVoteDelayMs !== null) conn.peerFreshVoteDelayEndsAt = conn.peerFreshVoteDelayMs > 0 ? conn.establishedAt + conn.peerFreshVoteDelayMs * FreshVoteDelayLateTicksFactor : -Infinity;
     conn.releasePending?.();
     if (peer.pending === conn) peer.pending = null;
     const previous = peer.link;
