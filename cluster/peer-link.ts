@@ -33,6 +33,8 @@ export class Connection {
   /** A newer connection took over: its close is not a link drop. */
   superseded = false;
   lastError: string | null = null;
+  /** A dialer's TCP connect was refused (ECONNREFUSED): nothing listens at the address yet. */
+  connectRefused = false;
   /** Frees this connection's slot among the unauthenticated ones (acceptor side). */
   releasePending: (() => void) | null = null;
   /** The exact hello and challenge texts: the handshake MACs cover them. */

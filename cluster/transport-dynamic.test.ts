@@ -1,3 +1,6 @@
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import type { Duplex } from 'node:stream';
 import { afterEach, describe, expect, it } from 'vitest';
 import { closeAll, connected, freePort, heartbeat, logsWith, node, waitFor } from '../test/harness/transport-kit.js';
 import { ClusterError } from './errors.js';
@@ -90,6 +93,26 @@ describe('WsTransport with dynamic peers', () => {
     const b = await node('b', [], { ...slow, listen: { host: '127.0.0.1', port } });
     // With the backoff alone the next dial would come 30-60 s later.
     await waitFor('linked', () => connected(a, 'b') && connected(b, 'a'));
+  });
+
+  it('a process that listens and refuses the upgrade (503 busy, 404 closing) gets the backoff, not the fast redial', async () => {
+    for (const status of ['503 Service Unavailable', '404 Not Found']) {
+      let dials = 0;
+      const server = http.createServer((_req, res) => res.end());
+      server.on('upgrade', (_req, socket: Duplex) => {
+        dials++;
+        socket.end(`HTTP/1.1 ${status}\r\nConnection: close\r\nContent-Length: 0\r\n\r\n`);
+      });
+      await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+      const a = await node('a', [], { ...dynamic, reconnectBackoff: { initialMs: 400, maxMs: 1_000 } });
+      a.t.setPeerAddress('b', '127.0.0.1', (server.address() as AddressInfo).port);
+      // The backoff (jittered to half its base at least) allows 3 dials in the second after the first (0, >=200, >=600, >=1100 ms); the fast redial about 30.
+      await waitFor('the first dial', () => dials >= 1);
+      await new Promise((resolve) => setTimeout(resolve, 1_000));
+      await a.t.close();
+      await new Promise((resolve) => server.close(resolve));
+      expect(dials, status).toBeLessThanOrEqual(3);
+    }
   });
 
   it('the fast redial is only for an address never linked, refused before its socket opened, within the window', () => {

@@ -425,6 +425,7 @@ export class WsTransport implements PeerTransport {
     conn.ws.on('pong', () => this.upkeep.pong(conn));
     conn.ws.on('error', (err: Error & { code?: string }) => {
       conn.lastError = err.message;
+      if (err.code === 'ECONNREFUSED') conn.connectRefused = true;
       if (err.code === 'WS_ERR_UNSUPPORTED_MESSAGE_LENGTH') {
         const peerId = conn.state === 'open' ? conn.peerId : null;
         const message = `peer sent a frame above maxFrameBytes (${this.o.maxFrameBytes}); closing the link with 1009`;
@@ -660,8 +661,9 @@ export class WsTransport implements PeerTransport {
       const refusal = refusalForCloseCode(code);
       if (refusal) this.tlog.warnStranger(conn.peerId, conn.remote, `refused_by_peer:${refusal}`, `peer refused our handshake: ${refusal}${reason ? ` (${reason})` : ''}`);
     }
-    // A dialer's hello goes out when its socket opens: none means nothing listened there yet.
-    if (!peer.link) this.scheduleReconnect(peer, wasOpen || conn.role !== 'dialer' || conn.helloText !== '');
+    // Only a refused TCP connect means nothing listens there yet: a process that answers and
+    // refuses (503 when busy, 404 while closing, TLS, a reset) gets the backoff.
+    if (!peer.link) this.scheduleReconnect(peer, wasOpen || conn.role !== 'dialer' || !conn.connectRefused);
   }
 
   // ---- drops, strikes and reports ---------------------------------------------
