@@ -52,15 +52,41 @@ export interface ProcessMember {
 
 const MaxLinesPerMember = 20_000;
 
-export async function freePort(): Promise<number> {
-  return new Promise((resolvePort, reject) => {
+/**
+ * Under vitest, ports come from a slice of 20000–31999 per worker, below Linux's ephemeral range
+ * (32768–60999): a port the OS picked for us and we freed could be handed to another worker's
+ * outgoing connection, or its own port-0 listener, before the member we spawn binds it.
+ */
+const PortSliceBase = 20_000;
+const PortSliceSize = 1_500;
+const PortSlices = 8;
+const workerSlice = (() => {
+  const id = Number(process.env.VITEST_POOL_ID ?? process.env.VITEST_WORKER_ID);
+  return Number.isInteger(id) && id > 0 ? (id - 1) % PortSlices : null;
+})();
+let nextPortInSlice = 0;
+
+function tryListen(port: number): Promise<number | null> {
+  return new Promise((resolvePort) => {
     const server = createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
+    server.once('error', () => resolvePort(null));
+    server.listen(port, '127.0.0.1', () => {
       const address = server.address();
-      server.close(() => (address && typeof address === 'object' ? resolvePort(address.port) : reject(new Error('no port'))));
+      server.close(() => resolvePort(address && typeof address === 'object' ? address.port : null));
     });
   });
+}
+
+export async function freePort(): Promise<number> {
+  if (workerSlice !== null) {
+    for (let tries = 0; tries < PortSliceSize; tries++) {
+      const port = PortSliceBase + workerSlice * PortSliceSize + (nextPortInSlice++ % PortSliceSize);
+      if ((await tryListen(port)) !== null) return port;
+    }
+  }
+  const port = await tryListen(0);
+  if (port === null) throw new Error('no free port on 127.0.0.1');
+  return port;
 }
 
 /** Polls `probe` until it returns a value other than undefined, or fails naming `what` at the deadline. */
@@ -237,14 +263,24 @@ export class ProcessCluster {
 
   /** Every running member answers, all name the same leader in the same term, and that leader claims isLeader. */
   async agreedLeader(deadlineMs: number, among: string[] = this.running().map((m) => m.id)): Promise<LeaderAnswer> {
-    return waitFor(`members ${among.join(',')} to agree on a leader`, deadlineMs, async () => {
-      const answers = await Promise.all(among.map((id) => this.leader(id)));
-      const first = answers[0];
-      if (!first?.leader) return undefined;
-      if (!answers.every((a) => a.leader === first.leader && a.term === first.term)) return undefined;
-      const holder = answers.find((a) => a.self === first.leader);
-      return holder?.isLeader ? holder : undefined;
-    });
+    try {
+      return await waitFor(`members ${among.join(',')} to agree on a leader`, deadlineMs, async () => {
+        const answers = await Promise.all(among.map((id) => this.leader(id)));
+        const first = answers[0];
+        if (!first?.leader) return undefined;
+        if (!answers.every((a) => a.leader === first.leader && a.term === first.term)) return undefined;
+        const holder = answers.find((a) => a.self === first.leader);
+        return holder?.isLeader ? holder : undefined;
+      });
+    } catch (err) {
+      // Name what each member did: an exit, or its last line, says more than "fetch failed".
+      const detail = among.map((id) => {
+        const m = this.member(id);
+        const exit = m.exits.at(-1);
+        return `${id}: ${exit ? `exited (code ${exit.code}, signal ${exit.signal})` : 'running'}, last line ${JSON.stringify(m.lines.at(-1)?.slice(0, 300) ?? null)}`;
+      });
+      throw new Error(`${(err as Error).message}\n${detail.join('\n')}`, { cause: err });
+    }
   }
 
   /** JSON log lines of a member with a given msg. */
