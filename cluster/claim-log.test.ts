@@ -20,6 +20,15 @@ describe('ClaimLog', () => {
     expect(lines.map((l) => l.msg)).toEqual(['claiming leadership (lease held)', 'no longer claiming leadership', 'claiming leadership (lease held)']);
   });
 
+  it('past the flicker budget, a new term or role is still logged at once (a deposition must not wait for the summary)', () => {
+    const { lines, log } = capture();
+    const c = new ClaimLog(log, 60_000, 10);
+    for (let t = 0; t < 1_000; t += 50) c.flipped(t, view((t / 50) % 2 === 0));
+    const logged = lines.length;
+    c.flipped(1_000, { term: 5, role: 'Follower', isLeader: false, leaseExpiresInMs: null });
+    expect(lines.slice(logged)).toEqual([expect.objectContaining({ msg: 'no longer claiming leadership', term: 5, role: 'Follower' })]);
+  });
+
   it('a flickering isLeader logs the first flips of an interval, then one summary with the state at its end', () => {
     const { lines, log } = capture();
     const c = new ClaimLog(log, 60_000, 10);

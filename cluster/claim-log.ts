@@ -24,6 +24,7 @@ export class ClaimLog {
   private lines = 0;
   private claims = 0;
   private ends = 0;
+  private lastLogged: { term: number; role: string } | null = null;
 
   constructor(
     private readonly log: Logger,
@@ -38,8 +39,12 @@ export class ClaimLog {
       this.windowStartMs = nowMs;
       this.lines = 0;
     }
-    if (this.lines < this.linesPerInterval) {
+    // Only a flicker (a flip in the term and role of the last line) is counted instead: a new term
+    // or role is a real change, and hiding a deposition would leave two claimants in the trail.
+    const sameAsLast = this.lastLogged !== null && this.lastLogged.term === view.term && this.lastLogged.role === view.role;
+    if (this.lines < this.linesPerInterval || !sameAsLast) {
       this.lines++;
+      this.lastLogged = { term: view.term, role: view.role };
       if (view.isLeader) this.log.info({ term: view.term, leaseExpiresInMs: view.leaseExpiresInMs }, 'claiming leadership (lease held)');
       else this.log.info({ term: view.term, role: view.role }, 'no longer claiming leadership');
       return;

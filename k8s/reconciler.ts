@@ -348,7 +348,7 @@ export class MembershipReconciler {
       }
       if (this.transferring) await Promise.race([this.transferring, deadline]);
       // Past the deadline, or a transfer still under way: starting another would abort it.
-      if (timedOut || this.transferring || this.o.member.view().role !== 'Leader') return;
+      if (timedOut || this.transferring || !this.started || this.o.member.view().role !== 'Leader') return;
       const ms = this.o.member.membership();
       const members = new Set([...ms.confState.voters, ...ms.confState.learners]);
       const snapshot = this.o.pods.snapshot();
