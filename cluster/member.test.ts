@@ -167,6 +167,11 @@ describe('RaftMember', () => {
     const follower = Ids.find((id) => id !== leader)!;
     await expect(members.get(follower)!.transferLeadership()).rejects.toMatchObject({ code: 'NOT_LEADER' });
     await expect(members.get(leader)!.transferLeadership('zz')).rejects.toMatchObject({ code: 'INVALID_TRANSFER_TARGET' });
+    // A stopped leader registers nothing that would wait for ticks that never come.
+    const stopped = members.get(leader)!;
+    await stopped.stop();
+    await expect(stopped.transferLeadership(follower)).rejects.toMatchObject({ code: 'MEMBER_STOPPED' });
+    await expect(stopped.transferLeadership()).rejects.toMatchObject({ code: 'MEMBER_STOPPED' });
     for (const m of members.values()) await m.stop();
   });
 

@@ -331,6 +331,8 @@ export class RaftMember implements Member {
 
   transferLeadership(to?: string): Promise<TransferResult> {
     const node = this.requireNode();
+    // A stopped member runs no ticks: a transfer registered now would never resolve.
+    if (!this.running) return Promise.reject(new ClusterError('MEMBER_STOPPED', `member ${this.id} is stopped; cannot transfer leadership`));
     const status = node.status();
     if (status.state !== 'Leader') {
       return Promise.reject(
@@ -376,6 +378,8 @@ export class RaftMember implements Member {
   }
 
   private startTransfer(target: string): void {
+    // The member's own retries (afterTick) move the transfer on: the gate must name its target.
+    for (const p of this.pendingTransfers) p.target = target;
     this.lastTransferAttemptMs = this.nowMs();
     if (this.transferredInTerm !== this.term) this.transferTargetsTried.clear();
     this.transferTargetsTried.add(target);

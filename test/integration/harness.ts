@@ -53,13 +53,14 @@ export interface ProcessMember {
 const MaxLinesPerMember = 20_000;
 
 /**
- * Under vitest, ports come from a slice of 20000–31999 per worker, below Linux's ephemeral range
+ * Under vitest, ports come from a slice of 20000–31999 per worker (16 slices; vitest.config.ts caps
+ * the workers at 16), below Linux's ephemeral range
  * (32768–60999): a port the OS picked for us and we freed could be handed to another worker's
  * outgoing connection, or its own port-0 listener, before the member we spawn binds it.
  */
 const PortSliceBase = 20_000;
-const PortSliceSize = 1_500;
-const PortSlices = 8;
+const PortSliceSize = 750;
+const PortSlices = 16;
 const workerSlice = (() => {
   const id = Number(process.env.VITEST_POOL_ID ?? process.env.VITEST_WORKER_ID);
   return Number.isInteger(id) && id > 0 ? (id - 1) % PortSlices : null;
