@@ -6,8 +6,6 @@ export default defineConfig({
     globalSetup: ['test/global-setup.ts'],
     // test/e2e needs a real control plane: npm run e2e (vitest.e2e.config.ts).
     exclude: ['node_modules/**', 'dist/**', 'test/e2e/**'],
-    // test/integration/harness.ts gives each worker its own port slice: 16 of them.
-    maxWorkers: 16,
     testTimeout: 60_000,
     hookTimeout: 60_000,
   },

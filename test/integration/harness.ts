@@ -53,8 +53,8 @@ export interface ProcessMember {
 const MaxLinesPerMember = 20_000;
 
 /**
- * Under vitest, ports come from a slice of 20000–31999 per worker (16 slices; vitest.config.ts caps
- * the workers at 16), below Linux's ephemeral range
+ * Under vitest, ports come from a slice of 20000–31999 per worker (16 slices: vitest's
+ * default workers follow the cores, so only a machine of 17 or more shares one), below Linux's ephemeral range
  * (32768–60999): a port the OS picked for us and we freed could be handed to another worker's
  * outgoing connection, or its own port-0 listener, before the member we spawn binds it.
  */
