@@ -19,6 +19,8 @@ export class MemberTiming {
   private startedFresh = false;
   /** undefined until the first peer message says whether the group ran before this member. */
   private groupRanSeen: boolean | undefined;
+  /** The longest refusal window this member ever announced, its current one included. */
+  private longestAnnouncedMs = 0;
 
   constructor(
     readonly own: PeerTiming,
@@ -40,6 +42,7 @@ export class MemberTiming {
     const own = refusalWindowMs(this.own);
     const recorded = this.record?.load();
     const longest = Math.max(own, recorded ?? 0);
+    this.longestAnnouncedMs = longest;
     if (recorded === undefined || longest > recorded) this.record?.save(longest);
     const ticks = Math.max(this.own.electionTicks, Math.ceil(longest / this.own.tickMs) + 1);
     if (recorded !== undefined && recorded > own) {
@@ -64,9 +67,13 @@ export class MemberTiming {
     }
   }
 
-  /** How long a wait must be to outlast any other leader's lease: the longest window plus drift announced. */
+  /**
+   * How long a wait must be to outlast any other leader's lease: the longest window plus drift
+   * announced, and at least the longest window this member's old incarnations announced (an old
+   * leader may count their acks with it, and may be one this member never linked to since).
+   */
   otherLeaseCoverMs(): number {
-    return this.lease.longestLeaseWindowMs() + this.lease.largestDriftMs();
+    return Math.max(this.lease.longestLeaseWindowMs() + this.lease.largestDriftMs(), this.longestAnnouncedMs);
   }
 
   /**

@@ -27,7 +27,8 @@ export interface RaftConfig {
    * Ticks after start during which a member with restored state answers no
    * higher-term (pre-)vote request and does not campaign (its own vote counts too): a
    * leader's lease may still count on a heartbeat it acknowledged before it stopped. A
-   * transfer skips it. Not an etcd rule (Raft thesis §6.4.1).
+   * transfer skips it, and the votes it grants meanwhile carry LeaseSkipped (another leader's
+   * lease may be the one its old acks hold up). Not an etcd rule (Raft thesis §6.4.1).
    */
   restartVoteDelayTicks?: number;
   /**

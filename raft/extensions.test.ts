@@ -69,6 +69,27 @@ describe('restartVoteDelayTicks', () => {
     expect(r).toMatchObject({ state: 'Candidate', term: 3 });
   });
 
+  it('inside the delay, the transfer votes it grants and its own transfer campaign carry LeaseSkipped; after it, plain', () => {
+    // Its old incarnation may have acked another leader whose lease still runs (found by the
+    // mixed-timing simulation, seed 226153352): the transfer's winner must wait that lease out.
+    const r = newTestRaft('b', ['a', 'b', 'c'], { checkQuorum: true, restartVoteDelayTicks: delay, restored: durableState(2, 'a', [1, 2], 2) });
+    r.step(makeMessage({ type: 'MsgVote', from: 'c', to: 'b', term: 3, index: 2, logTerm: 2, context: CampaignTransferContext }));
+    expect(readMessages(r)).toMatchObject([{ type: 'MsgVoteResp', reject: false, term: 3, context: LeaseSkippedContext }]);
+
+    const own = newTestRaft('b', ['a', 'b', 'c'], { checkQuorum: true, restartVoteDelayTicks: delay, restored: durableState(2, 'a', [1, 2], 2) });
+    own.step(makeMessage({ type: 'MsgHeartbeat', from: 'a', to: 'b', term: 2, commit: 2 }));
+    own.step(makeMessage({ type: 'MsgTimeoutNow', from: 'a', to: 'b', term: 2 }));
+    expect(own).toMatchObject({ state: 'Candidate', term: 3 });
+    for (const m of own.msgsAfterAppend.filter((x) => x.to === 'b')) own.step(m); // its own vote, as on advance
+    own.step(makeMessage({ type: 'MsgVoteResp', from: 'a', to: 'b', term: 3 }));
+    expect(own.status()).toMatchObject({ state: 'Leader', term: 3, leaseSkipped: true });
+
+    const later = newTestRaft('b', ['a', 'b', 'c'], { checkQuorum: true, restartVoteDelayTicks: delay, restored: durableState(2, 'a', [1, 2], 2) });
+    for (let t = 0; t < delay; t++) later.tick();
+    later.step(makeMessage({ type: 'MsgVote', from: 'c', to: 'b', term: 3, index: 2, logTerm: 2, context: CampaignTransferContext }));
+    expect(readMessages(later)).toMatchObject([{ type: 'MsgVoteResp', reject: false, term: 3, context: '' }]);
+  });
+
   it('a member that starts without state is not delayed by restartVoteDelayTicks', () => {
     const r = newTestRaft('b', ['a', 'b', 'c'], { restartVoteDelayTicks: delay });
     r.step(makeMessage({ type: 'MsgVote', from: 'c', to: 'b', term: 1 }));

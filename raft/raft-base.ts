@@ -129,6 +129,10 @@ export abstract class RaftBase {
     }
     // Restart: follower at the persisted term, no leader; the vote survives because the term is unchanged.
     this.becomeFollower(this.term, None);
+    // The old incarnation may have acked another leader whose lease still runs, and the
+    // in-memory marks are gone: a transfer vote granted (or cast for itself) inside the
+    // restart delay skips that lease, so it is marked as after a ForgetLeader.
+    if (this.restarted) this.leaseSkipTicksLeft = this.restartVoteDelayTicks;
   }
 
   hardState(): HardState {
