@@ -3,7 +3,7 @@
  * none, one transfer at a time; the member's typed refusals become 409/503 answers. The rest of
  * the API (api/server.ts) only reads the member; these ask it to act.
  */
-import express, { type NextFunction, type Request, type RequestHandler, type Response } from 'express';
+import type { NextFunction, Request, RequestHandler, Response } from 'express';
 import type { Logger } from 'pino';
 import type { Member } from '../cluster/interfaces.js';
 import { podNameOf } from '../cluster/member-id.js';
@@ -15,7 +15,8 @@ export interface AdminRoutes {
   stepDown: RequestHandler[];
 }
 
-export function createAdminRoutes(o: { member: Member; log: Logger; maxBodyBytes: number }): AdminRoutes {
+/** `express` comes from the caller, which loads it only when a request needs the router (api/server.ts). */
+export function createAdminRoutes(o: { member: Member; log: Logger; maxBodyBytes: number; express: typeof import('express') }): AdminRoutes {
   const { member, log } = o;
   let transferInFlight = false;
 
@@ -30,7 +31,7 @@ export function createAdminRoutes(o: { member: Member; log: Logger; maxBodyBytes
   }
 
   function jsonBody(): RequestHandler[] {
-    const parse = express.json({ limit: o.maxBodyBytes, type: 'application/json', strict: true });
+    const parse = o.express.json({ limit: o.maxBodyBytes, type: 'application/json', strict: true });
     const requireJsonType: RequestHandler = (req, _res, next) => {
       // A body we would not parse must not silently turn "transfer to X" into "transfer to anyone".
       if (hasBody(req) && !req.is('application/json')) {

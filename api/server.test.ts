@@ -197,17 +197,32 @@ describe('GET /leader', () => {
     });
   });
 
-  it('answers plain GET /leader (its fast path, without express) with the bytes and headers of the routed answer', async () => {
+  it.each([
+    ['/leader', 200, 'application/json; charset=utf-8'],
+    ['/', 200, 'application/json; charset=utf-8'],
+    ['/isLeader', 200, 'application/json; charset=utf-8'],
+    ['/healthz', 200, 'application/json; charset=utf-8'],
+    ['/readyz', 200, 'application/json; charset=utf-8'],
+    ['/metrics', 200, 'text/plain; version=0.0.4; charset=utf-8'],
+  ])('answers plain GET %s (its fast path, without express) with the bytes and headers of the routed answer', async (path, status, contentType) => {
     const h = await start();
     leaderOf(h, 'pod-b', 3);
-    const plain = await fetch(`${h.base}/leader`);
+    const plain = await fetch(`${h.base}${path}`);
     // A query string, even an empty one, takes the express route.
-    const routed = await fetch(`${h.base}/leader?`);
-    const headersOf = (r: Response): [string, string][] => [...r.headers.entries()].filter(([name]) => name !== 'date');
-    expect(plain.status).toBe(200);
+    const routed = await fetch(`${h.base}${path}?`);
+    // A scrape's length follows its values (CPU seconds, requests answered), which move between two scrapes.
+    const varying = path === '/metrics' ? ['date', 'content-length'] : ['date'];
+    const headersOf = (r: Response): [string, string][] => [...r.headers.entries()].filter(([name]) => !varying.includes(name));
+    expect(plain.status).toBe(status);
+    expect(routed.status).toBe(status);
     expect(headersOf(plain)).toEqual(headersOf(routed));
-    expect(plain.headers.get('content-type')).toBe('application/json; charset=utf-8');
-    expect(await plain.text()).toBe(await routed.text());
+    expect(plain.headers.get('content-type')).toBe(contentType);
+    const [plainText, routedText] = [await plain.text(), await routed.text()];
+    // Two scrapes differ in values, not in the metrics they hold.
+    const names = (text: string): string[] => text.split('\n').filter((l) => l.startsWith('# HELP '));
+    if (path === '/metrics') expect(names(plainText)).toEqual(names(routedText));
+    else expect(plainText).toBe(routedText);
+    if (path === '/metrics') expect(names(plainText).length).toBeGreaterThan(10);
     // Other methods on the path still get express's answers.
     const post = await fetch(`${h.base}/leader`, { method: 'POST' });
     expect(post.status).toBe(405);

@@ -6,7 +6,7 @@
  */
 import type { IncomingMessage, Server, ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import express, { type NextFunction, type Request, type RequestHandler, type Response } from 'express';
+import type { Express, NextFunction, Request, RequestHandler, Response } from 'express';
 import type { Logger } from 'pino';
 import type { LeadershipView, Member } from '../cluster/interfaces.js';
 import { podNameOf } from '../cluster/member-id.js';
@@ -16,6 +16,7 @@ import { ConnectionGuard, RefusalLog, SlotPool, type AdmissionRoute, type Refusa
 import { EventLoopLagProbe } from './event-loop.js';
 import { HttpError, badParam, isClientError, parseBoolean, parseInteger, readQuery, sendJson } from './http.js';
 import { LocalNetworks, type ClientClass } from './local-networks.js';
+import { answerPlain, jsonAnswer, JsonContentType, writePlain, type PlainRoute } from './plain-answers.js';
 import { ElectorMetrics } from './metrics.js';
 import { resolveApiOptions, type ApiOptions } from './options.js';
 
@@ -207,73 +208,90 @@ export function createApiServer(deps: ApiServerDeps): ApiServer {
     if (!waiter.res.headersSent) sendJson(waiter.res, 200, leaderBody(view, member));
   }
 
-  const app = express();
-  app.disable('x-powered-by');
-  app.set('etag', false);
-  app.set('query parser', 'simple');
-
-  app.use((_req, res, next) => {
-    // Leadership answers are only true at the instant they are made.
-    res.set('Cache-Control', 'no-store');
-    next();
-  });
-
-  // GET / as the classic leader-elector sidecar answered: {"name":"<leader>"}, "" when none is known.
-  route('/', { GET: (_req, res) => sendJson(res, 200, { name: leaderBody(member.view(), { members: () => [] }).leader ?? '' }) });
-
-  // GET /isLeader as the later leader-elector example answered, byte for byte.
-  route('/isLeader', {
-    GET: (_req, res) => {
-      res.status(200).type('application/json').send(`{"isLeader": ${member.view().isLeader ? 'true' : 'false'}}`);
-    },
-  });
-
-  route('/leader', { GET: getLeader });
-  route('/leader/watch', { GET: watchLeader });
-  route('/healthz', { GET: healthz });
-  route('/readyz', { GET: readyz });
-  route('/metrics', {
-    GET: async (_req, res) => {
-      const text = await metrics.scrape();
-      res.status(200).type(metrics.contentType).send(text);
-    },
-  });
-  const admin = createAdminRoutes({ member, log, maxBodyBytes: options.maxBodyBytes });
-  route('/leader/transfer', { POST: admin.transfer });
-  route('/leader/step-down', { POST: admin.stepDown });
-
-  app.use((req, _res, next) => {
-    next(new HttpError(404, 'not_found', `no route for ${req.method} ${req.path}`));
-  });
-  app.use(errorHandler);
-
-  function route(path: string, handlers: { GET?: RequestHandler; POST?: RequestHandler | RequestHandler[] }): void {
-    const r = app.route(path);
-    if (handlers.GET) r.get(handlers.GET);
-    if (handlers.POST) r.post(...[handlers.POST].flat());
-    const allow = handlers.GET ? GET_ONLY : POST_ONLY;
-    r.all((req, _res, next) => {
-      next(new HttpError(405, 'method_not_allowed', `${req.method} is not allowed on ${path}; use ${allow}`, {}, { Allow: allow }));
-    });
+  /**
+   * express is loaded at the first request the plain answers leave to it (a query string, a
+   * watch, an admin route, another method): a member that is only polled, probed and scraped
+   * never pays its RSS. A failed load is retried at the next such request.
+   */
+  let routedApp: Promise<Express> | undefined;
+  function routed(req: IncomingMessage, res: ServerResponse): void {
+    routedApp ??= import('express').then((m) => buildApp(m.default));
+    routedApp.then(
+      (app) => void app(req, res),
+      (err: unknown) => {
+        routedApp = undefined;
+        log.error({ err, method: req.method, url: req.url }, 'could not load the HTTP router');
+        if (res.headersSent) return void res.destroy();
+        writePlain(res, jsonAnswer(500, { error: 'internal', message: 'internal error' }));
+      },
+    );
   }
 
-  /**
-   * Plain `GET /leader` (no query), the route clients poll, answered without express: the same
-   * bytes and headers as getLeader, at a fraction of the CPU (express's router and response
-   * helpers cost about 1 ms per request on this path, which a handover pays on every poll).
-   */
-  function answerPlainGetLeader(req: IncomingMessage, res: ServerResponse): boolean {
-    if (req.method !== 'GET' || req.url !== '/leader') return false;
-    let body: string;
-    try {
-      body = JSON.stringify(leaderBody(member.view(), member));
-    } catch {
-      // The routed answer runs it again and turns the failure into express's 500.
-      return false;
+  const plainRoutes = new Map<string, PlainRoute>([
+    ['/leader', () => jsonAnswer(200, leaderBody(member.view(), member))],
+    ['/', () => jsonAnswer(200, rootBody())],
+    ['/isLeader', () => ({ status: 200, contentType: JsonContentType, body: isLeaderText() })],
+    ['/healthz', () => jsonAnswer(...healthAnswer())],
+    ['/readyz', () => jsonAnswer(...readyAnswer(false))],
+    ['/metrics', async () => ({ status: 200, contentType: metrics.contentType, body: await metrics.scrape() })],
+  ]);
+
+  function rootBody(): { name: string } {
+    return { name: leaderBody(member.view(), { members: () => [] }).leader ?? '' };
+  }
+
+  /** Byte for byte what the later leader-elector example answered. */
+  function isLeaderText(): string {
+    return `{"isLeader": ${member.view().isLeader ? 'true' : 'false'}}`;
+  }
+
+  function buildApp(express: typeof import('express')): Express {
+    const app = express();
+    app.disable('x-powered-by');
+    app.set('etag', false);
+    app.set('query parser', 'simple');
+
+    app.use((_req, res, next) => {
+      // Leadership answers are only true at the instant they are made.
+      res.set('Cache-Control', 'no-store');
+      next();
+    });
+
+    // GET / as the classic leader-elector sidecar answered: {"name":"<leader>"}, "" when none is known.
+    route('/', { GET: (_req, res) => sendJson(res, 200, rootBody()) });
+
+    // GET /isLeader as the later leader-elector example answered, byte for byte.
+    route('/isLeader', { GET: (_req, res) => void res.status(200).type('application/json').send(isLeaderText()) });
+
+    route('/leader', { GET: getLeader });
+    route('/leader/watch', { GET: watchLeader });
+    route('/healthz', { GET: healthz });
+    route('/readyz', { GET: readyz });
+    route('/metrics', {
+      GET: async (_req, res) => {
+        const text = await metrics.scrape();
+        res.status(200).type(metrics.contentType).send(text);
+      },
+    });
+    const admin = createAdminRoutes({ member, log, maxBodyBytes: options.maxBodyBytes, express });
+    route('/leader/transfer', { POST: admin.transfer });
+    route('/leader/step-down', { POST: admin.stepDown });
+
+    app.use((req, _res, next) => {
+      next(new HttpError(404, 'not_found', `no route for ${req.method} ${req.path}`));
+    });
+    app.use(errorHandler);
+
+    function route(path: string, handlers: { GET?: RequestHandler; POST?: RequestHandler | RequestHandler[] }): void {
+      const r = app.route(path);
+      if (handlers.GET) r.get(handlers.GET);
+      if (handlers.POST) r.post(...[handlers.POST].flat());
+      const allow = handlers.GET ? GET_ONLY : POST_ONLY;
+      r.all((req, _res, next) => {
+        next(new HttpError(405, 'method_not_allowed', `${req.method} is not allowed on ${path}; use ${allow}`, {}, { Allow: allow }));
+      });
     }
-    res.writeHead(200, { 'Cache-Control': 'no-store', 'Content-Type': 'application/json; charset=utf-8', 'Content-Length': Buffer.byteLength(body) });
-    res.end(body);
-    return true;
+    return app;
   }
 
   function getLeader(req: Request, res: Response): void {
@@ -381,18 +399,24 @@ export function createApiServer(deps: ApiServerDeps): ApiServer {
 
   function healthz(req: Request, res: Response): void {
     readQuery(req, []);
+    sendJson(res, ...healthAnswer());
+  }
+
+  function healthAnswer(): [number, unknown] {
     const eventLoopDelayMs = Math.round(lagProbe.worstLagMs());
     const healthy = eventLoopDelayMs <= options.maxEventLoopDelayMs;
-    sendJson(res, healthy ? 200 : 503, {
-      status: healthy ? 'ok' : 'event_loop_blocked',
-      eventLoopDelayMs,
-      maxEventLoopDelayMs: options.maxEventLoopDelayMs,
-    });
+    return [
+      healthy ? 200 : 503,
+      { status: healthy ? 'ok' : 'event_loop_blocked', eventLoopDelayMs, maxEventLoopDelayMs: options.maxEventLoopDelayMs },
+    ];
   }
 
   function readyz(req: Request, res: Response): void {
     const query = readQuery(req, ['leader']);
-    const requireLeader = query.has('leader') ? parseBoolean(query, 'leader') : false;
+    sendJson(res, ...readyAnswer(query.has('leader') ? parseBoolean(query, 'leader') : false));
+  }
+
+  function readyAnswer(requireLeader: boolean): [number, unknown] {
     const view = member.view();
     const all = member.members();
     const others = all.filter((m) => m.id !== view.self);
@@ -424,15 +448,7 @@ export function createApiServer(deps: ApiServerDeps): ApiServer {
       ready = false;
       reason = 'no_leader_and_no_quorum';
     }
-    sendJson(res, ready ? 200 : 503, {
-      ready,
-      reason,
-      leader: view.leader,
-      isLeader: view.isLeader,
-      connected,
-      quorum,
-      members: membersCount,
-    });
+    return [ready ? 200 : 503, { ready, reason, leader: view.leader, isLeader: view.isLeader, connected, quorum, members: membersCount }];
   }
 
   function errorHandler(err: unknown, req: Request, res: Response, _next: NextFunction): void {
@@ -482,7 +498,7 @@ export function createApiServer(deps: ApiServerDeps): ApiServer {
       if (httpServer) return Promise.reject(new Error('api server is already listening'));
       // Node checks headersTimeout and requestTimeout on this period (30 s by default, too coarse for a 10 s bound).
       const server = http.createServer({ connectionsCheckingInterval: Math.min(1_000, options.headersTimeoutMs) }, (req, res) => {
-        if (!answerPlainGetLeader(req, res)) void app(req, res);
+        if (!answerPlain(req, res, plainRoutes, () => routed(req, res))) routed(req, res);
       });
       guard.attach(server);
       server.keepAliveTimeout = options.keepAliveTimeoutMs;

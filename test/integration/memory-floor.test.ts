@@ -59,6 +59,54 @@ describe('memory floor', () => {
     expect(loaded.filter((m) => m.includes('undici'))).toEqual([]);
   });
 
+  it('a member that is only polled, probed and scraped has not loaded express; the first routed request loads it and is answered', { timeout: 30_000 }, async () => {
+    const [peer, other, httpPort] = [await freePort(), await freePort(), await freePort()];
+    writeFileSync(join(dir, 'secret'), 'ab'.repeat(32), { mode: 0o600 });
+    const child = spawn(
+      process.execPath,
+      [
+        '--require', resolve(import.meta.dirname, '../fixtures/report-modules.cjs'),
+        ElectorBin,
+        '--id', 'm1',
+        '--peers', `m1=127.0.0.1:${peer},m2=127.0.0.1:${other}`,
+        '--listen', `127.0.0.1:${peer}`,
+        '--http', `127.0.0.1:${httpPort}`,
+        '--data-dir', join(dir, 'data-express'),
+        '--secret-file', join(dir, 'secret'),
+      ],
+      { stdio: ['ignore', 'ignore', 'pipe'] },
+    );
+    let stderr = '';
+    child.stderr!.on('data', (chunk: Buffer) => (stderr += chunk.toString('utf8')));
+    const packagesNow = async (): Promise<string[]> => {
+      const before = stderr.length;
+      child.kill('SIGUSR2');
+      const line = await waitFor('the member to report its modules', 10_000, () => /^MODULES (.*)$/m.exec(stderr.slice(before))?.[1]);
+      return (JSON.parse(line) as { packages: string[] }).packages;
+    };
+    try {
+      const base = `http://127.0.0.1:${httpPort}`;
+      await waitFor('the API to answer', 20_000, async () => ((await fetch(`${base}/leader`).catch(() => undefined))?.status === 200 ? true : undefined));
+      const statuses: Record<string, number> = {};
+      for (const path of ['/leader', '/', '/isLeader', '/healthz', '/readyz', '/metrics']) statuses[path] = (await fetch(`${base}${path}`)).status;
+      // Two of two members needed and one running: not ready, which is an answer too.
+      expect(statuses).toEqual({ '/leader': 200, '/': 200, '/isLeader': 200, '/healthz': 200, '/readyz': 503, '/metrics': 200 });
+      const idle = await packagesNow();
+      // The recorder sees the packages a member does use, so an empty list cannot pass for a clean one.
+      expect(idle).toEqual(expect.arrayContaining(['pino', 'prom-client', 'ws']));
+      expect(idle).not.toContain('express');
+
+      const routed = await fetch(`${base}/leader?waitForChange=0&timeoutMs=0`);
+      expect(routed.status).toBe(200);
+      expect(await routed.json()).toMatchObject({ self: 'm1', isLeader: false });
+      const bad = await fetch(`${base}/healthz?x=1`);
+      expect(bad.status).toBe(400);
+      expect(await packagesNow()).toContain('express');
+    } finally {
+      child.kill('SIGKILL');
+    }
+  });
+
   it('running in-cluster members (label written, watch open, Lease tried) have loaded neither client-node nor undici', { timeout: 60_000 }, async () => {
     cluster = await KubeCluster.start(undefined, ['--require', resolve(import.meta.dirname, '../fixtures/report-modules.cjs'), ElectorBin]);
     const c = cluster;
