@@ -29,14 +29,13 @@ import type {
   TickTiming,
   TransferResult,
 } from './interfaces.js';
-import { ClaimLog } from './claim-log.js';
 import { LeaderLease } from './lease.js';
-import { confChangeKind, MembershipBook, membershipStatus, vetConfChange, votesInEveryConfig } from './member-membership.js';
+import { confChangeKind, MembershipBook, membershipStatus, vetConfChange } from './member-membership.js';
 import { realTimers, validateMemberOptions, type MemberOptions, type MemberTimers, type Timing } from './member-options.js';
 import { PeerRefusals } from './member-refusals.js';
 import { MemberTiming } from './member-timing.js';
-import { bestFollower } from './transfer-target.js';
-import { WakeupTimer } from './wakeup-timer.js';
+import { TransferGate } from './member-transfer.js';
+import { ViewPublisher } from './member-view.js';
 
 export { validateMemberOptions, type MemberOptions, type MemberTimers } from './member-options.js';
 
@@ -50,12 +49,6 @@ const VoteRequests: ReadonlySet<Message['type']> = new Set(['MsgVote', 'MsgPreVo
 
 /** What a leader may send before its own write (a prefix of the Ready's messages). */
 const LeaderSendsFirst: ReadonlySet<Message['type']> = new Set(['MsgApp', 'MsgHeartbeat', 'MsgTimeoutNow', 'MsgSnap']);
-
-interface PendingTransfer {
-  resolve(result: TransferResult): void;
-  deadlineMs: number;
-  target: string;
-}
 
 /**
  * One running member: owns the RawNode, its tick loop, and the Ready cycle
@@ -78,25 +71,17 @@ export class RaftMember implements Member {
   private node: RawNode | undefined;
   private transport: PeerTransport | undefined;
   private tickTimer: NodeJS.Timeout | undefined;
-  private readonly leaseTimer: WakeupTimer;
-  private readonly claimLog: ClaimLog;
+  private readonly transfers: TransferGate;
+  private readonly views: ViewPublisher;
   /** Raft's fresh-vote delay of this start (0 with a state file: raft applies none then). */
   private freshVoteDelayTicks = 0;
   private running = false;
 
-  private readonly listeners = new Set<(view: LeadershipView) => void>();
   private readonly tickListeners = new Set<(tick: TickTiming) => void>();
-  private lastView: LeadershipView | undefined;
   private soft: { lead: string; state: StateType } = { lead: None, state: 'Follower' };
   private term = 0;
-  private leaderSince: { lead: string; term: number; at: Date } | undefined;
   /** When this member, as leader, may first claim its lease (after a lease-skipped election). */
   private claimNotBeforeMs = 0;
-  /** The term in which this member started a transfer: it never claims leadership again in it. */
-  private transferredInTerm = -1;
-  private lastTransferAttemptMs = -Infinity;
-  private readonly transferTargetsTried = new Set<string>();
-  private readonly pendingTransfers = new Set<PendingTransfer>();
   private leaderLostAtMs: number | undefined;
   private failed = false;
   private readonly refusals: PeerRefusals;
@@ -118,8 +103,37 @@ export class RaftMember implements Member {
     // A getter: tests swap the logger after construction.
     this.refusals = new PeerRefusals(() => this.log);
     this.timingGuard = new MemberTiming(this.announcedTiming(), this.lease, options.timingRecord, this.log);
-    this.leaseTimer = new WakeupTimer(this.timers, () => this.publish());
-    this.claimLog = new ClaimLog(this.log);
+    this.transfers = new TransferGate({
+      self: this.id,
+      log: () => this.log,
+      nowMs: () => this.nowMs(),
+      running: () => this.running,
+      term: () => this.term,
+      leader: () => this.leaderOrNull(),
+      connected: () => new Set((this.transport?.peers() ?? []).filter((p) => p.connected).map((p) => p.id)),
+      withNode: (what, action) => this.withNode(what, action),
+      electionTimeoutMs: this.timing.electionTimeoutMs,
+      tickMs: this.timing.tickMs,
+      otherLeaseCoverMs: () => this.timingGuard.otherLeaseCoverMs(),
+    });
+    this.views = new ViewPublisher({
+      self: this.id,
+      lease: this.lease,
+      timers: this.timers,
+      nowMs: () => this.nowMs(),
+      wallClock: () => this.wallClock(),
+      log: () => this.log,
+      state: () => ({
+        leading: this.node !== undefined && this.running && this.soft.state === 'Leader',
+        leader: this.leaderOrNull(),
+        term: this.term,
+        role: this.soft.state,
+        confState: this.book.current,
+        claimNotBeforeMs: this.claimNotBeforeMs,
+        transferring: this.transfers.transferredInTerm === this.term,
+      }),
+      beforeListeners: (view) => this.transfers.viewChanged(view),
+    });
   }
 
   /** What this member announces to its peers in the handshake. */
@@ -188,7 +202,7 @@ export class RaftMember implements Member {
     this.running = true;
     this.nextTickAtMs = this.nowMs() + t.tickMs;
     this.scheduleTick();
-    this.publish();
+    this.views.publish();
   }
 
   /** Stops ticking and closes the transport; the state file already holds everything durable. */
@@ -196,14 +210,13 @@ export class RaftMember implements Member {
     if (!this.running) return;
     this.running = false;
     if (this.tickTimer) this.timers.clearTimeout(this.tickTimer);
-    this.leaseTimer.clear();
+    this.views.clearTimer();
     this.tickTimer = undefined;
     // No next tick: a probe reading the ticks must not count a stopped member as a stuck loop.
     this.notifyTick({ lateMs: 0, nextInMs: Infinity });
-    for (const p of this.pendingTransfers) p.resolve({ leader: this.leaderOrNull(), transferred: false });
-    this.pendingTransfers.clear();
+    this.transfers.abandonAll();
     // Watchers must hear that this member no longer claims anything.
-    this.publish();
+    this.views.publish();
     await this.transport?.close();
     this.log.info({ term: this.term }, 'member stopped');
   }
@@ -227,11 +240,6 @@ export class RaftMember implements Member {
     return result;
   }
 
-  /** Waits with the transfer under way, to its deadline. */
-  private joinPendingTransfer(current: PendingTransfer): Promise<TransferResult> {
-    return new Promise<TransferResult>((resolve) => this.pendingTransfers.add({ resolve, deadlineMs: current.deadlineMs, target: current.target }));
-  }
-
   /** Peer messages refused at the raft boundary since start, by reason (sorted). */
   invalidMessageCounts(): Record<string, number> {
     return this.refusals.counts();
@@ -240,7 +248,7 @@ export class RaftMember implements Member {
   // ---- the Member interface ----
 
   view(): LeadershipView {
-    return this.computeView(this.nowMs());
+    return this.views.current();
   }
 
   members(): MemberInfo[] {
@@ -263,7 +271,7 @@ export class RaftMember implements Member {
   proposeConfChange(cc: ConfChangeV2): void {
     const node = this.requireNode();
     if (!this.running) throw new ClusterError('MEMBER_STOPPED', `member ${this.id} is stopped; cannot change the configuration`);
-    vetConfChange(node.status(), cc, this.transferredInTerm, this.leaderOrNull());
+    vetConfChange(node.status(), cc, this.transfers.transferredInTerm, this.leaderOrNull());
     this.log.info({ change: cc }, 'proposing configuration change');
     this.withNode('change the configuration', (n) => n.proposeConfChange(cc));
   }
@@ -288,8 +296,7 @@ export class RaftMember implements Member {
   }
 
   onChange(listener: (view: LeadershipView) => void): () => void {
-    this.listeners.add(listener);
-    return () => this.listeners.delete(listener);
+    return this.views.onChange(listener);
   }
 
   /** No-op once stopped: the pod watch's timers may fire after a graceful stop. */
@@ -329,38 +336,9 @@ export class RaftMember implements Member {
     return this.requireNode().status();
   }
 
+  /** One transfer at a time: see TransferGate (TRANSFER_IN_PROGRESS, MEMBER_STOPPED, NOT_LEADER). */
   transferLeadership(to?: string): Promise<TransferResult> {
-    const node = this.requireNode();
-    // A stopped member runs no ticks: a transfer registered now would never resolve.
-    if (!this.running) return Promise.reject(new ClusterError('MEMBER_STOPPED', `member ${this.id} is stopped; cannot transfer leadership`));
-    const status = node.status();
-    if (status.state !== 'Leader') {
-      return Promise.reject(
-        new ClusterError('NOT_LEADER', `only the leader can transfer leadership; the leader is ${this.leaderOrNull() ?? 'unknown'}`),
-      );
-    }
-    // One transfer at a time, whoever asks (reconciler, SIGTERM, admin route): a second one to
-    // another target aborts the first, whose target may already campaign, and wakes a rival.
-    const current = [...this.pendingTransfers].at(-1);
-    if (current !== undefined) {
-      if (to === undefined || to === current.target) return this.joinPendingTransfer(current);
-      return Promise.reject(new ClusterError('TRANSFER_IN_PROGRESS', `a leadership transfer to ${current.target} is under way; not starting one to ${to}`));
-    }
-    const target = to ?? this.bestFollower(status);
-    if (target === undefined) {
-      return Promise.reject(new ClusterError('INVALID_TRANSFER_TARGET', 'no connected follower to transfer leadership to'));
-    }
-    if (target === this.id || !status.confState.voters.includes(target)) {
-      return Promise.reject(
-        new ClusterError('INVALID_TRANSFER_TARGET', `transfer target ${target} must be another voter of this group`),
-      );
-    }
-    return new Promise<TransferResult>((resolve) => {
-      // The target campaigns on its own timing: wait for the longest election any member may run.
-      const electionMs = Math.max(this.timing.electionTimeoutMs, this.timingGuard.otherLeaseCoverMs());
-      this.pendingTransfers.add({ resolve, deadlineMs: this.nowMs() + electionMs + this.timing.tickMs, target });
-      this.startTransfer(target);
-    });
+    return this.transfers.request(this.requireNode(), to);
   }
 
   // ---- driving the node ----
@@ -375,22 +353,6 @@ export class RaftMember implements Member {
     if (!this.running) throw new ClusterError('MEMBER_STOPPED', `member ${this.id} is stopped; cannot ${what}`);
     action(node);
     this.processReady();
-  }
-
-  private startTransfer(target: string): void {
-    // The member's own retries (afterTick) move the transfer on: the gate must name its target.
-    for (const p of this.pendingTransfers) p.target = target;
-    this.lastTransferAttemptMs = this.nowMs();
-    if (this.transferredInTerm !== this.term) this.transferTargetsTried.clear();
-    this.transferTargetsTried.add(target);
-    this.transferredInTerm = this.term;
-    this.log.info({ term: this.term, to: target }, 'transferring leadership');
-    this.withNode('transfer leadership', (n) => n.transferLeader(target));
-  }
-
-  private bestFollower(status: Status, exclude?: ReadonlySet<string>): string | undefined {
-    const connected = new Set((this.transport?.peers() ?? []).filter((p) => p.connected).map((p) => p.id));
-    return bestFollower(status, this.id, connected, exclude);
   }
 
   private scheduleTick(): void {
@@ -412,7 +374,7 @@ export class RaftMember implements Member {
     try {
       this.node!.tick();
       this.processReady();
-      this.afterTick(now);
+      this.transfers.afterTick(now, this.node!);
     } catch (err) {
       this.log.error({ err }, 'tick failed');
     }
@@ -425,51 +387,6 @@ export class RaftMember implements Member {
         listener(tick);
       } catch (err) {
         this.log.error({ err }, 'tick listener failed');
-      }
-    }
-  }
-
-  private afterTick(now: number): void {
-    for (const p of this.pendingTransfers) {
-      if (now >= p.deadlineMs) {
-        this.pendingTransfers.delete(p);
-        p.resolve({ leader: this.leaderOrNull(), transferred: false });
-      }
-    }
-    // A leader that began a transfer never claims this term again (a delayed MsgTimeoutNow can
-    // still elect the target, whose voters skip their lease). If the core gave the transfer up,
-    // try again so the group moves to a term with a claimable leader.
-    const status = this.node!.basicStatus();
-    if (
-      status.state === 'Leader' &&
-      this.transferredInTerm !== status.term &&
-      status.confState.votersOutgoing.length > 0 &&
-      !status.confState.voters.includes(this.id)
-    ) {
-      // Leading a joint configuration that leaves this member out (elected by both halves):
-      // hand over before the auto-leave applies, rather than step down with no successor.
-      const target = this.bestFollower(this.node!.status());
-      if (target !== undefined) this.startTransfer(target);
-      return;
-    }
-    if (
-      status.state === 'Leader' &&
-      this.transferredInTerm === status.term &&
-      status.leadTransferee === None &&
-      now - this.lastTransferAttemptMs >= this.timing.electionTimeoutMs
-    ) {
-      // The next-best follower this time; once every one was tried, start over.
-      const full = this.node!.status();
-      const target = this.bestFollower(full, this.transferTargetsTried) ?? this.bestFollower(full);
-      if (target !== undefined) {
-        if (this.transferTargetsTried.has(target)) this.transferTargetsTried.clear();
-        this.startTransfer(target);
-      } else {
-        // No voter to hand over to (removed, or none connected): this term can never be claimed
-        // again, so give it up; the next election, a new term, can be.
-        this.log.info({ term: status.term }, 'no voter to hand leadership to; stepping down for a new term');
-        this.lastTransferAttemptMs = now;
-        this.withNode('step down', (n) => n.stepDown());
       }
     }
   }
@@ -559,7 +476,7 @@ export class RaftMember implements Member {
           for (let i = 0; i < sent; i++) if (rest[i]!.type !== 'MsgHeartbeat') this.sendOne(rest[i]!);
         }
         // A follower names the leader it just heard from before writing that leader's entries.
-        if (rd.softState) this.publish();
+        if (rd.softState) this.views.publish();
       }
       if (rd.durableState) {
         const started = performance.now();
@@ -582,10 +499,10 @@ export class RaftMember implements Member {
     }
     // After every message: the basic status (no progress records, a shared ConfState) is enough here.
     const status = node.basicStatus();
-    if (status.state === 'Leader' && status.leadTransferee !== None) this.transferredInTerm = status.term;
+    this.transfers.noteStatus(status);
     // Applied changes and a joiner's snapshot both move the configuration; the view below uses it.
     this.book.update(status.confState, this.transport);
-    this.publish();
+    this.views.publish();
   }
 
   private sendOne(m: Message): void {
@@ -641,77 +558,5 @@ export class RaftMember implements Member {
 
   private leaderOrNull(): string | null {
     return this.soft.lead === None ? null : this.soft.lead;
-  }
-
-  private computeView(now: number): LeadershipView {
-    const leader = this.leaderOrNull();
-    let isLeader = false;
-    let leaseExpiresInMs: number | null = null;
-    if (this.node && this.running && this.soft.state === 'Leader') {
-      const cs = this.book.current;
-      // A learner, removed or demoted leader never claims, from the moment the change applies.
-      const expiresAt = votesInEveryConfig(cs, this.id) ? this.lease.expiresAtMs(now, cs) : undefined;
-      const transferring = this.transferredInTerm === this.term;
-      if (expiresAt !== undefined && expiresAt > now && !transferring && now >= this.claimNotBeforeMs) {
-        isLeader = true;
-        leaseExpiresInMs = Math.floor(expiresAt - now);
-      }
-    }
-    if (leader === null) {
-      this.leaderSince = undefined;
-    } else if (!this.leaderSince || this.leaderSince.lead !== leader || this.leaderSince.term !== this.term) {
-      this.leaderSince = { lead: leader, term: this.term, at: this.wallClock() };
-    }
-    return {
-      self: this.id,
-      leader,
-      term: this.term,
-      role: this.soft.state,
-      isLeader,
-      leaseExpiresInMs,
-      since: this.leaderSince ? this.leaderSince.at.toISOString() : null,
-    };
-  }
-
-  /** Emits the view when it changed, and arms a timer for the moment the lease or the claim wait ends. */
-  private publish(): void {
-    const now = this.nowMs();
-    const view = this.computeView(now);
-    const prev = this.lastView;
-    const changed =
-      !prev ||
-      prev.leader !== view.leader ||
-      prev.term !== view.term ||
-      prev.role !== view.role ||
-      prev.isLeader !== view.isLeader;
-    this.lastView = view;
-    // The audit trail of claims: when this member started and stopped answering isLeader true.
-    if ((prev?.isLeader ?? false) !== view.isLeader) this.claimLog.flipped(now, view);
-    else this.claimLog.flush(now, view);
-    if (changed) {
-      for (const p of this.pendingTransfers) {
-        if (view.leader !== null && view.leader !== this.id) {
-          this.pendingTransfers.delete(p);
-          p.resolve({ leader: view.leader, transferred: true });
-        }
-      }
-      for (const listener of this.listeners) {
-        try {
-          listener(view);
-        } catch (err) {
-          this.log.error({ err }, 'view listener failed');
-        }
-      }
-    }
-    this.armLeaseTimer(now, view);
-  }
-
-  private armLeaseTimer(now: number, view: LeadershipView): void {
-    let wakeAt: number | undefined;
-    if (this.running && this.soft.state === 'Leader') {
-      if (view.isLeader && view.leaseExpiresInMs !== null) wakeAt = now + view.leaseExpiresInMs + 1;
-      else if (this.claimNotBeforeMs > now) wakeAt = this.claimNotBeforeMs;
-    }
-    this.leaseTimer.arm(now, wakeAt);
   }
 }
