@@ -82,7 +82,7 @@ export class TransferGate {
       // The target campaigns on its own timing: wait for the longest election any member may run.
       const electionMs = Math.max(h.electionTimeoutMs, h.otherLeaseCoverMs());
       this.pending.add({ resolve, deadlineMs: h.nowMs() + electionMs + h.tickMs, target });
-      this.start(target);
+      this.startTransfer(target);
     });
   }
 
@@ -129,7 +129,7 @@ export class TransferGate {
       // Leading a joint configuration that leaves this member out (elected by both halves):
       // hand over before the auto-leave applies, rather than step down with no successor.
       const target = this.bestFollower(node.status());
-      if (target !== undefined) this.start(target);
+      if (target !== undefined) this.startTransfer(target);
       return;
     }
     if (
@@ -143,7 +143,7 @@ export class TransferGate {
       const target = this.bestFollower(full, this.targetsTried) ?? this.bestFollower(full);
       if (target !== undefined) {
         if (this.targetsTried.has(target)) this.targetsTried.clear();
-        this.start(target);
+        this.startTransfer(target);
       } else {
         // No voter to hand over to (removed, or none connected): this term can never be claimed
         // again, so give it up; the next election, a new term, can be.
@@ -159,7 +159,7 @@ export class TransferGate {
     return new Promise<TransferResult>((resolve) => this.pending.add({ resolve, deadlineMs: current.deadlineMs, target: current.target }));
   }
 
-  private start(target: string): void {
+  private startTransfer(target: string): void {
     const h = this.host;
     // The member's own retries (afterTick) move the transfer on: the gate must name its target.
     for (const p of this.pending) p.target = target;

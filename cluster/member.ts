@@ -2,7 +2,6 @@ import { randomInt } from 'node:crypto';
 import type { Logger } from 'pino';
 import { performance } from 'node:perf_hooks';
 import {
-  CampaignTransferContext,
   InvalidMessageError,
   MaxRestoredTerm,
   None,
@@ -14,7 +13,6 @@ import {
   type Message,
   type RandomSource,
   type Ready,
-  type StateType,
   type Status,
 } from '../raft/index.js';
 import { ClusterError } from './errors.js';
@@ -33,6 +31,7 @@ import { LeaderLease } from './lease.js';
 import { confChangeKind, MembershipBook, membershipStatus, vetConfChange } from './member-membership.js';
 import { realTimers, validateMemberOptions, type MemberOptions, type MemberTimers, type Timing } from './member-options.js';
 import { PeerRefusals } from './member-refusals.js';
+import { RoleTracker } from './member-role.js';
 import { MemberTiming } from './member-timing.js';
 import { TransferGate } from './member-transfer.js';
 import { ViewPublisher } from './member-view.js';
@@ -54,7 +53,8 @@ const LeaderSendsFirst: ReadonlySet<Message['type']> = new Set(['MsgApp', 'MsgHe
  * One running member: owns the RawNode, its tick loop, and the Ready cycle
  * (persist, then send, then advance). Everything runs on the event loop, and the
  * state file is written synchronously, so no message can overtake the write it
- * depends on.
+ * depends on. What it answers (member-view.ts), the transfer gate (member-transfer.ts) and
+ * the role bookkeeping (member-role.ts) are its helpers: they act on raft only through it.
  */
 export class RaftMember implements Member {
   readonly id: string;
@@ -71,6 +71,7 @@ export class RaftMember implements Member {
   private node: RawNode | undefined;
   private transport: PeerTransport | undefined;
   private tickTimer: NodeJS.Timeout | undefined;
+  private readonly role: RoleTracker;
   private readonly transfers: TransferGate;
   private readonly views: ViewPublisher;
   /** Raft's fresh-vote delay of this start (0 with a state file: raft applies none then). */
@@ -78,11 +79,7 @@ export class RaftMember implements Member {
   private running = false;
 
   private readonly tickListeners = new Set<(tick: TickTiming) => void>();
-  private soft: { lead: string; state: StateType } = { lead: None, state: 'Follower' };
   private term = 0;
-  /** When this member, as leader, may first claim its lease (after a lease-skipped election). */
-  private claimNotBeforeMs = 0;
-  private leaderLostAtMs: number | undefined;
   private failed = false;
   private readonly refusals: PeerRefusals;
 
@@ -103,6 +100,12 @@ export class RaftMember implements Member {
     // A getter: tests swap the logger after construction.
     this.refusals = new PeerRefusals(() => this.log);
     this.timingGuard = new MemberTiming(this.announcedTiming(), this.lease, options.timingRecord, this.log);
+    this.role = new RoleTracker({
+      metrics: this.metrics,
+      lease: this.lease,
+      otherLeaseCoverMs: () => this.timingGuard.otherLeaseCoverMs(),
+      log: () => this.log,
+    });
     this.transfers = new TransferGate({
       self: this.id,
       log: () => this.log,
@@ -124,12 +127,12 @@ export class RaftMember implements Member {
       wallClock: () => this.wallClock(),
       log: () => this.log,
       state: () => ({
-        leading: this.node !== undefined && this.running && this.soft.state === 'Leader',
+        leading: this.node !== undefined && this.running && this.role.state === 'Leader',
         leader: this.leaderOrNull(),
         term: this.term,
-        role: this.soft.state,
+        role: this.role.state,
         confState: this.book.current,
-        claimNotBeforeMs: this.claimNotBeforeMs,
+        claimNotBeforeMs: this.role.claimNotBeforeMs,
         transferring: this.transfers.transferredInTerm === this.term,
       }),
       beforeListeners: (view) => this.transfers.viewChanged(view),
@@ -227,7 +230,7 @@ export class RaftMember implements Member {
    */
   async shutdown(): Promise<TransferResult | undefined> {
     let result: TransferResult | undefined;
-    if (this.running && this.soft.state === 'Leader') {
+    if (this.running && this.role.state === 'Leader') {
       try {
         // A transfer under way (the reconciler's handover ran out of time) is joined.
         result = await this.transferLeadership();
@@ -311,8 +314,8 @@ export class RaftMember implements Member {
    */
   campaign(): void {
     if (!this.running) return;
-    if (this.soft.state !== 'Follower' || this.soft.lead !== None) {
-      this.log.debug({ role: this.soft.state, leader: this.soft.lead || null }, 'campaign skipped');
+    if (this.role.state !== 'Follower' || this.role.lead !== None) {
+      this.log.debug({ role: this.role.state, leader: this.role.lead || null }, 'campaign skipped');
       return;
     }
     this.withNode('campaign', (n) => n.campaign());
@@ -413,7 +416,7 @@ export class RaftMember implements Member {
 
   private onPeerDisconnected(peer: string): void {
     if (!this.running || !this.node || this.options.forgetLeaderOnDisconnect === false) return;
-    if (this.soft.state !== 'Follower' || this.soft.lead !== peer) return;
+    if (this.role.state !== 'Follower' || this.role.lead !== peer) return;
     const cs = this.book.current;
     const successor = [...new Set([...cs.voters, ...cs.votersOutgoing])].sort().find((id) => id !== peer);
     this.log.info({ leader: peer, term: this.term, campaign: successor === this.id }, 'link to the leader closed; forgetting it');
@@ -452,7 +455,7 @@ export class RaftMember implements Member {
       // A new leader's lease starts with its first heartbeat round: put that round in the Ready that
       // makes it leader, so it leaves before this member's write (not one fsync later). A no-op
       // unless raft leads and this member has not seen it yet.
-      if (this.soft.state !== 'Leader') node.heartbeat();
+      if (this.role.state !== 'Leader') node.heartbeat();
       const rd = node.ready();
       // Nothing of this Ready's term is new: the term (and a leader's self-vote) is already on disk.
       const termDurable = rd.hardState === undefined || rd.hardState.term === this.term;
@@ -468,7 +471,7 @@ export class RaftMember implements Member {
         // A leader's appends, heartbeats and MsgTimeoutNow promise nothing about its own disk, so
         // they leave before the write (etcd's leader rule, raft thesis 10.2.1); responses are
         // stepped only after this synchronous write, so the leader never counts an unwritten entry.
-        if (this.soft.state === 'Leader') {
+        if (this.role.state === 'Leader') {
           while (sent < rest.length && LeaderSendsFirst.has(rest[sent]!.type)) sent++;
           // Heartbeats first: a follower answers one without writing, but an append only after its
           // own fsync, and both share the link. Raft takes them in any order (etcd: two streams).
@@ -514,38 +517,7 @@ export class RaftMember implements Member {
   }
 
   private onSoftState(rd: Ready): void {
-    const next = rd.softState!;
-    const prev = this.soft;
-    this.soft = { lead: next.lead, state: next.state };
-    const status = this.node!.status();
-    const now = this.nowMs();
-    if (next.state !== prev.state) {
-      if (next.state === 'PreCandidate') this.metrics?.electionStarted('pre-vote');
-      if (next.state === 'Candidate') {
-        const transfer = rd.messages.some((m) => m.type === 'MsgVote' && m.context === CampaignTransferContext);
-        this.metrics?.electionStarted(transfer ? 'transfer' : 'vote');
-      }
-      if (next.state === 'Leader') {
-        this.lease.reset();
-        // Followers that forgot the old leader skipped its lease: wait it out before claiming,
-        // with the drift margin, since the old lease ran on the old leader's clock. Its quorum is
-        // unknown here, so the wait covers the longest window any member announced.
-        this.claimNotBeforeMs = status.leaseSkipped ? now + this.timingGuard.otherLeaseCoverMs() : 0;
-      }
-    }
-    if (next.lead !== prev.lead) {
-      if (next.lead === None) {
-        this.leaderLostAtMs ??= now;
-      } else {
-        this.metrics?.leaderChanged();
-        if (this.leaderLostAtMs !== undefined) this.metrics?.electionDuration((now - this.leaderLostAtMs) / 1000);
-        this.leaderLostAtMs = undefined;
-      }
-    }
-    this.log.info(
-      { term: status.term, role: next.state, leader: next.lead || null, previousRole: prev.state },
-      `role ${next.state}, term ${status.term}, leader ${next.lead || 'none'}`,
-    );
+    this.role.apply(rd, this.node!.status(), this.nowMs());
   }
 
   private fail(err: unknown): void {
@@ -557,6 +529,6 @@ export class RaftMember implements Member {
   }
 
   private leaderOrNull(): string | null {
-    return this.soft.lead === None ? null : this.soft.lead;
+    return this.role.lead === None ? null : this.role.lead;
   }
 }
