@@ -1,14 +1,27 @@
-/** Rate limits for log lines, some of which strangers can trigger. */
+/**
+ * Rate limits for log lines, some of which strangers can trigger. Time is monotonic ms, injectable
+ * (default performance.now, as the transport's `now`): a wall-clock step (NTP) must neither
+ * silence a warning for long nor let a burst through, and tests drive it without sleeping.
+ */
+import { performance } from 'node:perf_hooks';
 import type { Logger } from 'pino';
+
+/** Monotonic ms. */
+export type NowMs = () => number;
+
+const monotonicNowMs: NowMs = () => performance.now();
 
 /** Logs the first occurrence of a key, then at most once per interval with the count of repeats in between. */
 export class RepeatLimiter {
   private readonly last = new Map<string, { at: number; suppressed: number }>();
-  constructor(private readonly intervalMs: number) {}
+  constructor(
+    private readonly intervalMs: number,
+    private readonly nowMs: NowMs = monotonicNowMs,
+  ) {}
 
   /** Returns the number of suppressed repeats to report, or undefined to stay silent. */
   check(key: string): number | undefined {
-    const now = Date.now();
+    const now = this.nowMs();
     const entry = this.last.get(key);
     if (entry && now - entry.at < this.intervalMs) {
       entry.suppressed++;
@@ -31,10 +44,11 @@ export class LineBudget {
   constructor(
     private readonly limit: number,
     private readonly intervalMs: number,
+    private readonly nowMs: NowMs = monotonicNowMs,
   ) {}
 
   take(): boolean {
-    const now = Date.now();
+    const now = this.nowMs();
     if (now - this.windowStart >= this.intervalMs) {
       this.windowStart = now;
       this.used = 0;
@@ -63,9 +77,10 @@ export class TransportLog {
     private readonly log: Logger,
     intervalMs: number,
     maxStrangerLinesPerInterval: number,
+    nowMs: NowMs = monotonicNowMs,
   ) {
-    this.limiter = new RepeatLimiter(intervalMs);
-    this.strangerLines = new LineBudget(maxStrangerLinesPerInterval, intervalMs);
+    this.limiter = new RepeatLimiter(intervalMs, nowMs);
+    this.strangerLines = new LineBudget(maxStrangerLinesPerInterval, intervalMs, nowMs);
   }
 
   /** About an authenticated peer (or our own dial): once per (peer, reason) per interval. */

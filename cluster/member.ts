@@ -2,7 +2,6 @@ import { randomInt } from 'node:crypto';
 import type { Logger } from 'pino';
 import { performance } from 'node:perf_hooks';
 import {
-  CampaignTransferContext,
   InvalidMessageError,
   MaxRestoredTerm,
   None,
@@ -14,7 +13,6 @@ import {
   type Message,
   type RandomSource,
   type Ready,
-  type StateType,
   type Status,
 } from '../raft/index.js';
 import { ClusterError } from './errors.js';
@@ -29,14 +27,14 @@ import type {
   TickTiming,
   TransferResult,
 } from './interfaces.js';
-import { ClaimLog } from './claim-log.js';
 import { LeaderLease } from './lease.js';
-import { confChangeKind, MembershipBook, membershipStatus, vetConfChange, votesInEveryConfig } from './member-membership.js';
+import { confChangeKind, MembershipBook, membershipStatus, vetConfChange } from './member-membership.js';
 import { realTimers, validateMemberOptions, type MemberOptions, type MemberTimers, type Timing } from './member-options.js';
 import { PeerRefusals } from './member-refusals.js';
+import { RoleTracker } from './member-role.js';
 import { MemberTiming } from './member-timing.js';
-import { bestFollower } from './transfer-target.js';
-import { WakeupTimer } from './wakeup-timer.js';
+import { TransferGate } from './member-transfer.js';
+import { ViewPublisher } from './member-view.js';
 
 export { validateMemberOptions, type MemberOptions, type MemberTimers } from './member-options.js';
 
@@ -51,17 +49,12 @@ const VoteRequests: ReadonlySet<Message['type']> = new Set(['MsgVote', 'MsgPreVo
 /** What a leader may send before its own write (a prefix of the Ready's messages). */
 const LeaderSendsFirst: ReadonlySet<Message['type']> = new Set(['MsgApp', 'MsgHeartbeat', 'MsgTimeoutNow', 'MsgSnap']);
 
-interface PendingTransfer {
-  resolve(result: TransferResult): void;
-  deadlineMs: number;
-  target: string;
-}
-
 /**
  * One running member: owns the RawNode, its tick loop, and the Ready cycle
  * (persist, then send, then advance). Everything runs on the event loop, and the
  * state file is written synchronously, so no message can overtake the write it
- * depends on.
+ * depends on. What it answers (member-view.ts), the transfer gate (member-transfer.ts) and
+ * the role bookkeeping (member-role.ts) are its helpers: they act on raft only through it.
  */
 export class RaftMember implements Member {
   readonly id: string;
@@ -78,26 +71,15 @@ export class RaftMember implements Member {
   private node: RawNode | undefined;
   private transport: PeerTransport | undefined;
   private tickTimer: NodeJS.Timeout | undefined;
-  private readonly leaseTimer: WakeupTimer;
-  private readonly claimLog: ClaimLog;
+  private readonly role: RoleTracker;
+  private readonly transfers: TransferGate;
+  private readonly views: ViewPublisher;
   /** Raft's fresh-vote delay of this start (0 with a state file: raft applies none then). */
   private freshVoteDelayTicks = 0;
   private running = false;
 
-  private readonly listeners = new Set<(view: LeadershipView) => void>();
   private readonly tickListeners = new Set<(tick: TickTiming) => void>();
-  private lastView: LeadershipView | undefined;
-  private soft: { lead: string; state: StateType } = { lead: None, state: 'Follower' };
   private term = 0;
-  private leaderSince: { lead: string; term: number; at: Date } | undefined;
-  /** When this member, as leader, may first claim its lease (after a lease-skipped election). */
-  private claimNotBeforeMs = 0;
-  /** The term in which this member started a transfer: it never claims leadership again in it. */
-  private transferredInTerm = -1;
-  private lastTransferAttemptMs = -Infinity;
-  private readonly transferTargetsTried = new Set<string>();
-  private readonly pendingTransfers = new Set<PendingTransfer>();
-  private leaderLostAtMs: number | undefined;
   private failed = false;
   private readonly refusals: PeerRefusals;
 
@@ -118,8 +100,43 @@ export class RaftMember implements Member {
     // A getter: tests swap the logger after construction.
     this.refusals = new PeerRefusals(() => this.log);
     this.timingGuard = new MemberTiming(this.announcedTiming(), this.lease, options.timingRecord, this.log);
-    this.leaseTimer = new WakeupTimer(this.timers, () => this.publish());
-    this.claimLog = new ClaimLog(this.log);
+    this.role = new RoleTracker({
+      metrics: this.metrics,
+      lease: this.lease,
+      otherLeaseCoverMs: () => this.timingGuard.otherLeaseCoverMs(),
+      log: () => this.log,
+    });
+    this.transfers = new TransferGate({
+      self: this.id,
+      log: () => this.log,
+      nowMs: () => this.nowMs(),
+      running: () => this.running,
+      term: () => this.term,
+      leader: () => this.leaderOrNull(),
+      connected: () => new Set((this.transport?.peers() ?? []).filter((p) => p.connected).map((p) => p.id)),
+      withNode: (what, action) => this.withNode(what, action),
+      electionTimeoutMs: this.timing.electionTimeoutMs,
+      tickMs: this.timing.tickMs,
+      otherLeaseCoverMs: () => this.timingGuard.otherLeaseCoverMs(),
+    });
+    this.views = new ViewPublisher({
+      self: this.id,
+      lease: this.lease,
+      timers: this.timers,
+      nowMs: () => this.nowMs(),
+      wallClock: () => this.wallClock(),
+      log: () => this.log,
+      state: () => ({
+        leading: this.node !== undefined && this.running && this.role.state === 'Leader',
+        leader: this.leaderOrNull(),
+        term: this.term,
+        role: this.role.state,
+        confState: this.book.current,
+        claimNotBeforeMs: this.role.claimNotBeforeMs,
+        transferring: this.transfers.transferredInTerm === this.term,
+      }),
+      beforeListeners: (view) => this.transfers.viewChanged(view),
+    });
   }
 
   /** What this member announces to its peers in the handshake. */
@@ -188,7 +205,7 @@ export class RaftMember implements Member {
     this.running = true;
     this.nextTickAtMs = this.nowMs() + t.tickMs;
     this.scheduleTick();
-    this.publish();
+    this.views.publish();
   }
 
   /** Stops ticking and closes the transport; the state file already holds everything durable. */
@@ -196,14 +213,13 @@ export class RaftMember implements Member {
     if (!this.running) return;
     this.running = false;
     if (this.tickTimer) this.timers.clearTimeout(this.tickTimer);
-    this.leaseTimer.clear();
+    this.views.clearTimer();
     this.tickTimer = undefined;
     // No next tick: a probe reading the ticks must not count a stopped member as a stuck loop.
     this.notifyTick({ lateMs: 0, nextInMs: Infinity });
-    for (const p of this.pendingTransfers) p.resolve({ leader: this.leaderOrNull(), transferred: false });
-    this.pendingTransfers.clear();
+    this.transfers.abandonAll();
     // Watchers must hear that this member no longer claims anything.
-    this.publish();
+    this.views.publish();
     await this.transport?.close();
     this.log.info({ term: this.term }, 'member stopped');
   }
@@ -214,7 +230,7 @@ export class RaftMember implements Member {
    */
   async shutdown(): Promise<TransferResult | undefined> {
     let result: TransferResult | undefined;
-    if (this.running && this.soft.state === 'Leader') {
+    if (this.running && this.role.state === 'Leader') {
       try {
         // A transfer under way (the reconciler's handover ran out of time) is joined.
         result = await this.transferLeadership();
@@ -227,11 +243,6 @@ export class RaftMember implements Member {
     return result;
   }
 
-  /** Waits with the transfer under way, to its deadline. */
-  private joinPendingTransfer(current: PendingTransfer): Promise<TransferResult> {
-    return new Promise<TransferResult>((resolve) => this.pendingTransfers.add({ resolve, deadlineMs: current.deadlineMs, target: current.target }));
-  }
-
   /** Peer messages refused at the raft boundary since start, by reason (sorted). */
   invalidMessageCounts(): Record<string, number> {
     return this.refusals.counts();
@@ -240,7 +251,7 @@ export class RaftMember implements Member {
   // ---- the Member interface ----
 
   view(): LeadershipView {
-    return this.computeView(this.nowMs());
+    return this.views.current();
   }
 
   members(): MemberInfo[] {
@@ -263,7 +274,7 @@ export class RaftMember implements Member {
   proposeConfChange(cc: ConfChangeV2): void {
     const node = this.requireNode();
     if (!this.running) throw new ClusterError('MEMBER_STOPPED', `member ${this.id} is stopped; cannot change the configuration`);
-    vetConfChange(node.status(), cc, this.transferredInTerm, this.leaderOrNull());
+    vetConfChange(node.status(), cc, this.transfers.transferredInTerm, this.leaderOrNull());
     this.log.info({ change: cc }, 'proposing configuration change');
     this.withNode('change the configuration', (n) => n.proposeConfChange(cc));
   }
@@ -288,8 +299,7 @@ export class RaftMember implements Member {
   }
 
   onChange(listener: (view: LeadershipView) => void): () => void {
-    this.listeners.add(listener);
-    return () => this.listeners.delete(listener);
+    return this.views.onChange(listener);
   }
 
   /** No-op once stopped: the pod watch's timers may fire after a graceful stop. */
@@ -304,8 +314,8 @@ export class RaftMember implements Member {
    */
   campaign(): void {
     if (!this.running) return;
-    if (this.soft.state !== 'Follower' || this.soft.lead !== None) {
-      this.log.debug({ role: this.soft.state, leader: this.soft.lead || null }, 'campaign skipped');
+    if (this.role.state !== 'Follower' || this.role.lead !== None) {
+      this.log.debug({ role: this.role.state, leader: this.role.lead || null }, 'campaign skipped');
       return;
     }
     this.withNode('campaign', (n) => n.campaign());
@@ -329,38 +339,9 @@ export class RaftMember implements Member {
     return this.requireNode().status();
   }
 
+  /** One transfer at a time: see TransferGate (TRANSFER_IN_PROGRESS, MEMBER_STOPPED, NOT_LEADER). */
   transferLeadership(to?: string): Promise<TransferResult> {
-    const node = this.requireNode();
-    // A stopped member runs no ticks: a transfer registered now would never resolve.
-    if (!this.running) return Promise.reject(new ClusterError('MEMBER_STOPPED', `member ${this.id} is stopped; cannot transfer leadership`));
-    const status = node.status();
-    if (status.state !== 'Leader') {
-      return Promise.reject(
-        new ClusterError('NOT_LEADER', `only the leader can transfer leadership; the leader is ${this.leaderOrNull() ?? 'unknown'}`),
-      );
-    }
-    // One transfer at a time, whoever asks (reconciler, SIGTERM, admin route): a second one to
-    // another target aborts the first, whose target may already campaign, and wakes a rival.
-    const current = [...this.pendingTransfers].at(-1);
-    if (current !== undefined) {
-      if (to === undefined || to === current.target) return this.joinPendingTransfer(current);
-      return Promise.reject(new ClusterError('TRANSFER_IN_PROGRESS', `a leadership transfer to ${current.target} is under way; not starting one to ${to}`));
-    }
-    const target = to ?? this.bestFollower(status);
-    if (target === undefined) {
-      return Promise.reject(new ClusterError('INVALID_TRANSFER_TARGET', 'no connected follower to transfer leadership to'));
-    }
-    if (target === this.id || !status.confState.voters.includes(target)) {
-      return Promise.reject(
-        new ClusterError('INVALID_TRANSFER_TARGET', `transfer target ${target} must be another voter of this group`),
-      );
-    }
-    return new Promise<TransferResult>((resolve) => {
-      // The target campaigns on its own timing: wait for the longest election any member may run.
-      const electionMs = Math.max(this.timing.electionTimeoutMs, this.timingGuard.otherLeaseCoverMs());
-      this.pendingTransfers.add({ resolve, deadlineMs: this.nowMs() + electionMs + this.timing.tickMs, target });
-      this.startTransfer(target);
-    });
+    return this.transfers.request(this.requireNode(), to);
   }
 
   // ---- driving the node ----
@@ -375,22 +356,6 @@ export class RaftMember implements Member {
     if (!this.running) throw new ClusterError('MEMBER_STOPPED', `member ${this.id} is stopped; cannot ${what}`);
     action(node);
     this.processReady();
-  }
-
-  private startTransfer(target: string): void {
-    // The member's own retries (afterTick) move the transfer on: the gate must name its target.
-    for (const p of this.pendingTransfers) p.target = target;
-    this.lastTransferAttemptMs = this.nowMs();
-    if (this.transferredInTerm !== this.term) this.transferTargetsTried.clear();
-    this.transferTargetsTried.add(target);
-    this.transferredInTerm = this.term;
-    this.log.info({ term: this.term, to: target }, 'transferring leadership');
-    this.withNode('transfer leadership', (n) => n.transferLeader(target));
-  }
-
-  private bestFollower(status: Status, exclude?: ReadonlySet<string>): string | undefined {
-    const connected = new Set((this.transport?.peers() ?? []).filter((p) => p.connected).map((p) => p.id));
-    return bestFollower(status, this.id, connected, exclude);
   }
 
   private scheduleTick(): void {
@@ -412,7 +377,7 @@ export class RaftMember implements Member {
     try {
       this.node!.tick();
       this.processReady();
-      this.afterTick(now);
+      this.transfers.afterTick(now, this.node!);
     } catch (err) {
       this.log.error({ err }, 'tick failed');
     }
@@ -425,51 +390,6 @@ export class RaftMember implements Member {
         listener(tick);
       } catch (err) {
         this.log.error({ err }, 'tick listener failed');
-      }
-    }
-  }
-
-  private afterTick(now: number): void {
-    for (const p of this.pendingTransfers) {
-      if (now >= p.deadlineMs) {
-        this.pendingTransfers.delete(p);
-        p.resolve({ leader: this.leaderOrNull(), transferred: false });
-      }
-    }
-    // A leader that began a transfer never claims this term again (a delayed MsgTimeoutNow can
-    // still elect the target, whose voters skip their lease). If the core gave the transfer up,
-    // try again so the group moves to a term with a claimable leader.
-    const status = this.node!.basicStatus();
-    if (
-      status.state === 'Leader' &&
-      this.transferredInTerm !== status.term &&
-      status.confState.votersOutgoing.length > 0 &&
-      !status.confState.voters.includes(this.id)
-    ) {
-      // Leading a joint configuration that leaves this member out (elected by both halves):
-      // hand over before the auto-leave applies, rather than step down with no successor.
-      const target = this.bestFollower(this.node!.status());
-      if (target !== undefined) this.startTransfer(target);
-      return;
-    }
-    if (
-      status.state === 'Leader' &&
-      this.transferredInTerm === status.term &&
-      status.leadTransferee === None &&
-      now - this.lastTransferAttemptMs >= this.timing.electionTimeoutMs
-    ) {
-      // The next-best follower this time; once every one was tried, start over.
-      const full = this.node!.status();
-      const target = this.bestFollower(full, this.transferTargetsTried) ?? this.bestFollower(full);
-      if (target !== undefined) {
-        if (this.transferTargetsTried.has(target)) this.transferTargetsTried.clear();
-        this.startTransfer(target);
-      } else {
-        // No voter to hand over to (removed, or none connected): this term can never be claimed
-        // again, so give it up; the next election, a new term, can be.
-        this.log.info({ term: status.term }, 'no voter to hand leadership to; stepping down for a new term');
-        this.lastTransferAttemptMs = now;
-        this.withNode('step down', (n) => n.stepDown());
       }
     }
   }
@@ -496,7 +416,7 @@ export class RaftMember implements Member {
 
   private onPeerDisconnected(peer: string): void {
     if (!this.running || !this.node || this.options.forgetLeaderOnDisconnect === false) return;
-    if (this.soft.state !== 'Follower' || this.soft.lead !== peer) return;
+    if (this.role.state !== 'Follower' || this.role.lead !== peer) return;
     const cs = this.book.current;
     const successor = [...new Set([...cs.voters, ...cs.votersOutgoing])].sort().find((id) => id !== peer);
     this.log.info({ leader: peer, term: this.term, campaign: successor === this.id }, 'link to the leader closed; forgetting it');
@@ -535,7 +455,7 @@ export class RaftMember implements Member {
       // A new leader's lease starts with its first heartbeat round: put that round in the Ready that
       // makes it leader, so it leaves before this member's write (not one fsync later). A no-op
       // unless raft leads and this member has not seen it yet.
-      if (this.soft.state !== 'Leader') node.heartbeat();
+      if (this.role.state !== 'Leader') node.heartbeat();
       const rd = node.ready();
       // Nothing of this Ready's term is new: the term (and a leader's self-vote) is already on disk.
       const termDurable = rd.hardState === undefined || rd.hardState.term === this.term;
@@ -551,7 +471,7 @@ export class RaftMember implements Member {
         // A leader's appends, heartbeats and MsgTimeoutNow promise nothing about its own disk, so
         // they leave before the write (etcd's leader rule, raft thesis 10.2.1); responses are
         // stepped only after this synchronous write, so the leader never counts an unwritten entry.
-        if (this.soft.state === 'Leader') {
+        if (this.role.state === 'Leader') {
           while (sent < rest.length && LeaderSendsFirst.has(rest[sent]!.type)) sent++;
           // Heartbeats first: a follower answers one without writing, but an append only after its
           // own fsync, and both share the link. Raft takes them in any order (etcd: two streams).
@@ -559,7 +479,7 @@ export class RaftMember implements Member {
           for (let i = 0; i < sent; i++) if (rest[i]!.type !== 'MsgHeartbeat') this.sendOne(rest[i]!);
         }
         // A follower names the leader it just heard from before writing that leader's entries.
-        if (rd.softState) this.publish();
+        if (rd.softState) this.views.publish();
       }
       if (rd.durableState) {
         const started = performance.now();
@@ -582,10 +502,10 @@ export class RaftMember implements Member {
     }
     // After every message: the basic status (no progress records, a shared ConfState) is enough here.
     const status = node.basicStatus();
-    if (status.state === 'Leader' && status.leadTransferee !== None) this.transferredInTerm = status.term;
+    this.transfers.noteStatus(status);
     // Applied changes and a joiner's snapshot both move the configuration; the view below uses it.
     this.book.update(status.confState, this.transport);
-    this.publish();
+    this.views.publish();
   }
 
   private sendOne(m: Message): void {
@@ -597,38 +517,7 @@ export class RaftMember implements Member {
   }
 
   private onSoftState(rd: Ready): void {
-    const next = rd.softState!;
-    const prev = this.soft;
-    this.soft = { lead: next.lead, state: next.state };
-    const status = this.node!.status();
-    const now = this.nowMs();
-    if (next.state !== prev.state) {
-      if (next.state === 'PreCandidate') this.metrics?.electionStarted('pre-vote');
-      if (next.state === 'Candidate') {
-        const transfer = rd.messages.some((m) => m.type === 'MsgVote' && m.context === CampaignTransferContext);
-        this.metrics?.electionStarted(transfer ? 'transfer' : 'vote');
-      }
-      if (next.state === 'Leader') {
-        this.lease.reset();
-        // Followers that forgot the old leader skipped its lease: wait it out before claiming,
-        // with the drift margin, since the old lease ran on the old leader's clock. Its quorum is
-        // unknown here, so the wait covers the longest window any member announced.
-        this.claimNotBeforeMs = status.leaseSkipped ? now + this.timingGuard.otherLeaseCoverMs() : 0;
-      }
-    }
-    if (next.lead !== prev.lead) {
-      if (next.lead === None) {
-        this.leaderLostAtMs ??= now;
-      } else {
-        this.metrics?.leaderChanged();
-        if (this.leaderLostAtMs !== undefined) this.metrics?.electionDuration((now - this.leaderLostAtMs) / 1000);
-        this.leaderLostAtMs = undefined;
-      }
-    }
-    this.log.info(
-      { term: status.term, role: next.state, leader: next.lead || null, previousRole: prev.state },
-      `role ${next.state}, term ${status.term}, leader ${next.lead || 'none'}`,
-    );
+    this.role.apply(rd, this.node!.status(), this.nowMs());
   }
 
   private fail(err: unknown): void {
@@ -640,78 +529,6 @@ export class RaftMember implements Member {
   }
 
   private leaderOrNull(): string | null {
-    return this.soft.lead === None ? null : this.soft.lead;
-  }
-
-  private computeView(now: number): LeadershipView {
-    const leader = this.leaderOrNull();
-    let isLeader = false;
-    let leaseExpiresInMs: number | null = null;
-    if (this.node && this.running && this.soft.state === 'Leader') {
-      const cs = this.book.current;
-      // A learner, removed or demoted leader never claims, from the moment the change applies.
-      const expiresAt = votesInEveryConfig(cs, this.id) ? this.lease.expiresAtMs(now, cs) : undefined;
-      const transferring = this.transferredInTerm === this.term;
-      if (expiresAt !== undefined && expiresAt > now && !transferring && now >= this.claimNotBeforeMs) {
-        isLeader = true;
-        leaseExpiresInMs = Math.floor(expiresAt - now);
-      }
-    }
-    if (leader === null) {
-      this.leaderSince = undefined;
-    } else if (!this.leaderSince || this.leaderSince.lead !== leader || this.leaderSince.term !== this.term) {
-      this.leaderSince = { lead: leader, term: this.term, at: this.wallClock() };
-    }
-    return {
-      self: this.id,
-      leader,
-      term: this.term,
-      role: this.soft.state,
-      isLeader,
-      leaseExpiresInMs,
-      since: this.leaderSince ? this.leaderSince.at.toISOString() : null,
-    };
-  }
-
-  /** Emits the view when it changed, and arms a timer for the moment the lease or the claim wait ends. */
-  private publish(): void {
-    const now = this.nowMs();
-    const view = this.computeView(now);
-    const prev = this.lastView;
-    const changed =
-      !prev ||
-      prev.leader !== view.leader ||
-      prev.term !== view.term ||
-      prev.role !== view.role ||
-      prev.isLeader !== view.isLeader;
-    this.lastView = view;
-    // The audit trail of claims: when this member started and stopped answering isLeader true.
-    if ((prev?.isLeader ?? false) !== view.isLeader) this.claimLog.flipped(now, view);
-    else this.claimLog.flush(now, view);
-    if (changed) {
-      for (const p of this.pendingTransfers) {
-        if (view.leader !== null && view.leader !== this.id) {
-          this.pendingTransfers.delete(p);
-          p.resolve({ leader: view.leader, transferred: true });
-        }
-      }
-      for (const listener of this.listeners) {
-        try {
-          listener(view);
-        } catch (err) {
-          this.log.error({ err }, 'view listener failed');
-        }
-      }
-    }
-    this.armLeaseTimer(now, view);
-  }
-
-  private armLeaseTimer(now: number, view: LeadershipView): void {
-    let wakeAt: number | undefined;
-    if (this.running && this.soft.state === 'Leader') {
-      if (view.isLeader && view.leaseExpiresInMs !== null) wakeAt = now + view.leaseExpiresInMs + 1;
-      else if (this.claimNotBeforeMs > now) wakeAt = this.claimNotBeforeMs;
-    }
-    this.leaseTimer.arm(now, wakeAt);
+    return this.role.lead === None ? null : this.role.lead;
   }
 }
