@@ -132,6 +132,8 @@ async function run(config: ElectorConfig, unsafe?: UnsafeMode, clockRate?: numbe
   const lock = DataDirLock.acquire(config.dataDir, config.id);
   checkDataDirWritable(config.dataDir);
   checkFdHeadroom(readFdUsage(), log);
+  // CPU work that can run while the bootstrap decision waits for the API server.
+  const warmedUp = warmUp(config, log);
 
   const stateFile = new StateFile(config.dataDir, log, { memberId: config.id, group: config.clusterName, ...(k ? { podUid: k.podUid } : {}) });
   let kube: import('../k8s/kube-client.js').KubeClient | undefined;
@@ -217,7 +219,7 @@ async function run(config: ElectorConfig, unsafe?: UnsafeMode, clockRate?: numbe
   const bound = await api.listen(config.http.host, config.http.port).catch((err: unknown) => {
     throw listenError(err, '--http', config.http);
   });
-  await warmUp(config, log);
+  await warmedUp;
   try {
     await member.start();
   } catch (err) {
