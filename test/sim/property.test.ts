@@ -144,7 +144,7 @@ it(`keeps the election invariants over ${path ? 'a replayed' : runs} hostile sch
     }
     expect(totals.byMode.size).toBe(4);
   }
-});
+}, 300_000); // CPU-bound and deterministic: about 30 s at load 10 on 2 cores, more beside a CI run
 
 /**
  * Disk loss: members restart with their state wiped (a pod recreated on an emptyDir). The
@@ -280,9 +280,9 @@ function checkDiskLoss(freshVoteDelay: boolean): DiskLossTotals {
 describe('disk loss', () => {
   it(`keeps the per-disk invariants and liveness, and explains every double leader, over ${wipePath ? 'a replayed' : wipeRuns} schedules with freshVoteDelayTicks = 2 × electionTick`, () => {
     checkDiskLoss(true);
-  });
+  }, 180_000);
 
   it(`the same schedules with freshVoteDelayTicks = 0 (what the delay buys)`, () => {
     checkDiskLoss(false);
-  });
+  }, 180_000);
 });
