@@ -38,6 +38,12 @@ export interface MemberOptions {
    * followers that did not lose it, and their lease refuses the pre-vote. Default true.
    */
   forgetLeaderOnDisconnect?: boolean;
+  /**
+   * When the leader falls silent for an election timeout, the lowest-id other voter asks for
+   * pre-votes at once (and every tick after, for one more timeout) instead of at its randomized
+   * timeout (RaftConfig.successorCampaign). Default true.
+   */
+  successorCampaign?: boolean;
   /** Called once when the member stops itself (the state file cannot be written). */
   onFatal?: (err: unknown) => void;
   /** This member's own peer address, shown in members(). */

@@ -183,6 +183,8 @@ export class RaftMember implements Member {
       // state may even have voted before its disk was lost: it waits two, once it sees the group ran.
       restartVoteDelayTicks,
       freshVoteDelayTicks: 2 * restartVoteDelayTicks,
+      // A silent leader (a partition, a hung process) is replaced after one election timeout.
+      successorCampaign: this.options.successorCampaign ?? true,
     });
     const status = this.node.status();
     this.term = status.term;

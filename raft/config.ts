@@ -39,6 +39,17 @@ export interface RaftConfig {
   freshVoteDelayTicks?: number;
   /** Committed entries kept before older ones fold into the compaction marker. */
   maxLogEntries?: number;
+  /**
+   * With preVote: when a follower has heard nothing from its leader for electionTick ticks (the
+   * earliest a timeout may fire), the lowest-id voter other than that leader asks for pre-votes
+   * at once, and again every tick while it stays a PreCandidate, for up to electionTick ticks,
+   * instead of waiting out its randomized timeout. One member named by a rule all compute alike
+   * campaigns first, so a silent leader is replaced after about one election timeout rather than
+   * the earlier of the others' random draws in [electionTick, 2 * electionTick), without more
+   * split votes. A pre-vote changes no term and is refused by anyone still hearing the leader.
+   * Not an etcd rule.
+   */
+  successorCampaign?: boolean;
 }
 
 export type CampaignType = 'CampaignPreElection' | 'CampaignElection' | 'CampaignTransfer';

@@ -317,6 +317,89 @@ describe('LeaseSkipped', () => {
   });
 });
 
+describe('successorCampaign', () => {
+  // Timeouts drawn at their longest (2 * 10 - 1 ticks): only the successor rule can start earlier.
+  function group(successorCampaign: boolean): TestNetwork {
+    const nt = new TestNetwork(['a', 'b', 'c'], { checkQuorum: true, preVote: true, configure: () => ({ random: fixedRandom(9), successorCampaign }) });
+    nt.campaign('a');
+    expect(nt.status('a').state).toBe('Leader');
+    return nt;
+  }
+  const preVotesFrom = (nt: TestNetwork, id: string) => nt.delivered.filter((m) => m.type === 'MsgPreVote' && m.from === id).length;
+
+  it('the lowest-id other voter asks for pre-votes once the leader was silent one election timeout, and wins', () => {
+    const nt = group(true);
+    nt.isolate('a');
+    // c first: it is out of a's lease when b asks.
+    nt.tick('c', 10);
+    nt.tick('b', 9);
+    expect(nt.status('b')).toMatchObject({ state: 'Follower', term: 1 });
+    nt.tick('b');
+    expect(nt.status('b')).toMatchObject({ state: 'Leader', term: 2 });
+    expect(nt.status('c')).toMatchObject({ state: 'Follower', term: 2, lead: 'b' });
+    expect(preVotesFrom(nt, 'c')).toBe(0);
+  });
+
+  it('without it, nobody campaigns before the randomized timeout', () => {
+    const nt = group(false);
+    nt.isolate('a');
+    nt.tick('c', 10);
+    nt.tick('b', 18);
+    expect(nt.status('b')).toMatchObject({ state: 'Follower', term: 1 });
+    nt.tick('b');
+    expect(nt.status('b').state).not.toBe('Follower');
+  });
+
+  it('a successor refused by a voter still hearing the leader retries every tick, for one election timeout at most', () => {
+    const nt = group(true);
+    nt.cut('a', 'b'); // b lost the leader; c still hears it
+    nt.tick('b', 10);
+    expect(nt.status('b').state).toBe('PreCandidate');
+    expect(preVotesFrom(nt, 'b')).toBe(1); // to c, which drops it in a's lease (the one to a is lost on the cut)
+    nt.tick('b', 5);
+    expect(nt.status('b')).toMatchObject({ state: 'PreCandidate', term: 1 });
+    expect(nt.status('a')).toMatchObject({ state: 'Leader', term: 1 });
+    nt.tick('b', 10);
+    // As successor at ticks 10-18, then its own timeout (19) resets the clock: quiet until the next one.
+    expect(preVotesFrom(nt, 'b')).toBe(10);
+    nt.tick('b', 10);
+    expect(preVotesFrom(nt, 'b')).toBe(10);
+    expect(nt.status('c')).toMatchObject({ term: 1, lead: 'a' });
+  });
+
+  it('a refused successor wins at its retry once the other voter\'s lease of the old leader ran out', () => {
+    const nt = group(true);
+    nt.isolate('a');
+    nt.tick('c', 9);
+    nt.tick('b', 10); // c is one tick behind: still in a's lease, it drops the pre-vote
+    expect(nt.status('b').state).toBe('PreCandidate');
+    expect(nt.status('c')).toMatchObject({ term: 1, lead: 'a' });
+    nt.tick('c');
+    nt.tick('b');
+    expect(nt.status('b')).toMatchObject({ state: 'Leader', term: 2 });
+  });
+
+  it('a follower that is not the successor, or that hears its leader, does not start early', () => {
+    const nt = group(true);
+    nt.isolate('a');
+    nt.tick('c', 18);
+    expect(nt.status('c')).toMatchObject({ state: 'Follower', term: 1 });
+    const healthy = group(true);
+    for (let i = 0; i < 30; i++) healthy.tickAll();
+    expect(healthy.status('a')).toMatchObject({ state: 'Leader', term: 1 });
+    expect(preVotesFrom(healthy, 'b')).toBe(0);
+  });
+
+  it('needs preVote: without it the rule is off (an early real vote would raise terms)', () => {
+    const nt = new TestNetwork(['a', 'b', 'c'], { checkQuorum: true, preVote: false, configure: () => ({ random: fixedRandom(9), successorCampaign: true }) });
+    nt.campaign('a');
+    nt.isolate('a');
+    nt.tick('c', 10);
+    nt.tick('b', 10);
+    expect(nt.status('b')).toMatchObject({ state: 'Follower', term: 1 });
+  });
+});
+
 describe('a follower that lost its disk', () => {
   it('is probed back from its real log instead of in an endless reject loop', () => {
     const nt = new TestNetwork(['a', 'b', 'c'], { preVote: true, checkQuorum: true, configure: () => ({ random: fixedRandom(5) }) });

@@ -68,6 +68,9 @@ export abstract class RaftBase {
   protected readonly restarted: boolean;
   protected readonly restartVoteDelayTicks: number;
   protected readonly freshVoteDelayTicks: number;
+  protected readonly successorCampaign: boolean;
+  /** Ticks this PreCandidate, campaigning as a silent leader's successor, still retries its pre-vote. */
+  protected successorRetryTicksLeft = 0;
   protected groupRanSeen: boolean;
   /** The first peer message settles whether the group ran before this member started. */
   protected groupRanDecided: boolean;
@@ -121,6 +124,7 @@ export abstract class RaftBase {
     this.restarted = hs !== undefined && hs.term > 0;
     this.restartVoteDelayTicks = config.restartVoteDelayTicks ?? 0;
     this.freshVoteDelayTicks = config.freshVoteDelayTicks ?? 0;
+    this.successorCampaign = (config.successorCampaign ?? false) && config.preVote;
     this.groupRanSeen = this.restarted;
     this.groupRanDecided = this.restarted;
     if (hs) {
@@ -255,10 +259,30 @@ export abstract class RaftBase {
   protected tickElection(): void {
     this.electionElapsed++;
     // Held, not reset, during a start-up vote delay: the member campaigns on the first tick after it.
-    if (this.promotable() && this.electionElapsed >= this.randomizedElectionTimeout && !this.inStartupVoteDelay()) {
+    if (!this.promotable() || this.inStartupVoteDelay()) return;
+    if (this.electionElapsed >= this.randomizedElectionTimeout) {
       this.electionElapsed = 0;
+      this.successorRetryTicksLeft = 0;
+      this.step(makeMessage({ type: 'MsgHup', from: this.id }));
+    } else if (this.campaignsAsSuccessor()) {
+      // The election clock runs on: the randomized timeout still bounds these retries.
       this.step(makeMessage({ type: 'MsgHup', from: this.id }));
     }
+  }
+
+  /** RaftConfig.successorCampaign: is this the tick for the successor of a silent leader to ask for pre-votes? */
+  private campaignsAsSuccessor(): boolean {
+    if (!this.successorCampaign) return false;
+    if (this.state === 'PreCandidate') {
+      if (this.successorRetryTicksLeft <= 0) return false;
+      this.successorRetryTicksLeft--;
+      return true;
+    }
+    if (this.state !== 'Follower' || this.lead === None || this.electionElapsed < this.electionTimeout) return false;
+    const successor = this.trk.voters.find((id) => id !== this.lead);
+    if (successor !== this.id) return false;
+    this.successorRetryTicksLeft = this.electionTimeout;
+    return true;
   }
 
   protected tickHeartbeat(): void {
@@ -290,6 +314,7 @@ export abstract class RaftBase {
     this.randomizedElectionTimeout = this.electionTimeout + this.random.nextInt(this.electionTimeout);
     this.abortLeaderTransfer();
     this.trk.resetVotes();
+    this.successorRetryTicksLeft = 0;
     this.leaseSkippedVotes = false;
     this.leaseSkipped = false;
     const last = this.log.lastIndex();

@@ -64,6 +64,8 @@ class Totals {
   sumTicksToAgree = 0;
   minLivenessBound = Infinity;
   readonly byMode = new Map<string, number>();
+  /** Schedules run with preVote and successorCampaign, the product's election rules. */
+  successorCampaign = 0;
 
   add(s: Schedule, r: ScheduleResult): void {
     const st = r.stats;
@@ -91,6 +93,7 @@ class Totals {
     this.minLivenessBound = Math.min(this.minLivenessBound, r.livenessBound);
     const mode = `${s.preVote ? 'preVote' : 'noPreVote'}+${s.checkQuorum ? 'checkQuorum' : 'noCheckQuorum'}`;
     this.byMode.set(mode, (this.byMode.get(mode) ?? 0) + 1);
+    if (s.preVote && s.successorCampaign) this.successorCampaign++;
   }
 
   report(): string {
@@ -105,7 +108,7 @@ class Totals {
         `max term ${this.maxTerm} (mean of per-schedule max ${(this.sumMaxTerm / n).toFixed(1)}), ${this.manyLeaders} schedules with 3+ leaders`,
       `  liveness: all followed one leader ${(this.sumTicksToAgree / n).toFixed(1)} ticks after the heal on average, ` +
         `${this.maxTicksToAgree} at most (smallest bound ${this.minLivenessBound})`,
-      `  modes: ${modes.join(' ')}`,
+      `  modes: ${modes.join(' ')}; with successorCampaign: ${this.successorCampaign}`,
     ].join('\n');
   }
 }
@@ -143,6 +146,7 @@ it(`keeps the election invariants over ${path ? 'a replayed' : runs} hostile sch
       expect(count).toBeGreaterThan(totals.schedules / 10);
     }
     expect(totals.byMode.size).toBe(4);
+    expect(totals.successorCampaign).toBeGreaterThan(totals.schedules / 10);
   }
 }, 300_000); // CPU-bound and deterministic: about 30 s at load 10 on 2 cores, more beside a CI run
 

@@ -28,6 +28,8 @@ export interface Schedule extends FaultRates {
    * once its first peer message shows the group ran (the product's rule, freshVoteDelayTicks).
    */
   freshVoteDelay?: boolean;
+  /** RaftConfig.successorCampaign (the product sets it): a silent leader's lowest-id successor asks for pre-votes first. */
+  successorCampaign?: boolean;
   /** Clock rate of member i in eighths of the global tick rate (index modulo the list). */
   clockEighths: number[];
   chaosTicks: number;
@@ -129,6 +131,7 @@ const scheduleFields = {
   preVote: fc.boolean(),
   checkQuorum: fc.boolean(),
   restartVoteDelay: fc.boolean(),
+  successorCampaign: fc.boolean(),
   dropPercent: fc.integer({ min: 0, max: 30 }),
   duplicatePercent: fc.integer({ min: 0, max: 20 }),
   maxDelaySlots: fc.integer({ min: 0, max: 12 }),
@@ -214,6 +217,7 @@ export function runSchedule(s: Schedule, options: RunOptions = {}): ScheduleResu
     checkQuorum: s.checkQuorum,
     restartVoteDelayTicks,
     freshVoteDelayTicks,
+    successorCampaign: s.successorCampaign ?? false,
     allowWipedDoubleVotes: options.allowWipedDoubleVotes ?? false,
     allowLostCommittedEntries: options.allowLostCommittedEntries ?? false,
     seed: s.seed,

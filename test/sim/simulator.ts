@@ -90,6 +90,8 @@ export interface SimOptions {
   restartVoteDelayTicks: number;
   /** RaftConfig.freshVoteDelayTicks (the real member sets 2 × electionTick); default 0. */
   freshVoteDelayTicks?: number;
+  /** RaftConfig.successorCampaign (the real member sets it); default false. */
+  successorCampaign?: boolean;
   /**
    * Accept a second leader in a term when, and only when, a wiped member's double vote
    * explains it (see the class comment); every other double leader still throws.
@@ -506,6 +508,7 @@ export class Simulation {
       checkQuorum: this.options.checkQuorum,
       restartVoteDelayTicks: this.options.restartVoteDelayTicks,
       freshVoteDelayTicks: this.options.freshVoteDelayTicks ?? 0,
+      successorCampaign: this.options.successorCampaign ?? false,
       random: seededRandom(memberSeed(this.options.seed, m.index, m.incarnation)),
       ...(m.disk ? { restored: cloneDurable(m.disk) } : {}),
     };
