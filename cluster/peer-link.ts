@@ -45,6 +45,8 @@ export class Connection {
   peerTiming: PeerTiming | null = null;
   /** The fresh-vote delay the peer announced in its hello or challenge (ms); null: none. */
   peerFreshVoteDelayMs: number | null = null;
+  /** What the peer announced when that was out of range and taken adjusted (handshake.ts readFreshVoteDelay); else null. */
+  peerFreshVoteDelayAnnounced: number | null = null;
   /** When that delay ends on our clock (set at establish); -Infinity with none to serve. */
   peerFreshVoteDelayEndsAt: number | null = null;
   sealer: FrameSealer | null = null;
@@ -101,6 +103,8 @@ export interface PeerState {
   addressSetAt: number;
   linkedSinceAddress: boolean;
   lastUnreachableAt: number;
+  /** An out-of-range fresh-vote delay from this peer was logged already (once per peer). */
+  loggedFreshVoteAdjust: boolean;
   log: Logger;
 }
 

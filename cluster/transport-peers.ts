@@ -60,6 +60,7 @@ export class PeerTable {
       addressSetAt: this.now(),
       linkedSinceAddress: false,
       lastUnreachableAt: -Infinity,
+      loggedFreshVoteAdjust: false,
       log: this.log.child({ peer: id }),
     };
     this.byId.set(id, peer);

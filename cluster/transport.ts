@@ -13,7 +13,7 @@ import type { Message } from '../raft/index.js';
 import { PROTOCOL_VERSION, decodeFrame, encodeMessage } from './codec.js';
 import { ClusterError, type ClusterErrorCode } from './errors.js';
 import { FrameAuthError, FrameOpener, FrameSealer, MAX_FRAME_OVERHEAD_BYTES, deriveLinkKeys } from './frame-auth.js';
-import { CloseCodes, HandshakeRefusal, buildHello, newInstanceId, newNonce, refusalForCloseCode, type AuthMode, type MacInput } from './handshake.js';
+import { CloseCodes, HandshakeRefusal, MaxFreshVoteDelayMs, buildHello, newInstanceId, newNonce, refusalForCloseCode, type AuthMode, type MacInput } from './handshake.js';
 import { freshVoteDelay, handshakeStep, welcome, type HandshakeContext } from './handshake-step.js';
 import type { DropReason, PeerInfo, PeerTransport, TransportEvents } from './interfaces.js';
 import { TransportLog } from './log-limits.js';
@@ -574,6 +574,17 @@ export class WsTransport implements PeerTransport {
     // peer counts its delay in ticks, and a busy peer's ticks run late and are never caught up:
     // a quarter more covers ticks 25 % late (the reconciler adds a fixed margin on top).
     if (conn.peerFreshVoteDelayMs !== null) conn.peerFreshVoteDelayEndsAt = conn.peerFreshVoteDelayMs > 0 ? conn.establishedAt + conn.peerFreshVoteDelayMs * FreshVoteDelayLateTicksFactor : -Infinity;
+    if (conn.peerFreshVoteDelayAnnounced !== null && !peer.loggedFreshVoteAdjust) {
+      // Authenticated by now, and once per peer: a peer on another build would say it on every link.
+      peer.loggedFreshVoteAdjust = true;
+      const taken = conn.peerFreshVoteDelayMs!;
+      peer.log.warn(
+        { announcedFreshVoteDelayMs: String(conn.peerFreshVoteDelayAnnounced), takenFreshVoteDelayMs: Number.isFinite(taken) ? taken : 'unbounded', maxFreshVoteDelayMs: MaxFreshVoteDelayMs },
+        Number.isFinite(taken)
+          ? `peer announced a fresh-vote delay out of range (another build?): taken as ${taken} ms, never shorter than announced`
+          : `peer announced a fresh-vote delay above ${MaxFreshVoteDelayMs} ms (another build?): taken as not over while this link lasts (a leader hands over to it last)`,
+      );
+    }
     conn.releasePending?.();
     if (peer.pending === conn) peer.pending = null;
     const previous = peer.link;
