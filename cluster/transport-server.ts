@@ -40,6 +40,8 @@ export function wsClientOptions(o: ResolvedOptions): ClientOptions {
     handshakeTimeout: o.handshakeTimeoutMs,
     closeTimeout: Math.min(MAX_CLOSE_WAIT_MS, o.handshakeTimeoutMs),
     maxFragments: MAX_FRAGMENTS_PER_MESSAGE,
+    // ws types it as net.createConnection with all its overloads; ws itself calls it with options only.
+    ...(o.createConnection ? { createConnection: o.createConnection as ClientOptions['createConnection'] } : {}),
     // Our certificate goes along as the client certificate: a peer with a CA requires it.
     ...(o.tls ? { cert: o.tls.cert, key: o.tls.key } : {}),
     ...(o.tls?.ca ? { ca: o.tls.ca } : {}),

@@ -23,7 +23,7 @@ import { IdentifyResponder, identifyPeer } from './identify.js';
 import { DuplicateCheck, LivenessQuestion } from './duplicate-check.js';
 import { LinkUpkeep } from './link-upkeep.js';
 import { listenForPeers, wsClientOptions } from './transport-server.js';
-import { Connection, compareIds, normalizeHost, redialDelayMs, refusalHint, rejectUpgrade, type PeerState } from './peer-link.js';
+import { Connection, NothingThereYetErrors, compareIds, normalizeHost, redialDelayMs, refusalHint, rejectUpgrade, type PeerState } from './peer-link.js';
 import {
   MAX_FRAGMENTS_PER_MESSAGE,
   PEER_PATH,
@@ -398,7 +398,7 @@ export class WsTransport implements PeerTransport {
     });
   }
 
-  /** `socketOpened` false: the last dial was refused before its socket opened (see newPeerRedial). */
+  /** `socketOpened` false: the last dial failed at once with nothing there yet (NothingThereYetErrors). */
   private scheduleReconnect(peer: PeerState, socketOpened = true): void {
     if (this.closed || !peer.weDial || peer.reconnectTimer || peer.link || peer.pending) return;
     const { delayMs, fast } = redialDelayMs(peer, socketOpened, this.o.now(), this.o, this.o.random);
@@ -425,7 +425,7 @@ export class WsTransport implements PeerTransport {
     conn.ws.on('pong', () => this.upkeep.pong(conn));
     conn.ws.on('error', (err: Error & { code?: string }) => {
       conn.lastError = err.message;
-      if (err.code === 'ECONNREFUSED') conn.connectRefused = true;
+      if (err.code !== undefined && NothingThereYetErrors.has(err.code)) conn.nothingThereYet = true;
       if (err.code === 'WS_ERR_UNSUPPORTED_MESSAGE_LENGTH') {
         const peerId = conn.state === 'open' ? conn.peerId : null;
         const message = `peer sent a frame above maxFrameBytes (${this.o.maxFrameBytes}); closing the link with 1009`;
@@ -672,9 +672,10 @@ export class WsTransport implements PeerTransport {
       const refusal = refusalForCloseCode(code);
       if (refusal) this.tlog.warnStranger(conn.peerId, conn.remote, `refused_by_peer:${refusal}`, `peer refused our handshake: ${refusal}${reason ? ` (${reason})` : ''}`);
     }
-    // Only a refused TCP connect means nothing listens there yet: a process that answers and
-    // refuses (503 when busy, 404 while closing, TLS, a reset) gets the backoff.
-    if (!peer.link) this.scheduleReconnect(peer, wasOpen || conn.role !== 'dialer' || !conn.connectRefused);
+    // Only a connect that failed at once with nothing there (NothingThereYetErrors) earns the fast
+    // redial: a process that answers and refuses (503 busy, 404 closing, TLS, a reset) or a
+    // connect that timed out gets the backoff.
+    if (!peer.link) this.scheduleReconnect(peer, wasOpen || conn.role !== 'dialer' || !conn.nothingThereYet);
   }
 
   // ---- drops, strikes and reports ---------------------------------------------
