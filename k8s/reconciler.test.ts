@@ -275,6 +275,24 @@ describe('MembershipReconciler', () => {
     }
   });
 
+  it('a newer member whose announced delay keeps restarting (it re-handshakes) is waited for newerSuccessorWaitMaxMs in all, not until the SIGTERM deadline', async () => {
+    vi.useFakeTimers();
+    try {
+      // Each reading says 100 ms left: a peer that relinks announcing a fresh delay every time.
+      const { m, pods, r } = newLearnerGroup({ freshVoteDelayEndsInMs: (id) => (id === 'n@1' ? 100 : -Infinity), freshVoteMarginMs: 20, newerSuccessorWaitMaxMs: 400 });
+      pods.set('a', { exit: 'deleting' });
+      const handing = r.handOver(5_000);
+      await vi.advanceTimersByTimeAsync(399);
+      expect(m.transfers).toEqual([]);
+      await vi.advanceTimersByTimeAsync(1);
+      expect(m.transfers).toEqual(['c@1']);
+      await handing;
+      r.stop();
+    } finally {
+      vi.useRealTimers();
+    }
+  });
+
   it('a leaving leader does not wait for a newer member whose delay ends past newerSuccessorWaitMaxMs', async () => {
     const { m, pods, r } = newLearnerGroup({ freshVoteDelayEndsInMs: (id) => (id === 'n@1' ? 1_000 : -Infinity), freshVoteMarginMs: 20, newerSuccessorWaitMaxMs: 400 });
     pods.set('a', { exit: 'deleting' });

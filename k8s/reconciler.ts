@@ -62,6 +62,7 @@ export interface ReconcilerOptions {
    * pod's Ready (what lets a rolling update delete the leader's pod) comes from the same delay, so
    * the leader's own reckoning of it (link latency plus freshVoteMarginMs) trails by about the
    * margin; handing over to the old pod meanwhile means a second handover when its turn comes.
+   * Also the most it waits for one successor in all, however often its announced delay restarts.
    * Default 0: no wait.
    */
   newerSuccessorWaitMaxMs?: number;
@@ -120,6 +121,8 @@ export class MembershipReconciler {
   private settleTimer: NodeJS.Timeout | null = null;
   /** When this leader saw each member added (bounded: forgotten when it leaves the configuration). */
   private readonly addedAtMs = new Map<string, number>();
+  /** When a leaving leader first waited for each newer successor (newerSuccessorDueInMs; bounded like addedAtMs). */
+  private readonly successorWaitStartedAtMs = new Map<string, number>();
   readonly counts = { rounds: 0, proposed: 0, refused: 0, transfers: 0 };
 
   constructor(private readonly o: ReconcilerOptions) {
@@ -289,13 +292,23 @@ export class MembershipReconciler {
     if (maxMs <= 0 || !this.o.freshVoteDelayEndsInMs) return 0;
     const targetCreatedAtMs = pods.find((p) => p.id === target)?.createdAtMs ?? -Infinity;
     const margin = this.o.freshVoteMarginMs ?? 0;
+    const now = performance.now();
     let dueMs = 0;
     for (const pod of pods) {
       if (pod.id === this.o.member.id || pod.id === target || !members.has(pod.id) || pod.state !== 'ready' || pod.createdAtMs <= targetCreatedAtMs) continue;
       const endsInMs = this.o.freshVoteDelayEndsInMs(pod.id);
       if (endsInMs === undefined) continue;
       const dueInMs = endsInMs + margin;
-      if (dueInMs > 0 && dueInMs <= maxMs) dueMs = dueMs === 0 ? dueInMs : Math.min(dueMs, dueInMs);
+      if (dueInMs <= 0 || dueInMs > maxMs) continue;
+      // At most maxMs in all per successor: one that re-handshakes announcing a fresh delay again
+      // and again would keep a leaving leader settling until its SIGTERM deadline. An honest
+      // member's end never moves later (a relink counts from a later moment, with less left).
+      const startedAtMs = this.successorWaitStartedAtMs.get(pod.id) ?? now;
+      const leftMs = startedAtMs + maxMs - now;
+      if (leftMs <= 0) continue;
+      this.successorWaitStartedAtMs.set(pod.id, startedAtMs);
+      const waitMs = Math.min(dueInMs, leftMs);
+      dueMs = dueMs === 0 ? waitMs : Math.min(dueMs, waitMs);
     }
     return dueMs;
   }
@@ -378,6 +391,7 @@ export class MembershipReconciler {
     const now = roles(next);
     for (const id of now.keys()) if (prev && !roles(prev).has(id) && !this.addedAtMs.has(id)) this.addedAtMs.set(id, performance.now());
     for (const id of [...this.addedAtMs.keys()]) if (!now.has(id)) this.addedAtMs.delete(id);
+    for (const id of [...this.successorWaitStartedAtMs.keys()]) if (!now.has(id)) this.successorWaitStartedAtMs.delete(id);
     if (!prev || this.o.member.view().role !== 'Leader') return;
     const before = roles(prev);
     const after = roles(next);
