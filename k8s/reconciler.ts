@@ -116,6 +116,8 @@ export class MembershipReconciler {
   private lastConf: ConfState | null = null;
   private loggedUnhealthy = false;
   private transferring: Promise<unknown> | null = null;
+  /** The target of the last transfer the member refused as TRANSFER_IN_PROGRESS (a retry to it logs at debug). */
+  private inProgressRefusedTo: string | null = null;
   private queued = false;
   private lastAppliedAtMs = -Infinity;
   private settleTimer: NodeJS.Timeout | null = null;
@@ -317,13 +319,19 @@ export class MembershipReconciler {
   private transfer(to: string, reason: string): Promise<unknown> {
     if (this.transferring) return this.transferring;
     this.counts.transfers += 1;
-    this.log.info({ to, reason }, 'membership: transferring leadership');
+    // Each round retries while the member runs another transfer: one info line, not one a round.
+    const repeat = this.inProgressRefusedTo === to;
+    this.log[repeat ? 'debug' : 'info']({ to, reason }, 'membership: transferring leadership');
     const done = this.o.member
       .transferLeadership(to)
+      .then(() => {
+        this.inProgressRefusedTo = null;
+      })
       .catch((err: unknown) => {
         // The member runs one transfer at a time (SIGTERM's or an admin's): the next round retries.
-        const level = isClusterError(err, 'TRANSFER_IN_PROGRESS') ? 'debug' : 'warn';
-        this.log[level]({ err: (err as Error).message, to }, 'membership: transfer failed');
+        const inProgress = isClusterError(err, 'TRANSFER_IN_PROGRESS');
+        this.inProgressRefusedTo = inProgress ? to : null;
+        this.log[inProgress ? 'debug' : 'warn']({ err: (err as Error).message, to }, 'membership: transfer failed');
       })
       .finally(() => {
         if (this.transferring === done) this.transferring = null;
