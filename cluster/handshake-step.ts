@@ -70,6 +70,7 @@ export function handshakeStep(conn: Connection, text: string, ctx: HandshakeCont
       conn.peerInstance = hello.instance;
       conn.peerTiming = hello.timing;
       conn.peerFreshVoteDelayMs = hello.freshVoteDelayMs ?? null;
+      conn.peerFreshVoteDelayAnnounced = hello.freshVoteDelayAnnounced ?? null;
       conn.helloText = text;
       conn.acceptorNonce = newNonce();
       conn.step = 'proof';
@@ -100,6 +101,7 @@ export function handshakeStep(conn: Connection, text: string, ctx: HandshakeCont
       conn.peerInstance = challenge.instance;
       conn.peerTiming = challenge.timing;
       conn.peerFreshVoteDelayMs = challenge.freshVoteDelayMs ?? null;
+      conn.peerFreshVoteDelayAnnounced = challenge.freshVoteDelayAnnounced ?? null;
       conn.challengeText = text;
       conn.step = 'welcome';
       conn.ws.send(JSON.stringify({ kind: 'proof', mac: secret ? computeMac(secret, 'dialer', macInput()) : '' }));

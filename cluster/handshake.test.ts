@@ -3,6 +3,7 @@ import { describe, expect, it } from 'vitest';
 import {
   CloseCodes,
   HandshakeRefusal,
+  MaxFreshVoteDelayMs,
   buildHello,
   computeMac,
   newInstanceId,
@@ -127,8 +128,27 @@ describe('handshake', () => {
     const old = buildHello(base);
     expect(old).not.toContain('freshVoteDelayMs');
     expect(parseHello(old, exp).freshVoteDelayMs).toBeUndefined();
-    for (const bad of [-1, 1.5, '5', 2 * 60_000 * 10_000 + 1]) {
+    for (const bad of ['5', null, [], {}, true]) {
       expect(refusal(() => parseHello(JSON.stringify({ ...base, v: 2, freshVoteDelayMs: bad }), exp)).reason).toBe('malformed');
+    }
+  });
+
+  it('an out-of-range freshVoteDelayMs (another build) is taken, never shorter than announced, and flagged', () => {
+    const exp = { kind: 'challenge' as const, cluster: 'demo', self: 'a', auth: 'hmac-sha256' as const, isMember: () => true, expectedPeer: 'b' };
+    const base = { kind: 'challenge', v: 2, cluster: 'demo', from: 'b', to: 'a', auth: 'hmac-sha256', nonce: newNonce(), instance: newInstanceId(), timing };
+    const read = (ms: number) => {
+      const h = parseHello(JSON.stringify({ ...base, freshVoteDelayMs: ms }), exp);
+      return { ms: h.freshVoteDelayMs, announced: h.freshVoteDelayAnnounced };
+    };
+    expect(read(MaxFreshVoteDelayMs)).toEqual({ ms: MaxFreshVoteDelayMs, announced: undefined });
+    expect(read(0)).toEqual({ ms: 0, announced: undefined });
+    expect(read(1.5)).toEqual({ ms: 2, announced: 1.5 });
+    expect(read(-1)).toEqual({ ms: 0, announced: -1 });
+    // Above the bound this build cannot say when it ends: not over (Infinity), rather than cut to the bound.
+    expect(read(MaxFreshVoteDelayMs + 1)).toEqual({ ms: Infinity, announced: MaxFreshVoteDelayMs + 1 });
+    expect(parseHello(`${buildHello({ ...base, kind: 'challenge', auth: 'hmac-sha256' }).slice(0, -1)},"freshVoteDelayMs":1e400}`, exp).freshVoteDelayMs).toBe(Infinity);
+    for (const ms of [-1e6, -0.5, 0.1, 1799.01, 2 ** 53, MaxFreshVoteDelayMs + 0.5]) {
+      expect(read(ms).ms, String(ms)).toBeGreaterThanOrEqual(ms);
     }
   });
 

@@ -125,6 +125,8 @@ export interface Hello {
    * (0: none, it has state or served it). Optional: older members neither send nor read it.
    */
   freshVoteDelayMs?: number;
+  /** Set when freshVoteDelayMs was out of range and taken adjusted: what the peer announced. */
+  freshVoteDelayAnnounced?: number;
 }
 
 export interface Proof {
@@ -230,12 +232,27 @@ function checkHello(obj: Record<string, unknown>, exp: HelloExpectation): Hello 
     if (problem) throw new ShapeError(`${exp.kind}: ${problem}`);
     const hello: Hello = { kind: exp.kind, v, cluster, from, to, auth, nonce, instance, timing };
     if (obj.freshVoteDelayMs !== undefined) {
-      const ms = readNat(obj, 'freshVoteDelayMs', exp.kind);
-      if (ms > MaxFreshVoteDelayMs) throw new ShapeError(`${exp.kind}.freshVoteDelayMs must be at most ${MaxFreshVoteDelayMs}, got ${ms}`);
-      hello.freshVoteDelayMs = ms;
+      const read = readFreshVoteDelay(obj.freshVoteDelayMs, exp.kind);
+      hello.freshVoteDelayMs = read.ms;
+      if (read.adjustedFrom !== undefined) hello.freshVoteDelayAnnounced = read.adjustedFrom;
     }
     return hello;
   });
+}
+
+/**
+ * An announced freshVoteDelayMs. A number out of 0..MaxFreshVoteDelayMs (a peer on another build)
+ * is taken, not refused: refusing would cut the peer off from the group, while the value only
+ * decides when a leader may hand over to it. Taken, it is never shorter than announced (a leader
+ * must not count on a vote sooner than the peer grants one): a fraction rounds up, a negative
+ * (over) is 0, and above the bound is Infinity (this build cannot bound it: not over while the
+ * link lasts). Anything but a number is malformed.
+ */
+export function readFreshVoteDelay(v: unknown, kind: string): { ms: number; adjustedFrom?: number } {
+  if (typeof v !== 'number') throw new ShapeError(`${kind}.freshVoteDelayMs must be a number, got ${describe(v)}`);
+  if (Number.isSafeInteger(v) && v >= 0 && v <= MaxFreshVoteDelayMs) return { ms: v === 0 ? 0 : v };
+  const ms = v > MaxFreshVoteDelayMs ? Infinity : Math.max(0, Math.ceil(v));
+  return { ms, adjustedFrom: v };
 }
 
 export function parseProof(text: string, kind: Proof['kind']): Proof {

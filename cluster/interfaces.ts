@@ -18,7 +18,8 @@ export interface PeerInfo {
   connected: boolean;
   /**
    * Ms until the fresh-vote delay the peer announced on its link ends (negative: ended,
-   * -Infinity: none to serve); absent while not linked or from a peer that announces nothing.
+   * -Infinity: none to serve, Infinity: above the bound, not over while the link lasts); absent
+   * while not linked or from a peer that announces nothing.
    */
   freshVoteDelayEndsInMs?: number;
 }

@@ -33,8 +33,8 @@ export class Connection {
   /** A newer connection took over: its close is not a link drop. */
   superseded = false;
   lastError: string | null = null;
-  /** A dialer's TCP connect was refused (ECONNREFUSED): nothing listens at the address yet. */
-  connectRefused = false;
+  /** A dialer's connect failed with one of NothingThereYetErrors: nothing answers at the address yet. */
+  nothingThereYet = false;
   /** Frees this connection's slot among the unauthenticated ones (acceptor side). */
   releasePending: (() => void) | null = null;
   /** The exact hello and challenge texts: the handshake MACs cover them. */
@@ -45,6 +45,8 @@ export class Connection {
   peerTiming: PeerTiming | null = null;
   /** The fresh-vote delay the peer announced in its hello or challenge (ms); null: none. */
   peerFreshVoteDelayMs: number | null = null;
+  /** What the peer announced when that was out of range and taken adjusted (handshake.ts readFreshVoteDelay); else null. */
+  peerFreshVoteDelayAnnounced: number | null = null;
   /** When that delay ends on our clock (set at establish); -Infinity with none to serve. */
   peerFreshVoteDelayEndsAt: number | null = null;
   sealer: FrameSealer | null = null;
@@ -101,8 +103,24 @@ export interface PeerState {
   addressSetAt: number;
   linkedSinceAddress: boolean;
   lastUnreachableAt: number;
+  /** An out-of-range fresh-vote delay from this peer was logged already (once per peer). */
+  loggedFreshVoteAdjust: boolean;
   log: Logger;
 }
+
+/**
+ * Connect errors after which an address never linked is redialled fast (redialDelayMs): nothing
+ * is there yet, and the error comes at once, so the wait is all the redial's. ECONNREFUSED: the
+ * host answers, nothing listens (a pod whose process is starting). EHOSTUNREACH: no route or
+ * neighbour yet (a new pod's network being set up, or an ICMP unreachable). Not a timeout
+ * (ETIMEDOUT, or the handshake timer cutting a connect): within that dial the kernel kept
+ * retrying (SYN, ARP), so a fast redial would win only the backoff's gap, and a blackholed
+ * (partitioned) address is what times out. Not ENETUNREACH (no route to the whole network: a
+ * configuration, not a start-up), nor DNS errors (each redial would be a lookup). The fast
+ * redial is bounded by newPeerRedial.windowMs after the address was set (at most about
+ * 2 * windowMs / intervalMs dials), and its log line by the transport's repeat limit.
+ */
+export const NothingThereYetErrors: ReadonlySet<string> = new Set(['ECONNREFUSED', 'EHOSTUNREACH']);
 
 /**
  * Capped exponential backoff with equal jitter: between half and all of
@@ -115,12 +133,13 @@ export function reconnectDelayMs(attempt: number, backoff: { initialMs: number; 
 
 /**
  * The next redial of a peer: fast while it was never linked since its address was set, the
- * last dial was refused before the socket opened (nothing listens there yet), and the address
- * is younger than the window; else the capped exponential backoff. A process that listens but
- * refuses the handshake (a wrong secret, a duplicate) always gets the backoff.
+ * last dial failed before the socket opened with nothing there yet (NothingThereYetErrors),
+ * and the address is younger than the window; else the capped exponential backoff. A process
+ * that listens but refuses the handshake (a wrong secret, a duplicate) always gets the backoff.
  */
 export function redialDelayMs(
   peer: Pick<PeerState, 'attempt' | 'addressSetAt' | 'linkedSinceAddress'>,
+  /** False only when the last dial failed with one of NothingThereYetErrors. */
   socketOpened: boolean,
   nowMs: number,
   o: { reconnectBackoff: { initialMs: number; maxMs: number }; newPeerRedial: { intervalMs: number; windowMs: number } },

@@ -1,5 +1,5 @@
 import http from 'node:http';
-import type { AddressInfo } from 'node:net';
+import * as net from 'node:net';
 import type { Duplex } from 'node:stream';
 import { afterEach, describe, expect, it } from 'vitest';
 import { closeAll, connected, freePort, heartbeat, logsWith, node, waitFor } from '../test/harness/transport-kit.js';
@@ -95,6 +95,35 @@ describe('WsTransport with dynamic peers', () => {
     await waitFor('linked', () => connected(a, 'b') && connected(b, 'a'));
   });
 
+  it('redials fast after EHOSTUNREACH (a new pod\'s network not up yet), backs off after ETIMEDOUT or ENETUNREACH, one log line each', async () => {
+    const slow = { reconnectBackoff: { initialMs: 60_000, maxMs: 60_000 } };
+    const b = await node('b', [{ id: 'a' }], slow);
+    // What the kernel would say, per peer port: b's route comes up after 5 dials; c is blackholed, d has no route at all.
+    const ports = { b: b.t.port, c: await freePort(), d: await freePort() };
+    const dials = { b: 0, c: 0, d: 0 };
+    const closedPort = await freePort();
+    // A socket still connecting (to a closed port) that fails, before the kernel answers, as told.
+    const fail = (code: string, port: number): net.Socket => {
+      const socket = net.createConnection({ host: '127.0.0.1', port: closedPort });
+      process.nextTick(() => socket.destroy(Object.assign(new Error(`connect ${code} 127.0.0.1:${port}`), { code, syscall: 'connect' })));
+      return socket;
+    };
+    const createConnection = (options: net.NetConnectOpts): net.Socket => {
+      const port = Number((options as net.TcpNetConnectOpts).port);
+      if (port === ports.c) return dials.c++, fail('ETIMEDOUT', port);
+      if (port === ports.d) return dials.d++, fail('ENETUNREACH', port);
+      return ++dials.b <= 5 ? fail('EHOSTUNREACH', port) : net.createConnection({ host: '127.0.0.1', port });
+    };
+    const a = await node('a', [{ id: 'b', port: ports.b }, { id: 'c', port: ports.c }, { id: 'd', port: ports.d }], { ...slow, createConnection });
+    // With the backoff alone b's second dial would come 30-60 s after its first.
+    await waitFor('linked to b', () => connected(a, 'b') && connected(b, 'a'));
+    expect(dials.b).toBe(6);
+    // Dialed in the same moment as b and failed as fast: a fast redial would have dialed them as often.
+    expect({ c: dials.c, d: dials.d }).toEqual({ c: 1, d: 1 });
+    const lines = logsWith(a, (l) => l.msg === 'cannot connect to peer; retrying with backoff');
+    expect(lines.map((l) => l.peer).sort()).toEqual(['b', 'c', 'd']);
+  });
+
   it('a process that listens and refuses the upgrade (503 busy, 404 closing) gets the backoff, not the fast redial', async () => {
     for (const status of ['503 Service Unavailable', '404 Not Found']) {
       let dials = 0;
@@ -105,7 +134,7 @@ describe('WsTransport with dynamic peers', () => {
       });
       await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
       const a = await node('a', [], { ...dynamic, reconnectBackoff: { initialMs: 400, maxMs: 1_000 } });
-      a.t.setPeerAddress('b', '127.0.0.1', (server.address() as AddressInfo).port);
+      a.t.setPeerAddress('b', '127.0.0.1', (server.address() as net.AddressInfo).port);
       // The backoff (jittered to half its base at least) allows 3 dials in the second after the first (0, >=200, >=600, >=1100 ms); the fast redial about 30.
       await waitFor('the first dial', () => dials >= 1);
       await new Promise((resolve) => setTimeout(resolve, 1_000));

@@ -4,6 +4,7 @@ import { ClusterError } from './errors.js';
 import { timingProblem } from './handshake.js';
 import type { PeerTiming, TransportEvents } from './interfaces.js';
 import type { Logger } from 'pino';
+import type { NetConnectOpts, Socket } from 'node:net';
 
 export const PEER_PATH = '/raft';
 export const MIN_SECRET_BYTES = 16;
@@ -69,8 +70,9 @@ export interface WsTransportOptions {
   pongTimeoutMs?: number;
   reconnectBackoff?: { initialMs: number; maxMs: number };
   /**
-   * A peer never linked since its address was set, whose connection was refused before the
-   * socket opened (a pod whose process is still starting), is redialled every
+   * A peer never linked since its address was set, whose connect failed at once with nothing
+   * there yet (ECONNREFUSED: a pod whose process is still starting; EHOSTUNREACH: its network
+   * still being set up; see NothingThereYetErrors in peer-link.ts), is redialled every
    * `newPeerRedial.intervalMs` (jittered down to half) for `windowMs` after that, instead of
    * backing off: a pod's IP shows before its process listens, and the backoff made the link to
    * a new pod wait 95–314 ms after it listened. Default 50 ms for 30 s; windowMs 0 turns it off.
@@ -102,11 +104,14 @@ export interface WsTransportOptions {
   freshVoteDelayMs?: () => number;
   /** Monotonic ms for link deadlines (pings, liveness questions, bad-frame windows); default performance.now. Injectable for tests. */
   now?: () => number;
+  /** Opens a dial's socket (ws's createConnection); default ws's own. Injectable for tests: they cannot make a route fail. */
+  createConnection?: (options: NetConnectOpts) => Socket;
   logger: Logger;
   events: TransportEvents;
 }
 
-export type ResolvedOptions = Required<Omit<WsTransportOptions, 'secret' | 'tls' | 'peers' | 'liveLinkWindowMs' | 'freshVoteDelayMs'>> & {
+export type ResolvedOptions = Required<Omit<WsTransportOptions, 'secret' | 'tls' | 'peers' | 'liveLinkWindowMs' | 'freshVoteDelayMs' | 'createConnection'>> & {
+  createConnection: ((options: NetConnectOpts) => Socket) | undefined;
   liveLinkWindowMs: number;
   secret: Buffer | undefined;
   tls: TransportTlsOptions | undefined;

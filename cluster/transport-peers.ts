@@ -5,7 +5,7 @@
  */
 import type { Logger } from 'pino';
 import { ClusterError } from './errors.js';
-import { compareIds, type PeerState } from './peer-link.js';
+import { compareIds, normalizeHost, type Connection, type PeerState } from './peer-link.js';
 
 export class PeerTable {
   private readonly byId = new Map<string, PeerState>();
@@ -60,6 +60,7 @@ export class PeerTable {
       addressSetAt: this.now(),
       linkedSinceAddress: false,
       lastUnreachableAt: -Infinity,
+      loggedFreshVoteAdjust: false,
       log: this.log.child({ peer: id }),
     };
     this.byId.set(id, peer);
@@ -68,5 +69,17 @@ export class PeerTable {
 
   delete(id: string): void {
     this.byId.delete(id);
+  }
+
+  /** Whether discovery knows a peer at `host`: its connections never wait behind strangers'. */
+  hasHost(host: string): boolean {
+    const h = normalizeHost(host);
+    for (const p of this.byId.values()) if (p.host !== null && normalizeHost(p.host) === h) return true;
+    return false;
+  }
+
+  /** The established links, one per connected peer. */
+  *links(): Iterable<Connection> {
+    for (const peer of this.values()) if (peer.link) yield peer.link;
   }
 }

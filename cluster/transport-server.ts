@@ -1,14 +1,17 @@
 /**
- * The peer port's listener and the ws options of both ends: split from transport.ts, which
- * keeps the links. Timeouts here bound how long an unproven connection may hold a slot.
+ * The peer port's listener, its upgrade gate, and the ws options of both ends: split from
+ * transport.ts, which keeps the links. Timeouts here bound how long an unproven connection may
+ * hold a slot.
  */
 import type { IncomingMessage, Server as HttpServer, ServerResponse } from 'node:http';
 import type { Server as HttpsServer } from 'node:https';
 import { http, https } from './node-http.js';
 import type { AddressInfo, Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
-import { WebSocketServer, type ClientOptions, type ServerOptions } from 'ws';
-import { MAX_CLOSE_WAIT_MS, MAX_FRAGMENTS_PER_MESSAGE, type ResolvedOptions } from './transport-options.js';
+import { WebSocketServer, type ClientOptions, type ServerOptions, type WebSocket } from 'ws';
+import type { Admission } from './admission.js';
+import { rejectUpgrade } from './peer-link.js';
+import { MAX_CLOSE_WAIT_MS, MAX_FRAGMENTS_PER_MESSAGE, PEER_PATH, type ResolvedOptions } from './transport-options.js';
 
 export interface PeerServerHandlers {
   onConnection(socket: Socket): void;
@@ -40,6 +43,8 @@ export function wsClientOptions(o: ResolvedOptions): ClientOptions {
     handshakeTimeout: o.handshakeTimeoutMs,
     closeTimeout: Math.min(MAX_CLOSE_WAIT_MS, o.handshakeTimeoutMs),
     maxFragments: MAX_FRAGMENTS_PER_MESSAGE,
+    // ws types it as net.createConnection with all its overloads; ws itself calls it with options only.
+    ...(o.createConnection ? { createConnection: o.createConnection as ClientOptions['createConnection'] } : {}),
     // Our certificate goes along as the client certificate: a peer with a CA requires it.
     ...(o.tls ? { cert: o.tls.cert, key: o.tls.key } : {}),
     ...(o.tls?.ca ? { ca: o.tls.ca } : {}),
@@ -81,4 +86,32 @@ export async function listenForPeers(
   });
   server.on('error', (err) => h.onError(err));
   return { server, wss, port: (server.address() as AddressInfo).port };
+}
+
+/**
+ * An upgrade on the peer port: 404 off the peer path or while closing, 503 beyond the admission
+ * limits, else a WebSocket handed to `accepted` with the release of its handshake slot.
+ */
+export function acceptUpgrade(
+  req: IncomingMessage,
+  socket: Duplex,
+  head: Buffer,
+  h: { closed: boolean; admission: Admission; wss: WebSocketServer; accepted(ws: WebSocket, remote: string, release: () => void): void },
+): void {
+  // A reset during the refusals below must not become an unhandled 'error'.
+  socket.on('error', () => {});
+  const remote = `${req.socket.remoteAddress}:${req.socket.remotePort}`;
+  h.admission.upgraded(remote);
+  const path = (req.url ?? '').split('?')[0];
+  if (h.closed || path !== PEER_PATH) {
+    rejectUpgrade(socket, '404 Not Found');
+    return;
+  }
+  const release = h.admission.admitHandshake(remote);
+  if (!release) {
+    rejectUpgrade(socket, '503 Service Unavailable');
+    return;
+  }
+  socket.once('close', release);
+  h.wss.handleUpgrade(req, socket, head, (ws) => h.accepted(ws, remote, release));
 }

@@ -25,7 +25,7 @@ import {
 import { encodeMessage } from './codec.js';
 import { ClusterError } from './errors.js';
 import { TAG_CHARS } from './frame-auth.js';
-import { CloseCodes, newInstanceId, newNonce } from './handshake.js';
+import { CloseCodes, MaxFreshVoteDelayMs, newInstanceId, newNonce } from './handshake.js';
 import { WsTransport, reconnectDelayMs, type WsTransportOptions } from './transport.js';
 
 afterEach(closeAll);
@@ -63,6 +63,26 @@ describe('WsTransport', () => {
     expect(info(b, 'a').freshVoteDelayEndsInMs).toBe(-Infinity); // a dialed b: from a's hello
     expect(info(a, 'c')).toEqual({ id: 'c', address: `127.0.0.1:${c.t.port}`, connected: true });
     expect(info(b, 'c')).toEqual({ id: 'c', address: `127.0.0.1:${c.t.port}`, connected: true });
+  });
+
+  it('a peer announcing a fresh-vote delay above the bound (another build) still links: its delay is taken as not over, with one warning per peer', async () => {
+    let b = await node('b', [{ id: 'a' }], { freshVoteDelayMs: () => MaxFreshVoteDelayMs + 1 });
+    const port = b.t.port;
+    const a = await node('a', [{ id: 'b', port }], { freshVoteDelayMs: () => 0 });
+    await waitFor('linked', () => connected(a, 'b'));
+    a.t.send(heartbeat('a', 'b'));
+    await waitFor('delivered', () => b.received.length === 1);
+    expect(a.t.peers().find((p) => p.id === 'b')!.freshVoteDelayEndsInMs).toBe(Infinity);
+    const warnings = () => logsWith(a, (l) => l.peer === 'b' && /fresh-vote delay above/.test(l.msg));
+    expect(warnings()).toHaveLength(1);
+    expect(warnings()[0]).toMatchObject({ level: 40, announcedFreshVoteDelayMs: String(MaxFreshVoteDelayMs + 1), takenFreshVoteDelayMs: 'unbounded' });
+    // b restarts and links again, saying the same: no second line.
+    await b.t.close();
+    await waitFor('a sees the drop', () => a.connected.get('b') === false);
+    b = await node('b', [{ id: 'a' }], { listen: { host: '127.0.0.1', port }, freshVoteDelayMs: () => MaxFreshVoteDelayMs + 1 });
+    await waitFor('relinked', () => connected(a, 'b') && connected(b, 'a'));
+    expect(logsWith(a, (l) => l.peer === 'b' && l.msg === 'peer connected')).toHaveLength(2);
+    expect(warnings()).toHaveLength(1);
   });
 
   it('three members form a full mesh and deliver every message to its addressee', async () => {

@@ -2,7 +2,8 @@
  * The WebSocket transport between members: one authenticated connection per peer
  * pair, validated frames in, bounded buffers out. Raft tolerates message loss, so
  * nothing here blocks or queues without limit: a message that cannot leave now is
- * dropped, counted (onDrop) and the peer reported unreachable.
+ * dropped, counted (onDrop) and the peer reported unreachable. This file keeps the peers'
+ * links (dial, accept, establish, close); the rest is in transport-*.ts (docs/design.md).
  */
 import type * as http from 'node:http';
 import type * as https from 'node:https';
@@ -10,48 +11,32 @@ import type { Duplex } from 'node:stream';
 import type { Logger } from 'pino';
 import { WebSocket, type RawData, type WebSocketServer } from 'ws';
 import type { Message } from '../raft/index.js';
-import { PROTOCOL_VERSION, decodeFrame, encodeMessage } from './codec.js';
-import { ClusterError, type ClusterErrorCode } from './errors.js';
-import { FrameAuthError, FrameOpener, FrameSealer, MAX_FRAME_OVERHEAD_BYTES, deriveLinkKeys } from './frame-auth.js';
-import { CloseCodes, HandshakeRefusal, buildHello, newInstanceId, newNonce, refusalForCloseCode, type AuthMode, type MacInput } from './handshake.js';
+import { PROTOCOL_VERSION, encodeMessage } from './codec.js';
+import { ClusterError } from './errors.js';
+import { FrameOpener, FrameSealer, MAX_FRAME_OVERHEAD_BYTES, deriveLinkKeys } from './frame-auth.js';
+import { CloseCodes, HandshakeRefusal, buildHello, newInstanceId, newNonce, type AuthMode, type MacInput } from './handshake.js';
 import { freshVoteDelay, handshakeStep, welcome, type HandshakeContext } from './handshake-step.js';
-import type { DropReason, PeerInfo, PeerTransport, TransportEvents } from './interfaces.js';
+import type { PeerInfo, PeerTransport, TransportEvents } from './interfaces.js';
 import { TransportLog } from './log-limits.js';
 import { Admission } from './admission.js';
 import { PeerTable } from './transport-peers.js';
 import { IdentifyResponder, identifyPeer } from './identify.js';
-import { DuplicateCheck, LivenessQuestion } from './duplicate-check.js';
+import { DuplicateCheck } from './duplicate-check.js';
 import { LinkUpkeep } from './link-upkeep.js';
-import { listenForPeers, wsClientOptions } from './transport-server.js';
-import { Connection, compareIds, normalizeHost, redialDelayMs, refusalHint, rejectUpgrade, type PeerState } from './peer-link.js';
-import {
-  MAX_FRAGMENTS_PER_MESSAGE,
-  PEER_PATH,
-  resolveTransportOptions,
-  type ResolvedOptions,
-  type WsTransportOptions,
-} from './transport-options.js';
+import { acceptUpgrade, listenForPeers, wsClientOptions } from './transport-server.js';
+import { freshVoteDelayOf, noteFreshVoteDelay } from './transport-fresh-vote.js';
+import { LinkInbound } from './transport-inbound.js';
+import { TransportReporter } from './transport-report.js';
+import { logClosed } from './transport-close-log.js';
+import { Connection, NothingThereYetErrors, compareIds, redialDelayMs, type PeerState } from './peer-link.js';
+import { PEER_PATH, resolveTransportOptions, type ResolvedOptions, type WsTransportOptions } from './transport-options.js';
 
 export { MIN_SECRET_BYTES, PEER_PATH, resolveTransportOptions } from './transport-options.js';
 export type { TransportPeer, TransportTlsOptions, WsTransportOptions } from './transport-options.js';
 export { reconnectDelayMs } from './peer-link.js';
 
-
-function freshVoteDelayOf(link: Connection | null, nowMs: number): { freshVoteDelayEndsInMs?: number } {
-  const endsAt = link?.peerFreshVoteDelayEndsAt ?? null;
-  return endsAt === null ? {} : { freshVoteDelayEndsInMs: endsAt - nowMs };
-}
-
-/** How much later than announced a peer's fresh-vote delay is taken to end (its ticks may run late). */
-const FreshVoteDelayLateTicksFactor = 1.25;
-
 /** Enough for every member of a large group to re-identify at once; a stranger gets 429 beyond it. */
 const IdentifyAnswersPerSecond = 50;
-
-const dropReasonForCode: Partial<Record<ClusterErrorCode, DropReason>> = {
-  FRAME_OVERSIZED: 'frame_oversized',
-  FRAME_WRONG_CLUSTER: 'wrong_cluster',
-};
 
 /**
  * One connection per peer pair: the member with the smaller id (plain string
@@ -79,6 +64,8 @@ export class WsTransport implements PeerTransport {
   private readonly upkeep: LinkUpkeep;
   private readonly duplicates: DuplicateCheck;
   private readonly handshakeContext: HandshakeContext;
+  private readonly report: TransportReporter;
+  private readonly inbound: LinkInbound;
   private server: http.Server | https.Server | null = null;
   private wss: WebSocketServer | null = null;
   private boundPort: number | null = null;
@@ -91,15 +78,16 @@ export class WsTransport implements PeerTransport {
     this.log = options.logger.child({ component: 'transport', self: this.o.selfId });
     this.tlog = new TransportLog(this.log, this.o.logRepeatIntervalMs, this.o.maxStrangerLogLinesPerInterval);
     this.auth = this.o.secret ? 'hmac-sha256' : 'none';
-    this.admission = new Admission(this.o, (host) => this.isKnownPeerHost(host), (remote, reason, limit, message) => {
-      this.emitDrop('admission_refused', null);
+    this.report = new TransportReporter(this.log, this.tlog, this.events, this.o);
+    this.admission = new Admission(this.o, (host) => this.peerStates.hasHost(host), (remote, reason, limit, message) => {
+      this.report.emitDrop('admission_refused', null);
       this.tlog.warnStranger(null, remote, reason, message, { limit });
     });
     this.peerStates = new PeerTable(this.o.selfId, this.o.maxPeers, this.log, this.o.now);
     this.identity = new IdentifyResponder({ selfId: this.o.selfId, clusterName: this.o.clusterName, secret: this.o.secret, answersPerSecond: IdentifyAnswersPerSecond, now: () => performance.now() });
     for (const p of this.o.peers) this.peerStates.add(p.id, p.host ?? null, p.port ?? null, true);
     this.upkeep = new LinkUpkeep(this.o, {
-      links: () => this.links(),
+      links: () => this.peerStates.links(),
       pongOverdue: (conn) => {
         this.peerStates.get(conn.peerId!)?.log.warn({ remote: conn.remote, pongTimeoutMs: this.o.pongTimeoutMs }, 'peer did not answer a ping in time; dropping the link');
         conn.ws.terminate();
@@ -115,11 +103,21 @@ export class WsTransport implements PeerTransport {
         try {
           this.establish(newcomer, welcome(newcomer, this.handshakeContext));
         } catch (err) {
-          this.refuse(newcomer, err instanceof HandshakeRefusal ? err : this.unexpected(newcomer, err));
+          this.refuse(newcomer, err instanceof HandshakeRefusal ? err : this.report.unexpected(newcomer, err));
         }
       },
       changed: () => this.upkeep.changed(),
       now: this.o.now,
+    });
+    this.inbound = new LinkInbound({
+      o: this.o,
+      log: this.log,
+      tlog: this.tlog,
+      report: this.report,
+      isPeer: (id) => this.peerStates.has(id),
+      peerLog: (id) => this.peerStates.get(id)?.log,
+      answered: (conn) => this.duplicates.answered(conn),
+      deliver: (message) => this.events.onMessage(message),
     });
     this.handshakeContext = {
       selfId: this.o.selfId,
@@ -184,25 +182,25 @@ export class WsTransport implements PeerTransport {
     if (this.closed) return;
     const peer = this.peerStates.get(message.to);
     if (!peer) {
-      this.drop('peer_unknown', null, `no peer ${JSON.stringify(message.to)} in this cluster`, `unknown:${message.to}`);
+      this.report.drop('peer_unknown', null, `no peer ${JSON.stringify(message.to)} in this cluster`, `unknown:${message.to}`);
       return;
     }
     const link = peer.link;
     if (!link || link.ws.readyState !== WebSocket.OPEN) {
-      this.drop('not_connected', peer.id, 'not connected', undefined, true);
-      this.reportUnreachable(peer, false);
+      this.report.drop('not_connected', peer.id, 'not connected', undefined, true);
+      this.report.reportUnreachable(peer, false);
       return;
     }
     const payload = encodeMessage(message, this.o.clusterName);
     // Sized (with the seal's header) before sealing: a sealed frame that is then dropped would leave a gap in the sequence.
     const bytes = Buffer.byteLength(payload) + MAX_FRAME_OVERHEAD_BYTES;
     if (bytes > this.o.maxFrameBytes) {
-      this.drop('frame_oversized', peer.id, `${message.type} encodes to ${bytes} bytes, above maxFrameBytes ${this.o.maxFrameBytes}`);
+      this.report.drop('frame_oversized', peer.id, `${message.type} encodes to ${bytes} bytes, above maxFrameBytes ${this.o.maxFrameBytes}`);
       return;
     }
     if (link.ws.bufferedAmount + bytes > this.o.maxBufferedBytesPerPeer) {
-      this.drop('send_buffer_full', peer.id, `${link.ws.bufferedAmount} bytes already wait for a slow peer (limit ${this.o.maxBufferedBytesPerPeer})`);
-      this.reportUnreachable(peer, false);
+      this.report.drop('send_buffer_full', peer.id, `${link.ws.bufferedAmount} bytes already wait for a slow peer (limit ${this.o.maxBufferedBytesPerPeer})`);
+      this.report.reportUnreachable(peer, false);
       return;
     }
     link.sendSealed('m', payload);
@@ -241,7 +239,7 @@ export class WsTransport implements PeerTransport {
       conn.superseded = true;
       conn.close(CloseCodes.replaced, 'peer address changed');
     }
-    if (hadLink) this.callEvent('onPeerConnectionChange', () => this.events.onPeerConnectionChange?.(peer.id, false));
+    if (hadLink) this.report.callEvent('onPeerConnectionChange', () => this.events.onPeerConnectionChange?.(peer.id, false));
     peer.attempt = 0;
     if (peer.reconnectTimer) clearTimeout(peer.reconnectTimer);
     peer.reconnectTimer = null;
@@ -290,7 +288,7 @@ export class WsTransport implements PeerTransport {
     }
     peer.pending = peer.link = null;
     peer.log.info('peer removed');
-    if (hadLink) this.callEvent('onPeerConnectionChange', () => this.events.onPeerConnectionChange?.(id, false));
+    if (hadLink) this.report.callEvent('onPeerConnectionChange', () => this.events.onPeerConnectionChange?.(id, false));
   }
 
   /** Bytes waiting to leave for `peerId` (0 without a link): bounded by maxBufferedBytesPerPeer. */
@@ -338,33 +336,16 @@ export class WsTransport implements PeerTransport {
 
   // ---- accepting -------------------------------------------------------------
 
-  /** Hosts of the peers discovery knows: their connections never wait behind strangers'. */
-  private isKnownPeerHost(host: string): boolean {
-    const h = normalizeHost(host);
-    for (const p of this.peerStates.values()) if (p.host !== null && normalizeHost(p.host) === h) return true;
-    return false;
-  }
-
   private onUpgrade(req: http.IncomingMessage, socket: Duplex, head: Buffer): void {
-    // A reset during the refusals below must not become an unhandled 'error'.
-    socket.on('error', () => {});
-    const remote = `${req.socket.remoteAddress}:${req.socket.remotePort}`;
-    this.admission.upgraded(remote);
-    const path = (req.url ?? '').split('?')[0];
-    if (this.closed || path !== PEER_PATH) {
-      rejectUpgrade(socket, '404 Not Found');
-      return;
-    }
-    const release = this.admission.admitHandshake(remote);
-    if (!release) {
-      rejectUpgrade(socket, '503 Service Unavailable');
-      return;
-    }
-    socket.once('close', release);
-    this.wss!.handleUpgrade(req, socket, head, (ws) => {
-      const conn = new Connection(ws, 'acceptor', remote, null);
-      conn.releasePending = release;
-      this.track(conn);
+    acceptUpgrade(req, socket, head, {
+      closed: this.closed,
+      admission: this.admission,
+      wss: this.wss!,
+      accepted: (ws, remote, release) => {
+        const conn = new Connection(ws, 'acceptor', remote, null);
+        conn.releasePending = release;
+        this.track(conn);
+      },
     });
   }
 
@@ -398,7 +379,7 @@ export class WsTransport implements PeerTransport {
     });
   }
 
-  /** `socketOpened` false: the last dial was refused before its socket opened (see newPeerRedial). */
+  /** `socketOpened` false: the last dial failed at once with nothing there yet (NothingThereYetErrors). */
   private scheduleReconnect(peer: PeerState, socketOpened = true): void {
     if (this.closed || !peer.weDial || peer.reconnectTimer || peer.link || peer.pending) return;
     const { delayMs, fast } = redialDelayMs(peer, socketOpened, this.o.now(), this.o, this.o.random);
@@ -425,20 +406,8 @@ export class WsTransport implements PeerTransport {
     conn.ws.on('pong', () => this.upkeep.pong(conn));
     conn.ws.on('error', (err: Error & { code?: string }) => {
       conn.lastError = err.message;
-      if (err.code === 'ECONNREFUSED') conn.connectRefused = true;
-      if (err.code === 'WS_ERR_UNSUPPORTED_MESSAGE_LENGTH') {
-        const peerId = conn.state === 'open' ? conn.peerId : null;
-        const message = `peer sent a frame above maxFrameBytes (${this.o.maxFrameBytes}); closing the link with 1009`;
-        if (peerId === null && conn.role === 'acceptor') this.tlog.warnStranger(conn.peerId, conn.remote, 'frame_oversized', message);
-        else this.tlog.warnOnce(peerId, conn.remote, 'frame_oversized', message);
-        this.emitDrop('frame_oversized', peerId);
-      } else if (err.code === 'WS_ERR_TOO_MANY_BUFFERED_PARTS') {
-        const peerId = conn.state === 'open' ? conn.peerId : null;
-        const message = `peer split a message into more than ${MAX_FRAGMENTS_PER_MESSAGE} fragments; closing the link with 1008`;
-        if (peerId === null && conn.role === 'acceptor') this.tlog.warnStranger(conn.peerId, conn.remote, 'frame_fragmented', message);
-        else this.tlog.warnOnce(peerId, conn.remote, 'frame_fragmented', message);
-        this.emitDrop('frame_invalid', peerId);
-      }
+      if (err.code !== undefined && NothingThereYetErrors.has(err.code)) conn.nothingThereYet = true;
+      this.inbound.wsFrameError(conn, err.code);
     });
     conn.ws.on('close', (code, reason) => this.onClose(conn, code, reason.toString()));
   }
@@ -452,75 +421,16 @@ export class WsTransport implements PeerTransport {
         this.onHandshakeFrame(conn, buf.toString('utf8'));
       } catch (err) {
         // A throw here would escape ws's 'message' handler and crash the member: a stranger must never be able to do that.
-        this.refuse(conn, err instanceof HandshakeRefusal ? err : this.unexpected(conn, err));
+        this.refuse(conn, err instanceof HandshakeRefusal ? err : this.report.unexpected(conn, err));
       }
       return;
     }
-    const peerId = conn.peerId!;
-    if (isBinary) {
-      this.frameAuthFailed(conn, 'a binary frame (peers send sealed text frames)');
-      return;
-    }
-    // Authenticity and order first: an injected, altered, replayed, reordered or cut frame never gets parsed.
-    let opened: { kind: 'm' | 'k'; payload: string };
-    try {
-      opened = conn.opener!.open(buf.toString('utf8'));
-    } catch (err) {
-      if (!(err instanceof FrameAuthError)) throw err;
-      this.frameAuthFailed(conn, err.message);
-      return;
-    }
-    conn.lastAuthAt = this.o.now();
-    // Whatever came, the process behind the link is alive: a newcomer claiming its id is a duplicate.
-    if (conn.question) this.duplicates.answered(conn);
-    if (opened.kind === 'k') {
-      if (opened.payload === LivenessQuestion) conn.sendSealed('k', '');
-      return;
-    }
-    let message: Message;
-    try {
-      message = decodeFrame(opened.payload, { clusterName: this.o.clusterName, maxFrameBytes: this.o.maxFrameBytes });
-    } catch (err) {
-      if (!(err instanceof ClusterError)) this.unexpected(conn, err);
-      this.badFrame(conn, err instanceof ClusterError ? (dropReasonForCode[err.code] ?? 'frame_invalid') : 'frame_invalid', (err as Error).message);
-      return;
-    }
-    if (message.to !== this.o.selfId) {
-      this.badFrame(conn, 'frame_invalid', `${message.type} is addressed to ${JSON.stringify(message.to)}, not to this member`);
-      return;
-    }
-    if (message.from !== peerId) {
-      // etcd forwards MsgTransferLeader from a follower to the leader unchanged, with
-      // `from` = the transferee; any other message must come from the peer itself.
-      const forwardedTransfer =
-        message.type === 'MsgTransferLeader' && (this.peerStates.has(message.from) || message.from === this.o.selfId);
-      if (!forwardedTransfer) {
-        this.badFrame(conn, 'unauthenticated', `${message.type} claims to be from ${JSON.stringify(message.from)}`);
-        return;
-      }
-    }
-    this.callEvent('onMessage', () => this.events.onMessage(message));
+    this.inbound.receive(conn, buf, isBinary);
   }
 
   private onHandshakeFrame(conn: Connection, text: string): void {
     const established = handshakeStep(conn, text, this.handshakeContext);
     if (established) this.establish(conn, established);
-  }
-
-
-  /** The established links, one per connected peer. */
-  private *links(): Iterable<Connection> {
-    for (const peer of this.peerStates.values()) if (peer.link) yield peer.link;
-  }
-
-  /** A bug, not bad input: logged at error level, and the frame is treated as malformed. */
-  private unexpected(conn: Connection, err: unknown): HandshakeRefusal {
-    const n = this.tlog.limiter.check('unexpected-frame-error');
-    if (n !== undefined) {
-      const who = conn.state === 'open' || conn.role === 'dialer' ? { peer: conn.peerId ?? undefined } : { claimedId: conn.peerId ?? undefined };
-      this.log.error({ ...who, remote: conn.remote, err: (err as Error)?.message, repeated: n }, 'unexpected error handling a peer frame');
-    }
-    return new HandshakeRefusal('malformed', 'frame could not be handled');
   }
 
   /** How long a link may stay silent and still count as a live process: the longer of our and its election timeout. */
@@ -547,7 +457,7 @@ export class WsTransport implements PeerTransport {
         `two live processes claim member id ${peer.id}: keeping the established link, refusing the newcomer (is a second copy of that member running with another data dir?)`,
       );
     }
-    this.emitDrop('duplicate_member', peer.id);
+    this.report.emitDrop('duplicate_member', peer.id);
     conn.close(CloseCodes.duplicate_member, `another live process holds member id ${peer.id}`);
   }
 
@@ -570,10 +480,7 @@ export class WsTransport implements PeerTransport {
     conn.opener = new FrameOpener(keys.receive);
     conn.state = 'open';
     conn.establishedAt = conn.lastAuthAt = conn.lastPingAt = this.o.now();
-    // Counted from here, not from when the peer said it: late by a round trip, never early. The
-    // peer counts its delay in ticks, and a busy peer's ticks run late and are never caught up:
-    // a quarter more covers ticks 25 % late (the reconciler adds a fixed margin on top).
-    if (conn.peerFreshVoteDelayMs !== null) conn.peerFreshVoteDelayEndsAt = conn.peerFreshVoteDelayMs > 0 ? conn.establishedAt + conn.peerFreshVoteDelayMs * FreshVoteDelayLateTicksFactor : -Infinity;
+    noteFreshVoteDelay(conn, peer);
     conn.releasePending?.();
     if (peer.pending === conn) peer.pending = null;
     const previous = peer.link;
@@ -588,22 +495,8 @@ export class WsTransport implements PeerTransport {
     if (previous && previous.peerInstance !== conn.peerInstance) fields.previousInstance = previous.peerInstance;
     peer.log.info(fields, 'peer connected');
     // Before the link's first message: the member must know the peer's timing before it counts the peer's acks.
-    this.callEvent('onPeerTiming', () => this.events.onPeerTiming?.(peer.id, { ...conn.peerTiming! }));
-    if (!previous) this.callEvent('onPeerConnectionChange', () => this.events.onPeerConnectionChange?.(peer.id, true));
-  }
-
-  /** A sealed-frame check failed: nothing of it reaches raft, and the link cannot be trusted any more. */
-  private frameAuthFailed(conn: Connection, detail: string): void {
-    const peerId = conn.peerId!;
-    const n = this.tlog.limiter.check(`${peerId}:frame_auth_failed`);
-    if (n !== undefined) {
-      this.log.warn(
-        { peer: peerId, remote: conn.remote, reason: 'frame_auth_failed', expectedSeq: conn.opener?.expected, repeated: n },
-        `closing the link: a frame from peer failed authentication: ${detail} (tampering on the path?)`,
-      );
-    }
-    this.emitDrop('frame_auth_failed', peerId);
-    conn.close(CloseCodes.frame_auth_failed, 'frame failed authentication');
+    this.report.callEvent('onPeerTiming', () => this.events.onPeerTiming?.(peer.id, { ...conn.peerTiming! }));
+    if (!previous) this.report.callEvent('onPeerConnectionChange', () => this.events.onPeerConnectionChange?.(peer.id, true));
   }
 
   private refuse(conn: Connection, refusal: HandshakeRefusal): void {
@@ -613,7 +506,7 @@ export class WsTransport implements PeerTransport {
     // Whoever connected to us is unproven: its claimed id and port are its to vary, so they key no log line.
     if (conn.role === 'acceptor') this.tlog.warnStranger(peerId, conn.remote, refusal.reason, message);
     else this.tlog.warnOnce(peerId, conn.remote, refusal.reason, message);
-    if (conn.role === 'acceptor') this.emitDrop('unauthenticated', null);
+    if (conn.role === 'acceptor') this.report.emitDrop('unauthenticated', null);
     conn.close(refusal.closeCode, refusal.message);
   }
 
@@ -634,86 +527,19 @@ export class WsTransport implements PeerTransport {
       peer.link = null;
       // A link that stayed up for a while earns a fast redial; one that flaps keeps backing off.
       if (this.o.now() - conn.establishedAt >= this.o.reconnectBackoff.maxMs) peer.attempt = 0;
-      const fields = { remote: conn.remote, code, reason: reason || undefined, error: conn.lastError ?? undefined };
-      if (code === CloseCodes.messageTooBig && !conn.closedByUs) {
-        peer.log.warn(fields, 'peer closed the link: a frame from this member exceeded its frame limit (1009)');
-      } else if (code === CloseCodes.frame_auth_failed && !conn.closedByUs) {
-        peer.log.warn(fields, 'peer closed the link: a frame it received on it failed authentication (tampering on the path?)');
-      } else {
-        peer.log.info(fields, 'peer link closed');
-      }
-      this.callEvent('onPeerConnectionChange', () => this.events.onPeerConnectionChange?.(peer.id, false));
-      this.reportUnreachable(peer, true);
+      logClosed(conn, peer, code, reason, true, this.tlog, this.o.selfId);
+      this.report.callEvent('onPeerConnectionChange', () => this.events.onPeerConnectionChange?.(peer.id, false));
+      this.report.reportUnreachable(peer, true);
     } else if (conn.role === 'dialer') {
       if (peer.pending === conn) peer.pending = null;
-      const refusal = refusalForCloseCode(code);
-      if (!conn.closedByUs && refusal) {
-        this.tlog.warnOnce(peer.id, conn.remote, `refused_by_peer:${refusal}`, `peer refused our handshake: ${refusal}${reason ? ` (${reason})` : ''}${refusalHint(refusal, this.o.selfId)}`);
-      } else if (!conn.closedByUs) {
-        const n = this.tlog.limiter.check(`${peer.id}:connect_failed`);
-        if (n !== undefined) {
-          peer.log.info({ remote: conn.remote, code, error: conn.lastError ?? undefined, repeated: n }, 'cannot connect to peer; retrying with backoff');
-        }
-      }
-      this.reportUnreachable(peer, true);
-    } else if (!conn.closedByUs) {
-      // Not authenticated: the id is only claimed, and the close code is the stranger's to forge.
-      const refusal = refusalForCloseCode(code);
-      if (refusal) this.tlog.warnStranger(conn.peerId, conn.remote, `refused_by_peer:${refusal}`, `peer refused our handshake: ${refusal}${reason ? ` (${reason})` : ''}`);
+      logClosed(conn, peer, code, reason, false, this.tlog, this.o.selfId);
+      this.report.reportUnreachable(peer, true);
+    } else {
+      logClosed(conn, peer, code, reason, false, this.tlog, this.o.selfId);
     }
-    // Only a refused TCP connect means nothing listens there yet: a process that answers and
-    // refuses (503 when busy, 404 while closing, TLS, a reset) gets the backoff.
-    if (!peer.link) this.scheduleReconnect(peer, wasOpen || conn.role !== 'dialer' || !conn.connectRefused);
-  }
-
-  // ---- drops, strikes and reports ---------------------------------------------
-
-  private badFrame(conn: Connection, reason: DropReason, detail: string): void {
-    const peerId = conn.peerId!;
-    this.tlog.warnOnce(peerId, conn.remote, reason, `dropped a frame from peer: ${detail}`);
-    this.emitDrop(reason, peerId);
-    const now = this.o.now();
-    conn.badFrameTimes = conn.badFrameTimes.filter((t) => now - t < this.o.badFrameWindowMs);
-    conn.badFrameTimes.push(now);
-    if (conn.badFrameTimes.length > this.o.maxBadFrames) {
-      this.peerStates.get(peerId)?.log.warn(
-        { remote: conn.remote, badFrames: conn.badFrameTimes.length, windowMs: this.o.badFrameWindowMs },
-        'peer keeps sending bad frames; closing the link',
-      );
-      conn.close(CloseCodes.misbehaving, 'too many bad frames');
-    }
-  }
-
-  /** Outgoing drop: counted every time, logged once per (peer, reason) per interval. */
-  private drop(reason: DropReason, peerId: string | null, detail: string, key?: string, quiet = false): void {
-    this.emitDrop(reason, peerId);
-    const n = this.tlog.limiter.check(key ?? `${peerId}:send:${reason}`);
-    if (n === undefined) return;
-    const fields = { peer: peerId ?? undefined, reason, repeated: n };
-    // Not being connected is the normal state of a down peer: the link logs already say why.
-    if (quiet) this.log.debug(fields, `dropped a message: ${detail}`);
-    else this.log.warn(fields, `dropped a message: ${detail}`);
-  }
-
-  private emitDrop(reason: DropReason, peerId: string | null): void {
-    if (this.events.onDrop) this.callEvent('onDrop', () => this.events.onDrop!(reason, peerId));
-  }
-
-  /** `force` for a failed dial or a dropped link; message drops report at most once per interval. */
-  private reportUnreachable(peer: PeerState, force: boolean): void {
-    const now = this.o.now();
-    if (!force && now - peer.lastUnreachableAt < this.o.unreachableReportIntervalMs) return;
-    peer.lastUnreachableAt = now;
-    this.callEvent('onUnreachable', () => this.events.onUnreachable(peer.id));
-  }
-
-  private callEvent(name: string, fn: () => void): void {
-    try {
-      fn();
-    } catch (err) {
-      // Once per frame would be a line per message for as long as the bug lasts.
-      const n = this.tlog.limiter.check(`handler-threw:${name}`);
-      if (n !== undefined) this.log.error({ event: name, err: (err as Error)?.message, repeated: n }, 'transport event handler threw');
-    }
+    // Only a connect that failed at once with nothing there (NothingThereYetErrors) earns the fast
+    // redial: a process that answers and refuses (503 busy, 404 closing, TLS, a reset) or a
+    // connect that timed out gets the backoff.
+    if (!peer.link) this.scheduleReconnect(peer, wasOpen || conn.role !== 'dialer' || !conn.nothingThereYet);
   }
 }

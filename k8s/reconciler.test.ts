@@ -179,6 +179,27 @@ describe('MembershipReconciler', () => {
     expect(m.proposals).toEqual([]);
   });
 
+  it('while the member runs another transfer (TRANSFER_IN_PROGRESS), the rounds retry with one info line, not one a round', async () => {
+    const m = new FakeMembershipMember('a@1', ['a@1', 'b@1', 'c@1']);
+    const pods = new FakePods();
+    for (const n of ['a', 'b', 'c']) pods.add(n, '1', 0);
+    pods.set('a', { exit: 'deleting' });
+    let busy = 3;
+    const transferNow = m.transferLeadership.bind(m);
+    m.transferLeadership = (to) => (busy-- > 0 ? Promise.reject(new ClusterError('TRANSFER_IN_PROGRESS', 'a transfer is under way')) : transferNow(to));
+    const { r, lines } = setup(m, pods, 3);
+    const lineOf = (l: Record<string, unknown>) => `${String(l.level)}:${String(l.msg)}`;
+    for (let i = 0; i < 4; i++) {
+      expect(r.round()).toBe('transferring');
+      await new Promise((resolve) => setImmediate(resolve));
+    }
+    expect(m.transfers).toEqual(['b@1']);
+    const transferLines = lines.filter((l) => String(l.msg).startsWith('membership: transfer')).map(lineOf);
+    expect(transferLines.filter((l) => l === '30:membership: transferring leadership')).toHaveLength(1);
+    expect(transferLines.filter((l) => l === '20:membership: transferring leadership')).toHaveLength(3);
+    expect(transferLines.filter((l) => l.startsWith('40:'))).toEqual([]);
+  });
+
   it('a rolling update hands leadership over once: the leaving leader promotes the new pod and hands over to it', async () => {
     const { m, pods } = leavingLeaderWithLearner();
     const { r } = setup(m, pods, 5);
@@ -269,6 +290,24 @@ describe('MembershipReconciler', () => {
       expect(m.proposals.at(-1)!.changes).toEqual([{ type: 'AddNode', nodeId: 'n@1' }]);
       await vi.advanceTimersByTimeAsync(10);
       expect(m.transfers).toEqual(['n@1']);
+      r.stop();
+    } finally {
+      vi.useRealTimers();
+    }
+  });
+
+  it('a newer member whose announced delay keeps restarting (it re-handshakes) is waited for newerSuccessorWaitMaxMs in all, not until the SIGTERM deadline', async () => {
+    vi.useFakeTimers();
+    try {
+      // Each reading says 100 ms left: a peer that relinks announcing a fresh delay every time.
+      const { m, pods, r } = newLearnerGroup({ freshVoteDelayEndsInMs: (id) => (id === 'n@1' ? 100 : -Infinity), freshVoteMarginMs: 20, newerSuccessorWaitMaxMs: 400 });
+      pods.set('a', { exit: 'deleting' });
+      const handing = r.handOver(5_000);
+      await vi.advanceTimersByTimeAsync(399);
+      expect(m.transfers).toEqual([]);
+      await vi.advanceTimersByTimeAsync(1);
+      expect(m.transfers).toEqual(['c@1']);
+      await handing;
       r.stop();
     } finally {
       vi.useRealTimers();

@@ -62,6 +62,7 @@ export interface ReconcilerOptions {
    * pod's Ready (what lets a rolling update delete the leader's pod) comes from the same delay, so
    * the leader's own reckoning of it (link latency plus freshVoteMarginMs) trails by about the
    * margin; handing over to the old pod meanwhile means a second handover when its turn comes.
+   * Also the most it waits for one successor in all, however often its announced delay restarts.
    * Default 0: no wait.
    */
   newerSuccessorWaitMaxMs?: number;
@@ -115,11 +116,15 @@ export class MembershipReconciler {
   private lastConf: ConfState | null = null;
   private loggedUnhealthy = false;
   private transferring: Promise<unknown> | null = null;
+  /** The target of the last transfer the member refused as TRANSFER_IN_PROGRESS (a retry to it logs at debug). */
+  private inProgressRefusedTo: string | null = null;
   private queued = false;
   private lastAppliedAtMs = -Infinity;
   private settleTimer: NodeJS.Timeout | null = null;
   /** When this leader saw each member added (bounded: forgotten when it leaves the configuration). */
   private readonly addedAtMs = new Map<string, number>();
+  /** When a leaving leader first waited for each newer successor (newerSuccessorDueInMs; bounded like addedAtMs). */
+  private readonly successorWaitStartedAtMs = new Map<string, number>();
   readonly counts = { rounds: 0, proposed: 0, refused: 0, transfers: 0 };
 
   constructor(private readonly o: ReconcilerOptions) {
@@ -289,13 +294,23 @@ export class MembershipReconciler {
     if (maxMs <= 0 || !this.o.freshVoteDelayEndsInMs) return 0;
     const targetCreatedAtMs = pods.find((p) => p.id === target)?.createdAtMs ?? -Infinity;
     const margin = this.o.freshVoteMarginMs ?? 0;
+    const now = performance.now();
     let dueMs = 0;
     for (const pod of pods) {
       if (pod.id === this.o.member.id || pod.id === target || !members.has(pod.id) || pod.state !== 'ready' || pod.createdAtMs <= targetCreatedAtMs) continue;
       const endsInMs = this.o.freshVoteDelayEndsInMs(pod.id);
       if (endsInMs === undefined) continue;
       const dueInMs = endsInMs + margin;
-      if (dueInMs > 0 && dueInMs <= maxMs) dueMs = dueMs === 0 ? dueInMs : Math.min(dueMs, dueInMs);
+      if (dueInMs <= 0 || dueInMs > maxMs) continue;
+      // At most maxMs in all per successor: one that re-handshakes announcing a fresh delay again
+      // and again would keep a leaving leader settling until its SIGTERM deadline. An honest
+      // member's end never moves later (a relink counts from a later moment, with less left).
+      const startedAtMs = this.successorWaitStartedAtMs.get(pod.id) ?? now;
+      const leftMs = startedAtMs + maxMs - now;
+      if (leftMs <= 0) continue;
+      this.successorWaitStartedAtMs.set(pod.id, startedAtMs);
+      const waitMs = Math.min(dueInMs, leftMs);
+      dueMs = dueMs === 0 ? waitMs : Math.min(dueMs, waitMs);
     }
     return dueMs;
   }
@@ -304,13 +319,19 @@ export class MembershipReconciler {
   private transfer(to: string, reason: string): Promise<unknown> {
     if (this.transferring) return this.transferring;
     this.counts.transfers += 1;
-    this.log.info({ to, reason }, 'membership: transferring leadership');
+    // Each round retries while the member runs another transfer: one info line, not one a round.
+    const repeat = this.inProgressRefusedTo === to;
+    this.log[repeat ? 'debug' : 'info']({ to, reason }, 'membership: transferring leadership');
     const done = this.o.member
       .transferLeadership(to)
+      .then(() => {
+        this.inProgressRefusedTo = null;
+      })
       .catch((err: unknown) => {
         // The member runs one transfer at a time (SIGTERM's or an admin's): the next round retries.
-        const level = isClusterError(err, 'TRANSFER_IN_PROGRESS') ? 'debug' : 'warn';
-        this.log[level]({ err: (err as Error).message, to }, 'membership: transfer failed');
+        const inProgress = isClusterError(err, 'TRANSFER_IN_PROGRESS');
+        this.inProgressRefusedTo = inProgress ? to : null;
+        this.log[inProgress ? 'debug' : 'warn']({ err: (err as Error).message, to }, 'membership: transfer failed');
       })
       .finally(() => {
         if (this.transferring === done) this.transferring = null;
@@ -378,6 +399,7 @@ export class MembershipReconciler {
     const now = roles(next);
     for (const id of now.keys()) if (prev && !roles(prev).has(id) && !this.addedAtMs.has(id)) this.addedAtMs.set(id, performance.now());
     for (const id of [...this.addedAtMs.keys()]) if (!now.has(id)) this.addedAtMs.delete(id);
+    for (const id of [...this.successorWaitStartedAtMs.keys()]) if (!now.has(id)) this.successorWaitStartedAtMs.delete(id);
     if (!prev || this.o.member.view().role !== 'Leader') return;
     const before = roles(prev);
     const after = roles(next);
