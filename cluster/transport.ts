@@ -76,7 +76,7 @@ export class WsTransport implements PeerTransport {
     this.o = resolveTransportOptions(options);
     this.events = options.events;
     this.log = options.logger.child({ component: 'transport', self: this.o.selfId });
-    this.tlog = new TransportLog(this.log, this.o.logRepeatIntervalMs, this.o.maxStrangerLogLinesPerInterval);
+    this.tlog = new TransportLog(this.log, this.o.logRepeatIntervalMs, this.o.maxStrangerLogLinesPerInterval, this.o.now);
     this.auth = this.o.secret ? 'hmac-sha256' : 'none';
     this.report = new TransportReporter(this.log, this.tlog, this.events, this.o);
     this.admission = new Admission(this.o, (host) => this.peerStates.hasHost(host), (remote, reason, limit, message) => {
