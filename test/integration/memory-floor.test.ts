@@ -7,7 +7,7 @@
  * package either (about 45 MB together, docs/benchmarks.md): k8s/kube-client.ts is its own
  * client on node:https, and client-node is only a source of types.
  */
-import { spawn } from 'node:child_process';
+import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
@@ -23,24 +23,30 @@ afterEach(async () => {
   cluster = undefined;
 });
 
+/** A loopback member m1 of two (m2 never runs), with a recorder from test/fixtures preloaded. */
+async function spawnMember(preload: string, dataDir: string, httpPort: number, env: Record<string, string> = {}): Promise<ChildProcess> {
+  const [peer, other] = [await freePort(), await freePort()];
+  writeFileSync(join(dir, 'secret'), 'ab'.repeat(32), { mode: 0o600 });
+  return spawn(
+    process.execPath,
+    [
+      '--require', resolve(import.meta.dirname, '../fixtures', preload),
+      ElectorBin,
+      '--id', 'm1',
+      '--peers', `m1=127.0.0.1:${peer},m2=127.0.0.1:${other}`,
+      '--listen', `127.0.0.1:${peer}`,
+      '--http', `127.0.0.1:${httpPort}`,
+      '--data-dir', join(dir, dataDir),
+      '--secret-file', join(dir, 'secret'),
+    ],
+    { stdio: ['ignore', 'ignore', 'pipe'], env: { ...process.env, ...env } },
+  );
+}
+
 describe('memory floor', () => {
   it('a running member has not loaded undici', { timeout: 30_000 }, async () => {
-    const [peer, other, httpPort] = [await freePort(), await freePort(), await freePort()];
-    writeFileSync(join(dir, 'secret'), 'ab'.repeat(32), { mode: 0o600 });
-    const child = spawn(
-      process.execPath,
-      [
-        '--require', resolve(import.meta.dirname, '../fixtures/report-builtins.cjs'),
-        ElectorBin,
-        '--id', 'm1',
-        '--peers', `m1=127.0.0.1:${peer},m2=127.0.0.1:${other}`,
-        '--listen', `127.0.0.1:${peer}`,
-        '--http', `127.0.0.1:${httpPort}`,
-        '--data-dir', join(dir, 'data'),
-        '--secret-file', join(dir, 'secret'),
-      ],
-      { stdio: ['ignore', 'ignore', 'pipe'], env: { ...process.env, REPORT_BUILTINS_URL: `http://127.0.0.1:${httpPort}/leader` } },
-    );
+    const httpPort = await freePort();
+    const child = await spawnMember('report-builtins.cjs', 'data', httpPort, { REPORT_BUILTINS_URL: `http://127.0.0.1:${httpPort}/leader` });
     let stderr = '';
     const line = await new Promise<string>((resolveLine, reject) => {
       const timer = setTimeout(() => reject(new Error(`no report within 25 s; stderr: ${stderr}`)), 25_000);
@@ -60,22 +66,8 @@ describe('memory floor', () => {
   });
 
   it('a member that is only polled, probed and scraped has not loaded express; the first routed request loads it and is answered', { timeout: 30_000 }, async () => {
-    const [peer, other, httpPort] = [await freePort(), await freePort(), await freePort()];
-    writeFileSync(join(dir, 'secret'), 'ab'.repeat(32), { mode: 0o600 });
-    const child = spawn(
-      process.execPath,
-      [
-        '--require', resolve(import.meta.dirname, '../fixtures/report-modules.cjs'),
-        ElectorBin,
-        '--id', 'm1',
-        '--peers', `m1=127.0.0.1:${peer},m2=127.0.0.1:${other}`,
-        '--listen', `127.0.0.1:${peer}`,
-        '--http', `127.0.0.1:${httpPort}`,
-        '--data-dir', join(dir, 'data-express'),
-        '--secret-file', join(dir, 'secret'),
-      ],
-      { stdio: ['ignore', 'ignore', 'pipe'] },
-    );
+    const httpPort = await freePort();
+    const child = await spawnMember('report-modules.cjs', 'data-express', httpPort);
     let stderr = '';
     child.stderr!.on('data', (chunk: Buffer) => (stderr += chunk.toString('utf8')));
     const packagesNow = async (): Promise<string[]> => {
