@@ -286,6 +286,23 @@ describe('LeaseSkipped', () => {
     expect(readMessages(r)).toMatchObject([{ type: 'MsgVoteResp', reject: false, term: 3, context: LeaseSkippedContext }]);
   });
 
+  it('a transfer vote from beyond the next term, granted in the lease, is itself marked', () => {
+    // Our leader's target campaigns at the next term; one two terms ahead was sent by a leader we
+    // never followed (it was elected meanwhile, e.g. with LeaseSkipped votes, and handed over
+    // before its claim wait ended) while ours may still claim on our ack.
+    const r = newTestRaft('b', ['a', 'b', 'c', 'd', 'e'], { checkQuorum: true, preVote: true, random: fixedRandom(5) });
+    r.becomeFollower(1, 'a');
+    r.step(makeMessage({ type: 'MsgVote', from: 'd', to: 'b', term: 3, context: CampaignTransferContext }));
+    expect(readMessages(r)).toMatchObject([{ type: 'MsgVoteResp', reject: false, term: 3, context: LeaseSkippedContext }]);
+    expect(r).toMatchObject({ term: 3, vote: 'd' });
+    // Outside the lease the vote skips nothing.
+    const late = newTestRaft('b', ['a', 'b', 'c', 'd', 'e'], { checkQuorum: true, preVote: true, random: fixedRandom(5) });
+    late.becomeFollower(1, 'a');
+    for (let i = 0; i < 10; i++) late.tick();
+    late.step(makeMessage({ type: 'MsgVote', from: 'd', to: 'b', term: 3, context: CampaignTransferContext }));
+    expect(readMessages(late)).toMatchObject([{ type: 'MsgVoteResp', reject: false, term: 3, context: '' }]);
+  });
+
   it('the mark lasts only for the rest of the forgotten lease', () => {
     const r = newTestRaft('b', ['a', 'b', 'c'], { checkQuorum: true, preVote: true, random: fixedRandom(5) });
     r.becomeFollower(1, 'a');
