@@ -90,6 +90,20 @@ describe('restartVoteDelayTicks', () => {
     expect(readMessages(later)).toMatchObject([{ type: 'MsgVoteResp', reject: false, term: 3, context: '' }]);
   });
 
+  it('forgetting a leader inside the delay does not shorten its marks (they cover the old incarnation\'s acks)', () => {
+    // The restart delay may be longer than an election timeout (timing got shorter): a
+    // ForgetLeader's marks, the rest of one timeout, must not replace the restart's.
+    const long = 25;
+    const r = newTestRaft('b', ['a', 'b', 'c'], { checkQuorum: true, restartVoteDelayTicks: long, restored: durableState(2, 'a', [1, 2], 2) });
+    r.step(makeMessage({ type: 'MsgHeartbeat', from: 'a', to: 'b', term: 2, commit: 2 }));
+    r.step(makeMessage({ type: 'MsgForgetLeader', from: 'b' }));
+    for (let t = 0; t < 12; t++) r.tick(); // past the forgotten lease, inside the restart delay
+    r.step(makeMessage({ type: 'MsgHeartbeat', from: 'a', to: 'b', term: 2, commit: 2 }));
+    readMessages(r);
+    r.step(makeMessage({ type: 'MsgVote', from: 'c', to: 'b', term: 3, index: 2, logTerm: 2, context: CampaignTransferContext }));
+    expect(readMessages(r)).toMatchObject([{ type: 'MsgVoteResp', reject: false, term: 3, context: LeaseSkippedContext }]);
+  });
+
   it('a member that starts without state is not delayed by restartVoteDelayTicks', () => {
     const r = newTestRaft('b', ['a', 'b', 'c'], { restartVoteDelayTicks: delay });
     r.step(makeMessage({ type: 'MsgVote', from: 'c', to: 'b', term: 1 }));

@@ -359,8 +359,9 @@ export class Raft extends RaftBase {
         if (this.lead === None) return;
         // Forgetting a leader we still honoured skips its lease: say so in the votes we grant
         // until that lease would have run out anyway.
+        // Never shorter than marks already running (a restart's cover the old incarnation's acks).
         if (this.checkQuorum && this.electionElapsed < this.electionTimeout) {
-          this.leaseSkipTicksLeft = this.electionTimeout - this.electionElapsed;
+          this.leaseSkipTicksLeft = Math.max(this.leaseSkipTicksLeft, this.electionTimeout - this.electionElapsed);
         }
         this.lead = None;
         return;
