@@ -196,6 +196,21 @@ describe('freshVoteDelayTicks', () => {
     expect(r.term).toBe(3);
   });
 
+  it('a fresh member whose term a stray message raised grants no vote in that term either', () => {
+    // Its old incarnation may have voted in term 3. A MsgTimeoutNow (or a late response) sets
+    // the term with no leader and no vote; a same-term request must not get a second vote.
+    const r = newTestRaft('b', ['a', 'b', 'c'], { freshVoteDelayTicks: delay });
+    r.step(makeMessage({ type: 'MsgTimeoutNow', from: 'a', to: 'b', term: 3 }));
+    readMessages(r);
+    expect(r).toMatchObject({ term: 3, vote: '', lead: '' });
+    r.step(makeMessage({ type: 'MsgVote', from: 'c', to: 'b', term: 3, index: 2, logTerm: 2 }));
+    expect(readMessages(r)).toEqual([]);
+    expect(r.vote).toBe('');
+    for (let t = 0; t < delay; t++) r.tick();
+    r.step(makeMessage({ type: 'MsgVote', from: 'c', to: 'b', term: 3, index: 2, logTerm: 2 }));
+    expect(readMessages(r)).toMatchObject([{ type: 'MsgVoteResp', reject: false, term: 3 }]);
+  });
+
   it('history a fresh member watches being made does not count: its first message decides', () => {
     const nt = new TestNetwork(['a', 'b', 'c'], { configure: () => ({ freshVoteDelayTicks: 50, random: fixedRandom(0) }) });
     nt.campaign('a'); // brand-new group: b's first message is a term-1 request from an empty log

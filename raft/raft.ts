@@ -170,6 +170,9 @@ export class Raft extends RaftBase {
         return;
       case 'MsgVote':
       case 'MsgPreVote': {
+        // A member that lost its disk may have voted in this very term: no vote, whatever the term
+        // (a stray higher-term message, such as a MsgTimeoutNow, can set its term without a leader).
+        if (this.inFreshVoteDelay() && m.from !== this.id) return;
         const canVote =
           this.vote === m.from ||
           (this.vote === None && this.lead === None) ||
