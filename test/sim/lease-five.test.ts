@@ -15,6 +15,8 @@ import { LeaseGroup, StepMs } from './lease-group.js';
 
 const Ids = ['a', 'b', 'c', 'd', 'e'];
 const Uniform: PeerTiming = { tickMs: 100, electionTicks: 10, maxClockDriftMs: 100 };
+/** The end of a rolling change to shorter timing (lease.test.ts's Timings[1]). */
+const Short: PeerTiming = { tickMs: 20, electionTicks: 10, maxClockDriftMs: 20 };
 const silent = pino({ level: 'silent' });
 
 class FiveGroup extends LeaseGroup {
@@ -110,6 +112,41 @@ describe('lease safety with five members', () => {
       // Sampling throughout: c's lease (held up by b's last ack) and d's claim never overlap.
       await g.run(3_000);
       expect(g.member('d').view().isLeader, g.views()).toBe(true);
+    } finally {
+      await g.stop();
+    }
+  }, 60_000);
+
+  it("a transfer's winner waits out the window a voter announced before it restarted with shorter timing", async () => {
+    // The end of a rolling change to shorter timing: b and d still run the long one, so c's lease
+    // counts their acks for 800 ms. c is cut off; everyone forgets it and a is elected (lease
+    // skipped: a waits, and then hands over). b and d restart with the short timing (their
+    // restart delay covers the old window, and marks their votes), and announce it: e, a's target,
+    // elected with b's marked vote, waited only the short window it now knew of (about 180 ms)
+    // while c still claimed on b's and d's old acks.
+    console.log('five-member regression: a voter that restarted with shorter timing (directed schedule, member seed 11)');
+    vi.setSystemTime(1_000_000);
+    const g = new FiveGroup(11);
+    g.bus.delayMs = () => 1;
+    for (const id of ['a', 'c', 'e']) g.timings.set(id, Short);
+    try {
+      await steadyUnderC(g);
+      g.bus.isolate('c', Ids);
+      for (const id of ['a', 'b', 'd', 'e']) g.member(id).forgetLeader();
+      g.member('a').campaign();
+      await g.runUntil('a elected', () => g.member('a').view().role === 'Leader', 1_000);
+      expect(g.member('a').view().isLeader).toBe(false);
+      for (const id of ['b', 'd']) {
+        await g.crash(id);
+        g.timings.set(id, Short);
+        await g.start(id);
+      }
+      await g.run(100);
+      void g.member('a').transferLeadership('e').catch(() => undefined);
+      await g.runUntil('e elected', () => g.member('e').view().role === 'Leader', 1_000);
+      // Sampling throughout: c's lease and e's claim never overlap; e claims in the end.
+      await g.run(3_000);
+      expect(g.member('e').view().isLeader, g.views()).toBe(true);
     } finally {
       await g.stop();
     }
