@@ -54,7 +54,11 @@ type Action =
   /** A rolling-upgrade step: stop one member and start it again with other settings. */
   | { kind: 'retime'; who: Who; timing: number }
   /** Hand leadership to a chosen member (the slowest one may lead), then maybe cut it off. */
-  | { kind: 'handTo'; index: number; thenIsolateAfterMs: number | null };
+  | { kind: 'handTo'; index: number; thenIsolateAfterMs: number | null }
+  /** Restart a follower (maybe with other settings), then hand leadership to it inside its restart delay. */
+  | { kind: 'restartThenHandTo'; index: number; timing: number | null; afterMs: number }
+  /** Hand leadership to a follower and kill it mid-transfer; it comes back after downMs. */
+  | { kind: 'handToThenRestart'; index: number; afterMs: number; downMs: number };
 
 const whoArb = fc.constantFrom<Who>('leader', 'follower', 'any');
 const actionArb: fc.Arbitrary<Action> = fc.oneof(
@@ -76,6 +80,23 @@ const mixedActionArb: fc.Arbitrary<Action> = fc.oneof(
     kind: fc.constant('handTo' as const),
     index: fc.nat({ max: Ids.length - 1 }),
     thenIsolateAfterMs: fc.option(fc.integer({ min: 300, max: 1_500 }), { nil: null }),
+  }),
+);
+
+/** Restarts around handovers (not in mixedActionArb, so the seeds found with it replay unchanged). */
+const restartActionArb: fc.Arbitrary<Action> = fc.oneof(
+  mixedActionArb,
+  fc.record({
+    kind: fc.constant('restartThenHandTo' as const),
+    index: fc.nat({ max: Ids.length - 1 }),
+    timing: fc.option(fc.nat({ max: Timings.length - 1 }), { nil: null }),
+    afterMs: fc.integer({ min: 0, max: 400 }),
+  }),
+  fc.record({
+    kind: fc.constant('handToThenRestart' as const),
+    index: fc.nat({ max: Ids.length - 1 }),
+    afterMs: fc.integer({ min: 0, max: 60 }),
+    downMs: fc.integer({ min: 0, max: 600 }),
   }),
 );
 
@@ -187,6 +208,29 @@ async function runSchedule(
           }
           break;
         }
+        case 'restartThenHandTo': {
+          const to = Ids[action.index]!;
+          if (!g.members.has(to) || g.members.get(to)!.view().role === 'Leader') break;
+          await g.crash(to);
+          if (action.timing !== null) g.timings.set(to, Timings[action.timing]!);
+          await g.start(to);
+          g.later(action.afterMs, () => {
+            const leader = g.pick('leader', rnd);
+            if (leader && leader !== to && g.members.has(to)) g.members.get(leader)!.transferLeadership(to).catch(() => undefined);
+          });
+          break;
+        }
+        case 'handToThenRestart': {
+          const leader = g.pick('leader', rnd);
+          const to = Ids[action.index]!;
+          if (!leader || leader === to || !g.members.has(to)) break;
+          g.members.get(leader)!.transferLeadership(to).catch(() => undefined);
+          g.later(action.afterMs, async () => {
+            await g.crash(to);
+            g.later(action.downMs, () => (g.members.has(to) ? undefined : g.start(to)));
+          });
+          break;
+        }
         case 'podGone': {
           // The API server says the leader's pod is going away while the leader still runs,
           // cut off: every follower forgets it and the lowest other voter campaigns.
@@ -278,6 +322,30 @@ describe('lease safety of real members with mixed timing settings', () => {
       { seed, numRuns, endOnFailure: true },
     );
     console.log(`mixed-timing lease simulation: ${samples} samples, ${claims} isLeader answers`);
+    expect(claims).toBeGreaterThan(samples / 10);
+  }, 300_000);
+
+  it('restarts around handovers (to a member inside its restart delay, or killed mid-transfer): never two isLeader', async () => {
+    const seed = Number(process.env.LEASE_SIM_SEED ?? defaultSeed);
+    const numRuns = Number(process.env.LEASE_SIM_RESTART_RUNS ?? 60);
+    console.log(`restart-handover lease simulation: fast-check seed ${seed}, ${numRuns} schedules (replay: LEASE_SIM_SEED=${seed} LEASE_SIM_RESTART_RUNS=${numRuns} npx vitest run test/sim/lease.test.ts -t 'restarts around')`);
+    let samples = 0;
+    let claims = 0;
+    await fc.assert(
+      fc.asyncProperty(
+        fc.integer({ min: 1, max: 2 ** 30 }),
+        fc.array(fc.nat({ max: Timings.length - 1 }), { minLength: 3, maxLength: 3 }),
+        fc.array(restartActionArb, { minLength: 3, maxLength: 12 }),
+        async (s, timingIdx, actions) => {
+          vi.setSystemTime(1_000_000);
+          const r = await runSchedule(s, actions, timingIdx.map((i) => Timings[i]!));
+          samples += r.samples;
+          claims += r.claims;
+        },
+      ),
+      { seed, numRuns, endOnFailure: true },
+    );
+    console.log(`restart-handover lease simulation: ${samples} samples, ${claims} isLeader answers`);
     expect(claims).toBeGreaterThan(samples / 10);
   }, 300_000);
 
