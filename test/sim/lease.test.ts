@@ -393,6 +393,45 @@ describe('lease safety of real members with mixed timing settings', () => {
     await runSchedule(591766183, actions, [1, 0, 0].map((i) => Timings[i]!));
   }, 60_000);
 
+  it('replays a review finding: a ForgetLeader inside the restart delay must not cut its marks short', async () => {
+    // c leads with b's ack alone (a lost c first). b forgets c and a wins with b's marked vote.
+    // b restarts with shorter timing (its restart delay, 46 ticks of 20 ms, covers the old 900 ms
+    // window and marks its votes), then forgets a and hears it again. The forget replaced the
+    // restart's marks with the rest of one 200 ms timeout, so a's handover to b was a plain
+    // election and b claimed while c still did on b's old ack.
+    console.log('mixed-timing regression: forget inside the restart delay, then a handover (directed schedule, member seed 3)');
+    vi.setSystemTime(1_000_000);
+    const g = new Group(3);
+    const m = (id: string) => g.members.get(id)!;
+    try {
+      for (const id of Ids) await g.start(id);
+      await g.run(3_000);
+      const first = g.pick('leader', () => 0)!;
+      if (first !== 'c') void m(first).transferLeadership('c').catch(() => undefined);
+      await g.run(2_000);
+      expect(m('c').view().isLeader).toBe(true);
+      g.bus.isolate('c', ['a']);
+      await g.run(1_500); // a is out of c's lease; b refuses its pre-votes
+      g.bus.isolate('c', ['b']);
+      m('b').forgetLeader();
+      m('a').campaign();
+      await g.run(200);
+      expect(m('a').view()).toMatchObject({ role: 'Leader', isLeader: false });
+      await g.crash('b');
+      g.timings.set('b', Timings[1]!);
+      await g.start('b');
+      await g.run(40);
+      expect(m('b').view().leader).toBe('a');
+      m('b').forgetLeader();
+      await g.run(250); // past the forgotten lease, inside b's restart delay; b follows a again
+      void m('a').transferLeadership('b').catch(() => undefined);
+      await g.run(3_000); // sampled throughout: b claims only once c's lease is over
+      expect(m('b').view().isLeader).toBe(true);
+    } finally {
+      await g.stop();
+    }
+  }, 60_000);
+
   it('a rolling change of every timing setting, one member at a time, and back: one isLeader at most, and a leader throughout', async () => {
     const seed = Number(process.env.LEASE_SIM_SEED ?? defaultSeed);
     const numRuns = Number(process.env.LEASE_SIM_ROLL_RUNS ?? 10);
