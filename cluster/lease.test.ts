@@ -85,6 +85,16 @@ describe('LeaderLease with mixed timing', () => {
     expect(lease.largestDriftMs()).toBe(100);
   });
 
+  it('those waits keep a window a peer announced before it restarted with shorter timing', () => {
+    // Its old acks still count with the old window at whichever leader holds them.
+    const lease = new LeaderLease('b', fast);
+    lease.setPeerTiming('a', slow);
+    lease.setPeerTiming('a', fast);
+    expect(lease.ackWindowMs('a')).toBe(160); // new acks count with the new window
+    expect(lease.longestLeaseWindowMs()).toBe(800);
+    expect(lease.largestDriftMs()).toBe(100);
+  });
+
   it('reset forgets the acks of an earlier leadership', () => {
     const lease = new LeaderLease('a', slow);
     const config = simple(['a', 'b', 'c']);

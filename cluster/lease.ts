@@ -39,7 +39,10 @@ export type LeaseConfig = Pick<ConfState, 'voters' | 'votersOutgoing'>;
  *
  * Every wait that covers *another* leader's lease (the claim wait after a lease-skipped
  * election, the fresh-start vote delay) uses longestLeaseWindowMs(): the largest window any
- * known member may grant, since that other leader's quorum is unknown here.
+ * known member may grant, since that other leader's quorum is unknown here. "Any" includes what
+ * a peer announced before it restarted with shorter timing: its old acks keep their old window
+ * at the leader holding them, and the restart marks the votes it grants meanwhile as skipping a
+ * lease, so a successor this member elects must wait out that old window, not the new one.
  * Times are monotonic milliseconds from the driver.
  */
 export class LeaderLease {
@@ -47,6 +50,8 @@ export class LeaderLease {
   /** Per peer: the latest expiry its acks of this leadership guarantee. */
   private readonly ackExpiry = new Map<string, number>();
   private readonly peerTimings = new Map<string, PeerTiming>();
+  /** Per peer: the longest window (R_f - maxClockDriftMs_f) and largest drift it ever announced here. */
+  private readonly longestAnnounced = new Map<string, { windowMs: number; driftMs: number }>();
   /** This member's own window, for a configuration in which it is the only voter needed. */
   readonly leaseWindowMs: number;
 
@@ -66,8 +71,15 @@ export class LeaderLease {
     if (peer === this.self) return;
     this.peerTimings.delete(peer);
     this.peerTimings.set(peer, { ...timing });
+    const before = this.longestAnnounced.get(peer);
+    this.longestAnnounced.delete(peer);
+    this.longestAnnounced.set(peer, {
+      windowMs: Math.max(before?.windowMs ?? -Infinity, refusalWindowMs(timing) - timing.maxClockDriftMs),
+      driftMs: Math.max(before?.driftMs ?? 0, timing.maxClockDriftMs),
+    });
     // Oldest announcement first: a peer gone long ago is the one to forget.
     while (this.peerTimings.size > this.maxTrackedPeers) this.peerTimings.delete(this.peerTimings.keys().next().value as string);
+    while (this.longestAnnounced.size > this.maxTrackedPeers) this.longestAnnounced.delete(this.longestAnnounced.keys().next().value as string);
   }
 
   peerTiming(peer: string): PeerTiming | undefined {
@@ -84,18 +96,19 @@ export class LeaderLease {
 
   /**
    * The longest lease any leader of this group may hold, as far as this member knows: the
-   * largest (R_f - maxClockDriftMs_f) among itself and every announced timing.
+   * largest (R_f - maxClockDriftMs_f) among itself and every timing announced to it, a peer's
+   * earlier announcements included (it may have acked under them before a restart).
    */
   longestLeaseWindowMs(): number {
     let longest = this.leaseWindowMs;
-    for (const t of this.peerTimings.values()) longest = Math.max(longest, refusalWindowMs(t) - t.maxClockDriftMs);
+    for (const t of this.longestAnnounced.values()) longest = Math.max(longest, t.windowMs);
     return longest;
   }
 
-  /** The largest drift bound among this member and every announced timing. */
+  /** The largest drift bound among this member and every timing announced to it, earlier ones included. */
   largestDriftMs(): number {
     let largest = this.selfTiming.maxClockDriftMs;
-    for (const t of this.peerTimings.values()) largest = Math.max(largest, t.maxClockDriftMs);
+    for (const t of this.longestAnnounced.values()) largest = Math.max(largest, t.driftMs);
     return largest;
   }
 

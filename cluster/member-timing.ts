@@ -84,7 +84,8 @@ export class MemberTiming {
   refusesFreshVote(m: Message, localTerm: number, nowMs: number): boolean {
     this.noteGroupRan(m);
     if (!this.startedFresh || !this.groupRanSeen) return false;
-    if ((m.type !== 'MsgVote' && m.type !== 'MsgPreVote') || m.term <= localTerm) return false;
+    // The current term too: a stray message may have set it with no vote (raft.ts refuses those as well).
+    if ((m.type !== 'MsgVote' && m.type !== 'MsgPreVote') || m.term < localTerm) return false;
     return nowMs - this.startedAtMs < 2 * this.otherLeaseCoverMs() + this.own.tickMs;
   }
 

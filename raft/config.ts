@@ -34,7 +34,8 @@ export interface RaftConfig {
   /**
    * The same delay (no campaign either, and nothing skips it) for a member that started
    * without state, applied only when the first message it gets shows the group ran before it
-   * started (a term above 1, a candidate with a non-empty log, or a leader).
+   * started (a term above 1, a candidate with a non-empty log, or a leader). It grants no vote
+   * at any term in it, its current one included.
    */
   freshVoteDelayTicks?: number;
   /** Committed entries kept before older ones fold into the compaction marker. */

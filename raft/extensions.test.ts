@@ -90,6 +90,20 @@ describe('restartVoteDelayTicks', () => {
     expect(readMessages(later)).toMatchObject([{ type: 'MsgVoteResp', reject: false, term: 3, context: '' }]);
   });
 
+  it('forgetting a leader inside the delay does not shorten its marks (they cover the old incarnation\'s acks)', () => {
+    // The restart delay may be longer than an election timeout (timing got shorter): a
+    // ForgetLeader's marks, the rest of one timeout, must not replace the restart's.
+    const long = 25;
+    const r = newTestRaft('b', ['a', 'b', 'c'], { checkQuorum: true, restartVoteDelayTicks: long, restored: durableState(2, 'a', [1, 2], 2) });
+    r.step(makeMessage({ type: 'MsgHeartbeat', from: 'a', to: 'b', term: 2, commit: 2 }));
+    r.step(makeMessage({ type: 'MsgForgetLeader', from: 'b' }));
+    for (let t = 0; t < 12; t++) r.tick(); // past the forgotten lease, inside the restart delay
+    r.step(makeMessage({ type: 'MsgHeartbeat', from: 'a', to: 'b', term: 2, commit: 2 }));
+    readMessages(r);
+    r.step(makeMessage({ type: 'MsgVote', from: 'c', to: 'b', term: 3, index: 2, logTerm: 2, context: CampaignTransferContext }));
+    expect(readMessages(r)).toMatchObject([{ type: 'MsgVoteResp', reject: false, term: 3, context: LeaseSkippedContext }]);
+  });
+
   it('a member that starts without state is not delayed by restartVoteDelayTicks', () => {
     const r = newTestRaft('b', ['a', 'b', 'c'], { restartVoteDelayTicks: delay });
     r.step(makeMessage({ type: 'MsgVote', from: 'c', to: 'b', term: 1 }));
@@ -180,6 +194,21 @@ describe('freshVoteDelayTicks', () => {
     r.step(makeMessage({ type: 'MsgVote', from: 'c', to: 'b', term: 4, index: 2, logTerm: 3, context: CampaignTransferContext }));
     expect(readMessages(r)).toEqual([]);
     expect(r.term).toBe(3);
+  });
+
+  it('a fresh member whose term a stray message raised grants no vote in that term either', () => {
+    // Its old incarnation may have voted in term 3. A MsgTimeoutNow (or a late response) sets
+    // the term with no leader and no vote; a same-term request must not get a second vote.
+    const r = newTestRaft('b', ['a', 'b', 'c'], { freshVoteDelayTicks: delay });
+    r.step(makeMessage({ type: 'MsgTimeoutNow', from: 'a', to: 'b', term: 3 }));
+    readMessages(r);
+    expect(r).toMatchObject({ term: 3, vote: '', lead: '' });
+    r.step(makeMessage({ type: 'MsgVote', from: 'c', to: 'b', term: 3, index: 2, logTerm: 2 }));
+    expect(readMessages(r)).toEqual([]);
+    expect(r.vote).toBe('');
+    for (let t = 0; t < delay; t++) r.tick();
+    r.step(makeMessage({ type: 'MsgVote', from: 'c', to: 'b', term: 3, index: 2, logTerm: 2 }));
+    expect(readMessages(r)).toMatchObject([{ type: 'MsgVoteResp', reject: false, term: 3 }]);
   });
 
   it('history a fresh member watches being made does not count: its first message decides', () => {
@@ -284,6 +313,23 @@ describe('LeaseSkipped', () => {
     // A second "transfer" inside a's lease: the first may have been forged, so this grant says the lease was skipped.
     r.step(makeMessage({ type: 'MsgVote', from: 'd', to: 'b', term: 3, context: CampaignTransferContext }));
     expect(readMessages(r)).toMatchObject([{ type: 'MsgVoteResp', reject: false, term: 3, context: LeaseSkippedContext }]);
+  });
+
+  it('a transfer vote from beyond the next term, granted in the lease, is itself marked', () => {
+    // Our leader's target campaigns at the next term; one two terms ahead was sent by a leader we
+    // never followed (it was elected meanwhile, e.g. with LeaseSkipped votes, and handed over
+    // before its claim wait ended) while ours may still claim on our ack.
+    const r = newTestRaft('b', ['a', 'b', 'c', 'd', 'e'], { checkQuorum: true, preVote: true, random: fixedRandom(5) });
+    r.becomeFollower(1, 'a');
+    r.step(makeMessage({ type: 'MsgVote', from: 'd', to: 'b', term: 3, context: CampaignTransferContext }));
+    expect(readMessages(r)).toMatchObject([{ type: 'MsgVoteResp', reject: false, term: 3, context: LeaseSkippedContext }]);
+    expect(r).toMatchObject({ term: 3, vote: 'd' });
+    // Outside the lease the vote skips nothing.
+    const late = newTestRaft('b', ['a', 'b', 'c', 'd', 'e'], { checkQuorum: true, preVote: true, random: fixedRandom(5) });
+    late.becomeFollower(1, 'a');
+    for (let i = 0; i < 10; i++) late.tick();
+    late.step(makeMessage({ type: 'MsgVote', from: 'd', to: 'b', term: 3, context: CampaignTransferContext }));
+    expect(readMessages(late)).toMatchObject([{ type: 'MsgVoteResp', reject: false, term: 3, context: '' }]);
   });
 
   it('the mark lasts only for the rest of the forgotten lease', () => {

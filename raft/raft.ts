@@ -123,6 +123,8 @@ export class Raft extends RaftBase {
   step(m: Message): void {
     if (m.term !== 0) this.noteGroupRan(m);
     let transferSkipTicks = 0;
+    /** A grant that itself skips a lease this member still honours (not its own leader's transfer). */
+    let skipsLeaseNow = false;
     if (m.term === 0) {
       // Local message: no term checks.
     } else if (m.term > this.term) {
@@ -134,7 +136,12 @@ export class Raft extends RaftBase {
         if (this.inFreshVoteDelay()) return;
         // The transfer's own candidate is trusted (its leader gave the lease up); any other vote
         // granted in the rest of this lease is marked: the "transfer" may have been forged.
-        if (force && inLease && this.state === 'Follower' && m.type === 'MsgVote') transferSkipTicks = this.electionTimeout - this.electionElapsed;
+        if (force && inLease && this.state === 'Follower' && m.type === 'MsgVote') {
+          transferSkipTicks = this.electionTimeout - this.electionElapsed;
+          // Our leader's target campaigns at the next term. A later term's transfer comes from a
+          // leader we never followed, so it skips our leader's lease, which may still be claimed.
+          skipsLeaseNow = m.term > this.term + 1;
+        }
       }
       if (m.type === 'MsgPreVote') {
         // A pre-vote never changes the voter's term.
@@ -163,13 +170,16 @@ export class Raft extends RaftBase {
         return;
       case 'MsgVote':
       case 'MsgPreVote': {
+        // A member that lost its disk may have voted in this very term: no vote, whatever the term
+        // (a stray higher-term message, such as a MsgTimeoutNow, can set its term without a leader).
+        if (this.inFreshVoteDelay() && m.from !== this.id) return;
         const canVote =
           this.vote === m.from ||
           (this.vote === None && this.lead === None) ||
           (m.type === 'MsgPreVote' && m.term > this.term);
         if (canVote && this.log.isUpToDate({ index: m.index, term: m.logTerm })) {
           // Granted: answer with the request's term so the candidate counts it.
-          const context = this.leaseSkipTicksLeft > 0 ? LeaseSkippedContext : '';
+          const context = this.leaseSkipTicksLeft > 0 || skipsLeaseNow ? LeaseSkippedContext : '';
           this.send(makeMessage({ type: voteResponseType(m.type), to: m.from, term: m.term, context }));
           if (m.type === 'MsgVote') {
             this.electionElapsed = 0;
@@ -352,8 +362,9 @@ export class Raft extends RaftBase {
         if (this.lead === None) return;
         // Forgetting a leader we still honoured skips its lease: say so in the votes we grant
         // until that lease would have run out anyway.
+        // Never shorter than marks already running (a restart's cover the old incarnation's acks).
         if (this.checkQuorum && this.electionElapsed < this.electionTimeout) {
-          this.leaseSkipTicksLeft = this.electionTimeout - this.electionElapsed;
+          this.leaseSkipTicksLeft = Math.max(this.leaseSkipTicksLeft, this.electionTimeout - this.electionElapsed);
         }
         this.lead = None;
         return;

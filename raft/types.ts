@@ -130,9 +130,11 @@ export interface EntryId {
 /** Context values with a meaning to the core. */
 export const CampaignTransferContext = 'CampaignTransfer';
 /**
- * Attached to a granted (pre-)vote by a follower that forgot a leader whose lease
- * it was still honouring; the winner must wait one lease window before it claims
- * exclusive leadership (not an etcd rule: raft-elector's lease safety).
+ * Attached to a granted (pre-)vote by a follower that skips a lease it may still be holding
+ * up: it forgot or switched from a leader it was still honouring, granted a transfer vote in
+ * that lease (one from beyond the next term is marked itself), or is in its restart delay. The
+ * winner must wait one lease window before it claims exclusive leadership (not an etcd rule:
+ * raft-elector's lease safety; docs/design.md lists the cases).
  */
 export const LeaseSkippedContext = 'LeaseSkipped';
 /**

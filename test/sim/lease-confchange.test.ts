@@ -37,7 +37,9 @@ type Action =
   | { kind: 'remove'; pick: number }
   | { kind: 'swap'; pick: number }
   | { kind: 'removeSelf' }
-  | { kind: 'wipeRejoin'; pick: number };
+  | { kind: 'wipeRejoin'; pick: number }
+  /** One follower forgets its leader (its link closed, or it saw the pod go), and may campaign. */
+  | { kind: 'forget'; pick: number; campaign: boolean };
 
 const pickArb = fc.nat({ max: 1_000 });
 const actionArb: fc.Arbitrary<Action> = fc.oneof(
@@ -51,6 +53,12 @@ const actionArb: fc.Arbitrary<Action> = fc.oneof(
   fc.record({ kind: fc.constant('swap' as const), pick: pickArb }),
   fc.record({ kind: fc.constant('removeSelf' as const) }),
   fc.record({ kind: fc.constant('wipeRejoin' as const), pick: pickArb }),
+);
+
+/** With followers forgetting their leader too (a property of its own: actionArb's seeds replay unchanged). */
+const forgetActionArb: fc.Arbitrary<Action> = fc.oneof(
+  actionArb,
+  fc.record({ kind: fc.constant('forget' as const), pick: pickArb, campaign: fc.boolean() }),
 );
 
 /**
@@ -209,6 +217,13 @@ async function runSchedule(seed: number, actions: Action[]): Promise<{ samples: 
             .catch(() => undefined);
           break;
         }
+        case 'forget': {
+          const m = g.members.get(pickFrom(running, action.pick) ?? '');
+          if (!m || m.view().role !== 'Follower') break;
+          m.forgetLeader();
+          if (action.campaign) g.later(25, () => g.members.get(m.id)?.campaign());
+          break;
+        }
         case 'wipeRejoin': {
           // The disk is lost: the pod comes back as a new incarnation, under a new id; the old one is removed.
           const victim = pickFrom(running.filter((id) => id !== leader?.id), action.pick);
@@ -282,6 +297,25 @@ describe('lease safety of real members while the configuration changes', () => {
     console.log(`lease simulation with conf changes: ${samples} samples, ${claims} isLeader answers, ${changes} configuration changes applied (summed over members), ${lostQuorum} schedules wiped a quorum away (liveness not checked)`);
     expect(claims).toBeGreaterThan(samples / 10);
     expect(changes).toBeGreaterThan(numRuns);
+  }, 600_000);
+
+  it('the same with followers forgetting their leader (ForgetLeader, then maybe a campaign): never two isLeader', async () => {
+    const seed = Number(process.env.LEASE_CC_SIM_SEED ?? defaultSeed);
+    const numRuns = Number(process.env.LEASE_CC_SIM_FORGET_RUNS ?? 40);
+    console.log(`lease simulation with conf changes and forgets: fast-check seed ${seed}, ${numRuns} schedules (replay: LEASE_CC_SIM_SEED=${seed} LEASE_CC_SIM_FORGET_RUNS=${numRuns} npx vitest run test/sim/lease-confchange.test.ts -t 'forgetting')`);
+    let samples = 0;
+    let claims = 0;
+    await fc.assert(
+      fc.asyncProperty(fc.integer({ min: 1, max: 2 ** 30 }), fc.array(forgetActionArb, { minLength: 3, maxLength: 14 }), async (s, actions) => {
+        vi.setSystemTime(1_000_000);
+        const r = await runSchedule(s, actions);
+        samples += r.samples;
+        claims += r.claims;
+      }),
+      { seed, numRuns, endOnFailure: true },
+    );
+    console.log(`lease simulation with conf changes and forgets: ${samples} samples, ${claims} isLeader answers`);
+    expect(claims).toBeGreaterThan(samples / 10);
   }, 600_000);
 
   it('replays a found counterexample: a leader that began a transfer and then became the only voter steps down, and the next term is claimed', async () => {

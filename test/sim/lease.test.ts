@@ -54,7 +54,11 @@ type Action =
   /** A rolling-upgrade step: stop one member and start it again with other settings. */
   | { kind: 'retime'; who: Who; timing: number }
   /** Hand leadership to a chosen member (the slowest one may lead), then maybe cut it off. */
-  | { kind: 'handTo'; index: number; thenIsolateAfterMs: number | null };
+  | { kind: 'handTo'; index: number; thenIsolateAfterMs: number | null }
+  /** Restart a follower (maybe with other settings), then hand leadership to it inside its restart delay. */
+  | { kind: 'restartThenHandTo'; index: number; timing: number | null; afterMs: number }
+  /** Hand leadership to a follower and kill it mid-transfer; it comes back after downMs. */
+  | { kind: 'handToThenRestart'; index: number; afterMs: number; downMs: number };
 
 const whoArb = fc.constantFrom<Who>('leader', 'follower', 'any');
 const actionArb: fc.Arbitrary<Action> = fc.oneof(
@@ -76,6 +80,23 @@ const mixedActionArb: fc.Arbitrary<Action> = fc.oneof(
     kind: fc.constant('handTo' as const),
     index: fc.nat({ max: Ids.length - 1 }),
     thenIsolateAfterMs: fc.option(fc.integer({ min: 300, max: 1_500 }), { nil: null }),
+  }),
+);
+
+/** Restarts around handovers (not in mixedActionArb, so the seeds found with it replay unchanged). */
+const restartActionArb: fc.Arbitrary<Action> = fc.oneof(
+  mixedActionArb,
+  fc.record({
+    kind: fc.constant('restartThenHandTo' as const),
+    index: fc.nat({ max: Ids.length - 1 }),
+    timing: fc.option(fc.nat({ max: Timings.length - 1 }), { nil: null }),
+    afterMs: fc.integer({ min: 0, max: 400 }),
+  }),
+  fc.record({
+    kind: fc.constant('handToThenRestart' as const),
+    index: fc.nat({ max: Ids.length - 1 }),
+    afterMs: fc.integer({ min: 0, max: 60 }),
+    downMs: fc.integer({ min: 0, max: 600 }),
   }),
 );
 
@@ -187,6 +208,29 @@ async function runSchedule(
           }
           break;
         }
+        case 'restartThenHandTo': {
+          const to = Ids[action.index]!;
+          if (!g.members.has(to) || g.members.get(to)!.view().role === 'Leader') break;
+          await g.crash(to);
+          if (action.timing !== null) g.timings.set(to, Timings[action.timing]!);
+          await g.start(to);
+          g.later(action.afterMs, () => {
+            const leader = g.pick('leader', rnd);
+            if (leader && leader !== to && g.members.has(to)) g.members.get(leader)!.transferLeadership(to).catch(() => undefined);
+          });
+          break;
+        }
+        case 'handToThenRestart': {
+          const leader = g.pick('leader', rnd);
+          const to = Ids[action.index]!;
+          if (!leader || leader === to || !g.members.has(to)) break;
+          g.members.get(leader)!.transferLeadership(to).catch(() => undefined);
+          g.later(action.afterMs, async () => {
+            await g.crash(to);
+            g.later(action.downMs, () => (g.members.has(to) ? undefined : g.start(to)));
+          });
+          break;
+        }
         case 'podGone': {
           // The API server says the leader's pod is going away while the leader still runs,
           // cut off: every follower forgets it and the lowest other voter campaigns.
@@ -281,6 +325,30 @@ describe('lease safety of real members with mixed timing settings', () => {
     expect(claims).toBeGreaterThan(samples / 10);
   }, 300_000);
 
+  it('restarts around handovers (to a member inside its restart delay, or killed mid-transfer): never two isLeader', async () => {
+    const seed = Number(process.env.LEASE_SIM_SEED ?? defaultSeed);
+    const numRuns = Number(process.env.LEASE_SIM_RESTART_RUNS ?? 60);
+    console.log(`restart-handover lease simulation: fast-check seed ${seed}, ${numRuns} schedules (replay: LEASE_SIM_SEED=${seed} LEASE_SIM_RESTART_RUNS=${numRuns} npx vitest run test/sim/lease.test.ts -t 'restarts around')`);
+    let samples = 0;
+    let claims = 0;
+    await fc.assert(
+      fc.asyncProperty(
+        fc.integer({ min: 1, max: 2 ** 30 }),
+        fc.array(fc.nat({ max: Timings.length - 1 }), { minLength: 3, maxLength: 3 }),
+        fc.array(restartActionArb, { minLength: 3, maxLength: 12 }),
+        async (s, timingIdx, actions) => {
+          vi.setSystemTime(1_000_000);
+          const r = await runSchedule(s, actions, timingIdx.map((i) => Timings[i]!));
+          samples += r.samples;
+          claims += r.claims;
+        },
+      ),
+      { seed, numRuns, endOnFailure: true },
+    );
+    console.log(`restart-handover lease simulation: ${samples} samples, ${claims} isLeader answers`);
+    expect(claims).toBeGreaterThan(samples / 10);
+  }, 300_000);
+
   it('replays a found counterexample: a member restarted with shorter timing must not campaign inside its old ack window', async () => {
     // fast-check seed 166063152, path 7: c acked a's heartbeat under 100 ms x 10 ticks, restarted
     // with 50 ms x 8 and stood (voting for itself) inside the old 800 ms window a's lease counted on.
@@ -323,6 +391,45 @@ describe('lease safety of real members with mixed timing settings', () => {
       { kind: 'retime', who: 'follower', timing: 1 },
     ];
     await runSchedule(591766183, actions, [1, 0, 0].map((i) => Timings[i]!));
+  }, 60_000);
+
+  it('replays a review finding: a ForgetLeader inside the restart delay must not cut its marks short', async () => {
+    // c leads with b's ack alone (a lost c first). b forgets c and a wins with b's marked vote.
+    // b restarts with shorter timing (its restart delay, 46 ticks of 20 ms, covers the old 900 ms
+    // window and marks its votes), then forgets a and hears it again. The forget replaced the
+    // restart's marks with the rest of one 200 ms timeout, so a's handover to b was a plain
+    // election and b claimed while c still did on b's old ack.
+    console.log('mixed-timing regression: forget inside the restart delay, then a handover (directed schedule, member seed 3)');
+    vi.setSystemTime(1_000_000);
+    const g = new Group(3);
+    const m = (id: string) => g.members.get(id)!;
+    try {
+      for (const id of Ids) await g.start(id);
+      await g.run(3_000);
+      const first = g.pick('leader', () => 0)!;
+      if (first !== 'c') void m(first).transferLeadership('c').catch(() => undefined);
+      await g.run(2_000);
+      expect(m('c').view().isLeader).toBe(true);
+      g.bus.isolate('c', ['a']);
+      await g.run(1_500); // a is out of c's lease; b refuses its pre-votes
+      g.bus.isolate('c', ['b']);
+      m('b').forgetLeader();
+      m('a').campaign();
+      await g.run(200);
+      expect(m('a').view()).toMatchObject({ role: 'Leader', isLeader: false });
+      await g.crash('b');
+      g.timings.set('b', Timings[1]!);
+      await g.start('b');
+      await g.run(40);
+      expect(m('b').view().leader).toBe('a');
+      m('b').forgetLeader();
+      await g.run(250); // past the forgotten lease, inside b's restart delay; b follows a again
+      void m('a').transferLeadership('b').catch(() => undefined);
+      await g.run(3_000); // sampled throughout: b claims only once c's lease is over
+      expect(m('b').view().isLeader).toBe(true);
+    } finally {
+      await g.stop();
+    }
   }, 60_000);
 
   it('a rolling change of every timing setting, one member at a time, and back: one isLeader at most, and a leader throughout', async () => {
