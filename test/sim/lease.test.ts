@@ -298,12 +298,13 @@ describe('lease safety of real members with mixed timing settings', () => {
   beforeEach(() => vi.useFakeTimers({ now: 1_000_000 }));
   afterEach(() => vi.useRealTimers());
 
-  it('members with different tickMs, electionTicks and maxClockDriftMs, restarted with new settings at random: never two isLeader', async () => {
+  /** A property over schedules of `actions` on members that start with random timing settings. */
+  async function timedProperty(o: { label: string; runsEnv: string; defaultRuns: number; filter: string; actions: fc.Arbitrary<Action> }): Promise<void> {
     const seed = Number(process.env.LEASE_SIM_SEED ?? defaultSeed);
-    const numRuns = Number(process.env.LEASE_SIM_MIXED_RUNS ?? 150);
+    const numRuns = Number(process.env[o.runsEnv] ?? o.defaultRuns);
     console.log(
-      `mixed-timing lease simulation: fast-check seed ${seed}, ${numRuns} schedules over ${Timings.length} timings ` +
-        `(replay: LEASE_SIM_SEED=${seed} npx vitest run test/sim/lease.test.ts -t 'mixed timing')`,
+      `${o.label}: fast-check seed ${seed}, ${numRuns} schedules over ${Timings.length} timings ` +
+        `(replay: LEASE_SIM_SEED=${seed} ${o.runsEnv}=${numRuns} npx vitest run test/sim/lease.test.ts -t '${o.filter}')`,
     );
     let samples = 0;
     let claims = 0;
@@ -311,7 +312,7 @@ describe('lease safety of real members with mixed timing settings', () => {
       fc.asyncProperty(
         fc.integer({ min: 1, max: 2 ** 30 }),
         fc.array(fc.nat({ max: Timings.length - 1 }), { minLength: 3, maxLength: 3 }),
-        fc.array(mixedActionArb, { minLength: 3, maxLength: 12 }),
+        fc.array(o.actions, { minLength: 3, maxLength: 12 }),
         async (s, timingIdx, actions) => {
           vi.setSystemTime(1_000_000);
           const r = await runSchedule(s, actions, timingIdx.map((i) => Timings[i]!));
@@ -321,33 +322,15 @@ describe('lease safety of real members with mixed timing settings', () => {
       ),
       { seed, numRuns, endOnFailure: true },
     );
-    console.log(`mixed-timing lease simulation: ${samples} samples, ${claims} isLeader answers`);
+    console.log(`${o.label}: ${samples} samples, ${claims} isLeader answers`);
     expect(claims).toBeGreaterThan(samples / 10);
-  }, 300_000);
+  }
 
-  it('restarts around handovers (to a member inside its restart delay, or killed mid-transfer): never two isLeader', async () => {
-    const seed = Number(process.env.LEASE_SIM_SEED ?? defaultSeed);
-    const numRuns = Number(process.env.LEASE_SIM_RESTART_RUNS ?? 60);
-    console.log(`restart-handover lease simulation: fast-check seed ${seed}, ${numRuns} schedules (replay: LEASE_SIM_SEED=${seed} LEASE_SIM_RESTART_RUNS=${numRuns} npx vitest run test/sim/lease.test.ts -t 'restarts around')`);
-    let samples = 0;
-    let claims = 0;
-    await fc.assert(
-      fc.asyncProperty(
-        fc.integer({ min: 1, max: 2 ** 30 }),
-        fc.array(fc.nat({ max: Timings.length - 1 }), { minLength: 3, maxLength: 3 }),
-        fc.array(restartActionArb, { minLength: 3, maxLength: 12 }),
-        async (s, timingIdx, actions) => {
-          vi.setSystemTime(1_000_000);
-          const r = await runSchedule(s, actions, timingIdx.map((i) => Timings[i]!));
-          samples += r.samples;
-          claims += r.claims;
-        },
-      ),
-      { seed, numRuns, endOnFailure: true },
-    );
-    console.log(`restart-handover lease simulation: ${samples} samples, ${claims} isLeader answers`);
-    expect(claims).toBeGreaterThan(samples / 10);
-  }, 300_000);
+  it('members with different tickMs, electionTicks and maxClockDriftMs, restarted with new settings at random: never two isLeader', () =>
+    timedProperty({ label: 'mixed-timing lease simulation', runsEnv: 'LEASE_SIM_MIXED_RUNS', defaultRuns: 150, filter: 'mixed timing', actions: mixedActionArb }), 300_000);
+
+  it('restarts around handovers (to a member inside its restart delay, or killed mid-transfer): never two isLeader', () =>
+    timedProperty({ label: 'restart-handover lease simulation', runsEnv: 'LEASE_SIM_RESTART_RUNS', defaultRuns: 60, filter: 'restarts around', actions: restartActionArb }), 300_000);
 
   it('replays a found counterexample: a member restarted with shorter timing must not campaign inside its old ack window', async () => {
     // fast-check seed 166063152, path 7: c acked a's heartbeat under 100 ms x 10 ticks, restarted
