@@ -17,7 +17,7 @@ import { RaftMember } from '../../cluster/member.js';
 import { MemoryTimingRecord } from '../../cluster/timing-record.js';
 import { seededRandom } from '../../raft/index.js';
 import { MemoryStore } from '../harness/member-bus.js';
-import { LeaseGroup, StepMs } from './lease-group.js';
+import { LeaseGroup } from './lease-group.js';
 
 const Ids = ['a', 'b', 'c', 'd', 'e'];
 const Uniform: PeerTiming = { tickMs: 100, electionTicks: 10, maxClockDriftMs: 100 };
@@ -59,14 +59,6 @@ class FiveGroup extends LeaseGroup {
 
   leader(): string | undefined {
     return [...this.members.values()].find((m) => m.view().role === 'Leader')?.id;
-  }
-
-  /** Runs until `done` holds (sampling throughout), or fails after `limitMs`. */
-  async runUntil(what: string, done: () => boolean, limitMs: number): Promise<void> {
-    for (let t = 0; !done(); t += StepMs) {
-      if (t >= limitMs) throw new Error(`${what}: not within ${limitMs} ms`);
-      await this.run(StepMs);
-    }
   }
 
   /** Every member's view on one line, for a failure message. */
@@ -261,15 +253,7 @@ async function runRandom(seed: number, timings: readonly number[], actions: Acti
     g.bus.heal();
     cuts.clear();
     for (const id of Ids) if (!g.members.has(id)) await g.start(id);
-    await g.runUntil(
-      'an agreed leader after healing',
-      () => {
-        const views = [...g.members.values()].map((m) => m.view());
-        const claimer = views.find((v) => v.isLeader);
-        return claimer !== undefined && views.every((v) => v.leader === claimer.self && v.term === claimer.term);
-      },
-      20_000,
-    );
+    await g.runUntil('an agreed leader after healing', () => g.agreedClaim(), 20_000);
     return { samples: g.samples, claims: g.claims };
   } finally {
     await g.stop();

@@ -54,6 +54,21 @@ export abstract class LeaseGroup {
     }
   }
 
+  /** Runs until `done` holds (sampling throughout), or fails after `limitMs`. */
+  async runUntil(what: string, done: () => boolean, limitMs: number): Promise<void> {
+    for (let t = 0; !done(); t += StepMs) {
+      if (t >= limitMs) throw new Error(`${what}: not within ${limitMs} ms`);
+      await this.run(StepMs);
+    }
+  }
+
+  /** One member answers isLeader and every member names it, in its term. */
+  agreedClaim(): boolean {
+    const views = [...this.members.values()].map((m) => m.view());
+    const claimer = views.find((v) => v.isLeader);
+    return claimer !== undefined && views.every((v) => v.leader === claimer.self && v.term === claimer.term);
+  }
+
   sample(): void {
     this.samples++;
     if (this.violations.length > 0) throw new Error(this.violations.join('; '));

@@ -250,16 +250,7 @@ async function runSchedule(
     await g.run(3_100);
     g.bus.heal();
     for (const id of Ids) if (!g.members.has(id)) await g.start(id);
-    let waited = 0;
-    const boundMs = 20 * ElectionTicks * TickMs;
-    for (;;) {
-      const views = [...g.members.values()].map((m) => m.view());
-      const claimer = views.find((v) => v.isLeader);
-      if (claimer && views.every((v) => v.leader === claimer.self && v.term === claimer.term)) break;
-      if (waited >= boundMs) throw new Error(`no agreed leader ${boundMs} ms after healing`);
-      await g.run(StepMs);
-      waited += StepMs;
-    }
+    await g.runUntil('an agreed leader after healing', () => g.agreedClaim(), 20 * ElectionTicks * TickMs);
     return { samples: g.samples, claims: g.claims, terms: g.leaderOfTerm.size };
   } finally {
     await g.stop();
