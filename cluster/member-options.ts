@@ -44,6 +44,12 @@ export interface MemberOptions {
    * timeout (RaftConfig.successorCampaign). Default true.
    */
   successorCampaign?: boolean;
+  /**
+   * A leader that hands over gives its own vote for the target's campaign with MsgTimeoutNow
+   * (RaftConfig.transferGrantsVote), so a three-member handover needs no other follower's
+   * round trip. Default true.
+   */
+  transferGrantsVote?: boolean;
   /** Called once when the member stops itself (the state file cannot be written). */
   onFatal?: (err: unknown) => void;
   /** This member's own peer address, shown in members(). */

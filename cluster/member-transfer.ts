@@ -46,6 +46,11 @@ export class TransferGate {
 
   constructor(private readonly host: TransferHost) {}
 
+  /** A transfer has a waiter: shutdown joins it even once this member is no longer the leader. */
+  get underWay(): boolean {
+    return this.pending.size > 0;
+  }
+
   /** The term of the last transfer this member started, or -1 (vetConfChange reads it). */
   get transferredInTerm(): number {
     return this.startedInTerm;
@@ -56,18 +61,19 @@ export class TransferGate {
     const h = this.host;
     // A stopped member runs no ticks: a transfer registered now would never resolve.
     if (!h.running()) return Promise.reject(new ClusterError('MEMBER_STOPPED', `member ${h.self} is stopped; cannot transfer leadership`));
+    // One transfer at a time, whoever asks (reconciler, SIGTERM, admin route): a second one to
+    // another target aborts the first, whose target may already campaign, and wakes a rival.
+    // Checked before the role: a leader that gave its vote with MsgTimeoutNow is already a follower.
+    const current = [...this.pending].at(-1);
+    if (current !== undefined) {
+      if (to === undefined || to === current.target) return this.join(current);
+      return Promise.reject(new ClusterError('TRANSFER_IN_PROGRESS', `a leadership transfer to ${current.target} is under way; not starting one to ${to}`));
+    }
     const status = node.status();
     if (status.state !== 'Leader') {
       return Promise.reject(
         new ClusterError('NOT_LEADER', `only the leader can transfer leadership; the leader is ${h.leader() ?? 'unknown'}`),
       );
-    }
-    // One transfer at a time, whoever asks (reconciler, SIGTERM, admin route): a second one to
-    // another target aborts the first, whose target may already campaign, and wakes a rival.
-    const current = [...this.pending].at(-1);
-    if (current !== undefined) {
-      if (to === undefined || to === current.target) return this.join(current);
-      return Promise.reject(new ClusterError('TRANSFER_IN_PROGRESS', `a leadership transfer to ${current.target} is under way; not starting one to ${to}`));
     }
     const target = to ?? this.bestFollower(status);
     if (target === undefined) {

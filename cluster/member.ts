@@ -43,11 +43,16 @@ const DisconnectCampaignDelayMs = 30;
 
 const cryptoRandom: RandomSource = { nextInt: (max) => randomInt(max) };
 
-/** What a (pre-)candidate sends before its own write. */
-const VoteRequests: ReadonlySet<Message['type']> = new Set(['MsgVote', 'MsgPreVote']);
+/**
+ * What leaves before this member's own write whatever its role: vote requests (a candidate's own
+ * vote is a message to itself, counted after the write) and MsgTimeoutNow (it promises nothing
+ * about the sender's disk; with transferGrantsVote the same Ready moves the leader to the next
+ * term and holds its grant until the write).
+ */
+const SentBeforeWrite: ReadonlySet<Message['type']> = new Set(['MsgVote', 'MsgPreVote', 'MsgTimeoutNow']);
 
 /** What a leader may send before its own write (a prefix of the Ready's messages). */
-const LeaderSendsFirst: ReadonlySet<Message['type']> = new Set(['MsgApp', 'MsgHeartbeat', 'MsgTimeoutNow', 'MsgSnap']);
+const LeaderSendsFirst: ReadonlySet<Message['type']> = new Set(['MsgApp', 'MsgHeartbeat', 'MsgSnap']);
 
 /**
  * One running member: owns the RawNode, its tick loop, and the Ready cycle
@@ -185,6 +190,8 @@ export class RaftMember implements Member {
       freshVoteDelayTicks: 2 * restartVoteDelayTicks,
       // A silent leader (a partition, a hung process) is replaced after one election timeout.
       successorCampaign: this.options.successorCampaign ?? true,
+      // A handover saves the target a round trip: the leader's own vote comes with MsgTimeoutNow.
+      transferGrantsVote: this.options.transferGrantsVote ?? true,
     });
     const status = this.node.status();
     this.term = status.term;
@@ -232,7 +239,7 @@ export class RaftMember implements Member {
    */
   async shutdown(): Promise<TransferResult | undefined> {
     let result: TransferResult | undefined;
-    if (this.running && this.role.state === 'Leader') {
+    if (this.running && (this.role.state === 'Leader' || this.transfers.underWay)) {
       try {
         // A transfer under way (the reconciler's handover ran out of time) is joined.
         result = await this.transferLeadership();
@@ -465,9 +472,9 @@ export class RaftMember implements Member {
       // Vote requests promise nothing about this member's disk: its own vote is a message to itself,
       // counted only after this synchronous write, and any grant is stepped after it too (etcd-raft's
       // msgs vs msgsAfterAppend). So the peers' writes overlap with ours.
-      const early = rd.messages.filter((m) => VoteRequests.has(m.type));
+      const early = rd.messages.filter((m) => SentBeforeWrite.has(m.type));
       for (const m of early) this.sendOne(m);
-      const rest = early.length === 0 ? rd.messages : rd.messages.filter((m) => !VoteRequests.has(m.type));
+      const rest = early.length === 0 ? rd.messages : rd.messages.filter((m) => !SentBeforeWrite.has(m.type));
       if (termDurable) {
         if (rd.softState) this.onSoftState(rd);
         // A leader's appends, heartbeats and MsgTimeoutNow promise nothing about its own disk, so

@@ -51,6 +51,15 @@ export interface RaftConfig {
    * Not an etcd rule.
    */
   successorCampaign?: boolean;
+  /**
+   * A leader that hands over (MsgTimeoutNow) gives its own vote for the target's next term in
+   * the same step, as if the target's MsgVote had already arrived: the leader only hands over to
+   * a follower whose log matches its own, so that request would be granted. The leader becomes a
+   * follower of the next term, writes the vote, and sends the grant after the write (as every
+   * vote). In a three-member group the target then wins with its own vote and the leader's,
+   * without waiting for the other follower's round trip and write. Not an etcd rule.
+   */
+  transferGrantsVote?: boolean;
 }
 
 export type CampaignType = 'CampaignPreElection' | 'CampaignElection' | 'CampaignTransfer';

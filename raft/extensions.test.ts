@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { durableState, fixedRandom, newTestRaft, readMessages, TestNetwork } from '../test/harness/network.js';
+import type { RaftConfig } from './config.js';
 import { CampaignTransferContext, LeaseSkippedContext, makeMessage } from './types.js';
 
 // raft-elector's own rules on top of etcd-raft (documented in RaftConfig and types.ts).
@@ -461,5 +462,70 @@ describe('a follower that lost its disk', () => {
     nt.tick('a');
     expect(nt.status('b')).toMatchObject({ lead: 'a', lastIndex: 4 });
     expect(nt.status('a').progress.b?.match).toBe(4);
+  });
+});
+
+describe('transferGrantsVote', () => {
+  function group(transferGrantsVote: boolean, extra: Partial<RaftConfig> = {}): TestNetwork {
+    const nt = new TestNetwork(['a', 'b', 'c'], { checkQuorum: true, preVote: true, configure: () => ({ random: fixedRandom(9), transferGrantsVote, ...extra }) });
+    nt.campaign('a');
+    expect(nt.status('a').state).toBe('Leader');
+    return nt;
+  }
+
+  const handoverTraffic = (nt: TestNetwork, from: number) =>
+    nt.delivered
+      .slice(from)
+      .filter((m) => (m.from === 'a' && m.to === 'b') || (m.from === 'b' && m.to === 'a'))
+      .slice(0, 3)
+      .map((m) => `${m.type} ${m.from}->${m.to}@${m.term}`);
+
+  it('the leader votes for its target with MsgTimeoutNow: the grant arrives before the target asks', () => {
+    const nt = group(true);
+    nt.cut('b', 'c');
+    const traced = nt.delivered.length;
+    nt.act('a', (n) => n.transferLeader('b'));
+    expect(nt.status('b')).toMatchObject({ state: 'Leader', term: 2 });
+    expect(nt.status('a')).toMatchObject({ state: 'Follower', term: 2, vote: 'b', lead: 'b' });
+    // Its grant was written with its term and vote, and followed the MsgTimeoutNow on the link.
+    expect(nt.storage.get('a')?.hardState).toMatchObject({ term: 2, vote: 'b' });
+    expect(handoverTraffic(nt, traced)).toEqual(['MsgTimeoutNow a->b@1', 'MsgVoteResp a->b@2', 'MsgVote b->a@2']);
+  });
+
+  it("without it (etcd), the old leader's vote waits for the target's request: one round trip more", () => {
+    const nt = group(false);
+    nt.cut('b', 'c');
+    const traced = nt.delivered.length;
+    nt.act('a', (n) => n.transferLeader('b'));
+    expect(nt.status('b')).toMatchObject({ state: 'Leader', term: 2 });
+    expect(handoverTraffic(nt, traced)).toEqual(['MsgTimeoutNow a->b@1', 'MsgVote b->a@2', 'MsgVoteResp a->b@2']);
+  });
+
+  it('the grant waits for the target to catch up: nothing changes in the leader until it has', () => {
+    const nt = group(true);
+    nt.cut('a', 'b');
+    nt.act('a', (n) => n.propose());
+    nt.act('a', (n) => n.transferLeader('b'));
+    expect(nt.status('a')).toMatchObject({ state: 'Leader', term: 1, leadTransferee: 'b' });
+    nt.recover();
+    nt.tick('a'); // the heartbeat's answer shows b behind; the append catches it up, then the handover
+    expect(nt.status('b')).toMatchObject({ state: 'Leader', term: 2 });
+    expect(nt.status('a')).toMatchObject({ state: 'Follower', term: 2, vote: 'b' });
+  });
+
+  it('a leader inside its own restart delay marks the vote it gives, as it would mark the request', () => {
+    const r = newTestRaft('a', ['a', 'b', 'c'], { checkQuorum: true, transferGrantsVote: true, restartVoteDelayTicks: 5, restored: durableState(1, 'a', [1], 1) });
+    r.becomeCandidate();
+    r.step(makeMessage({ type: 'MsgVoteResp', from: 'a', to: 'a', term: 2 }));
+    r.step(makeMessage({ type: 'MsgVoteResp', from: 'b', to: 'a', term: 2 }));
+    expect(r.state).toBe('Leader');
+    readMessages(r);
+    r.step(makeMessage({ type: 'MsgAppResp', from: 'b', to: 'a', term: 2, index: 2 }));
+    readMessages(r);
+    r.step(makeMessage({ type: 'MsgTransferLeader', from: 'b', to: 'a' }));
+    expect(readMessages(r)).toMatchObject([
+      { type: 'MsgTimeoutNow', to: 'b', term: 2 },
+      { type: 'MsgVoteResp', to: 'b', term: 3, reject: false, context: LeaseSkippedContext },
+    ]);
   });
 });

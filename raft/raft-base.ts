@@ -69,6 +69,7 @@ export abstract class RaftBase {
   protected readonly restartVoteDelayTicks: number;
   protected readonly freshVoteDelayTicks: number;
   protected readonly successorCampaign: boolean;
+  protected readonly transferGrantsVote: boolean;
   /** Ticks this PreCandidate, campaigning as a silent leader's successor, still retries its pre-vote. */
   protected successorRetryTicksLeft = 0;
   protected groupRanSeen: boolean;
@@ -125,6 +126,7 @@ export abstract class RaftBase {
     this.restartVoteDelayTicks = config.restartVoteDelayTicks ?? 0;
     this.freshVoteDelayTicks = config.freshVoteDelayTicks ?? 0;
     this.successorCampaign = (config.successorCampaign ?? false) && config.preVote;
+    this.transferGrantsVote = config.transferGrantsVote ?? false;
     this.groupRanSeen = this.restarted;
     this.groupRanDecided = this.restarted;
     if (hs) {

@@ -249,7 +249,7 @@ export class Raft extends RaftBase {
             else this.sendAppend(m.from, false);
           }
           if (m.from === this.leadTransferee && pr.match === this.log.lastIndex()) {
-            this.sendTimeoutNow(m.from);
+            this.handOver(m.from);
           }
         }
         return;
@@ -272,13 +272,33 @@ export class Raft extends RaftBase {
         if (transferee === this.id) return;
         this.electionElapsed = 0;
         this.leadTransferee = transferee;
-        if (pr.match === this.log.lastIndex()) this.sendTimeoutNow(transferee);
+        if (pr.match === this.log.lastIndex()) this.handOver(transferee);
         else this.sendAppend(transferee);
         return;
       }
       default:
         return;
     }
+  }
+
+  /** MsgTimeoutNow to a caught-up target; with transferGrantsVote, this leader's vote for it too. */
+  private handOver(to: string): void {
+    this.sendTimeoutNow(to);
+    if (!this.transferGrantsVote) return;
+    // The target's log matches ours (its match is our last index): this is the request its
+    // transfer campaign will send, stepped now with every rule a real one meets.
+    const last = this.log.lastEntryId();
+    this.step(
+      makeMessage({
+        type: 'MsgVote',
+        from: to,
+        to: this.id,
+        term: this.term + 1,
+        index: last.index,
+        logTerm: last.term,
+        context: CampaignTransferContext,
+      }),
+    );
   }
 
   private stepCandidate(m: Message): void {

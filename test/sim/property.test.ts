@@ -66,6 +66,8 @@ class Totals {
   readonly byMode = new Map<string, number>();
   /** Schedules run with preVote and successorCampaign, the product's election rules. */
   successorCampaign = 0;
+  /** Schedules in which a handing-over leader gave its vote with MsgTimeoutNow (transferGrantsVote). */
+  transferGrantsVote = 0;
 
   add(s: Schedule, r: ScheduleResult): void {
     const st = r.stats;
@@ -94,6 +96,7 @@ class Totals {
     const mode = `${s.preVote ? 'preVote' : 'noPreVote'}+${s.checkQuorum ? 'checkQuorum' : 'noCheckQuorum'}`;
     this.byMode.set(mode, (this.byMode.get(mode) ?? 0) + 1);
     if (s.preVote && s.successorCampaign) this.successorCampaign++;
+    if (s.transferGrantsVote) this.transferGrantsVote++;
   }
 
   report(): string {
@@ -108,7 +111,7 @@ class Totals {
         `max term ${this.maxTerm} (mean of per-schedule max ${(this.sumMaxTerm / n).toFixed(1)}), ${this.manyLeaders} schedules with 3+ leaders`,
       `  liveness: all followed one leader ${(this.sumTicksToAgree / n).toFixed(1)} ticks after the heal on average, ` +
         `${this.maxTicksToAgree} at most (smallest bound ${this.minLivenessBound})`,
-      `  modes: ${modes.join(' ')}; with successorCampaign: ${this.successorCampaign}`,
+      `  modes: ${modes.join(' ')}; with successorCampaign: ${this.successorCampaign}; with transferGrantsVote: ${this.transferGrantsVote}`,
     ].join('\n');
   }
 }
@@ -147,6 +150,7 @@ it(`keeps the election invariants over ${path ? 'a replayed' : runs} hostile sch
     }
     expect(totals.byMode.size).toBe(4);
     expect(totals.successorCampaign).toBeGreaterThan(totals.schedules / 10);
+    expect(totals.transferGrantsVote).toBeGreaterThan(totals.schedules / 10);
   }
 }, 300_000); // CPU-bound and deterministic: about 30 s at load 10 on 2 cores, more beside a CI run
 

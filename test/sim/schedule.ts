@@ -30,6 +30,8 @@ export interface Schedule extends FaultRates {
   freshVoteDelay?: boolean;
   /** RaftConfig.successorCampaign (the product sets it): a silent leader's lowest-id successor asks for pre-votes first. */
   successorCampaign?: boolean;
+  /** RaftConfig.transferGrantsVote (the product sets it): a leader's MsgTimeoutNow comes with its vote. */
+  transferGrantsVote?: boolean;
   /** Clock rate of member i in eighths of the global tick rate (index modulo the list). */
   clockEighths: number[];
   chaosTicks: number;
@@ -143,6 +145,8 @@ const scheduleFields = {
     maxLength: 40,
     size: 'medium',
   }),
+  // Last, so the fields above draw what they drew before it was added.
+  transferGrantsVote: fc.boolean(),
 };
 
 /** The main property's schedules: no disk loss, so every safety invariant holds in full. */
@@ -218,6 +222,7 @@ export function runSchedule(s: Schedule, options: RunOptions = {}): ScheduleResu
     restartVoteDelayTicks,
     freshVoteDelayTicks,
     successorCampaign: s.successorCampaign ?? false,
+    transferGrantsVote: s.transferGrantsVote ?? false,
     allowWipedDoubleVotes: options.allowWipedDoubleVotes ?? false,
     allowLostCommittedEntries: options.allowLostCommittedEntries ?? false,
     seed: s.seed,

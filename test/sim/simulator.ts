@@ -92,6 +92,8 @@ export interface SimOptions {
   freshVoteDelayTicks?: number;
   /** RaftConfig.successorCampaign (the real member sets it); default false. */
   successorCampaign?: boolean;
+  /** RaftConfig.transferGrantsVote (the real member sets it); default false. */
+  transferGrantsVote?: boolean;
   /**
    * Accept a second leader in a term when, and only when, a wiped member's double vote
    * explains it (see the class comment); every other double leader still throws.
@@ -509,6 +511,7 @@ export class Simulation {
       restartVoteDelayTicks: this.options.restartVoteDelayTicks,
       freshVoteDelayTicks: this.options.freshVoteDelayTicks ?? 0,
       successorCampaign: this.options.successorCampaign ?? false,
+      transferGrantsVote: this.options.transferGrantsVote ?? false,
       random: seededRandom(memberSeed(this.options.seed, m.index, m.incarnation)),
       ...(m.disk ? { restored: cloneDurable(m.disk) } : {}),
     };
