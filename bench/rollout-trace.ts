@@ -43,7 +43,8 @@ export function leaderlessMs(samples: readonly Sample[], fromMs: number, toMs: n
 
 /** One new pod's way from Running to voter, in ms (see joinSplit). */
 export interface JoinSplit {
-  runningToSpawn: number;
+  /** Process spawned → the kubelet's Running (reported after the containers started). */
+  spawnToRunning: number;
   spawnToUp: number;
   upToLinked: number;
   linkedToProposed: number;
@@ -52,6 +53,8 @@ export interface JoinSplit {
   promoteCommit: number;
   memberUpToVoter: number;
   runningToVoter: number;
+  /** The whole way, independent of when the kubelet reports Running. */
+  spawnToVoter: number;
 }
 
 /**
@@ -148,7 +151,7 @@ export function joinSplit(incarnations: readonly Incarnation[], uid: string, run
     const voter = at(lines, (l) => l.component === 'reconciler' && l.member === id && l.to === 'voter', promoteProposed ?? Infinity);
     if (linked === undefined || learner === undefined || promoteProposed === undefined || voter === undefined) return undefined;
     return {
-      runningToSpawn: inc.spawnedAtMs - runningAt,
+      spawnToRunning: runningAt - inc.spawnedAtMs,
       spawnToUp: memberUp - inc.spawnedAtMs,
       upToLinked: linked - memberUp,
       linkedToProposed: learnerProposed - linked,
@@ -157,6 +160,7 @@ export function joinSplit(incarnations: readonly Incarnation[], uid: string, run
       promoteCommit: voter - promoteProposed,
       memberUpToVoter: voter - memberUp,
       runningToVoter: voter - runningAt,
+      spawnToVoter: voter - inc.spawnedAtMs,
     };
   }
   return undefined;

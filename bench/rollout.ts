@@ -406,7 +406,8 @@ async function main(): Promise<void> {
     if (splits.length > 0) {
       const part = (name: string, pick: (s: JoinSplit) => number) => `    ${name}: ${row(splits.map(pick))}`;
       console.log('  of which (from the processes\' logs):');
-      console.log(part('Running -> process spawned (fake kubelet: token request)', (s) => s.runningToSpawn));
+      console.log(part('process spawned -> voter (the whole way, whenever Running is reported)', (s) => s.spawnToVoter));
+      console.log(part('process spawned -> Running reported (the fake kubelet, after the container started)', (s) => s.spawnToRunning));
       console.log(part('spawned -> member up (Node start-up, config, bootstrap decision)', (s) => s.spawnToUp));
       console.log(part('member up -> voter (the figure the reconciler owns)', (s) => s.memberUpToVoter));
       console.log(part('  member up -> leader linked to it', (s) => s.upToLinked));

@@ -1,7 +1,8 @@
 /**
  * A fake kubelet for one fake Node: it binds the group's pending pods to the node (no
- * scheduler runs), reports them Running with a loopback pod IP by ordinal (127.0.0.11,
- * .12, ...), asks the harness to start the pod's sidecar process, and on deletion does
+ * scheduler runs), reports their loopback pod IP by ordinal (127.0.0.11, .12, ...) while
+ * Pending, asks the harness to start the pod's sidecar process, then reports them Running
+ * (as a kubelet: after the containers started), and on deletion does
  * what a kubelet does: SIGTERM, SIGKILL after the grace period, then removes the pod
  * object (grace 0, uid precondition) so the StatefulSet controller can recreate it.
  */
@@ -23,7 +24,7 @@ export function poolIp(): string {
 }
 
 export interface PodRuntime {
-  /** Start the pod's containers; the pod is already reported Running with `ip`. */
+  /** Start the pod's containers; the pod is already reported Pending with `ip`, and Running after this resolves. */
   start(pod: Pod, ip: string): Promise<void>;
   /** Stop them: SIGTERM, SIGKILL after `graceMs`; resolves once they exited. */
   stop(pod: Pod, graceMs: number): Promise<void>;
@@ -122,19 +123,29 @@ export class FakeKubelet {
         (async () => {
           const now = new Date().toISOString();
           const gated = this.runtime.ready !== undefined;
-          const ready = (type: string) => ({ type, status: gated && (type === 'Ready' || type === 'ContainersReady') ? 'False' : 'True', lastTransitionTime: now });
+          // As a kubelet: the sandbox's IP is reported while the pod is still Pending, and Running
+          // only once its containers were created and started (the phase's definition).
           await this.api.mergePatch(`${base}/status`, {
             status: {
-              phase: 'Running',
+              phase: 'Pending',
               hostIP: '127.0.0.1',
               hostIPs: [{ ip: '127.0.0.1' }],
               podIP: ip,
               podIPs: [{ ip }],
               startTime: now,
-              conditions: ['PodScheduled', 'Initialized', 'ContainersReady', 'Ready'].map(ready),
+              conditions: [
+                { type: 'PodScheduled', status: 'True', lastTransitionTime: now },
+                { type: 'Initialized', status: 'True', lastTransitionTime: now },
+                { type: 'ContainersReady', status: 'False', lastTransitionTime: now },
+                { type: 'Ready', status: 'False', lastTransitionTime: now },
+              ],
             },
           });
           await this.runtime.start(pod, ip);
+          if (this.pods.get(uid) !== 'starting') return;
+          const started = new Date().toISOString();
+          const ready = (type: string) => ({ type, status: gated && (type === 'Ready' || type === 'ContainersReady') ? 'False' : 'True', lastTransitionTime: started });
+          await this.api.mergePatch(`${base}/status`, { status: { phase: 'Running', conditions: ['PodScheduled', 'Initialized', 'ContainersReady', 'Ready'].map(ready) } });
           if (this.pods.get(uid) === 'starting') this.pods.set(uid, 'running');
           this.note(`${name} ${uid.slice(0, 8)} running`);
           // As the kubelet's readinessProbe: a rollout waits for Ready (probed every 500 ms here, once Ready it stays).
