@@ -376,10 +376,12 @@ export class RaftMember implements Member {
    * The vote a leader gives with MsgTimeoutNow (RaftConfig.transferGrantsVote) is stepped inside
    * raft, past onPeerMessage: while this member would drop the target's real request (its
    * fresh-vote window, longer than raft's own delay when peers announce longer timing), raft
-   * gives none. Set before every step that may hand over (a local transfer, a peer's message).
+   * gives none. Set before every step that may hand over (a local transfer, a peer's message);
+   * only a leader hands over, and one step never both elects and hands over.
    */
   private syncTransferGrant(node: RawNode): void {
-    node.setTransferGrantsVote(this.grantsTransferVote && !this.timingGuard.refusesFreshVotes(this.nowMs()));
+    const refuses = this.role.state === 'Leader' && this.timingGuard.refusesFreshVotes(this.nowMs());
+    node.setTransferGrantsVote(this.grantsTransferVote && !refuses);
   }
 
   private scheduleTick(): void {
