@@ -513,6 +513,18 @@ describe('transferGrantsVote', () => {
     expect(nt.status('a')).toMatchObject({ state: 'Follower', term: 2, vote: 'b' });
   });
 
+  it('the target still takes the handover when the vote overtakes the MsgTimeoutNow (a reordering network)', () => {
+    const nt = group(true);
+    nt.cut('b', 'c');
+    nt.node('a').transferLeader('b');
+    const out = nt.drain('a');
+    expect(out.map((m) => `${m.type}->${m.to}@${m.term}`)).toEqual(['MsgTimeoutNow->b@1', 'MsgVoteResp->b@2']);
+    // A vote for a term b never stood in is dropped, not taken as a reason to follow term 2 with
+    // no leader (which would make b drop the MsgTimeoutNow of term 1): b campaigns, a votes again.
+    nt.send(...out.reverse());
+    expect(nt.status('b')).toMatchObject({ state: 'Leader', term: 2 });
+  });
+
   it('the driver may turn it off for a while (RawNode.setTransferGrantsVote): then the handover is etcd\'s', () => {
     const nt = group(true);
     nt.cut('b', 'c');
