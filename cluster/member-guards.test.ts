@@ -239,6 +239,30 @@ describe('member guards', () => {
     await c.stop();
   });
 
+  it("a fresh member that leads inside its fresh-vote window gives no vote with its MsgTimeoutNow: the target's own request would be refused", async () => {
+    // a started without state and ticks every 20 ms: raft's own fresh delay (20 ticks, 400 ms)
+    // ends long before the member's refusal of others' votes (twice the 900 ms window b and c
+    // announce, plus a tick: 1,820 ms). Elected in between, it hands over to b, whose link to c
+    // is cut: a's member would drop b's real MsgVote, so the vote a gives with MsgTimeoutNow
+    // (RaftConfig.transferGrantsVote), which never passes the member, must wait the same.
+    const g = makeGroup({ a: Fast });
+    for (const id of ['b', 'c']) g.stores.get(id)!.state = { hardState: { term: 3, vote: '', commit: 0 }, snapshot: { index: 0, term: 0 }, entries: [] };
+    const startedAt = Date.now();
+    for (const id of Ids) await g.create(id).start();
+    g.bus.cutLink('b', 'c');
+    const a = g.members.get('a')!;
+    const b = g.members.get('b')!;
+    await runUntil(() => a.view().role === 'Leader', 1_700);
+    const windowEnd = startedAt + 2 * 900 + Fast.tickMs;
+    expect(Date.now()).toBeLessThan(windowEnd - 200);
+    void a.transferLeadership('b').catch(() => undefined);
+    await runUntil(() => b.view().role === 'Leader' || Date.now() >= windowEnd - 20, 2_000);
+    expect(b.view().role).not.toBe('Leader');
+    // Past the window the group elects as usual.
+    await runUntil(() => claimers(g.members).length === 1, 5_000, noOverlap(g.members));
+    for (const m of g.members.values()) await m.stop();
+  });
+
   it('the record keeps the longest window: a member restarted with longer timing raises it before it joins', async () => {
     const g = makeGroup();
     g.records.get('c')!.value = 180;

@@ -86,6 +86,18 @@ export class MemberTiming {
     if (!this.startedFresh || !this.groupRanSeen) return false;
     // The current term too: a stray message may have set it with no vote (raft.ts refuses those as well).
     if ((m.type !== 'MsgVote' && m.type !== 'MsgPreVote') || m.term < localTerm) return false;
+    return this.inFreshWindow(nowMs);
+  }
+
+  /**
+   * Would refusesFreshVote drop a vote request of a later term now? Undecided counts as yes: a
+   * request for the next term of a group past term 1 itself shows that the group ran.
+   */
+  refusesFreshVotes(nowMs: number): boolean {
+    return this.startedFresh && this.groupRanSeen !== false && this.inFreshWindow(nowMs);
+  }
+
+  private inFreshWindow(nowMs: number): boolean {
     return nowMs - this.startedAtMs < 2 * this.otherLeaseCoverMs() + this.own.tickMs;
   }
 

@@ -192,6 +192,41 @@ describe('RaftMember', () => {
     for (const m of members.values()) await m.stop();
   });
 
+  it('a handover: MsgTimeoutNow leaves before the write of the next term, the vote given with it only after', async () => {
+    const { bus, members } = makeGroup(seed);
+    for (const m of members.values()) await m.start();
+    await runUntil(() => views(members).some((v) => v.isLeader), 3_000);
+    const old = views(members).find((v) => v.isLeader)!;
+    const target = Ids.filter((id) => id !== old.self).sort()[0]!;
+    const traced = bus.trace.length;
+    const transfer = members.get(old.self)!.transferLeadership(target);
+    // Synchronous: the old leader's Ready (RaftConfig.transferGrantsVote, on in the member).
+    const handover = bus.trace.slice(traced).filter((t) => t.member === old.self);
+    expect(handover.map((t) => `${t.event} ${t.detail}`)).toEqual([
+      `send MsgTimeoutNow->${target}@${old.term}`,
+      `save term=${old.term + 1} vote=${target}`,
+      `send MsgVoteResp->${target}@${old.term + 1}`,
+    ]);
+    expect(members.get(old.self)!.view()).toMatchObject({ role: 'Follower', term: old.term + 1, leader: null, isLeader: false });
+    await runUntil(() => members.get(target)!.view().isLeader, 2_000, () => assertAtMostOneClaims(members));
+    await expect(transfer).resolves.toEqual({ leader: target, transferred: true });
+    for (const m of members.values()) await m.stop();
+  });
+
+  it('a handover on a network that reorders: the vote overtaking the MsgTimeoutNow costs a round trip, not an election', async () => {
+    const { bus, members } = makeGroup(seed);
+    for (const m of members.values()) await m.start();
+    await runUntil(() => views(members).some((v) => v.isLeader), 3_000);
+    const old = views(members).find((v) => v.isLeader)!;
+    const target = Ids.filter((id) => id !== old.self).sort()[0]!;
+    bus.delayMs = (m) => (m.type === 'MsgTimeoutNow' ? 15 : 1);
+    const transfer = members.get(old.self)!.transferLeadership(target);
+    const tookMs = await runUntil(() => members.get(target)!.view().isLeader, 2_000, () => assertAtMostOneClaims(members));
+    expect(tookMs).toBeLessThan(200);
+    await expect(transfer).resolves.toEqual({ leader: target, transferred: true });
+    for (const m of members.values()) await m.stop();
+  });
+
   it('a new leader sends its first appends before its own write, and followers name it before writing them', async () => {
     const { bus, stores, members } = makeGroup(seed);
     // What each member had published, and what had left, at the moment of each write.

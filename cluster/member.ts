@@ -79,6 +79,8 @@ export class RaftMember implements Member {
   private readonly role: RoleTracker;
   private readonly transfers: TransferGate;
   private readonly views: ViewPublisher;
+  /** MemberOptions.transferGrantsVote (default on); syncTransferGrant turns it off in the fresh-vote window. */
+  private readonly grantsTransferVote: boolean;
   /** Raft's fresh-vote delay of this start (0 with a state file: raft applies none then). */
   private freshVoteDelayTicks = 0;
   private running = false;
@@ -95,6 +97,7 @@ export class RaftMember implements Member {
     this.timing = validateMemberOptions(options);
     this.options = options;
     this.id = options.id;
+    this.grantsTransferVote = options.transferGrantsVote ?? true;
     this.log = options.logger.child({ component: 'member', id: options.id });
     this.metrics = options.metrics;
     this.nowMs = options.monotonicNowMs ?? (() => performance.now());
@@ -190,8 +193,9 @@ export class RaftMember implements Member {
       freshVoteDelayTicks: 2 * restartVoteDelayTicks,
       // A silent leader (a partition, a hung process) is replaced after one election timeout.
       successorCampaign: this.options.successorCampaign ?? true,
-      // A handover saves the target a round trip: the leader's own vote comes with MsgTimeoutNow.
-      transferGrantsVote: this.options.transferGrantsVote ?? true,
+      // A handover saves the target a round trip: the leader's own vote comes with MsgTimeoutNow
+      // (off while this member refuses fresh votes: syncTransferGrant).
+      transferGrantsVote: this.grantsTransferVote,
     });
     const status = this.node.status();
     this.term = status.term;
@@ -363,8 +367,21 @@ export class RaftMember implements Member {
   private withNode(what: string, action: (n: RawNode) => void): void {
     const node = this.requireNode();
     if (!this.running) throw new ClusterError('MEMBER_STOPPED', `member ${this.id} is stopped; cannot ${what}`);
+    this.syncTransferGrant(node);
     action(node);
     this.processReady();
+  }
+
+  /**
+   * The vote a leader gives with MsgTimeoutNow (RaftConfig.transferGrantsVote) is stepped inside
+   * raft, past onPeerMessage: while this member would drop the target's real request (its
+   * fresh-vote window, longer than raft's own delay when peers announce longer timing), raft
+   * gives none. Set before every step that may hand over (a local transfer, a peer's message);
+   * only a leader hands over, and one step never both elects and hands over.
+   */
+  private syncTransferGrant(node: RawNode): void {
+    const refuses = this.role.state === 'Leader' && this.timingGuard.refusesFreshVotes(this.nowMs());
+    node.setTransferGrantsVote(this.grantsTransferVote && !refuses);
   }
 
   private scheduleTick(): void {
@@ -411,6 +428,7 @@ export class RaftMember implements Member {
       validatePeerMessage(m, this.id, this.term);
       if (this.timingGuard.refusesFreshVote(m, this.term, this.nowMs())) return;
       if (m.type === 'MsgHeartbeatResp' && m.term === this.term) this.lease.heartbeatAcked(m.from, m.context);
+      this.syncTransferGrant(this.node);
       this.node.step(m);
     } catch (err) {
       if (err instanceof RaftError) {

@@ -513,6 +513,30 @@ describe('transferGrantsVote', () => {
     expect(nt.status('a')).toMatchObject({ state: 'Follower', term: 2, vote: 'b' });
   });
 
+  it('the target still takes the handover when the vote overtakes the MsgTimeoutNow (a reordering network)', () => {
+    const nt = group(true);
+    nt.cut('b', 'c');
+    nt.node('a').transferLeader('b');
+    const out = nt.drain('a');
+    expect(out.map((m) => `${m.type}->${m.to}@${m.term}`)).toEqual(['MsgTimeoutNow->b@1', 'MsgVoteResp->b@2']);
+    // A vote for a term b never stood in is dropped, not taken as a reason to follow term 2 with
+    // no leader (which would make b drop the MsgTimeoutNow of term 1): b campaigns, a votes again.
+    nt.send(...out.reverse());
+    expect(nt.status('b')).toMatchObject({ state: 'Leader', term: 2 });
+  });
+
+  it('the driver may turn it off for a while (RawNode.setTransferGrantsVote): then the handover is etcd\'s', () => {
+    const nt = group(true);
+    nt.cut('b', 'c');
+    const traced = nt.delivered.length;
+    nt.act('a', (n) => {
+      n.setTransferGrantsVote(false);
+      n.transferLeader('b');
+    });
+    expect(nt.status('b')).toMatchObject({ state: 'Leader', term: 2 });
+    expect(handoverTraffic(nt, traced)).toEqual(['MsgTimeoutNow a->b@1', 'MsgVote b->a@2', 'MsgVoteResp a->b@2']);
+  });
+
   it('a leader inside its own restart delay marks the vote it gives, as it would mark the request', () => {
     const r = newTestRaft('a', ['a', 'b', 'c'], { checkQuorum: true, transferGrantsVote: true, restartVoteDelayTicks: 5, restored: durableState(1, 'a', [1], 1) });
     r.becomeCandidate();

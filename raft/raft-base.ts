@@ -69,7 +69,8 @@ export abstract class RaftBase {
   protected readonly restartVoteDelayTicks: number;
   protected readonly freshVoteDelayTicks: number;
   protected readonly successorCampaign: boolean;
-  protected readonly transferGrantsVote: boolean;
+  /** RaftConfig.transferGrantsVote; the driver may turn it off for a while (RawNode.setTransferGrantsVote). */
+  transferGrantsVote: boolean;
   /** Ticks this PreCandidate, campaigning as a silent leader's successor, still retries its pre-vote. */
   protected successorRetryTicksLeft = 0;
   protected groupRanSeen: boolean;

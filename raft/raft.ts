@@ -143,6 +143,14 @@ export class Raft extends RaftBase {
           skipsLeaseNow = m.term > this.term + 1;
         }
       }
+      if (m.type === 'MsgVoteResp' && !m.reject) {
+        // A grant carries the term asked for, which the candidate had already taken: one above
+        // ours comes from a leader that gave its vote with MsgTimeoutNow (transferGrantsVote)
+        // and overtook that MsgTimeoutNow. Following its term with no leader would make us drop
+        // the MsgTimeoutNow (an older term) and leave the group leaderless for an election
+        // timeout; dropped instead, like a lost message: our transfer campaign asks again.
+        return;
+      }
       if (m.type === 'MsgPreVote') {
         // A pre-vote never changes the voter's term.
       } else if (m.type === 'MsgPreVoteResp' && !m.reject) {

@@ -74,6 +74,16 @@ export class RawNode {
     this.raft.step(makeMessage({ type: 'MsgTransferLeader', from: transferee }));
   }
 
+  /**
+   * Turns RaftConfig.transferGrantsVote on or off from the next step on (not an etcd API). The
+   * vote a handing-over leader gives with MsgTimeoutNow is stepped inside raft, so it never meets
+   * the rules a driver applies to the target's real request before stepping it: a driver that
+   * refuses vote requests raft cannot see (the member's fresh-vote window) turns this off meanwhile.
+   */
+  setTransferGrantsVote(on: boolean): void {
+    this.raft.transferGrantsVote = on;
+  }
+
   reportUnreachable(id: string): void {
     this.raft.step(makeMessage({ type: 'MsgUnreachable', from: id }));
   }

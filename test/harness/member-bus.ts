@@ -72,6 +72,12 @@ export class Bus {
     }
   }
 
+  /** Cuts both directions of one link (a partial partition); heal() restores it. */
+  cutLink(x: string, y: string): void {
+    this.cut.add(`${x}->${y}`);
+    this.cut.add(`${y}->${x}`);
+  }
+
   heal(): void {
     this.cut.clear();
   }

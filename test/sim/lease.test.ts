@@ -449,7 +449,9 @@ describe('lease safety of real members with mixed timing settings', () => {
       { seed, numRuns, endOnFailure: true },
     );
     console.log(`rolling-timing simulation: longest time without any isLeader ${worstGapMs} ms`);
-    // A graceful handover, or at worst the restarted member's refusal plus an election: never minutes.
-    expect(worstGapMs).toBeLessThan(10 * ElectionTicks * TickMs);
+    // Every stop is a graceful handover to a member long past its restart delay: no election.
+    // 60-80 ms over 6 seeds x 60 rolls; an election-long gap (1.6 s when transferGrantsVote's
+    // vote overtook its MsgTimeoutNow and the target dropped the latter) fails here.
+    expect(worstGapMs).toBeLessThan(ElectionTicks * TickMs);
   }, 300_000);
 });
