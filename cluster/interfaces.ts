@@ -59,8 +59,12 @@ export interface TransportEvents {
   onUnreachable(peerId: string): void;
   onPeerConnectionChange?(peerId: string, connected: boolean): void;
   onDrop?(reason: DropReason, peerId: string | null): void;
-  /** The timing an authenticated peer announced; called on every new link, before its first message. */
-  onPeerTiming?(peerId: string, timing: PeerTiming): void;
+  /**
+   * The timing an authenticated peer announced; called on every new link, before its first
+   * message. `longestRefusalWindowMs`: the longest refusal window it says it ever announced (its
+   * timing record, across restarts); absent from a peer that announces none (an older member).
+   */
+  onPeerTiming?(peerId: string, timing: PeerTiming, longestRefusalWindowMs?: number): void;
 }
 
 export interface PeerTransport {

@@ -49,6 +49,10 @@ export class Connection {
   peerFreshVoteDelayAnnounced: number | null = null;
   /** When that delay ends on our clock (set at establish); -Infinity with none to serve. */
   peerFreshVoteDelayEndsAt: number | null = null;
+  /** The longest refusal window the peer announced it ever had (its timing record); null: none. */
+  peerLongestRefusalWindowMs: number | null = null;
+  /** What the peer announced when that was out of range and taken adjusted (handshake.ts readLongestRefusalWindow); else null. */
+  peerLongestRefusalWindowAnnounced: number | null = null;
   sealer: FrameSealer | null = null;
   opener: FrameOpener | null = null;
   /** When the last authenticated frame arrived (or the handshake completed): the liveness of the process behind it. */
@@ -105,6 +109,8 @@ export interface PeerState {
   lastUnreachableAt: number;
   /** An out-of-range fresh-vote delay from this peer was logged already (once per peer). */
   loggedFreshVoteAdjust: boolean;
+  /** An out-of-range longest refusal window from this peer was logged already (once per peer). */
+  loggedLongestWindowAdjust: boolean;
   log: Logger;
 }
 

@@ -102,6 +102,11 @@ export interface WsTransportOptions {
    * announced in the handshake, so a leader knows when a transfer to it can go (PeerInfo).
    */
   freshVoteDelayMs?: () => number;
+  /**
+   * The longest refusal window this member ever announced (its timing record, across restarts);
+   * announced in the handshake, so a peer's waits that cover another leader's lease count it.
+   */
+  longestRefusalWindowMs?: () => number;
   /** Monotonic ms for link deadlines (pings, liveness questions, bad-frame windows); default performance.now. Injectable for tests. */
   now?: () => number;
   /** Opens a dial's socket (ws's createConnection); default ws's own. Injectable for tests: they cannot make a route fail. */
@@ -110,7 +115,7 @@ export interface WsTransportOptions {
   events: TransportEvents;
 }
 
-export type ResolvedOptions = Required<Omit<WsTransportOptions, 'secret' | 'tls' | 'peers' | 'liveLinkWindowMs' | 'freshVoteDelayMs' | 'createConnection'>> & {
+export type ResolvedOptions = Required<Omit<WsTransportOptions, 'secret' | 'tls' | 'peers' | 'liveLinkWindowMs' | 'freshVoteDelayMs' | 'longestRefusalWindowMs' | 'createConnection'>> & {
   createConnection: ((options: NetConnectOpts) => Socket) | undefined;
   liveLinkWindowMs: number;
   secret: Buffer | undefined;

@@ -25,7 +25,7 @@ import {
 import { encodeMessage } from './codec.js';
 import { ClusterError } from './errors.js';
 import { TAG_CHARS } from './frame-auth.js';
-import { CloseCodes, MaxFreshVoteDelayMs, newInstanceId, newNonce } from './handshake.js';
+import { CloseCodes, MaxFreshVoteDelayMs, MaxRefusalWindowMs, newInstanceId, newNonce } from './handshake.js';
 import { WsTransport, reconnectDelayMs, type WsTransportOptions } from './transport.js';
 
 afterEach(closeAll);
@@ -82,6 +82,34 @@ describe('WsTransport', () => {
     b = await node('b', [{ id: 'a' }], { listen: { host: '127.0.0.1', port }, freshVoteDelayMs: () => MaxFreshVoteDelayMs + 1 });
     await waitFor('relinked', () => connected(a, 'b') && connected(b, 'a'));
     expect(logsWith(a, (l) => l.peer === 'b' && l.msg === 'peer connected')).toHaveLength(2);
+    expect(warnings()).toHaveLength(1);
+  });
+
+  it('each side hears the longest refusal window the other announced (its timing record) with its timing, and nothing from one that announces none', async () => {
+    const c = await node('c', [{ id: 'a' }, { id: 'b' }]);
+    const b = await node('b', [{ id: 'a' }, { id: 'c', port: c.t.port }], { longestRefusalWindowMs: () => 4_500 });
+    const a = await node('a', [{ id: 'b', port: b.t.port }, { id: 'c', port: c.t.port }], { longestRefusalWindowMs: () => 900 });
+    await waitFor('all linked', () => connected(a, 'b') && connected(a, 'c') && connected(b, 'c'));
+    expect(a.longestWindows.sort()).toEqual([['b', 4_500], ['c', undefined]]); // b from its challenge
+    expect(b.longestWindows.sort()).toEqual([['a', 900], ['c', undefined]]); // a from its hello
+    expect(c.longestWindows.sort()).toEqual([['a', 900], ['b', 4_500]]);
+    expect(a.timings.map(([, t]) => t)).toEqual([timing, timing]);
+  });
+
+  it('a peer announcing a longest refusal window out of range still links: taken adjusted, with one warning per peer naming it', async () => {
+    let b = await node('b', [{ id: 'a' }], { longestRefusalWindowMs: () => MaxRefusalWindowMs + 1 });
+    const port = b.t.port;
+    const a = await node('a', [{ id: 'b', port }]);
+    await waitFor('linked', () => connected(a, 'b'));
+    expect(a.longestWindows).toEqual([['b', MaxRefusalWindowMs]]);
+    const warnings = () => logsWith(a, (l) => l.peer === 'b' && /longest refusal window out of range/.test(l.msg));
+    expect(warnings()).toHaveLength(1);
+    expect(warnings()[0]).toMatchObject({ level: 40, announcedLongestRefusalWindowMs: String(MaxRefusalWindowMs + 1), takenLongestRefusalWindowMs: MaxRefusalWindowMs });
+    await b.t.close();
+    await waitFor('a sees the drop', () => a.connected.get('b') === false);
+    b = await node('b', [{ id: 'a' }], { listen: { host: '127.0.0.1', port }, longestRefusalWindowMs: () => MaxRefusalWindowMs + 1 });
+    await waitFor('relinked', () => connected(a, 'b') && connected(b, 'a'));
+    expect(a.longestWindows).toHaveLength(2);
     expect(warnings()).toHaveLength(1);
   });
 

@@ -59,6 +59,8 @@ export interface Node {
   drops: Array<{ reason: DropReason; peer: string | null }>;
   connected: Map<string, boolean>;
   timings: Array<[string, PeerTiming]>;
+  /** The longest refusal window each onPeerTiming carried (undefined: the peer announced none). */
+  longestWindows: Array<[string, number | undefined]>;
   logs: () => LogLine[];
 }
 
@@ -74,7 +76,7 @@ export async function node(
   extra: Partial<WsTransportOptions> = {},
 ): Promise<Node> {
   const { logger, lines } = captureLogger();
-  const n: Node = { id, t: undefined as unknown as WsTransport, received: [], unreachable: [], drops: [], connected: new Map(), timings: [], logs: lines };
+  const n: Node = { id, t: undefined as unknown as WsTransport, received: [], unreachable: [], drops: [], connected: new Map(), timings: [], longestWindows: [], logs: lines };
   n.t = new WsTransport({
     selfId: id,
     clusterName: 'demo',
@@ -90,7 +92,10 @@ export async function node(
       onUnreachable: (p) => n.unreachable.push(p),
       onDrop: (reason, peer) => n.drops.push({ reason, peer }),
       onPeerConnectionChange: (p, c) => n.connected.set(p, c),
-      onPeerTiming: (p, t) => n.timings.push([p, t]),
+      onPeerTiming: (p, t, longest) => {
+        n.timings.push([p, t]);
+        n.longestWindows.push([p, longest]);
+      },
     },
     ...extra,
   });
