@@ -95,6 +95,29 @@ describe('LeaderLease with mixed timing', () => {
     expect(lease.largestDriftMs()).toBe(100);
   });
 
+  it('those waits count the longest window a peer\'s timing record holds, from restarts this member never linked to', () => {
+    // a acked some leader under 100 ms ticks, restarted with 20 ms before b ever linked to it:
+    // b hears only the short timing, and the 900 ms window of a's record.
+    const lease = new LeaderLease('b', fast);
+    lease.setPeerTiming('a', fast, 900);
+    expect(lease.ackWindowMs('a')).toBe(160); // acks given now count with the timing announced now
+    expect(lease.peerTiming('a')).toEqual(fast);
+    // The record keeps no drift bound: the window counts whole, the drift stays the current one.
+    expect(lease.longestLeaseWindowMs()).toBe(900);
+    expect(lease.largestDriftMs()).toBe(20);
+    // Kept over a relink that announces none (an older build), and never lowered by a shorter record.
+    lease.setPeerTiming('a', fast);
+    lease.setPeerTiming('a', fast, 180);
+    expect(lease.longestLeaseWindowMs()).toBe(900);
+  });
+
+  it('an older peer that announces no record changes nothing', () => {
+    const lease = new LeaderLease('b', fast);
+    lease.setPeerTiming('a', fast);
+    expect(lease.longestLeaseWindowMs()).toBe(160);
+    expect(lease.largestDriftMs()).toBe(20);
+  });
+
   it('reset forgets the acks of an earlier leadership', () => {
     const lease = new LeaderLease('a', slow);
     const config = simple(['a', 'b', 'c']);

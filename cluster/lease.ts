@@ -42,7 +42,9 @@ export type LeaseConfig = Pick<ConfState, 'voters' | 'votersOutgoing'>;
  * known member may grant, since that other leader's quorum is unknown here. "Any" includes what
  * a peer announced before it restarted with shorter timing: its old acks keep their old window
  * at the leader holding them, and the restart marks the votes it grants meanwhile as skipping a
- * lease, so a successor this member elects must wait out that old window, not the new one.
+ * lease, so a successor this member elects must wait out that old window, not the new one. Even if this
+ * member never linked to the old incarnation: each member announces the longest window of its
+ * timing record in the handshake, and that counts here too.
  * Times are monotonic milliseconds from the driver.
  */
 export class LeaderLease {
@@ -66,15 +68,21 @@ export class LeaderLease {
     this.leaseWindowMs = refusalWindowMs(selfTiming) - selfTiming.maxClockDriftMs;
   }
 
-  /** The timing a peer announced on its current link; applies to acks from now on. */
-  setPeerTiming(peer: string, timing: PeerTiming): void {
+  /**
+   * The timing a peer announced on its current link; applies to acks from now on.
+   * `recordedRefusalWindowMs`, the longest refusal window the peer says it ever announced (its
+   * timing record), feeds longestLeaseWindowMs() only: its old incarnations may have acked a
+   * leader this member never linked to. The record keeps no drift bound, so it counts whole
+   * (as a drift of 0: the longest lease window it can have given).
+   */
+  setPeerTiming(peer: string, timing: PeerTiming, recordedRefusalWindowMs?: number): void {
     if (peer === this.self) return;
     this.peerTimings.delete(peer);
     this.peerTimings.set(peer, { ...timing });
     const before = this.longestAnnounced.get(peer);
     this.longestAnnounced.delete(peer);
     this.longestAnnounced.set(peer, {
-      windowMs: Math.max(before?.windowMs ?? -Infinity, refusalWindowMs(timing) - timing.maxClockDriftMs),
+      windowMs: Math.max(before?.windowMs ?? -Infinity, refusalWindowMs(timing) - timing.maxClockDriftMs, recordedRefusalWindowMs ?? -Infinity),
       driftMs: Math.max(before?.driftMs ?? 0, timing.maxClockDriftMs),
     });
     // Oldest announcement first: a peer gone long ago is the one to forget.
@@ -97,7 +105,8 @@ export class LeaderLease {
   /**
    * The longest lease any leader of this group may hold, as far as this member knows: the
    * largest (R_f - maxClockDriftMs_f) among itself and every timing announced to it, a peer's
-   * earlier announcements included (it may have acked under them before a restart).
+   * earlier announcements included (it may have acked under them before a restart), and the
+   * longest refusal window each peer's timing record holds (those of restarts before it linked here).
    */
   longestLeaseWindowMs(): number {
     let longest = this.leaseWindowMs;

@@ -54,10 +54,18 @@ export class MemberTiming {
     return { restartVoteDelayTicks: ticks };
   }
 
-  /** The transport's onPeerTiming: the timing a peer announced on its new link. */
-  peerTiming(peer: string, timing: PeerTiming): void {
+  /** The longest refusal window this member ever announced (its timing record): announced in the handshake. */
+  longestAnnouncedRefusalWindowMs(): number {
+    return this.longestAnnouncedMs;
+  }
+
+  /**
+   * The transport's onPeerTiming: the timing a peer announced on its new link, and the longest
+   * window its timing record holds (absent from an older peer).
+   */
+  peerTiming(peer: string, timing: PeerTiming, longestRefusalWindowMs?: number): void {
     const before = this.lease.peerTiming(peer);
-    this.lease.setPeerTiming(peer, timing);
+    this.lease.setPeerTiming(peer, timing, longestRefusalWindowMs);
     // Once per change per peer: a rolling upgrade mixes settings on purpose, and it is worth a line.
     if (!sameTiming(timing, this.own) && (before === undefined || !sameTiming(before, timing))) {
       this.log.info(

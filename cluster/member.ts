@@ -149,6 +149,11 @@ export class RaftMember implements Member {
     return { tickMs: this.timing.tickMs, electionTicks: this.timing.electionTicks, maxClockDriftMs: this.timing.maxClockDriftMs };
   }
 
+  /** The longest refusal window this member ever announced (its timing record), for the handshake; 0 before start. */
+  longestRefusalWindowMs(): number {
+    return this.timingGuard.longestAnnouncedRefusalWindowMs();
+  }
+
   get leaseWindowMs(): number {
     return this.timing.leaseWindowMs;
   }
@@ -207,7 +212,7 @@ export class RaftMember implements Member {
         if (!connected) this.onPeerDisconnected(peer);
       },
       onDrop: (reason) => this.metrics?.messageDropped(reason),
-      onPeerTiming: (peer, timing) => this.timingGuard.peerTiming(peer, timing),
+      onPeerTiming: (peer, timing, longest) => this.timingGuard.peerTiming(peer, timing, longest),
     });
     this.book.update(status.confState, this.transport, true);
     await this.transport.start();
