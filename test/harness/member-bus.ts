@@ -16,6 +16,8 @@ export class Bus {
   readonly endpoints = new Map<string, TransportEvents>();
   /** What each started endpoint announces, as the real transport does in its handshake. */
   readonly timings = new Map<string, PeerTiming>();
+  /** The longest refusal window each announces (its timing record); absent: none, as an older member. */
+  private readonly longestWindows = new Map<string, () => number>();
   private readonly cut = new Set<string>();
   readonly trace: { event: 'send' | 'save'; member: string; detail: string }[] = [];
   /** Per-message delivery delay in ms (0: next microtask). */
@@ -24,18 +26,25 @@ export class Bus {
   tracing = true;
   private inFlight = 0;
 
-  transport(self: string, peers: string[], events: TransportEvents, timing: PeerTiming = DefaultBusTiming): PeerTransport {
+  transport(
+    self: string,
+    peers: string[],
+    events: TransportEvents,
+    timing: PeerTiming = DefaultBusTiming,
+    longestRefusalWindowMs?: () => number,
+  ): PeerTransport {
     return {
       start: async () => {
         this.endpoints.set(self, events);
         this.timings.set(self, { ...timing });
+        if (longestRefusalWindowMs) this.longestWindows.set(self, longestRefusalWindowMs);
         // A new link each way: both sides learn the other's timing before any message.
         for (const peer of [...peers].sort()) {
           const theirs = this.timings.get(peer);
           const their = this.endpoints.get(peer);
           if (theirs === undefined || their === undefined) continue;
-          events.onPeerTiming?.(peer, { ...theirs });
-          their.onPeerTiming?.(self, { ...timing });
+          events.onPeerTiming?.(peer, { ...theirs }, this.longestWindows.get(peer)?.());
+          their.onPeerTiming?.(self, { ...timing }, longestRefusalWindowMs?.());
         }
       },
       send: (m: Message) => {
@@ -60,6 +69,7 @@ export class Bus {
       close: async () => {
         this.endpoints.delete(self);
         this.timings.delete(self);
+        this.longestWindows.delete(self);
       },
     };
   }
@@ -80,6 +90,7 @@ export class Bus {
   crash(id: string): void {
     this.endpoints.delete(id);
     this.timings.delete(id);
+    this.longestWindows.delete(id);
     for (const [other, events] of this.endpoints) if (other !== id) events.onPeerConnectionChange?.(id, false);
   }
 }
