@@ -2,8 +2,8 @@
  * The peer handshake: four small JSON text frames right after the WebSocket opens,
  * before any raft frame may flow.
  *
- *   dialer  -> acceptor  hello     {kind, v, cluster, from, to, auth, nonce: Nd, instance, timing, freshVoteDelayMs?, longestRefusalWindowMs?}
- *   acceptor -> dialer   challenge {kind, v, cluster, from, to, auth, nonce: Na, instance, timing, freshVoteDelayMs?, longestRefusalWindowMs?}
+ *   dialer  -> acceptor  hello     {kind, v, cluster, from, to, auth, nonce: Nd, instance, timing, freshVoteDelayMs?, longestRefusalWindowMs?, longestLeaseWindowMs?}
+ *   acceptor -> dialer   challenge {kind, v, cluster, from, to, auth, nonce: Na, instance, timing, freshVoteDelayMs?, longestRefusalWindowMs?, longestLeaseWindowMs?}
  *   dialer  -> acceptor  proof     {kind, mac: HMAC(secret, "…dialer-proof",   v, cluster, dialer, acceptor, Nd, Na, hello, challenge)}
  *   acceptor -> dialer   welcome   {kind, mac: HMAC(secret, "…acceptor-proof", v, cluster, dialer, acceptor, Nd, Na, hello, challenge)}
  *
@@ -130,13 +130,16 @@ export interface Hello {
   /** Set when freshVoteDelayMs was out of range and taken adjusted: what the peer announced. */
   freshVoteDelayAnnounced?: number;
   /**
-   * The longest refusal window this side ever announced, across restarts (its timing record):
-   * its old incarnation's acks may still count with it at some leader (cluster/lease.ts).
-   * Optional: older members neither send nor read it.
+   * The longest refusal window, and the longest lease window (refusal window - drift), this side
+   * ever announced, across restarts (its timing record): its old incarnation's acks may still
+   * count at some leader (cluster/lease.ts). Optional: older members neither send nor read them.
    */
   longestRefusalWindowMs?: number;
+  longestLeaseWindowMs?: number;
   /** Set when longestRefusalWindowMs was out of range and taken adjusted: what the peer announced. */
   longestRefusalWindowAnnounced?: number;
+  /** Set when longestLeaseWindowMs was out of range and taken adjusted: what the peer announced. */
+  longestLeaseWindowAnnounced?: number;
 }
 
 export interface Proof {
@@ -156,8 +159,9 @@ export function newInstanceId(): string {
 export function buildHello(h: Omit<Hello, 'v'>): string {
   const timing = { tickMs: h.timing.tickMs, electionTicks: h.timing.electionTicks, maxClockDriftMs: h.timing.maxClockDriftMs };
   const fresh = h.freshVoteDelayMs === undefined ? {} : { freshVoteDelayMs: h.freshVoteDelayMs };
-  const longest = h.longestRefusalWindowMs === undefined ? {} : { longestRefusalWindowMs: h.longestRefusalWindowMs };
-  return JSON.stringify({ kind: h.kind, v: PROTOCOL_VERSION, cluster: h.cluster, from: h.from, to: h.to, auth: h.auth, nonce: h.nonce, instance: h.instance, timing, ...fresh, ...longest });
+  const refusal = h.longestRefusalWindowMs === undefined ? {} : { longestRefusalWindowMs: h.longestRefusalWindowMs };
+  const lease = h.longestLeaseWindowMs === undefined ? {} : { longestLeaseWindowMs: h.longestLeaseWindowMs };
+  return JSON.stringify({ kind: h.kind, v: PROTOCOL_VERSION, cluster: h.cluster, from: h.from, to: h.to, auth: h.auth, nonce: h.nonce, instance: h.instance, timing, ...fresh, ...refusal, ...lease });
 }
 
 /** Checks timing (ours from options, or a peer's) against TIMING_BOUNDS; returns a problem or undefined. */
@@ -248,9 +252,14 @@ function checkHello(obj: Record<string, unknown>, exp: HelloExpectation): Hello 
       if (read.adjustedFrom !== undefined) hello.freshVoteDelayAnnounced = read.adjustedFrom;
     }
     if (obj.longestRefusalWindowMs !== undefined) {
-      const read = readLongestRefusalWindow(obj.longestRefusalWindowMs, exp.kind);
+      const read = readRecordedWindow(obj.longestRefusalWindowMs, `${exp.kind}.longestRefusalWindowMs`);
       hello.longestRefusalWindowMs = read.ms;
       if (read.adjustedFrom !== undefined) hello.longestRefusalWindowAnnounced = read.adjustedFrom;
+    }
+    if (obj.longestLeaseWindowMs !== undefined) {
+      const read = readRecordedWindow(obj.longestLeaseWindowMs, `${exp.kind}.longestLeaseWindowMs`);
+      hello.longestLeaseWindowMs = read.ms;
+      if (read.adjustedFrom !== undefined) hello.longestLeaseWindowAnnounced = read.adjustedFrom;
     }
     return hello;
   });
@@ -272,15 +281,15 @@ export function readFreshVoteDelay(v: unknown, kind: string): { ms: number; adju
 }
 
 /**
- * An announced longestRefusalWindowMs, treated as freshVoteDelayMs is: a number out of
+ * An announced longestRefusalWindowMs or longestLeaseWindowMs (`name`), treated as freshVoteDelayMs is: a number out of
  * 0..MaxRefusalWindowMs is taken, not refused (it only lengthens waits), and never shorter than
  * announced where that matters: a fraction rounds up, a negative is 0 (nothing beyond the peer's
  * current timing). Above the bound it is the bound, not Infinity: no leader of this build counts
  * an ack with a longer window (it refuses timing outside TIMING_BOUNDS), and the waits it feeds
  * arm timers, which Node fires at once when longer than 2^31 - 1 ms. Anything but a number is malformed.
  */
-export function readLongestRefusalWindow(v: unknown, kind: string): { ms: number; adjustedFrom?: number } {
-  if (typeof v !== 'number') throw new ShapeError(`${kind}.longestRefusalWindowMs must be a number, got ${describe(v)}`);
+export function readRecordedWindow(v: unknown, name: string): { ms: number; adjustedFrom?: number } {
+  if (typeof v !== 'number') throw new ShapeError(`${name} must be a number, got ${describe(v)}`);
   if (Number.isSafeInteger(v) && v >= 0 && v <= MaxRefusalWindowMs) return { ms: v === 0 ? 0 : v };
   return { ms: v > MaxRefusalWindowMs ? MaxRefusalWindowMs : Math.max(0, Math.ceil(v)), adjustedFrom: v };
 }
