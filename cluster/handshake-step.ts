@@ -7,6 +7,7 @@
 import { buildHello, computeMac, HandshakeRefusal, newNonce, parseHello, parseProof, verifyMac, type AuthMode, type Hello, type MacInput } from './handshake.js';
 import type { PeerTiming } from './interfaces.js';
 import type { Connection } from './peer-link.js';
+import type { TimingRecord } from './timing-record.js';
 
 export interface HandshakeContext {
   selfId: string;
@@ -17,8 +18,8 @@ export interface HandshakeContext {
   localTiming: PeerTiming;
   /** What this side announces as freshVoteDelayMs (handshake.ts); absent: nothing. */
   freshVoteDelayMs?: () => number;
-  /** What this side announces as longestRefusalWindowMs (its timing record); absent: nothing. */
-  longestRefusalWindowMs?: () => number;
+  /** What this side announces of its timing record (longest refusal and lease windows); absent: nothing. */
+  timingRecord?: () => TimingRecord;
   isMember(id: string): boolean;
   /** Whether this member dials `id` (then `id` must not dial us). */
   weDial(id: string): boolean;
@@ -52,13 +53,16 @@ export function welcome(conn: Connection, ctx: Pick<HandshakeContext, 'selfId' |
 }
 
 /** The optional fields this side's hello or challenge carries. */
-export function optionalAnnouncements(ctx: Pick<HandshakeContext, 'freshVoteDelayMs' | 'longestRefusalWindowMs'>): {
+export function optionalAnnouncements(ctx: Pick<HandshakeContext, 'freshVoteDelayMs' | 'timingRecord'>): {
   freshVoteDelayMs?: number;
   longestRefusalWindowMs?: number;
+  longestLeaseWindowMs?: number;
 } {
+  const ms = (v: number) => Math.max(0, Math.ceil(v));
+  const record = ctx.timingRecord?.();
   return {
-    ...(ctx.freshVoteDelayMs ? { freshVoteDelayMs: Math.max(0, Math.ceil(ctx.freshVoteDelayMs())) } : {}),
-    ...(ctx.longestRefusalWindowMs ? { longestRefusalWindowMs: Math.max(0, Math.ceil(ctx.longestRefusalWindowMs())) } : {}),
+    ...(ctx.freshVoteDelayMs ? { freshVoteDelayMs: ms(ctx.freshVoteDelayMs()) } : {}),
+    ...(record ? { longestRefusalWindowMs: ms(record.longestRefusalWindowMs), longestLeaseWindowMs: ms(record.longestLeaseWindowMs) } : {}),
   };
 }
 
@@ -70,6 +74,8 @@ function notePeerAnnouncements(conn: Connection, h: Hello): void {
   conn.peerFreshVoteDelayAnnounced = h.freshVoteDelayAnnounced ?? null;
   conn.peerLongestRefusalWindowMs = h.longestRefusalWindowMs ?? null;
   conn.peerLongestRefusalWindowAnnounced = h.longestRefusalWindowAnnounced ?? null;
+  conn.peerLongestLeaseWindowMs = h.longestLeaseWindowMs ?? null;
+  conn.peerLongestLeaseWindowAnnounced = h.longestLeaseWindowAnnounced ?? null;
 }
 
 export function handshakeStep(conn: Connection, text: string, ctx: HandshakeContext): MacInput | null {

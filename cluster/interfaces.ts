@@ -52,6 +52,15 @@ export interface PeerTiming {
   maxClockDriftMs: number;
 }
 
+/**
+ * What a peer's handshake says of its timing record (cluster/timing-record.ts): the longest
+ * windows it ever announced, across restarts. Each is absent from a peer that sends none.
+ */
+export interface PeerTimingRecord {
+  longestRefusalWindowMs?: number;
+  longestLeaseWindowMs?: number;
+}
+
 export interface TransportEvents {
   /** A validated message from an authenticated peer. */
   onMessage(message: Message): void;
@@ -61,10 +70,10 @@ export interface TransportEvents {
   onDrop?(reason: DropReason, peerId: string | null): void;
   /**
    * The timing an authenticated peer announced; called on every new link, before its first
-   * message. `longestRefusalWindowMs`: the longest refusal window it says it ever announced (its
-   * timing record, across restarts); absent from a peer that announces none (an older member).
+   * message. `record`: what it announced of its timing record; absent from a peer that
+   * announces none (an older member).
    */
-  onPeerTiming?(peerId: string, timing: PeerTiming, longestRefusalWindowMs?: number): void;
+  onPeerTiming?(peerId: string, timing: PeerTiming, record?: PeerTimingRecord): void;
 }
 
 export interface PeerTransport {

@@ -227,8 +227,8 @@ describe('member guards', () => {
     const c = g.create('c', Fast);
     await c.start();
     expect(g.records.get('c')!.value).toEqual({ longestRefusalWindowMs: 900, longestLeaseWindowMs: 800 });
-    // What its handshake announces: the old window, for peers that never linked to the old incarnation.
-    expect(c.longestRefusalWindowMs()).toBe(900);
+    // What its handshake announces: the old windows, for peers that never linked to the old incarnation.
+    expect(c.announcedTimingRecord()).toEqual({ longestRefusalWindowMs: 900, longestLeaseWindowMs: 800 });
     const events = g.bus.endpoints.get('c')!;
     const answers = () => g.bus.trace.filter((t) => t.event === 'send' && t.member === 'c' && t.detail.startsWith('MsgVoteResp')).length;
     await vi.advanceTimersByTimeAsync(800);
@@ -247,7 +247,7 @@ describe('member guards', () => {
     g.records.get('c')!.value = { longestRefusalWindowMs: 180, longestLeaseWindowMs: 160 };
     await g.create('c', Slow).start();
     expect(g.records.get('c')!.value).toEqual({ longestRefusalWindowMs: 900, longestLeaseWindowMs: 800 });
-    expect(g.members.get('c')!.longestRefusalWindowMs()).toBe(900);
+    expect(g.members.get('c')!.announcedTimingRecord()).toEqual({ longestRefusalWindowMs: 900, longestLeaseWindowMs: 800 });
     await g.members.get('c')!.stop();
   });
 });

@@ -6,7 +6,7 @@
  */
 import type { Logger } from 'pino';
 import type { Message } from '../raft/index.js';
-import type { PeerTiming } from './interfaces.js';
+import type { PeerTiming, PeerTimingRecord } from './interfaces.js';
 import { refusalWindowMs, type LeaderLease } from './lease.js';
 import type { TimingRecord, TimingRecordStore } from './timing-record.js';
 
@@ -63,18 +63,18 @@ export class MemberTiming {
     return { restartVoteDelayTicks: ticks };
   }
 
-  /** The longest refusal window this member ever announced (its timing record): announced in the handshake. */
-  longestAnnouncedRefusalWindowMs(): number {
-    return this.longestAnnounced.longestRefusalWindowMs;
+  /** The longest windows this member ever announced (its timing record): announced in the handshake. */
+  announcedRecord(): TimingRecord {
+    return { ...this.longestAnnounced };
   }
 
   /**
-   * The transport's onPeerTiming: the timing a peer announced on its new link, and the longest
-   * window its timing record holds (absent from an older peer).
+   * The transport's onPeerTiming: the timing a peer announced on its new link, and what it
+   * announced of its timing record (nothing from an older peer).
    */
-  peerTiming(peer: string, timing: PeerTiming, longestRefusalWindowMs?: number): void {
+  peerTiming(peer: string, timing: PeerTiming, record?: PeerTimingRecord): void {
     const before = this.lease.peerTiming(peer);
-    this.lease.setPeerTiming(peer, timing, longestRefusalWindowMs);
+    this.lease.setPeerTiming(peer, timing, record);
     // Once per change per peer: a rolling upgrade mixes settings on purpose, and it is worth a line.
     if (!sameTiming(timing, this.own) && (before === undefined || !sameTiming(before, timing))) {
       this.log.info(
@@ -85,12 +85,15 @@ export class MemberTiming {
   }
 
   /**
-   * How long a wait must be to outlast any other leader's lease: the longest window plus drift
-   * announced, and at least the longest window this member's old incarnations announced (an old
-   * leader may count their acks with it, and may be one this member never linked to since).
+   * How long a wait must be to outlast any other leader's lease: the longest lease window
+   * announced (this member's and its peers' timing records included) plus the largest drift,
+   * and at least the longest refusal window any record holds. That floor is what an
+   * announcement kept whole would give (window + its own drift): a record keeps no drift, and
+   * the old leader's drift may be one this member never heard.
    */
   otherLeaseCoverMs(): number {
-    return Math.max(this.lease.longestLeaseWindowMs() + this.lease.largestDriftMs(), this.longestAnnounced.longestRefusalWindowMs);
+    const window = Math.max(this.lease.longestLeaseWindowMs(), this.longestAnnounced.longestLeaseWindowMs);
+    return Math.max(window + this.lease.largestDriftMs(), this.longestAnnounced.longestRefusalWindowMs, this.lease.longestRecordedRefusalWindowMs());
   }
 
   /**

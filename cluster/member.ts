@@ -35,6 +35,7 @@ import { RoleTracker } from './member-role.js';
 import { MemberTiming } from './member-timing.js';
 import { TransferGate } from './member-transfer.js';
 import { ViewPublisher } from './member-view.js';
+import type { TimingRecord } from './timing-record.js';
 
 export { validateMemberOptions, type MemberOptions, type MemberTimers } from './member-options.js';
 
@@ -149,9 +150,9 @@ export class RaftMember implements Member {
     return { tickMs: this.timing.tickMs, electionTicks: this.timing.electionTicks, maxClockDriftMs: this.timing.maxClockDriftMs };
   }
 
-  /** The longest refusal window this member ever announced (its timing record), for the handshake; 0 before start. */
-  longestRefusalWindowMs(): number {
-    return this.timingGuard.longestAnnouncedRefusalWindowMs();
+  /** The longest windows this member ever announced (its timing record), for the handshake; 0s before start. */
+  announcedTimingRecord(): TimingRecord {
+    return this.timingGuard.announcedRecord();
   }
 
   get leaseWindowMs(): number {
@@ -212,7 +213,7 @@ export class RaftMember implements Member {
         if (!connected) this.onPeerDisconnected(peer);
       },
       onDrop: (reason) => this.metrics?.messageDropped(reason),
-      onPeerTiming: (peer, timing, longest) => this.timingGuard.peerTiming(peer, timing, longest),
+      onPeerTiming: (peer, timing, record) => this.timingGuard.peerTiming(peer, timing, record),
     });
     this.book.update(status.confState, this.transport, true);
     await this.transport.start();

@@ -25,7 +25,7 @@ import { DuplicateCheck } from './duplicate-check.js';
 import { LinkUpkeep } from './link-upkeep.js';
 import { acceptUpgrade, listenForPeers, wsClientOptions } from './transport-server.js';
 import { freshVoteDelayOf, noteFreshVoteDelay } from './transport-fresh-vote.js';
-import { noteLongestRefusalWindow } from './transport-longest-window.js';
+import { noteTimingRecord, peerTimingRecord } from './transport-timing-record.js';
 import { LinkInbound } from './transport-inbound.js';
 import { TransportReporter } from './transport-report.js';
 import { logClosed } from './transport-close-log.js';
@@ -128,7 +128,7 @@ export class WsTransport implements PeerTransport {
       instanceId: this.instanceId,
       localTiming: this.o.localTiming,
       ...(options.freshVoteDelayMs ? { freshVoteDelayMs: options.freshVoteDelayMs } : {}),
-      ...(options.longestRefusalWindowMs ? { longestRefusalWindowMs: options.longestRefusalWindowMs } : {}),
+      ...(options.timingRecord ? { timingRecord: options.timingRecord } : {}),
       isMember: (id) => this.peerStates.has(id) || (this.o.dynamicPeers && this.peerStates.hasRoomFor(id)),
       weDial: (id) => this.peerStates.get(id)?.weDial ?? compareIds(this.o.selfId, id) < 0,
       // Authenticated from here: its instance id can be trusted to tell two live processes apart.
@@ -483,7 +483,7 @@ export class WsTransport implements PeerTransport {
     conn.state = 'open';
     conn.establishedAt = conn.lastAuthAt = conn.lastPingAt = this.o.now();
     noteFreshVoteDelay(conn, peer);
-    noteLongestRefusalWindow(conn, peer);
+    noteTimingRecord(conn, peer);
     conn.releasePending?.();
     if (peer.pending === conn) peer.pending = null;
     const previous = peer.link;
@@ -498,8 +498,8 @@ export class WsTransport implements PeerTransport {
     if (previous && previous.peerInstance !== conn.peerInstance) fields.previousInstance = previous.peerInstance;
     peer.log.info(fields, 'peer connected');
     // Before the link's first message: the member must know the peer's timing before it counts the peer's acks.
-    const longest = conn.peerLongestRefusalWindowMs;
-    this.report.callEvent('onPeerTiming', () => this.events.onPeerTiming?.(peer.id, { ...conn.peerTiming! }, longest === null ? undefined : longest));
+    const record = peerTimingRecord(conn);
+    this.report.callEvent('onPeerTiming', () => this.events.onPeerTiming?.(peer.id, { ...conn.peerTiming! }, record));
     if (!previous) this.report.callEvent('onPeerConnectionChange', () => this.events.onPeerConnectionChange?.(peer.id, true));
   }
 

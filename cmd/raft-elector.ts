@@ -187,7 +187,7 @@ async function run(config: ElectorConfig, unsafe?: UnsafeMode, clockRate?: numbe
         dynamicPeers: k !== undefined,
         localTiming: { tickMs: config.tickMs, electionTicks: config.electionTicks, maxClockDriftMs: config.maxClockDriftMs },
         freshVoteDelayMs: () => member.freshVoteDelayBoundMs(),
-        longestRefusalWindowMs: () => member.longestRefusalWindowMs(),
+        timingRecord: () => member.announcedTimingRecord(),
         ...(secret ? { secret } : { insecure: true }),
         ...(tls ? { tls } : {}),
         maxFrameBytes: config.maxFrameBytes,

@@ -1,6 +1,6 @@
 import type { DurableState, Message } from '../../raft/index.js';
 import { ClusterError } from '../../cluster/errors.js';
-import type { PeerInfo, PeerTiming, PeerTransport, StateStore, TransportEvents } from '../../cluster/interfaces.js';
+import type { PeerInfo, PeerTiming, PeerTimingRecord, PeerTransport, StateStore, TransportEvents } from '../../cluster/interfaces.js';
 
 /**
  * An in-memory network for RaftMembers under fake timers: delivery is asynchronous (a
@@ -16,8 +16,8 @@ export class Bus {
   readonly endpoints = new Map<string, TransportEvents>();
   /** What each started endpoint announces, as the real transport does in its handshake. */
   readonly timings = new Map<string, PeerTiming>();
-  /** The longest refusal window each announces (its timing record); absent: none, as an older member. */
-  private readonly longestWindows = new Map<string, () => number>();
+  /** What each announces of its timing record; absent: none, as an older member. */
+  private readonly records = new Map<string, () => PeerTimingRecord>();
   private readonly cut = new Set<string>();
   readonly trace: { event: 'send' | 'save'; member: string; detail: string }[] = [];
   /** Per-message delivery delay in ms (0: next microtask). */
@@ -31,20 +31,20 @@ export class Bus {
     peers: string[],
     events: TransportEvents,
     timing: PeerTiming = DefaultBusTiming,
-    longestRefusalWindowMs?: () => number,
+    timingRecord?: () => PeerTimingRecord,
   ): PeerTransport {
     return {
       start: async () => {
         this.endpoints.set(self, events);
         this.timings.set(self, { ...timing });
-        if (longestRefusalWindowMs) this.longestWindows.set(self, longestRefusalWindowMs);
+        if (timingRecord) this.records.set(self, timingRecord);
         // A new link each way: both sides learn the other's timing before any message.
         for (const peer of [...peers].sort()) {
           const theirs = this.timings.get(peer);
           const their = this.endpoints.get(peer);
           if (theirs === undefined || their === undefined) continue;
-          events.onPeerTiming?.(peer, { ...theirs }, this.longestWindows.get(peer)?.());
-          their.onPeerTiming?.(self, { ...timing }, longestRefusalWindowMs?.());
+          events.onPeerTiming?.(peer, { ...theirs }, this.records.get(peer)?.());
+          their.onPeerTiming?.(self, { ...timing }, timingRecord?.());
         }
       },
       send: (m: Message) => {
@@ -69,7 +69,7 @@ export class Bus {
       close: async () => {
         this.endpoints.delete(self);
         this.timings.delete(self);
-        this.longestWindows.delete(self);
+        this.records.delete(self);
       },
     };
   }
@@ -90,7 +90,7 @@ export class Bus {
   crash(id: string): void {
     this.endpoints.delete(id);
     this.timings.delete(id);
-    this.longestWindows.delete(id);
+    this.records.delete(id);
     for (const [other, events] of this.endpoints) if (other !== id) events.onPeerConnectionChange?.(id, false);
   }
 }

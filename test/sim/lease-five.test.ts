@@ -47,8 +47,8 @@ class FiveGroup extends LeaseGroup {
       logger: silent,
       random: seededRandom(this.seed * 31 + Ids.indexOf(id) * 7 + this.starts * 1009),
       monotonicNowMs: () => Date.now(),
-      // As cmd/raft-elector.ts: the handshake announces the longest window of the timing record.
-      createTransport: (events) => this.bus.transport(id, Ids.filter((p) => p !== id), events, timing, () => member.longestRefusalWindowMs()),
+      // As cmd/raft-elector.ts: the handshake announces the longest windows of the timing record.
+      createTransport: (events) => this.bus.transport(id, Ids.filter((p) => p !== id), events, timing, () => member.announcedTimingRecord()),
     });
     this.members.set(id, member);
     await member.start();
@@ -164,7 +164,7 @@ describe('lease safety with five members, a winner that never linked to the old 
     // to their short incarnations, so what b and d announced before never reached it. Before the
     // fix e, elected with b's and d's marked votes, waited only the short window (about 180 ms)
     // while c still claimed on b's and d's old acks; now b and d announce their timing records'
-    // 900 ms in the handshake, and e's wait covers it.
+    // 800 ms lease window (and 900 ms refusal window) in the handshake, and e's wait covers it.
     console.log('five-member regression: a winner that never linked to a voter\'s longer-timed incarnation (directed schedule, member seed 11)');
     vi.setSystemTime(1_000_000);
     const g = new FiveGroup(11);

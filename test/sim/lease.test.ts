@@ -135,8 +135,8 @@ class Group extends LeaseGroup {
         setTimeout: (callback, delayMs) => setTimeout(callback, delayMs / rate),
         clearTimeout: (handle) => clearTimeout(handle),
       },
-      // As cmd/raft-elector.ts: the handshake announces the longest window of the timing record.
-      createTransport: (events) => this.bus.transport(id, Ids.filter((p) => p !== id), events, timing, () => member.longestRefusalWindowMs()),
+      // As cmd/raft-elector.ts: the handshake announces the longest windows of the timing record.
+      createTransport: (events) => this.bus.transport(id, Ids.filter((p) => p !== id), events, timing, () => member.announcedTimingRecord()),
     });
     this.members.set(id, member);
     await member.start();
