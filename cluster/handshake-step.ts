@@ -4,9 +4,10 @@
  * side's answer. Throws HandshakeRefusal for anything wrong; returns the key input once
  * the other side is authenticated.
  */
-import { buildHello, computeMac, HandshakeRefusal, newNonce, parseHello, parseProof, verifyMac, type AuthMode, type MacInput } from './handshake.js';
+import { buildHello, computeMac, HandshakeRefusal, newNonce, parseHello, parseProof, verifyMac, type AuthMode, type Hello, type MacInput } from './handshake.js';
 import type { PeerTiming } from './interfaces.js';
 import type { Connection } from './peer-link.js';
+import type { TimingRecord } from './timing-record.js';
 
 export interface HandshakeContext {
   selfId: string;
@@ -17,6 +18,8 @@ export interface HandshakeContext {
   localTiming: PeerTiming;
   /** What this side announces as freshVoteDelayMs (handshake.ts); absent: nothing. */
   freshVoteDelayMs?: () => number;
+  /** What this side announces of its timing record (longest refusal and lease windows); absent: nothing. */
+  timingRecord?: () => TimingRecord;
   isMember(id: string): boolean;
   /** Whether this member dials `id` (then `id` must not dial us). */
   weDial(id: string): boolean;
@@ -49,9 +52,30 @@ export function welcome(conn: Connection, ctx: Pick<HandshakeContext, 'selfId' |
   return input;
 }
 
-export function freshVoteDelay(ctx: Pick<HandshakeContext, 'freshVoteDelayMs'>): { freshVoteDelayMs?: number } {
-  if (!ctx.freshVoteDelayMs) return {};
-  return { freshVoteDelayMs: Math.max(0, Math.ceil(ctx.freshVoteDelayMs())) };
+/** The optional fields this side's hello or challenge carries. */
+export function optionalAnnouncements(ctx: Pick<HandshakeContext, 'freshVoteDelayMs' | 'timingRecord'>): {
+  freshVoteDelayMs?: number;
+  longestRefusalWindowMs?: number;
+  longestLeaseWindowMs?: number;
+} {
+  const ms = (v: number) => Math.max(0, Math.ceil(v));
+  const record = ctx.timingRecord?.();
+  return {
+    ...(ctx.freshVoteDelayMs ? { freshVoteDelayMs: ms(ctx.freshVoteDelayMs()) } : {}),
+    ...(record ? { longestRefusalWindowMs: ms(record.longestRefusalWindowMs), longestLeaseWindowMs: ms(record.longestLeaseWindowMs) } : {}),
+  };
+}
+
+/** What the peer's hello or challenge announced, kept on the connection until it is established. */
+function notePeerAnnouncements(conn: Connection, h: Hello): void {
+  conn.peerInstance = h.instance;
+  conn.peerTiming = h.timing;
+  conn.peerFreshVoteDelayMs = h.freshVoteDelayMs ?? null;
+  conn.peerFreshVoteDelayAnnounced = h.freshVoteDelayAnnounced ?? null;
+  conn.peerLongestRefusalWindowMs = h.longestRefusalWindowMs ?? null;
+  conn.peerLongestRefusalWindowAnnounced = h.longestRefusalWindowAnnounced ?? null;
+  conn.peerLongestLeaseWindowMs = h.longestLeaseWindowMs ?? null;
+  conn.peerLongestLeaseWindowAnnounced = h.longestLeaseWindowAnnounced ?? null;
 }
 
 export function handshakeStep(conn: Connection, text: string, ctx: HandshakeContext): MacInput | null {
@@ -67,10 +91,7 @@ export function handshakeStep(conn: Connection, text: string, ctx: HandshakeCont
         throw new HandshakeRefusal('wrong_dial_direction', `peer ${hello.from} dialed, but ${ctx.selfId} dials it (the smaller id dials)`);
       }
       conn.dialerNonce = hello.nonce;
-      conn.peerInstance = hello.instance;
-      conn.peerTiming = hello.timing;
-      conn.peerFreshVoteDelayMs = hello.freshVoteDelayMs ?? null;
-      conn.peerFreshVoteDelayAnnounced = hello.freshVoteDelayAnnounced ?? null;
+      notePeerAnnouncements(conn, hello);
       conn.helloText = text;
       conn.acceptorNonce = newNonce();
       conn.step = 'proof';
@@ -83,7 +104,7 @@ export function handshakeStep(conn: Connection, text: string, ctx: HandshakeCont
         nonce: conn.acceptorNonce,
         instance: ctx.instanceId,
         timing: ctx.localTiming,
-        ...freshVoteDelay(ctx),
+        ...optionalAnnouncements(ctx),
       });
       conn.ws.send(conn.challengeText);
       return null;
@@ -98,10 +119,7 @@ export function handshakeStep(conn: Connection, text: string, ctx: HandshakeCont
         expectedPeer: conn.peerId!,
       });
       conn.acceptorNonce = challenge.nonce;
-      conn.peerInstance = challenge.instance;
-      conn.peerTiming = challenge.timing;
-      conn.peerFreshVoteDelayMs = challenge.freshVoteDelayMs ?? null;
-      conn.peerFreshVoteDelayAnnounced = challenge.freshVoteDelayAnnounced ?? null;
+      notePeerAnnouncements(conn, challenge);
       conn.challengeText = text;
       conn.step = 'welcome';
       conn.ws.send(JSON.stringify({ kind: 'proof', mac: secret ? computeMac(secret, 'dialer', macInput()) : '' }));

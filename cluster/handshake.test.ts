@@ -4,6 +4,7 @@ import {
   CloseCodes,
   HandshakeRefusal,
   MaxFreshVoteDelayMs,
+  MaxRefusalWindowMs,
   buildHello,
   computeMac,
   newInstanceId,
@@ -12,6 +13,7 @@ import {
   parseProof,
   refusalForCloseCode,
   verifyMac,
+  type Hello,
 } from './handshake.js';
 
 const secret = Buffer.from('0123456789abcdef0123456789abcdef');
@@ -152,6 +154,50 @@ describe('handshake', () => {
     }
   });
 
+  it('longestRefusalWindowMs and longestLeaseWindowMs (the timing record) are optional both ways, kept apart from the current timing', () => {
+    const exp = { kind: 'challenge' as const, cluster: 'demo', self: 'a', auth: 'hmac-sha256' as const, isMember: () => true, expectedPeer: 'b' };
+    const base = { kind: 'challenge' as const, cluster: 'demo', from: 'b', to: 'a', auth: 'hmac-sha256' as const, nonce: newNonce(), instance: newInstanceId(), timing };
+    const text = buildHello({ ...base, longestRefusalWindowMs: 4_500, longestLeaseWindowMs: 4_400 });
+    expect(JSON.parse(text)).toMatchObject({ timing, longestRefusalWindowMs: 4_500, longestLeaseWindowMs: 4_400 });
+    const parsed = parseHello(text, exp);
+    expect(parsed.longestRefusalWindowMs).toBe(4_500);
+    expect(parsed.longestLeaseWindowMs).toBe(4_400);
+    expect(parsed.longestRefusalWindowAnnounced).toBeUndefined();
+    expect(parsed.longestLeaseWindowAnnounced).toBeUndefined();
+    expect(parsed.timing).toEqual(timing);
+    // An older member sends none: its hello still parses, and nothing is made up for it.
+    const old = buildHello(base);
+    expect(old).not.toContain('longestRefusalWindowMs');
+    expect(old).not.toContain('longestLeaseWindowMs');
+    expect(parseHello(old, exp).longestRefusalWindowMs).toBeUndefined();
+    expect(parseHello(old, exp).longestLeaseWindowMs).toBeUndefined();
+    for (const name of ['longestRefusalWindowMs', 'longestLeaseWindowMs']) {
+      for (const bad of ['900', null, [], {}, true]) {
+        expect(refusal(() => parseHello(JSON.stringify({ ...base, v: 2, [name]: bad }), exp)).reason).toBe('malformed');
+      }
+    }
+  });
+
+  it.each([
+    ['longestRefusalWindowMs', (h: Hello) => ({ ms: h.longestRefusalWindowMs, announced: h.longestRefusalWindowAnnounced })],
+    ['longestLeaseWindowMs', (h: Hello) => ({ ms: h.longestLeaseWindowMs, announced: h.longestLeaseWindowAnnounced })],
+  ] as const)('an out-of-range %s is taken, never shorter than announced up to the bound, and flagged', (name, of) => {
+    const exp = { kind: 'challenge' as const, cluster: 'demo', self: 'a', auth: 'hmac-sha256' as const, isMember: () => true, expectedPeer: 'b' };
+    const base = { kind: 'challenge', v: 2, cluster: 'demo', from: 'b', to: 'a', auth: 'hmac-sha256', nonce: newNonce(), instance: newInstanceId(), timing };
+    const read = (ms: number) => of(parseHello(JSON.stringify({ ...base, [name]: ms }), exp));
+    expect(MaxRefusalWindowMs).toBe(9_999 * 60_000);
+    expect(read(MaxRefusalWindowMs)).toEqual({ ms: MaxRefusalWindowMs, announced: undefined });
+    expect(read(0)).toEqual({ ms: 0, announced: undefined });
+    expect(read(899.2)).toEqual({ ms: 900, announced: 899.2 });
+    expect(read(-5)).toEqual({ ms: 0, announced: -5 });
+    // Above the bound: the bound (no leader of this build counts a longer window), a finite wait.
+    expect(read(MaxRefusalWindowMs + 1)).toEqual({ ms: MaxRefusalWindowMs, announced: MaxRefusalWindowMs + 1 });
+    expect(of(parseHello(`${buildHello({ ...base, kind: 'challenge', auth: 'hmac-sha256' }).slice(0, -1)},"${name}":1e400}`, exp)).ms).toBe(MaxRefusalWindowMs);
+    for (const ms of [-1e6, -0.5, 0.1, 1799.01, MaxRefusalWindowMs - 0.5]) {
+      expect(read(ms).ms, String(ms)).toBeGreaterThanOrEqual(ms);
+    }
+  });
+
   it('a challenge must come from the member that was dialed', () => {
     const challenge = { kind: 'challenge', v: 2, cluster: 'demo', from: 'c', to: 'a', auth: 'hmac-sha256', nonce: newNonce(), instance: newInstanceId(), timing };
     const r = refusal(() =>
@@ -177,7 +223,7 @@ describe('handshake', () => {
   it('any text, or any mutation of a valid hello or proof, only ever throws HandshakeRefusal (property)', () => {
     const seed = process.env.SEED !== undefined ? Number(process.env.SEED) : Math.floor(Math.random() * 2 ** 31);
     console.log(`handshake garbage property seed=${seed}`);
-    const hello = { kind: 'hello', v: 2, cluster: 'demo', from: 'a', to: 'b', auth: 'hmac-sha256', nonce: newNonce(), instance: newInstanceId(), timing };
+    const hello = { kind: 'hello', v: 2, cluster: 'demo', from: 'a', to: 'b', auth: 'hmac-sha256', nonce: newNonce(), instance: newInstanceId(), timing, longestRefusalWindowMs: 900, longestLeaseWindowMs: 800 };
     const keys = Object.keys(hello);
     // Drop, retype or add fields of a valid hello: the shapes a confused or hostile dialer sends.
     const mutatedHello = fc

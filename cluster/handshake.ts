@@ -2,8 +2,8 @@
  * The peer handshake: four small JSON text frames right after the WebSocket opens,
  * before any raft frame may flow.
  *
- *   dialer  -> acceptor  hello     {kind, v, cluster, from, to, auth, nonce: Nd, instance, timing, freshVoteDelayMs?}
- *   acceptor -> dialer   challenge {kind, v, cluster, from, to, auth, nonce: Na, instance, timing, freshVoteDelayMs?}
+ *   dialer  -> acceptor  hello     {kind, v, cluster, from, to, auth, nonce: Nd, instance, timing, freshVoteDelayMs?, longestRefusalWindowMs?, longestLeaseWindowMs?}
+ *   acceptor -> dialer   challenge {kind, v, cluster, from, to, auth, nonce: Na, instance, timing, freshVoteDelayMs?, longestRefusalWindowMs?, longestLeaseWindowMs?}
  *   dialer  -> acceptor  proof     {kind, mac: HMAC(secret, "…dialer-proof",   v, cluster, dialer, acceptor, Nd, Na, hello, challenge)}
  *   acceptor -> dialer   welcome   {kind, mac: HMAC(secret, "…acceptor-proof", v, cluster, dialer, acceptor, Nd, Na, hello, challenge)}
  *
@@ -43,6 +43,8 @@ export type AuthMode = 'hmac-sha256' | 'none';
 
 /** Two election timeouts of the largest timing TIMING_BOUNDS allow. */
 export const MaxFreshVoteDelayMs = 2 * TIMING_BOUNDS.tickMs[1] * TIMING_BOUNDS.electionTicks[1];
+/** The refusal window (electionTicks - 1) * tickMs of the largest timing TIMING_BOUNDS allow. */
+export const MaxRefusalWindowMs = (TIMING_BOUNDS.electionTicks[1] - 1) * TIMING_BOUNDS.tickMs[1];
 
 /** Why a handshake was refused; also the `reason` field of the refusal log line. */
 export type RefusalReason =
@@ -127,6 +129,17 @@ export interface Hello {
   freshVoteDelayMs?: number;
   /** Set when freshVoteDelayMs was out of range and taken adjusted: what the peer announced. */
   freshVoteDelayAnnounced?: number;
+  /**
+   * The longest refusal window, and the longest lease window (refusal window - drift), this side
+   * ever announced, across restarts (its timing record): its old incarnation's acks may still
+   * count at some leader (cluster/lease.ts). Optional: older members neither send nor read them.
+   */
+  longestRefusalWindowMs?: number;
+  longestLeaseWindowMs?: number;
+  /** Set when longestRefusalWindowMs was out of range and taken adjusted: what the peer announced. */
+  longestRefusalWindowAnnounced?: number;
+  /** Set when longestLeaseWindowMs was out of range and taken adjusted: what the peer announced. */
+  longestLeaseWindowAnnounced?: number;
 }
 
 export interface Proof {
@@ -146,7 +159,9 @@ export function newInstanceId(): string {
 export function buildHello(h: Omit<Hello, 'v'>): string {
   const timing = { tickMs: h.timing.tickMs, electionTicks: h.timing.electionTicks, maxClockDriftMs: h.timing.maxClockDriftMs };
   const fresh = h.freshVoteDelayMs === undefined ? {} : { freshVoteDelayMs: h.freshVoteDelayMs };
-  return JSON.stringify({ kind: h.kind, v: PROTOCOL_VERSION, cluster: h.cluster, from: h.from, to: h.to, auth: h.auth, nonce: h.nonce, instance: h.instance, timing, ...fresh });
+  const refusal = h.longestRefusalWindowMs === undefined ? {} : { longestRefusalWindowMs: h.longestRefusalWindowMs };
+  const lease = h.longestLeaseWindowMs === undefined ? {} : { longestLeaseWindowMs: h.longestLeaseWindowMs };
+  return JSON.stringify({ kind: h.kind, v: PROTOCOL_VERSION, cluster: h.cluster, from: h.from, to: h.to, auth: h.auth, nonce: h.nonce, instance: h.instance, timing, ...fresh, ...refusal, ...lease });
 }
 
 /** Checks timing (ours from options, or a peer's) against TIMING_BOUNDS; returns a problem or undefined. */
@@ -236,6 +251,16 @@ function checkHello(obj: Record<string, unknown>, exp: HelloExpectation): Hello 
       hello.freshVoteDelayMs = read.ms;
       if (read.adjustedFrom !== undefined) hello.freshVoteDelayAnnounced = read.adjustedFrom;
     }
+    if (obj.longestRefusalWindowMs !== undefined) {
+      const read = readRecordedWindow(obj.longestRefusalWindowMs, `${exp.kind}.longestRefusalWindowMs`);
+      hello.longestRefusalWindowMs = read.ms;
+      if (read.adjustedFrom !== undefined) hello.longestRefusalWindowAnnounced = read.adjustedFrom;
+    }
+    if (obj.longestLeaseWindowMs !== undefined) {
+      const read = readRecordedWindow(obj.longestLeaseWindowMs, `${exp.kind}.longestLeaseWindowMs`);
+      hello.longestLeaseWindowMs = read.ms;
+      if (read.adjustedFrom !== undefined) hello.longestLeaseWindowAnnounced = read.adjustedFrom;
+    }
     return hello;
   });
 }
@@ -253,6 +278,20 @@ export function readFreshVoteDelay(v: unknown, kind: string): { ms: number; adju
   if (Number.isSafeInteger(v) && v >= 0 && v <= MaxFreshVoteDelayMs) return { ms: v === 0 ? 0 : v };
   const ms = v > MaxFreshVoteDelayMs ? Infinity : Math.max(0, Math.ceil(v));
   return { ms, adjustedFrom: v };
+}
+
+/**
+ * An announced longestRefusalWindowMs or longestLeaseWindowMs (`name`), treated as freshVoteDelayMs is: a number out of
+ * 0..MaxRefusalWindowMs is taken, not refused (it only lengthens waits), and never shorter than
+ * announced where that matters: a fraction rounds up, a negative is 0 (nothing beyond the peer's
+ * current timing). Above the bound it is the bound, not Infinity: no leader of this build counts
+ * an ack with a longer window (it refuses timing outside TIMING_BOUNDS), and the waits it feeds
+ * arm timers, which Node fires at once when longer than 2^31 - 1 ms. Anything but a number is malformed.
+ */
+export function readRecordedWindow(v: unknown, name: string): { ms: number; adjustedFrom?: number } {
+  if (typeof v !== 'number') throw new ShapeError(`${name} must be a number, got ${describe(v)}`);
+  if (Number.isSafeInteger(v) && v >= 0 && v <= MaxRefusalWindowMs) return { ms: v === 0 ? 0 : v };
+  return { ms: v > MaxRefusalWindowMs ? MaxRefusalWindowMs : Math.max(0, Math.ceil(v)), adjustedFrom: v };
 }
 
 export function parseProof(text: string, kind: Proof['kind']): Proof {

@@ -52,6 +52,15 @@ export interface PeerTiming {
   maxClockDriftMs: number;
 }
 
+/**
+ * What a peer's handshake says of its timing record (cluster/timing-record.ts): the longest
+ * windows it ever announced, across restarts. Each is absent from a peer that sends none.
+ */
+export interface PeerTimingRecord {
+  longestRefusalWindowMs?: number;
+  longestLeaseWindowMs?: number;
+}
+
 export interface TransportEvents {
   /** A validated message from an authenticated peer. */
   onMessage(message: Message): void;
@@ -59,8 +68,12 @@ export interface TransportEvents {
   onUnreachable(peerId: string): void;
   onPeerConnectionChange?(peerId: string, connected: boolean): void;
   onDrop?(reason: DropReason, peerId: string | null): void;
-  /** The timing an authenticated peer announced; called on every new link, before its first message. */
-  onPeerTiming?(peerId: string, timing: PeerTiming): void;
+  /**
+   * The timing an authenticated peer announced; called on every new link, before its first
+   * message. `record`: what it announced of its timing record; absent from a peer that
+   * announces none (an older member).
+   */
+  onPeerTiming?(peerId: string, timing: PeerTiming, record?: PeerTimingRecord): void;
 }
 
 export interface PeerTransport {

@@ -95,6 +95,44 @@ describe('LeaderLease with mixed timing', () => {
     expect(lease.largestDriftMs()).toBe(100);
   });
 
+  it('those waits count the longest lease window a peer\'s timing record holds, from restarts this member never linked to', () => {
+    // a acked some leader under 100 ms ticks, restarted with 20 ms before b ever linked to it:
+    // b hears only the short timing, and the 800 ms lease window (900 ms refusal) of a's record.
+    const lease = new LeaderLease('b', fast);
+    lease.setPeerTiming('a', fast, { longestRefusalWindowMs: 900, longestLeaseWindowMs: 800 });
+    expect(lease.ackWindowMs('a')).toBe(160); // acks given now count with the timing announced now
+    expect(lease.peerTiming('a')).toEqual(fast);
+    // As an announced (R - drift): the drift stays the largest one announced.
+    expect(lease.longestLeaseWindowMs()).toBe(800);
+    expect(lease.largestDriftMs()).toBe(20);
+    expect(lease.longestRecordedRefusalWindowMs()).toBe(900);
+    // Kept over a relink that announces none (an older build), and never lowered by a shorter record.
+    lease.setPeerTiming('a', fast);
+    lease.setPeerTiming('a', fast, { longestRefusalWindowMs: 180, longestLeaseWindowMs: 160 });
+    expect(lease.longestLeaseWindowMs()).toBe(800);
+    expect(lease.longestRecordedRefusalWindowMs()).toBe(900);
+  });
+
+  it('at matching default timing the record adds nothing: longest lease window plus drift stays 900 ms', () => {
+    const lease = new LeaderLease('b', slow);
+    for (const peer of ['a', 'c']) lease.setPeerTiming(peer, slow, { longestRefusalWindowMs: 900, longestLeaseWindowMs: 800 });
+    expect(lease.longestLeaseWindowMs() + lease.largestDriftMs()).toBe(900);
+  });
+
+  it('a refusal window announced without a lease window counts whole', () => {
+    const lease = new LeaderLease('b', fast);
+    lease.setPeerTiming('a', fast, { longestRefusalWindowMs: 900 });
+    expect(lease.longestLeaseWindowMs()).toBe(900);
+  });
+
+  it('an older peer that announces no record changes nothing', () => {
+    const lease = new LeaderLease('b', fast);
+    lease.setPeerTiming('a', fast);
+    expect(lease.longestLeaseWindowMs()).toBe(160);
+    expect(lease.largestDriftMs()).toBe(20);
+    expect(lease.longestRecordedRefusalWindowMs()).toBe(0);
+  });
+
   it('reset forgets the acks of an earlier leadership', () => {
     const lease = new LeaderLease('a', slow);
     const config = simple(['a', 'b', 'c']);

@@ -1,5 +1,5 @@
 import type { ConfState } from '../raft/index.js';
-import type { PeerTiming } from './interfaces.js';
+import type { PeerTiming, PeerTimingRecord } from './interfaces.js';
 
 /** The voter sets in force: the incoming one, and the outgoing one while joint. */
 export type LeaseConfig = Pick<ConfState, 'voters' | 'votersOutgoing'>;
@@ -42,7 +42,9 @@ export type LeaseConfig = Pick<ConfState, 'voters' | 'votersOutgoing'>;
  * known member may grant, since that other leader's quorum is unknown here. "Any" includes what
  * a peer announced before it restarted with shorter timing: its old acks keep their old window
  * at the leader holding them, and the restart marks the votes it grants meanwhile as skipping a
- * lease, so a successor this member elects must wait out that old window, not the new one.
+ * lease, so a successor this member elects must wait out that old window, not the new one. Even if this
+ * member never linked to the old incarnation: each member announces the longest lease window
+ * of its timing record in the handshake, and that counts here too.
  * Times are monotonic milliseconds from the driver.
  */
 export class LeaderLease {
@@ -50,8 +52,11 @@ export class LeaderLease {
   /** Per peer: the latest expiry its acks of this leadership guarantee. */
   private readonly ackExpiry = new Map<string, number>();
   private readonly peerTimings = new Map<string, PeerTiming>();
-  /** Per peer: the longest window (R_f - maxClockDriftMs_f) and largest drift it ever announced here. */
-  private readonly longestAnnounced = new Map<string, { windowMs: number; driftMs: number }>();
+  /**
+   * Per peer: the longest window (R_f - maxClockDriftMs_f) and largest drift it ever announced
+   * here, and the longest refusal window R_f its timing record announced (0: none).
+   */
+  private readonly longestAnnounced = new Map<string, { windowMs: number; driftMs: number; recordedRefusalMs: number }>();
   /** This member's own window, for a configuration in which it is the only voter needed. */
   readonly leaseWindowMs: number;
 
@@ -66,16 +71,25 @@ export class LeaderLease {
     this.leaseWindowMs = refusalWindowMs(selfTiming) - selfTiming.maxClockDriftMs;
   }
 
-  /** The timing a peer announced on its current link; applies to acks from now on. */
-  setPeerTiming(peer: string, timing: PeerTiming): void {
+  /**
+   * The timing a peer announced on its current link; applies to acks from now on. `record`,
+   * what the peer announced of its timing record, feeds only the waits that cover another
+   * leader's lease (its old incarnations may have acked a leader this member never linked to):
+   * its lease window as an announced (R_f - maxClockDriftMs_f) would, its refusal window
+   * through longestRecordedRefusalWindowMs(). A refusal window without a lease window (a build
+   * that announced only that) counts whole, as a lease window with a drift of 0.
+   */
+  setPeerTiming(peer: string, timing: PeerTiming, record: PeerTimingRecord = {}): void {
     if (peer === this.self) return;
     this.peerTimings.delete(peer);
     this.peerTimings.set(peer, { ...timing });
     const before = this.longestAnnounced.get(peer);
+    const recordedWindow = record.longestLeaseWindowMs ?? record.longestRefusalWindowMs ?? -Infinity;
     this.longestAnnounced.delete(peer);
     this.longestAnnounced.set(peer, {
-      windowMs: Math.max(before?.windowMs ?? -Infinity, refusalWindowMs(timing) - timing.maxClockDriftMs),
+      windowMs: Math.max(before?.windowMs ?? -Infinity, refusalWindowMs(timing) - timing.maxClockDriftMs, recordedWindow),
       driftMs: Math.max(before?.driftMs ?? 0, timing.maxClockDriftMs),
+      recordedRefusalMs: Math.max(before?.recordedRefusalMs ?? 0, record.longestRefusalWindowMs ?? 0),
     });
     // Oldest announcement first: a peer gone long ago is the one to forget.
     while (this.peerTimings.size > this.maxTrackedPeers) this.peerTimings.delete(this.peerTimings.keys().next().value as string);
@@ -97,7 +111,8 @@ export class LeaderLease {
   /**
    * The longest lease any leader of this group may hold, as far as this member knows: the
    * largest (R_f - maxClockDriftMs_f) among itself and every timing announced to it, a peer's
-   * earlier announcements included (it may have acked under them before a restart).
+   * earlier announcements included (it may have acked under them before a restart), and the
+   * longest lease window each peer's timing record holds (those of restarts before it linked here).
    */
   longestLeaseWindowMs(): number {
     let longest = this.leaseWindowMs;
@@ -110,6 +125,16 @@ export class LeaderLease {
     let largest = this.selfTiming.maxClockDriftMs;
     for (const t of this.longestAnnounced.values()) largest = Math.max(largest, t.driftMs);
     return largest;
+  }
+
+  /**
+   * The longest refusal window any peer's timing record announced: a floor under the waits that
+   * cover another leader's lease (member-timing.ts otherLeaseCoverMs).
+   */
+  longestRecordedRefusalWindowMs(): number {
+    let longest = 0;
+    for (const t of this.longestAnnounced.values()) longest = Math.max(longest, t.recordedRefusalMs);
+    return longest;
   }
 
   /** A new term or a new leadership: acknowledgements of earlier rounds must not count. */

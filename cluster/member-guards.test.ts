@@ -222,10 +222,13 @@ describe('member guards', () => {
     const g = makeGroup();
     const store = g.stores.get('c')!;
     store.state = { hardState: { term: 3, vote: 'a', commit: 0 }, snapshot: { index: 0, term: 0 }, entries: [] };
-    g.records.get('c')!.value = 900; // announced 100 ms x 10 ticks before the restart
+    // Announced 100 ms x 10 ticks with a 100 ms drift bound before the restart.
+    g.records.get('c')!.value = { longestRefusalWindowMs: 900, longestLeaseWindowMs: 800 };
     const c = g.create('c', Fast);
     await c.start();
-    expect(g.records.get('c')!.value).toBe(900);
+    expect(g.records.get('c')!.value).toEqual({ longestRefusalWindowMs: 900, longestLeaseWindowMs: 800 });
+    // What its handshake announces: the old windows, for peers that never linked to the old incarnation.
+    expect(c.announcedTimingRecord()).toEqual({ longestRefusalWindowMs: 900, longestLeaseWindowMs: 800 });
     const events = g.bus.endpoints.get('c')!;
     const answers = () => g.bus.trace.filter((t) => t.event === 'send' && t.member === 'c' && t.detail.startsWith('MsgVoteResp')).length;
     await vi.advanceTimersByTimeAsync(800);
@@ -265,9 +268,10 @@ describe('member guards', () => {
 
   it('the record keeps the longest window: a member restarted with longer timing raises it before it joins', async () => {
     const g = makeGroup();
-    g.records.get('c')!.value = 180;
+    g.records.get('c')!.value = { longestRefusalWindowMs: 180, longestLeaseWindowMs: 160 };
     await g.create('c', Slow).start();
-    expect(g.records.get('c')!.value).toBe(900);
+    expect(g.records.get('c')!.value).toEqual({ longestRefusalWindowMs: 900, longestLeaseWindowMs: 800 });
+    expect(g.members.get('c')!.announcedTimingRecord()).toEqual({ longestRefusalWindowMs: 900, longestLeaseWindowMs: 800 });
     await g.members.get('c')!.stop();
   });
 });

@@ -6,9 +6,9 @@
  */
 import type { Logger } from 'pino';
 import type { Message } from '../raft/index.js';
-import type { PeerTiming } from './interfaces.js';
+import type { PeerTiming, PeerTimingRecord } from './interfaces.js';
 import { refusalWindowMs, type LeaderLease } from './lease.js';
-import type { TimingRecordStore } from './timing-record.js';
+import type { TimingRecord, TimingRecordStore } from './timing-record.js';
 
 function sameTiming(a: PeerTiming, b: PeerTiming): boolean {
   return a.tickMs === b.tickMs && a.electionTicks === b.electionTicks && a.maxClockDriftMs === b.maxClockDriftMs;
@@ -19,8 +19,8 @@ export class MemberTiming {
   private startedFresh = false;
   /** undefined until the first peer message says whether the group ran before this member. */
   private groupRanSeen: boolean | undefined;
-  /** The longest refusal window this member ever announced, its current one included. */
-  private longestAnnouncedMs = 0;
+  /** The longest windows this member ever announced, its current ones included (its timing record). */
+  private longestAnnounced: TimingRecord = { longestRefusalWindowMs: 0, longestLeaseWindowMs: 0 };
 
   constructor(
     readonly own: PeerTiming,
@@ -30,7 +30,7 @@ export class MemberTiming {
   ) {}
 
   /**
-   * Records the longest refusal window this member ever announced (fsynced before it joins) and
+   * Records the longest windows this member ever announced (fsynced before it joins) and
    * returns the start-up vote refusal (raft neither grants nor campaigns in it) in ticks that covers it: an ack the old incarnation gave
    * under longer timing still counts with its old window at the leader. The first tick may come
    * at once, so d ticks refuse for (d - 1) * tickMs: d = ceil(longest / tickMs) + 1.
@@ -41,23 +41,40 @@ export class MemberTiming {
     this.groupRanSeen = undefined;
     const own = refusalWindowMs(this.own);
     const recorded = this.record?.load();
-    const longest = Math.max(own, recorded ?? 0);
-    this.longestAnnouncedMs = longest;
-    if (recorded === undefined || longest > recorded) this.record?.save(longest);
-    const ticks = Math.max(this.own.electionTicks, Math.ceil(longest / this.own.tickMs) + 1);
-    if (recorded !== undefined && recorded > own) {
+    const longest: TimingRecord = {
+      longestRefusalWindowMs: Math.max(own, recorded?.longestRefusalWindowMs ?? 0),
+      longestLeaseWindowMs: Math.max(own - this.own.maxClockDriftMs, recorded?.longestLeaseWindowMs ?? 0, 0),
+    };
+    this.longestAnnounced = longest;
+    if (
+      recorded === undefined ||
+      longest.longestRefusalWindowMs > recorded.longestRefusalWindowMs ||
+      longest.longestLeaseWindowMs > recorded.longestLeaseWindowMs
+    ) {
+      this.record?.save(longest);
+    }
+    const ticks = Math.max(this.own.electionTicks, Math.ceil(longest.longestRefusalWindowMs / this.own.tickMs) + 1);
+    if (recorded !== undefined && recorded.longestRefusalWindowMs > own) {
       this.log.info(
-        { refusalWindowMs: own, longestAnnouncedMs: recorded, restartVoteDelayTicks: ticks },
+        { refusalWindowMs: own, longestAnnouncedMs: recorded.longestRefusalWindowMs, restartVoteDelayTicks: ticks },
         'timing shorter than before: the start-up vote refusal covers the longest window this member announced',
       );
     }
     return { restartVoteDelayTicks: ticks };
   }
 
-  /** The transport's onPeerTiming: the timing a peer announced on its new link. */
-  peerTiming(peer: string, timing: PeerTiming): void {
+  /** The longest windows this member ever announced (its timing record): announced in the handshake. */
+  announcedRecord(): TimingRecord {
+    return { ...this.longestAnnounced };
+  }
+
+  /**
+   * The transport's onPeerTiming: the timing a peer announced on its new link, and what it
+   * announced of its timing record (nothing from an older peer).
+   */
+  peerTiming(peer: string, timing: PeerTiming, record?: PeerTimingRecord): void {
     const before = this.lease.peerTiming(peer);
-    this.lease.setPeerTiming(peer, timing);
+    this.lease.setPeerTiming(peer, timing, record);
     // Once per change per peer: a rolling upgrade mixes settings on purpose, and it is worth a line.
     if (!sameTiming(timing, this.own) && (before === undefined || !sameTiming(before, timing))) {
       this.log.info(
@@ -68,12 +85,15 @@ export class MemberTiming {
   }
 
   /**
-   * How long a wait must be to outlast any other leader's lease: the longest window plus drift
-   * announced, and at least the longest window this member's old incarnations announced (an old
-   * leader may count their acks with it, and may be one this member never linked to since).
+   * How long a wait must be to outlast any other leader's lease: the longest lease window
+   * announced (this member's and its peers' timing records included) plus the largest drift,
+   * and at least the longest refusal window any record holds. That floor is what an
+   * announcement kept whole would give (window + its own drift): a record keeps no drift, and
+   * the old leader's drift may be one this member never heard.
    */
   otherLeaseCoverMs(): number {
-    return Math.max(this.lease.longestLeaseWindowMs() + this.lease.largestDriftMs(), this.longestAnnouncedMs);
+    const window = Math.max(this.lease.longestLeaseWindowMs(), this.longestAnnounced.longestLeaseWindowMs);
+    return Math.max(window + this.lease.largestDriftMs(), this.longestAnnounced.longestRefusalWindowMs, this.lease.longestRecordedRefusalWindowMs());
   }
 
   /**

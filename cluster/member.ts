@@ -35,6 +35,7 @@ import { RoleTracker } from './member-role.js';
 import { MemberTiming } from './member-timing.js';
 import { TransferGate } from './member-transfer.js';
 import { ViewPublisher } from './member-view.js';
+import type { TimingRecord } from './timing-record.js';
 
 export { validateMemberOptions, type MemberOptions, type MemberTimers } from './member-options.js';
 
@@ -152,6 +153,11 @@ export class RaftMember implements Member {
     return { tickMs: this.timing.tickMs, electionTicks: this.timing.electionTicks, maxClockDriftMs: this.timing.maxClockDriftMs };
   }
 
+  /** The longest windows this member ever announced (its timing record), for the handshake; 0s before start. */
+  announcedTimingRecord(): TimingRecord {
+    return this.timingGuard.announcedRecord();
+  }
+
   get leaseWindowMs(): number {
     return this.timing.leaseWindowMs;
   }
@@ -211,7 +217,7 @@ export class RaftMember implements Member {
         if (!connected) this.onPeerDisconnected(peer);
       },
       onDrop: (reason) => this.metrics?.messageDropped(reason),
-      onPeerTiming: (peer, timing) => this.timingGuard.peerTiming(peer, timing),
+      onPeerTiming: (peer, timing, record) => this.timingGuard.peerTiming(peer, timing, record),
     });
     this.book.update(status.confState, this.transport, true);
     await this.transport.start();

@@ -49,6 +49,14 @@ export class Connection {
   peerFreshVoteDelayAnnounced: number | null = null;
   /** When that delay ends on our clock (set at establish); -Infinity with none to serve. */
   peerFreshVoteDelayEndsAt: number | null = null;
+  /** The longest refusal window the peer announced it ever had (its timing record); null: none. */
+  peerLongestRefusalWindowMs: number | null = null;
+  /** What the peer announced when that was out of range and taken adjusted (handshake.ts readRecordedWindow); else null. */
+  peerLongestRefusalWindowAnnounced: number | null = null;
+  /** The longest lease window the peer announced it ever had (its timing record); null: none. */
+  peerLongestLeaseWindowMs: number | null = null;
+  /** As peerLongestRefusalWindowAnnounced, for the lease window. */
+  peerLongestLeaseWindowAnnounced: number | null = null;
   sealer: FrameSealer | null = null;
   opener: FrameOpener | null = null;
   /** When the last authenticated frame arrived (or the handshake completed): the liveness of the process behind it. */
@@ -105,6 +113,8 @@ export interface PeerState {
   lastUnreachableAt: number;
   /** An out-of-range fresh-vote delay from this peer was logged already (once per peer). */
   loggedFreshVoteAdjust: boolean;
+  /** An out-of-range window of this peer's timing record was logged already (once per peer). */
+  loggedLongestWindowAdjust: boolean;
   log: Logger;
 }
 

@@ -12,18 +12,36 @@ afterEach(() => {
 });
 
 describe('TimingRecordFile', () => {
-  it('has no record in a fresh data dir, and keeps what it saved across instances', () => {
+  it('has no record in a fresh data dir, and keeps what it saved across instances (version 2)', () => {
     dir = mkdtempSync(join(tmpdir(), 'timing-record-'));
     expect(new TimingRecordFile(dir).load()).toBeUndefined();
-    new TimingRecordFile(dir).save(900);
-    expect(new TimingRecordFile(dir).load()).toBe(900);
-    expect(JSON.parse(readFileSync(join(dir, TIMING_RECORD_FILE_NAME), 'utf8'))).toMatchObject({ longestRefusalWindowMs: 900 });
+    new TimingRecordFile(dir).save({ longestRefusalWindowMs: 900, longestLeaseWindowMs: 800 });
+    expect(new TimingRecordFile(dir).load()).toEqual({ longestRefusalWindowMs: 900, longestLeaseWindowMs: 800 });
+    expect(JSON.parse(readFileSync(join(dir, TIMING_RECORD_FILE_NAME), 'utf8'))).toEqual({
+      format: 'raft-elector-timing',
+      version: 2,
+      longestRefusalWindowMs: 900,
+      longestLeaseWindowMs: 800,
+    });
+  });
+
+  it('reads a version 1 record (no drift kept): its refusal window stands in for the lease window, whole', () => {
+    dir = mkdtempSync(join(tmpdir(), 'timing-record-'));
+    writeFileSync(join(dir, TIMING_RECORD_FILE_NAME), `${JSON.stringify({ format: 'raft-elector-timing', version: 1, longestRefusalWindowMs: 900 })}\n`);
+    expect(new TimingRecordFile(dir).load()).toEqual({ longestRefusalWindowMs: 900, longestLeaseWindowMs: 900 });
+    // Saving writes version 2 from then on.
+    new TimingRecordFile(dir).save({ longestRefusalWindowMs: 900, longestLeaseWindowMs: 900 });
+    expect(JSON.parse(readFileSync(join(dir, TIMING_RECORD_FILE_NAME), 'utf8'))).toMatchObject({ version: 2 });
   });
 
   it.each([
     ['not JSON', '{'],
     ['another format', JSON.stringify({ format: 'x', version: 1, longestRefusalWindowMs: 1 })],
     ['a negative window', JSON.stringify({ format: 'raft-elector-timing', version: 1, longestRefusalWindowMs: -1 })],
+    ['an unknown version', JSON.stringify({ format: 'raft-elector-timing', version: 3, longestRefusalWindowMs: 900, longestLeaseWindowMs: 800 })],
+    ['version 2 without a lease window', JSON.stringify({ format: 'raft-elector-timing', version: 2, longestRefusalWindowMs: 900 })],
+    ['a fractional lease window', JSON.stringify({ format: 'raft-elector-timing', version: 2, longestRefusalWindowMs: 900, longestLeaseWindowMs: 0.5 })],
+    ['a lease window longer than the refusal window', JSON.stringify({ format: 'raft-elector-timing', version: 2, longestRefusalWindowMs: 900, longestLeaseWindowMs: 901 })],
   ])('a damaged file (%s) is refused with an error naming it and how to recover', (_, text) => {
     dir = mkdtempSync(join(tmpdir(), 'timing-record-'));
     writeFileSync(join(dir, TIMING_RECORD_FILE_NAME), text);

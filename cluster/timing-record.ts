@@ -4,6 +4,11 @@
  * announced when it acked; if the follower restarts with shorter timing, that ack still
  * counts with the old window, so the restarted member's start-up vote refusal must cover the
  * longest window it ever announced, not only its current one (cluster/lease.ts).
+ *
+ * Version 2 also keeps the longest lease window (R - maxClockDriftMs) it ever announced, which
+ * the handshake announces for the waits that cover another leader's lease: R alone would make
+ * them count a drift the old incarnation already took off. A version-1 file has no lease
+ * window; its R stands in for one (the old drift is unknown, and may have been 0).
  */
 import fs from 'node:fs';
 import path from 'node:path';
@@ -11,14 +16,22 @@ import { ClusterError } from './errors.js';
 
 export const TIMING_RECORD_FILE_NAME = 'raft-timing.json';
 const Format = 'raft-elector-timing';
-const Version = 1;
+const Version = 2;
 const MaxBytes = 4096;
 
+/** The longest windows this member ever announced, in ms; each only ever grows. */
+export interface TimingRecord {
+  /** The longest (electionTicks - 1) * tickMs. */
+  longestRefusalWindowMs: number;
+  /** The longest (electionTicks - 1) * tickMs - maxClockDriftMs (0 when none was positive). */
+  longestLeaseWindowMs: number;
+}
+
 export interface TimingRecordStore {
-  /** The longest refusal window ever recorded, in ms; undefined when there is no record. */
-  load(): number | undefined;
+  /** undefined when there is no record. */
+  load(): TimingRecord | undefined;
   /** Written, fsynced and renamed into place (and the dir fsynced) before it returns. */
-  save(longestRefusalWindowMs: number): void;
+  save(record: TimingRecord): void;
 }
 
 export class TimingRecordFile implements TimingRecordStore {
@@ -28,7 +41,7 @@ export class TimingRecordFile implements TimingRecordStore {
     this.filePath = path.join(dataDir, TIMING_RECORD_FILE_NAME);
   }
 
-  load(): number | undefined {
+  load(): TimingRecord | undefined {
     let text: string;
     try {
       const stat = fs.statSync(this.filePath);
@@ -44,8 +57,9 @@ export class TimingRecordFile implements TimingRecordStore {
     return parseTimingRecord(text, this.filePath);
   }
 
-  save(longestRefusalWindowMs: number): void {
-    const text = `${JSON.stringify({ format: Format, version: Version, longestRefusalWindowMs })}\n`;
+  save(record: TimingRecord): void {
+    const { longestRefusalWindowMs, longestLeaseWindowMs } = record;
+    const text = `${JSON.stringify({ format: Format, version: Version, longestRefusalWindowMs, longestLeaseWindowMs })}\n`;
     const temp = `${this.filePath}.tmp`;
     let step = 'write the temp file';
     try {
@@ -75,19 +89,27 @@ export class TimingRecordFile implements TimingRecordStore {
   }
 }
 
-export function parseTimingRecord(text: string, filePath: string): number {
+export function parseTimingRecord(text: string, filePath: string): TimingRecord {
   let value: unknown;
   try {
     value = JSON.parse(text);
   } catch {
     throw corrupt(filePath, 'not JSON');
   }
-  const v = value as { format?: unknown; version?: unknown; longestRefusalWindowMs?: unknown } | null;
-  if (v === null || typeof v !== 'object' || v.format !== Format || v.version !== Version) {
-    throw corrupt(filePath, `not a ${Format} file of version ${Version}`);
+  const v = value as { format?: unknown; version?: unknown; longestRefusalWindowMs?: unknown; longestLeaseWindowMs?: unknown } | null;
+  if (v === null || typeof v !== 'object' || v.format !== Format || (v.version !== 1 && v.version !== Version)) {
+    throw corrupt(filePath, `not a ${Format} file of version 1 or ${Version}`);
   }
-  const ms = v.longestRefusalWindowMs;
-  if (typeof ms !== 'number' || !Number.isSafeInteger(ms) || ms < 0) throw corrupt(filePath, 'longestRefusalWindowMs is not a non-negative integer');
+  const refusal = readWindow(v.longestRefusalWindowMs, 'longestRefusalWindowMs', filePath);
+  // Version 1 kept no drift: its window counts whole, the longest lease it can have granted.
+  if (v.version === 1) return { longestRefusalWindowMs: refusal, longestLeaseWindowMs: refusal };
+  const lease = readWindow(v.longestLeaseWindowMs, 'longestLeaseWindowMs', filePath);
+  if (lease > refusal) throw corrupt(filePath, 'longestLeaseWindowMs is longer than longestRefusalWindowMs');
+  return { longestRefusalWindowMs: refusal, longestLeaseWindowMs: lease };
+}
+
+function readWindow(ms: unknown, name: string, filePath: string): number {
+  if (typeof ms !== 'number' || !Number.isSafeInteger(ms) || ms < 0) throw corrupt(filePath, `${name} is not a non-negative integer`);
   return ms;
 }
 
@@ -101,11 +123,11 @@ function corrupt(filePath: string, why: string): ClusterError {
 
 /** An in-memory record, for tests and for members without a data dir. */
 export class MemoryTimingRecord implements TimingRecordStore {
-  constructor(public value: number | undefined = undefined) {}
-  load(): number | undefined {
-    return this.value;
+  constructor(public value: TimingRecord | undefined = undefined) {}
+  load(): TimingRecord | undefined {
+    return this.value && { ...this.value };
   }
-  save(longestRefusalWindowMs: number): void {
-    this.value = longestRefusalWindowMs;
+  save(record: TimingRecord): void {
+    this.value = { ...record };
   }
 }

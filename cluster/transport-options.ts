@@ -3,6 +3,7 @@ import { DEFAULT_MAX_FRAME_BYTES, MAX_ID_LENGTH, isValidClusterName, isValidMemb
 import { ClusterError } from './errors.js';
 import { timingProblem } from './handshake.js';
 import type { PeerTiming, TransportEvents } from './interfaces.js';
+import type { TimingRecord } from './timing-record.js';
 import type { Logger } from 'pino';
 import type { NetConnectOpts, Socket } from 'node:net';
 
@@ -102,6 +103,11 @@ export interface WsTransportOptions {
    * announced in the handshake, so a leader knows when a transfer to it can go (PeerInfo).
    */
   freshVoteDelayMs?: () => number;
+  /**
+   * The longest refusal and lease windows this member ever announced (its timing record, across
+   * restarts); announced in the handshake, so a peer's waits that cover another leader's lease count them.
+   */
+  timingRecord?: () => TimingRecord;
   /** Monotonic ms for link deadlines (pings, liveness questions, bad-frame windows); default performance.now. Injectable for tests. */
   now?: () => number;
   /** Opens a dial's socket (ws's createConnection); default ws's own. Injectable for tests: they cannot make a route fail. */
@@ -110,7 +116,7 @@ export interface WsTransportOptions {
   events: TransportEvents;
 }
 
-export type ResolvedOptions = Required<Omit<WsTransportOptions, 'secret' | 'tls' | 'peers' | 'liveLinkWindowMs' | 'freshVoteDelayMs' | 'createConnection'>> & {
+export type ResolvedOptions = Required<Omit<WsTransportOptions, 'secret' | 'tls' | 'peers' | 'liveLinkWindowMs' | 'freshVoteDelayMs' | 'timingRecord' | 'createConnection'>> & {
   createConnection: ((options: NetConnectOpts) => Socket) | undefined;
   liveLinkWindowMs: number;
   secret: Buffer | undefined;

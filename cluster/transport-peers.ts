@@ -61,6 +61,7 @@ export class PeerTable {
       linkedSinceAddress: false,
       lastUnreachableAt: -Infinity,
       loggedFreshVoteAdjust: false,
+      loggedLongestWindowAdjust: false,
       log: this.log.child({ peer: id }),
     };
     this.byId.set(id, peer);

@@ -25,7 +25,7 @@ import {
 import { encodeMessage } from './codec.js';
 import { ClusterError } from './errors.js';
 import { TAG_CHARS } from './frame-auth.js';
-import { CloseCodes, MaxFreshVoteDelayMs, newInstanceId, newNonce } from './handshake.js';
+import { CloseCodes, MaxFreshVoteDelayMs, MaxRefusalWindowMs, newInstanceId, newNonce } from './handshake.js';
 import { WsTransport, reconnectDelayMs, type WsTransportOptions } from './transport.js';
 
 afterEach(closeAll);
@@ -82,6 +82,39 @@ describe('WsTransport', () => {
     b = await node('b', [{ id: 'a' }], { listen: { host: '127.0.0.1', port }, freshVoteDelayMs: () => MaxFreshVoteDelayMs + 1 });
     await waitFor('relinked', () => connected(a, 'b') && connected(b, 'a'));
     expect(logsWith(a, (l) => l.peer === 'b' && l.msg === 'peer connected')).toHaveLength(2);
+    expect(warnings()).toHaveLength(1);
+  });
+
+  it('each side hears the timing record the other announced with its timing, and nothing from one that announces none', async () => {
+    const bRecord = { longestRefusalWindowMs: 4_500, longestLeaseWindowMs: 4_400 };
+    const aRecord = { longestRefusalWindowMs: 900, longestLeaseWindowMs: 800 };
+    const c = await node('c', [{ id: 'a' }, { id: 'b' }]);
+    const b = await node('b', [{ id: 'a' }, { id: 'c', port: c.t.port }], { timingRecord: () => bRecord });
+    const a = await node('a', [{ id: 'b', port: b.t.port }, { id: 'c', port: c.t.port }], { timingRecord: () => aRecord });
+    await waitFor('all linked', () => connected(a, 'b') && connected(a, 'c') && connected(b, 'c'));
+    const sorted = (n: typeof a) => [...n.records].sort(([p], [q]) => p.localeCompare(q));
+    expect(sorted(a)).toEqual([['b', bRecord], ['c', undefined]]); // b from its challenge
+    expect(sorted(b)).toEqual([['a', aRecord], ['c', undefined]]); // a from its hello
+    expect(sorted(c)).toEqual([['a', aRecord], ['b', bRecord]]);
+    expect(a.timings.map(([, t]) => t)).toEqual([timing, timing]);
+  });
+
+  it('a peer announcing a timing-record window out of range still links: taken adjusted, with one warning per peer naming it', async () => {
+    const record = () => ({ longestRefusalWindowMs: 900, longestLeaseWindowMs: MaxRefusalWindowMs + 1 });
+    let b = await node('b', [{ id: 'a' }], { timingRecord: record });
+    const port = b.t.port;
+    const a = await node('a', [{ id: 'b', port }]);
+    await waitFor('linked', () => connected(a, 'b'));
+    expect(a.records).toEqual([['b', { longestRefusalWindowMs: 900, longestLeaseWindowMs: MaxRefusalWindowMs }]]);
+    const warnings = () => logsWith(a, (l) => l.peer === 'b' && /timing-record window out of range/.test(l.msg));
+    expect(warnings()).toHaveLength(1);
+    expect(warnings()[0]).toMatchObject({ level: 40, announcedLongestLeaseWindowMs: String(MaxRefusalWindowMs + 1), takenLongestLeaseWindowMs: MaxRefusalWindowMs });
+    expect(warnings()[0]).not.toHaveProperty('announcedLongestRefusalWindowMs');
+    await b.t.close();
+    await waitFor('a sees the drop', () => a.connected.get('b') === false);
+    b = await node('b', [{ id: 'a' }], { listen: { host: '127.0.0.1', port }, timingRecord: record });
+    await waitFor('relinked', () => connected(a, 'b') && connected(b, 'a'));
+    expect(a.records).toHaveLength(2);
     expect(warnings()).toHaveLength(1);
   });
 

@@ -15,7 +15,7 @@ import { PROTOCOL_VERSION, encodeMessage } from './codec.js';
 import { ClusterError } from './errors.js';
 import { FrameOpener, FrameSealer, MAX_FRAME_OVERHEAD_BYTES, deriveLinkKeys } from './frame-auth.js';
 import { CloseCodes, HandshakeRefusal, buildHello, newInstanceId, newNonce, type AuthMode, type MacInput } from './handshake.js';
-import { freshVoteDelay, handshakeStep, welcome, type HandshakeContext } from './handshake-step.js';
+import { handshakeStep, optionalAnnouncements, welcome, type HandshakeContext } from './handshake-step.js';
 import type { PeerInfo, PeerTransport, TransportEvents } from './interfaces.js';
 import { TransportLog } from './log-limits.js';
 import { Admission } from './admission.js';
@@ -25,6 +25,7 @@ import { DuplicateCheck } from './duplicate-check.js';
 import { LinkUpkeep } from './link-upkeep.js';
 import { acceptUpgrade, listenForPeers, wsClientOptions } from './transport-server.js';
 import { freshVoteDelayOf, noteFreshVoteDelay } from './transport-fresh-vote.js';
+import { noteTimingRecord, peerTimingRecord } from './transport-timing-record.js';
 import { LinkInbound } from './transport-inbound.js';
 import { TransportReporter } from './transport-report.js';
 import { logClosed } from './transport-close-log.js';
@@ -127,6 +128,7 @@ export class WsTransport implements PeerTransport {
       instanceId: this.instanceId,
       localTiming: this.o.localTiming,
       ...(options.freshVoteDelayMs ? { freshVoteDelayMs: options.freshVoteDelayMs } : {}),
+      ...(options.timingRecord ? { timingRecord: options.timingRecord } : {}),
       isMember: (id) => this.peerStates.has(id) || (this.o.dynamicPeers && this.peerStates.hasRoomFor(id)),
       weDial: (id) => this.peerStates.get(id)?.weDial ?? compareIds(this.o.selfId, id) < 0,
       // Authenticated from here: its instance id can be trusted to tell two live processes apart.
@@ -373,7 +375,7 @@ export class WsTransport implements PeerTransport {
         nonce: conn.dialerNonce,
         instance: this.instanceId,
         timing: this.o.localTiming,
-        ...freshVoteDelay(this.handshakeContext),
+        ...optionalAnnouncements(this.handshakeContext),
       });
       ws.send(conn.helloText);
     });
@@ -481,6 +483,7 @@ export class WsTransport implements PeerTransport {
     conn.state = 'open';
     conn.establishedAt = conn.lastAuthAt = conn.lastPingAt = this.o.now();
     noteFreshVoteDelay(conn, peer);
+    noteTimingRecord(conn, peer);
     conn.releasePending?.();
     if (peer.pending === conn) peer.pending = null;
     const previous = peer.link;
@@ -495,7 +498,8 @@ export class WsTransport implements PeerTransport {
     if (previous && previous.peerInstance !== conn.peerInstance) fields.previousInstance = previous.peerInstance;
     peer.log.info(fields, 'peer connected');
     // Before the link's first message: the member must know the peer's timing before it counts the peer's acks.
-    this.report.callEvent('onPeerTiming', () => this.events.onPeerTiming?.(peer.id, { ...conn.peerTiming! }));
+    const record = peerTimingRecord(conn);
+    this.report.callEvent('onPeerTiming', () => this.events.onPeerTiming?.(peer.id, { ...conn.peerTiming! }, record));
     if (!previous) this.report.callEvent('onPeerConnectionChange', () => this.events.onPeerConnectionChange?.(peer.id, true));
   }
 

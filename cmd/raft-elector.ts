@@ -187,6 +187,7 @@ async function run(config: ElectorConfig, unsafe?: UnsafeMode, clockRate?: numbe
         dynamicPeers: k !== undefined,
         localTiming: { tickMs: config.tickMs, electionTicks: config.electionTicks, maxClockDriftMs: config.maxClockDriftMs },
         freshVoteDelayMs: () => member.freshVoteDelayBoundMs(),
+        timingRecord: () => member.announcedTimingRecord(),
         ...(secret ? { secret } : { insecure: true }),
         ...(tls ? { tls } : {}),
         maxFrameBytes: config.maxFrameBytes,

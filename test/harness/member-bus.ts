@@ -1,6 +1,6 @@
 import type { DurableState, Message } from '../../raft/index.js';
 import { ClusterError } from '../../cluster/errors.js';
-import type { PeerInfo, PeerTiming, PeerTransport, StateStore, TransportEvents } from '../../cluster/interfaces.js';
+import type { PeerInfo, PeerTiming, PeerTimingRecord, PeerTransport, StateStore, TransportEvents } from '../../cluster/interfaces.js';
 
 /**
  * An in-memory network for RaftMembers under fake timers: delivery is asynchronous (a
@@ -16,6 +16,8 @@ export class Bus {
   readonly endpoints = new Map<string, TransportEvents>();
   /** What each started endpoint announces, as the real transport does in its handshake. */
   readonly timings = new Map<string, PeerTiming>();
+  /** What each announces of its timing record; absent: none, as an older member. */
+  private readonly records = new Map<string, () => PeerTimingRecord>();
   private readonly cut = new Set<string>();
   readonly trace: { event: 'send' | 'save'; member: string; detail: string }[] = [];
   /** Per-message delivery delay in ms (0: next microtask). */
@@ -24,18 +26,25 @@ export class Bus {
   tracing = true;
   private inFlight = 0;
 
-  transport(self: string, peers: string[], events: TransportEvents, timing: PeerTiming = DefaultBusTiming): PeerTransport {
+  transport(
+    self: string,
+    peers: string[],
+    events: TransportEvents,
+    timing: PeerTiming = DefaultBusTiming,
+    timingRecord?: () => PeerTimingRecord,
+  ): PeerTransport {
     return {
       start: async () => {
         this.endpoints.set(self, events);
         this.timings.set(self, { ...timing });
+        if (timingRecord) this.records.set(self, timingRecord);
         // A new link each way: both sides learn the other's timing before any message.
         for (const peer of [...peers].sort()) {
           const theirs = this.timings.get(peer);
           const their = this.endpoints.get(peer);
           if (theirs === undefined || their === undefined) continue;
-          events.onPeerTiming?.(peer, { ...theirs });
-          their.onPeerTiming?.(self, { ...timing });
+          events.onPeerTiming?.(peer, { ...theirs }, this.records.get(peer)?.());
+          their.onPeerTiming?.(self, { ...timing }, timingRecord?.());
         }
       },
       send: (m: Message) => {
@@ -60,6 +69,7 @@ export class Bus {
       close: async () => {
         this.endpoints.delete(self);
         this.timings.delete(self);
+        this.records.delete(self);
       },
     };
   }
@@ -86,6 +96,7 @@ export class Bus {
   crash(id: string): void {
     this.endpoints.delete(id);
     this.timings.delete(id);
+    this.records.delete(id);
     for (const [other, events] of this.endpoints) if (other !== id) events.onPeerConnectionChange?.(id, false);
   }
 }

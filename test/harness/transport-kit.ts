@@ -9,7 +9,7 @@ import { WebSocket } from 'ws';
 import { makeMessage, type Message } from '../../raft/index.js';
 import { FrameSealer, deriveLinkKeys } from '../../cluster/frame-auth.js';
 import { computeMac, newInstanceId, newNonce } from '../../cluster/handshake.js';
-import type { DropReason, PeerTiming } from '../../cluster/interfaces.js';
+import type { DropReason, PeerTiming, PeerTimingRecord } from '../../cluster/interfaces.js';
 import { WsTransport, type WsTransportOptions } from '../../cluster/transport.js';
 
 export const tlsDir = path.join(path.dirname(fileURLToPath(import.meta.url)), '../fixtures/tls');
@@ -59,6 +59,8 @@ export interface Node {
   drops: Array<{ reason: DropReason; peer: string | null }>;
   connected: Map<string, boolean>;
   timings: Array<[string, PeerTiming]>;
+  /** The timing record each onPeerTiming carried (undefined: the peer announced none). */
+  records: Array<[string, PeerTimingRecord | undefined]>;
   logs: () => LogLine[];
 }
 
@@ -74,7 +76,7 @@ export async function node(
   extra: Partial<WsTransportOptions> = {},
 ): Promise<Node> {
   const { logger, lines } = captureLogger();
-  const n: Node = { id, t: undefined as unknown as WsTransport, received: [], unreachable: [], drops: [], connected: new Map(), timings: [], logs: lines };
+  const n: Node = { id, t: undefined as unknown as WsTransport, received: [], unreachable: [], drops: [], connected: new Map(), timings: [], records: [], logs: lines };
   n.t = new WsTransport({
     selfId: id,
     clusterName: 'demo',
@@ -90,7 +92,10 @@ export async function node(
       onUnreachable: (p) => n.unreachable.push(p),
       onDrop: (reason, peer) => n.drops.push({ reason, peer }),
       onPeerConnectionChange: (p, c) => n.connected.set(p, c),
-      onPeerTiming: (p, t) => n.timings.push([p, t]),
+      onPeerTiming: (p, t, record) => {
+        n.timings.push([p, t]);
+        n.records.push([p, record]);
+      },
     },
     ...extra,
   });

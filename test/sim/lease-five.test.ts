@@ -37,7 +37,7 @@ class FiveGroup extends LeaseGroup {
   async start(id: string): Promise<void> {
     this.starts++;
     const timing = this.timings.get(id)!;
-    const member = new RaftMember({
+    const member: RaftMember = new RaftMember({
       id,
       bootstrap: { voters: Ids },
       ...timing,
@@ -47,7 +47,8 @@ class FiveGroup extends LeaseGroup {
       logger: silent,
       random: seededRandom(this.seed * 31 + Ids.indexOf(id) * 7 + this.starts * 1009),
       monotonicNowMs: () => Date.now(),
-      createTransport: (events) => this.bus.transport(id, Ids.filter((p) => p !== id), events, timing),
+      // As cmd/raft-elector.ts: the handshake announces the longest windows of the timing record.
+      createTransport: (events) => this.bus.transport(id, Ids.filter((p) => p !== id), events, timing, () => member.announcedTimingRecord()),
     });
     this.members.set(id, member);
     await member.start();
@@ -145,6 +146,48 @@ describe('lease safety with five members', () => {
       await g.run(100);
       void g.member('a').transferLeadership('e').catch(() => undefined);
       await g.runUntil('e elected', () => g.member('e').view().role === 'Leader', 1_000);
+      // Sampling throughout: c's lease and e's claim never overlap; e claims in the end.
+      await g.run(3_000);
+      expect(g.member('e').view().isLeader, g.views()).toBe(true);
+    } finally {
+      await g.stop();
+    }
+  }, 60_000);
+});
+
+describe('lease safety with five members, a winner that never linked to the old incarnation', () => {
+  beforeEach(() => vi.useFakeTimers({ now: 1_000_000 }));
+  afterEach(() => vi.useRealTimers());
+
+  it('a transfer\'s winner waits out the old window of a voter it only knew after that voter restarted shorter', async () => {
+    // As above, but e (a's target) restarts too, after b and d did: e's new process links only
+    // to their short incarnations, so what b and d announced before never reached it. Before the
+    // fix e, elected with b's and d's marked votes, waited only the short window (about 180 ms)
+    // while c still claimed on b's and d's old acks; now b and d announce their timing records'
+    // 800 ms lease window (and 900 ms refusal window) in the handshake, and e's wait covers it.
+    console.log('five-member regression: a winner that never linked to a voter\'s longer-timed incarnation (directed schedule, member seed 11)');
+    vi.setSystemTime(1_000_000);
+    const g = new FiveGroup(11);
+    g.bus.delayMs = () => 1;
+    for (const id of ['a', 'c', 'e']) g.timings.set(id, Short);
+    try {
+      await steadyUnderC(g);
+      g.bus.isolate('c', Ids);
+      for (const id of ['a', 'b', 'd', 'e']) g.member(id).forgetLeader();
+      g.member('a').campaign();
+      await g.runUntil('a elected', () => g.member('a').view().role === 'Leader', 1_000);
+      expect(g.member('a').view().isLeader).toBe(false);
+      for (const id of ['b', 'd']) {
+        await g.crash(id);
+        g.timings.set(id, Short);
+        await g.start(id);
+      }
+      await g.crash('e');
+      await g.start('e');
+      await g.runUntil('e follows a', () => g.member('e').view().leader === 'a', 500);
+      void g.member('a').transferLeadership('e').catch(() => undefined);
+      await g.runUntil('e elected', () => g.member('e').view().role === 'Leader', 1_000);
+      expect(g.member('c').view().isLeader, g.views()).toBe(true);
       // Sampling throughout: c's lease and e's claim never overlap; e claims in the end.
       await g.run(3_000);
       expect(g.member('e').view().isLeader, g.views()).toBe(true);

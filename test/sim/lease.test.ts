@@ -120,7 +120,7 @@ class Group extends LeaseGroup {
     const rate = this.rates.get(id)!;
     const origin = Date.now();
     const timing = this.timings.get(id)!;
-    const member = new RaftMember({
+    const member: RaftMember = new RaftMember({
       id,
       bootstrap: { voters: Ids },
       ...timing,
@@ -135,7 +135,8 @@ class Group extends LeaseGroup {
         setTimeout: (callback, delayMs) => setTimeout(callback, delayMs / rate),
         clearTimeout: (handle) => clearTimeout(handle),
       },
-      createTransport: (events) => this.bus.transport(id, Ids.filter((p) => p !== id), events, timing),
+      // As cmd/raft-elector.ts: the handshake announces the longest windows of the timing record.
+      createTransport: (events) => this.bus.transport(id, Ids.filter((p) => p !== id), events, timing, () => member.announcedTimingRecord()),
     });
     this.members.set(id, member);
     await member.start();
