@@ -165,3 +165,35 @@ export function joinSplit(incarnations: readonly Incarnation[], uid: string, run
   }
   return undefined;
 }
+
+/** The log lines that explain who led when: role changes, claims, transfers, forgets, membership changes. */
+const LeadershipLine = /^(role |claiming leadership|no longer claiming|transferring leadership|handed leadership|leader pod |membership: |stopping)/;
+
+/**
+ * For a rollout with more than one leaderless gap (a leader handed over twice): every member's
+ * leadership lines from 3 s before the first gap to 1 s after the last, in time order, in ms
+ * after the first gap's last claim, so the next occurrence explains itself without a kept dir.
+ */
+export function leadershipTimeline(incarnations: readonly Incarnation[], spans: readonly Span[]): string[] {
+  const first = spans[0];
+  const last = spans.at(-1);
+  if (!first || !last || spans.length < 2) return [];
+  const t0 = performance.timeOrigin + first.from.receivedAt;
+  const t1 = performance.timeOrigin + last.to.receivedAt + 1_000;
+  const rows: { time: number; text: string }[] = [];
+  for (const inc of incarnations) {
+    for (const line of inc.process.lines) {
+      let l: Record<string, unknown>;
+      try {
+        l = JSON.parse(line) as Record<string, unknown>;
+      } catch {
+        continue;
+      }
+      const time = l.time;
+      if (typeof time !== 'number' || time < t0 - 3_000 || time > t1 || typeof l.msg !== 'string' || !LeadershipLine.test(l.msg)) continue;
+      const detail = ['to', 'reason', 'term', 'leader'].filter((k) => l[k] !== undefined).map((k) => `${k}=${JSON.stringify(l[k])}`).join(' ');
+      rows.push({ time, text: `${(time - t0).toFixed(0).padStart(6)} ${inc.name}@${inc.uid.slice(0, 8)} ${l.msg.slice(0, 120)}${detail ? ` (${detail})` : ''}` });
+    }
+  }
+  return rows.sort((a, b) => a.time - b.time).map((r) => r.text);
+}

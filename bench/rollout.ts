@@ -22,7 +22,7 @@ import { LeaderSampler, type Target } from '../test/e2e/leader-sampler.js';
 import { GroupProcess } from '../test/e2e/processes.js';
 import type { Pod } from '../test/e2e/rest.js';
 import { freePort, waitFor } from '../test/integration/harness.js';
-import { joinSplit, leaderlessMs, memberGapMs, traceGap, type JoinSplit, type Span } from './rollout-trace.js';
+import { joinSplit, leaderlessMs, leadershipTimeline, memberGapMs, traceGap, type JoinSplit, type Span } from './rollout-trace.js';
 import { summarize } from './stats.js';
 
 const Trials = Number(process.env.ROLLOUT_TRIALS ?? 3);
@@ -192,6 +192,10 @@ class Ours {
 
   traceGap(span: Span): string {
     return traceGap(this.group.incarnations, span);
+  }
+
+  leadershipTimeline(spans: readonly Span[]): string[] {
+    return leadershipTimeline(this.group.incarnations, spans);
   }
 
   memberGapMs(span: Span): number | undefined {
@@ -376,6 +380,8 @@ async function main(): Promise<void> {
       mine.push(r);
       console.log(`  trial ${i + 1} raft-elector: no isLeader ${r.totalMs.toFixed(0)} ms in ${r.gaps} gap(s) (longest ${r.longestMs.toFixed(0)} ms), ${r.overlaps} overlaps, rollout took ${(r.wallMs / 1000).toFixed(1)} s; load ${load()}`);
       for (const span of r.spans) console.log(`    ${ours.traceGap(span)}`);
+      const timeline = ours.leadershipTimeline(r.spans);
+      if (timeline.length > 0) console.log(`    more than one gap: every member's leadership lines (ms after the first gap's last claim)\n${timeline.map((t) => `      ${t}`).join('\n')}`);
       if (anchor) {
         ours.sampler.paused = true;
         const a = await anchor.rollout().finally(() => (ours!.sampler.paused = false));
