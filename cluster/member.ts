@@ -501,7 +501,7 @@ export class RaftMember implements Member {
       const rest = early.length === 0 ? rd.messages : rd.messages.filter((m) => !SentBeforeWrite.has(m.type));
       if (termDurable) {
         if (rd.softState) this.onSoftState(rd);
-        // A leader's appends, heartbeats and MsgTimeoutNow promise nothing about its own disk, so
+        // A leader's appends and heartbeats promise nothing about its own disk, so
         // they leave before the write (etcd's leader rule, raft thesis 10.2.1); responses are
         // stepped only after this synchronous write, so the leader never counts an unwritten entry.
         if (this.role.state === 'Leader') {
