@@ -5,10 +5,13 @@
  * counts with the old window, so the restarted member's start-up vote refusal must cover the
  * longest window it ever announced, not only its current one (cluster/lease.ts).
  *
- * Version 2 also keeps the longest lease window (R - maxClockDriftMs) it ever announced, which
- * the handshake announces for the waits that cover another leader's lease: R alone would make
- * them count a drift the old incarnation already took off. A version-1 file has no lease
- * window; its R stands in for one (the old drift is unknown, and may have been 0).
+ * It also keeps the longest lease window (R - maxClockDriftMs) it ever announced, which the
+ * handshake announces for the waits that cover another leader's lease: R alone would make them
+ * count a drift the old incarnation already took off. Written as version 1 with that field
+ * beside R, so the previous build (which ignores unknown fields) still starts on a rolled-back
+ * pod's data dir; a file without the field (the previous build's) lets R stand in for it (the
+ * old drift is unknown, and may have been 0). Version 2 files (an unreleased build wrote them)
+ * are still read.
  */
 import fs from 'node:fs';
 import path from 'node:path';
@@ -16,7 +19,8 @@ import { ClusterError } from './errors.js';
 
 export const TIMING_RECORD_FILE_NAME = 'raft-timing.json';
 const Format = 'raft-elector-timing';
-const Version = 2;
+/** What this build writes: the previous build reads version 1 only. */
+const Version = 1;
 const MaxBytes = 4096;
 
 /** The longest windows this member ever announced, in ms; each only ever grows. */
@@ -97,12 +101,13 @@ export function parseTimingRecord(text: string, filePath: string): TimingRecord 
     throw corrupt(filePath, 'not JSON');
   }
   const v = value as { format?: unknown; version?: unknown; longestRefusalWindowMs?: unknown; longestLeaseWindowMs?: unknown } | null;
-  if (v === null || typeof v !== 'object' || v.format !== Format || (v.version !== 1 && v.version !== Version)) {
-    throw corrupt(filePath, `not a ${Format} file of version 1 or ${Version}`);
+  if (v === null || typeof v !== 'object' || v.format !== Format || (v.version !== 1 && v.version !== 2)) {
+    throw corrupt(filePath, `not a ${Format} file of version 1 or 2`);
   }
   const refusal = readWindow(v.longestRefusalWindowMs, 'longestRefusalWindowMs', filePath);
-  // Version 1 kept no drift: its window counts whole, the longest lease it can have granted.
-  if (v.version === 1) return { longestRefusalWindowMs: refusal, longestLeaseWindowMs: refusal };
+  // Without a lease window (the previous build's file) no drift was kept: the refusal window
+  // counts whole, the longest lease it can have granted.
+  if (v.version === 1 && v.longestLeaseWindowMs === undefined) return { longestRefusalWindowMs: refusal, longestLeaseWindowMs: refusal };
   const lease = readWindow(v.longestLeaseWindowMs, 'longestLeaseWindowMs', filePath);
   if (lease > refusal) throw corrupt(filePath, 'longestLeaseWindowMs is longer than longestRefusalWindowMs');
   return { longestRefusalWindowMs: refusal, longestLeaseWindowMs: lease };
