@@ -140,6 +140,11 @@ export class RawNode {
   }
 
   /** status() without the progress, for a driver that reads it after every Ready. */
+  /** A snapshot stepped whose Ready has not been advanced yet: its configuration is not durable. */
+  hasUnsavedSnapshot(): boolean {
+    return this.raft.log.pendingSnapshotId() !== undefined;
+  }
+
   basicStatus(): BasicStatus {
     return this.raft.basicStatus();
   }
