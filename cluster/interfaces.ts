@@ -105,6 +105,12 @@ export interface StateStore {
   load(): DurableState | undefined;
   /** On disk (synced) before it returns, unless `options.sync` is false. */
   save(state: DurableState, options?: SaveOptions): void;
+  /**
+   * Optional: a synced save whose sync runs off the event loop. `done` runs once the state is on
+   * disk, or with the error (the member then stops), never before this returns. One at a time:
+   * the member starts the next only after `done`.
+   */
+  saveInBackground?(state: DurableState, done: (err: Error | undefined) => void): void;
 }
 
 /** What the app is told: GET /leader is built from this. */

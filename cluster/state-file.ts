@@ -72,6 +72,9 @@ export class StateFile implements StateStore {
   /** Held so a save that finds the fd table full can free one and still reach the disk (the accept trick). */
   private spareFd: number | undefined;
   private slots: SlotFile | undefined;
+  /** A background fdatasync runs on the slots' fd: nothing else may use or close it meanwhile. */
+  private syncing = false;
+  private closeWhenSynced = false;
   /** The sequence number of the last state read or written (0 before version 3). */
   private seq = 0;
 
@@ -85,6 +88,7 @@ export class StateFile implements StateStore {
   }
 
   load(): DurableState | undefined {
+    this.refuseWhileSyncing('load');
     this.ensureDir();
     this.reserveSpareFd();
     this.removeStaleTemp();
@@ -177,8 +181,18 @@ export class StateFile implements StateStore {
 
   /** Closes the file held open for in-place saves (a stopped member needs it no more). */
   close(): void {
+    // Closing the fd under a running fdatasync could sync (and report on) a file that reused its number.
+    if (this.syncing) {
+      this.closeWhenSynced = true;
+      return;
+    }
     this.closeSlots();
     this.releaseSpareFd();
+  }
+
+  /** The caller broke the one-at-a-time contract: refused before it touches the file. */
+  private refuseWhileSyncing(what: string): void {
+    if (this.syncing) throw new ClusterError('STATE_FILE_WRITE_FAILED', `cannot ${what} ${this.filePath}: a background save is still syncing it`);
   }
 
   private closeSlots(): void {
@@ -207,21 +221,8 @@ export class StateFile implements StateStore {
   }
 
   save(state: DurableState, options: SaveOptions = {}): void {
-    try {
-      validateDurableState(state);
-    } catch (err) {
-      if (err instanceof ShapeError) {
-        throw new ClusterError('STATE_INVALID', `refusing to write an invalid state to ${this.filePath}: ${err.message}`);
-      }
-      throw err;
-    }
-    this.ensureDir();
-    const seq = this.seq + 1;
-    const line = encodeSlot(seq, state, this.identity);
-    const lineBytes = Buffer.byteLength(line, 'utf8');
-    if (2 * slotBytesFor(lineBytes) > MAX_STATE_FILE_BYTES && (!this.slots || lineBytes >= this.slots.slotBytes)) {
-      throw new ClusterError('STATE_INVALID', `refusing to write a ${lineBytes}-byte state to ${this.filePath}: a state file holds at most ${MAX_STATE_FILE_BYTES} bytes`);
-    }
+    this.refuseWhileSyncing('save state to');
+    const { seq, line, lineBytes } = this.encode(state);
     for (let attempt = 1; ; attempt++) {
       try {
         if (this.slots && lineBytes < this.slots.slotBytes) this.writeSlot(this.slots, line, options.sync ?? true);
@@ -238,6 +239,81 @@ export class StateFile implements StateStore {
     this.reserveSpareFd();
   }
 
+  /**
+   * StateStore.saveInBackground: the pwrite now (into the page cache, so a killed process loses
+   * nothing written), the fdatasync in libuv's thread pool, so the event loop answers and reads
+   * on meanwhile. A save that must create or regrow the file, or reopen it, is done whole, now.
+   */
+  saveInBackground(state: DurableState, done: (err: Error | undefined) => void): void {
+    let encoded: { seq: number; line: string; lineBytes: number };
+    try {
+      this.refuseWhileSyncing('save state to');
+      encoded = this.encode(state);
+    } catch (err) {
+      queueMicrotask(() => done(err as Error));
+      return;
+    }
+    const slots = this.slots;
+    if (slots?.fd === undefined || encoded.lineBytes >= slots.slotBytes) {
+      let failure: Error | undefined;
+      try {
+        this.save(state);
+      } catch (err) {
+        failure = err as Error;
+      }
+      queueMicrotask(() => done(failure));
+      return;
+    }
+    const target = slots.durableSlot === 0 ? 1 : 0;
+    const fd = slots.fd;
+    try {
+      writeAll(fd, slotBuffer(encoded.line, slots.slotBytes), target * slots.slotBytes);
+    } catch (err) {
+      const failure = this.writeFailed(`write slot ${target}`, err);
+      queueMicrotask(() => done(failure));
+      return;
+    }
+    this.seq = encoded.seq;
+    this.syncing = true;
+    fs.fdatasync(fd, (err) => {
+      this.syncing = false;
+      if (!err) slots.durableSlot = target;
+      if (this.closeWhenSynced) {
+        this.closeWhenSynced = false;
+        this.close();
+      } else {
+        this.reserveSpareFd();
+      }
+      done(err ? this.writeFailed('fdatasync the state file', err) : undefined);
+    });
+  }
+
+  /** The state checked and encoded as the next slot's line; throws STATE_INVALID. */
+  private encode(state: DurableState): { seq: number; line: string; lineBytes: number } {
+    try {
+      validateDurableState(state);
+    } catch (err) {
+      if (err instanceof ShapeError) {
+        throw new ClusterError('STATE_INVALID', `refusing to write an invalid state to ${this.filePath}: ${err.message}`);
+      }
+      throw err;
+    }
+    this.ensureDir();
+    const seq = this.seq + 1;
+    const line = encodeSlot(seq, state, this.identity);
+    const lineBytes = Buffer.byteLength(line, 'utf8');
+    if (2 * slotBytesFor(lineBytes) > MAX_STATE_FILE_BYTES && (!this.slots || lineBytes >= this.slots.slotBytes)) {
+      throw new ClusterError('STATE_INVALID', `refusing to write a ${lineBytes}-byte state to ${this.filePath}: a state file holds at most ${MAX_STATE_FILE_BYTES} bytes`);
+    }
+    return { seq, line, lineBytes };
+  }
+
+  private writeFailed(step: string, err: unknown): ClusterError {
+    return new ClusterError('STATE_FILE_WRITE_FAILED', `cannot save state to ${this.filePath}: failed to ${step}: ${(err as Error).message}`, {
+      cause: err,
+    });
+  }
+
   /** One pwrite into the slot that is not durable, and one fdatasync unless `sync` is false. */
   private writeSlot(slots: SlotFile, line: string, sync: boolean): void {
     const target = slots.durableSlot === 0 ? 1 : 0;
@@ -252,9 +328,7 @@ export class StateFile implements StateStore {
         slots.durableSlot = target;
       }
     } catch (err) {
-      throw new ClusterError('STATE_FILE_WRITE_FAILED', `cannot save state to ${this.filePath}: failed to ${step}: ${(err as Error).message}`, {
-        cause: err,
-      });
+      throw this.writeFailed(step, err);
     }
   }
 
