@@ -97,6 +97,15 @@ export class TransferGate {
     if (status.state === 'Leader' && status.leadTransferee !== None) this.startedInTerm = status.term;
   }
 
+  /**
+   * A MsgTimeoutNow of `term` is about to leave: its target may be elected at once, skipping every
+   * lease, so this member stops claiming in that term now. With its write off the event loop, the
+   * step-down of the same Ready shows only once that write is done.
+   */
+  timeoutNowSent(term: number): void {
+    this.startedInTerm = Math.max(this.startedInTerm, term);
+  }
+
   /** A published view that changed: a waiter's transfer is done once another member leads. */
   viewChanged(view: LeadershipView): void {
     for (const p of this.pending) {

@@ -13,6 +13,7 @@ import {
   type Message,
   type RandomSource,
   type Ready,
+  type StateType,
   type Status,
 } from '../raft/index.js';
 import { ClusterError } from './errors.js';
@@ -57,9 +58,9 @@ const LeaderSendsFirst: ReadonlySet<Message['type']> = new Set(['MsgApp', 'MsgHe
 
 /**
  * One running member: owns the RawNode, its tick loop, and the Ready cycle
- * (persist, then send, then advance). Everything runs on the event loop, and the
- * state file is written synchronously, so no message can overtake the write it
- * depends on. What it answers (member-view.ts), the transfer gate (member-transfer.ts) and
+ * (persist, then send, then advance). Everything runs on the event loop; a synced
+ * write runs off it when the store can (saveInBackground), and what depends on the write
+ * leaves only once it is done, so no message can overtake the write it depends on. What it answers (member-view.ts), the transfer gate (member-transfer.ts) and
  * the role bookkeeping (member-role.ts) are its helpers: they act on raft only through it.
  */
 export class RaftMember implements Member {
@@ -89,6 +90,10 @@ export class RaftMember implements Member {
   private readonly tickListeners = new Set<(tick: TickTiming) => void>();
   private term = 0;
   private failed = false;
+  /** A synced write under way (StateStore.saveInBackground); settles once it is done, either way. */
+  private writeInFlight: Promise<void> | undefined;
+  /** The last stop(), until the next start(). */
+  private stopping: Promise<void> | undefined;
   private readonly refusals: PeerRefusals;
 
   private nextTickAtMs = 0;
@@ -222,15 +227,22 @@ export class RaftMember implements Member {
     this.book.update(status.confState, this.transport, true);
     await this.transport.start();
     this.running = true;
+    this.stopping = undefined;
     this.nextTickAtMs = this.nowMs() + t.tickMs;
     this.scheduleTick();
     this.views.publish();
   }
 
   /** Stops ticking and closes the transport; the state file already holds everything durable. */
-  async stop(): Promise<void> {
-    if (!this.running) return;
+  stop(): Promise<void> {
+    // A second call (fail() then the caller's) waits for the same stop, write under way included.
+    if (!this.running) return this.stopping ?? Promise.resolve();
     this.running = false;
+    this.stopping = this.finishStop();
+    return this.stopping;
+  }
+
+  private async finishStop(): Promise<void> {
     if (this.tickTimer) this.timers.clearTimeout(this.tickTimer);
     this.views.clearTimer();
     this.tickTimer = undefined;
@@ -240,6 +252,8 @@ export class RaftMember implements Member {
     // Watchers must hear that this member no longer claims anything.
     this.views.publish();
     await this.transport?.close();
+    // The caller closes the state file next: a write under way must be done with it first.
+    await this.writeInFlight;
     this.log.info({ term: this.term }, 'member stopped');
   }
 
@@ -249,7 +263,7 @@ export class RaftMember implements Member {
    */
   async shutdown(): Promise<TransferResult | undefined> {
     let result: TransferResult | undefined;
-    if (this.running && (this.role.state === 'Leader' || this.transfers.underWay)) {
+    if (this.running && (this.raftRole().state === 'Leader' || this.transfers.underWay)) {
       try {
         // A transfer under way (the reconciler's handover ran out of time) is joined.
         result = await this.transferLeadership();
@@ -333,8 +347,9 @@ export class RaftMember implements Member {
    */
   campaign(): void {
     if (!this.running) return;
-    if (this.role.state !== 'Follower' || this.role.lead !== None) {
-      this.log.debug({ role: this.role.state, leader: this.role.lead || null }, 'campaign skipped');
+    const raft = this.raftRole();
+    if (raft.state !== 'Follower' || raft.lead !== None) {
+      this.log.debug({ role: raft.state, leader: raft.lead || null }, 'campaign skipped');
       return;
     }
     this.withNode('campaign', (n) => n.campaign());
@@ -383,10 +398,10 @@ export class RaftMember implements Member {
    * raft, past onPeerMessage: while this member would drop the target's real request (its
    * fresh-vote window, longer than raft's own delay when peers announce longer timing), raft
    * gives none. Set before every step that may hand over (a local transfer, a peer's message);
-   * only a leader hands over, and one step never both elects and hands over.
+   * only raft's leader hands over, whatever role this member shows (it lags a write under way).
    */
   private syncTransferGrant(node: RawNode): void {
-    const refuses = this.role.state === 'Leader' && this.timingGuard.refusesFreshVotes(this.nowMs());
+    const refuses = this.timingGuard.refusesFreshVotes(this.nowMs());
     node.setTransferGrantsVote(this.grantsTransferVote && !refuses);
   }
 
@@ -449,7 +464,8 @@ export class RaftMember implements Member {
 
   private onPeerDisconnected(peer: string): void {
     if (!this.running || !this.node || this.options.forgetLeaderOnDisconnect === false) return;
-    if (this.role.state !== 'Follower' || this.role.lead !== peer) return;
+    const raft = this.raftRole();
+    if (raft.state !== 'Follower' || raft.lead !== peer) return;
     const cs = this.book.current;
     const successor = [...new Set([...cs.voters, ...cs.votersOutgoing])].sort().find((id) => id !== peer);
     this.log.info({ leader: peer, term: this.term, campaign: successor === this.id }, 'link to the leader closed; forgetting it');
@@ -484,35 +500,17 @@ export class RaftMember implements Member {
   private drainReady(): void {
     const node = this.node;
     if (!node) return;
-    while (node.hasReady()) {
+    // One write in flight at a time: the next Ready waits for this one's advance (raft's rule).
+    while (this.writeInFlight === undefined && node.hasReady()) {
       // A new leader's lease starts with its first heartbeat round: put that round in the Ready that
       // makes it leader, so it leaves before this member's write (not one fsync later). A no-op
       // unless raft leads and this member has not seen it yet.
       if (this.role.state !== 'Leader') node.heartbeat();
       const rd = node.ready();
-      // Nothing of this Ready's term is new: the term (and a leader's self-vote) is already on disk.
-      const termDurable = rd.hardState === undefined || rd.hardState.term === this.term;
-      let sent = 0;
-      // Vote requests promise nothing about this member's disk: its own vote is a message to itself,
-      // counted only after this synchronous write, and any grant is stepped after it too (etcd-raft's
-      // msgs vs msgsAfterAppend). So the peers' writes overlap with ours.
-      const early = rd.messages.filter((m) => SentBeforeWrite.has(m.type));
-      for (const m of early) this.sendOne(m);
-      const rest = early.length === 0 ? rd.messages : rd.messages.filter((m) => !SentBeforeWrite.has(m.type));
-      if (termDurable) {
-        if (rd.softState) this.onSoftState(rd);
-        // A leader's appends and heartbeats promise nothing about its own disk, so
-        // they leave before the write (etcd's leader rule, raft thesis 10.2.1); responses are
-        // stepped only after this synchronous write, so the leader never counts an unwritten entry.
-        if (this.role.state === 'Leader') {
-          while (sent < rest.length && LeaderSendsFirst.has(rest[sent]!.type)) sent++;
-          // Heartbeats first: a follower answers one without writing, but an append only after its
-          // own fsync, and both share the link. Raft takes them in any order (etcd: two streams).
-          for (let i = 0; i < sent; i++) if (rest[i]!.type === 'MsgHeartbeat') this.sendOne(rest[i]!);
-          for (let i = 0; i < sent; i++) if (rest[i]!.type !== 'MsgHeartbeat') this.sendOne(rest[i]!);
-        }
-        // A follower names the leader it just heard from before writing that leader's entries.
-        if (rd.softState) this.views.publish();
+      const left = this.sendBeforeWrite(rd);
+      if (rd.durableState && rd.mustSync && this.options.store.saveInBackground) {
+        this.writeInBackground(node, rd, left);
+        break;
       }
       if (rd.durableState) {
         const started = performance.now();
@@ -522,23 +520,96 @@ export class RaftMember implements Member {
         this.options.store.save(rd.durableState, { sync: rd.mustSync });
         this.metrics?.statePersistDuration((performance.now() - started) / 1000);
       }
-      if (rd.hardState) this.term = rd.hardState.term;
-      if (rd.softState && !termDurable) this.onSoftState(rd);
-      for (let i = sent; i < rest.length; i++) this.sendOne(rest[i]!);
-      // Committed membership changes take effect in log order, before advance (etcd's driver rule).
-      for (const e of rd.committedEntries) {
-        if (!e.confChange) continue;
-        node.applyConfChange(e.confChange);
-        this.metrics?.confChangeApplied?.(confChangeKind(e.confChange));
-      }
-      node.advance(rd);
+      this.finishReady(node, rd, left);
     }
     // After every message: the basic status (no progress records, a shared ConfState) is enough here.
     const status = node.basicStatus();
+    // Even with a write in flight: a transfer raft started must mark its term before any claim.
     this.transfers.noteStatus(status);
     // Applied changes and a joiner's snapshot both move the configuration; the view below uses it.
-    this.book.update(status.confState, this.transport);
+    // Not from a snapshot whose write is still to come or under way: it is not on disk yet.
+    if (this.writeInFlight === undefined || !node.hasUnsavedSnapshot()) this.book.update(status.confState, this.transport);
     this.views.publish();
+  }
+
+  /**
+   * The part of a Ready that may leave before this member's write: vote requests and MsgTimeoutNow
+   * always, and a leader's appends and heartbeats. Returns what must wait for the write.
+   */
+  private sendBeforeWrite(rd: Ready): Message[] {
+    // Nothing of this Ready's term is new: the term (and a leader's self-vote) is already on disk.
+    const termDurable = rd.hardState === undefined || rd.hardState.term === this.term;
+    // Vote requests promise nothing about this member's disk: its own vote is a message to itself,
+    // counted only after this member's write, and any grant is stepped after it too (etcd-raft's
+    // msgs vs msgsAfterAppend). So the peers' writes overlap with ours.
+    const early = rd.messages.filter((m) => SentBeforeWrite.has(m.type));
+    for (const m of early) {
+      if (m.type === 'MsgTimeoutNow') this.transfers.timeoutNowSent(m.term);
+      this.sendOne(m);
+    }
+    const rest = early.length === 0 ? rd.messages : rd.messages.filter((m) => !SentBeforeWrite.has(m.type));
+    if (!termDurable) return rest;
+    if (rd.softState) this.onSoftState(rd);
+    let sent = 0;
+    // A leader's appends and heartbeats promise nothing about its own disk, so
+    // they leave before the write (etcd's leader rule, raft thesis 10.2.1); responses are
+    // stepped only after the write, so the leader never counts an unwritten entry.
+    if (this.role.state === 'Leader') {
+      while (sent < rest.length && LeaderSendsFirst.has(rest[sent]!.type)) sent++;
+      // Heartbeats first: a follower answers one without writing, but an append only after its
+      // own fsync, and both share the link. Raft takes them in any order (etcd: two streams).
+      for (let i = 0; i < sent; i++) if (rest[i]!.type === 'MsgHeartbeat') this.sendOne(rest[i]!);
+      for (let i = 0; i < sent; i++) if (rest[i]!.type !== 'MsgHeartbeat') this.sendOne(rest[i]!);
+    }
+    // A follower names the leader it just heard from before writing that leader's entries.
+    if (rd.softState) this.views.publish();
+    return rest.slice(sent);
+  }
+
+  /**
+   * The synced write off the event loop (StateStore.saveInBackground): peers' messages, ticks and
+   * GET /leader go on meanwhile. Raft takes steps between ready() and advance() (etcd's run loop
+   * does the same); whatever they produce waits for the next Ready, after this write's advance.
+   */
+  private writeInBackground(node: RawNode, rd: Ready, left: Message[]): void {
+    const started = performance.now();
+    let settle!: () => void;
+    this.writeInFlight = new Promise<void>((resolve) => (settle = resolve));
+    const done = (err: Error | undefined): void => {
+      this.writeInFlight = undefined;
+      settle();
+      // Nothing of this Ready may leave on an error: a vote would be promised but not kept.
+      if (err !== undefined) return this.fail(err);
+      // Stopped meanwhile: the transport is closed and the node is dropped at the next start.
+      if (!this.running || this.node !== node || this.failed) return;
+      try {
+        this.metrics?.statePersistDuration((performance.now() - started) / 1000);
+        this.finishReady(node, rd, left);
+      } catch (finishErr) {
+        return this.fail(finishErr);
+      }
+      this.processReady();
+    };
+    try {
+      this.options.store.saveInBackground!(rd.durableState!, done);
+    } catch (err) {
+      done(err as Error);
+    }
+  }
+
+  /** After the Ready's state is durable: the new term, what waited for the write, then advance. */
+  private finishReady(node: RawNode, rd: Ready, left: Message[]): void {
+    const termDurable = rd.hardState === undefined || rd.hardState.term === this.term;
+    if (rd.hardState) this.term = rd.hardState.term;
+    if (rd.softState && !termDurable) this.onSoftState(rd);
+    for (const m of left) this.sendOne(m);
+    // Committed membership changes take effect in log order, before advance (etcd's driver rule).
+    for (const e of rd.committedEntries) {
+      if (!e.confChange) continue;
+      node.applyConfChange(e.confChange);
+      this.metrics?.confChangeApplied?.(confChangeKind(e.confChange));
+    }
+    node.advance(rd);
   }
 
   private sendOne(m: Message): void {
@@ -559,6 +630,13 @@ export class RaftMember implements Member {
     this.log.fatal({ err }, 'the raft loop failed; stopping the member');
     void this.stop();
     this.options.onFatal?.(err);
+  }
+
+  /** Raft's role and leader now: the role shown lags it while a write is under way (not for claims). */
+  private raftRole(): { state: StateType; lead: string } {
+    if (this.writeInFlight === undefined || !this.node) return { state: this.role.state, lead: this.role.lead };
+    const s = this.node.status();
+    return { state: s.state, lead: s.lead };
   }
 
   private leaderOrNull(): string | null {

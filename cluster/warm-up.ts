@@ -137,11 +137,28 @@ class WarmUpNetwork {
   }
 }
 
-/** Keeps the state in memory, formatted as the state file would write it. */
+/** Synced writes of the throwaway group, done when the drive loop says (the thread pool's part). */
+class WarmUpDisk {
+  private readonly done: (() => void)[] = [];
+  add(complete: () => void): void {
+    this.done.push(complete);
+  }
+  get pending(): boolean {
+    return this.done.length > 0;
+  }
+  completeAll(): void {
+    for (let next = this.done.shift(); next; next = this.done.shift()) next();
+  }
+}
+
+/** Keeps the state in memory, formatted as the state file would write it; syncs in the background as it does. */
 class WarmUpStore implements StateStore {
   private state: DurableState | undefined;
   private seq = 0;
-  constructor(private readonly id: string) {}
+  constructor(
+    private readonly id: string,
+    private readonly disk: WarmUpDisk,
+  ) {}
   load(): DurableState | undefined {
     return this.state;
   }
@@ -150,6 +167,10 @@ class WarmUpStore implements StateStore {
     slotBuffer(line, slotBytesFor(Buffer.byteLength(line, 'utf8')));
     this.state = state;
   }
+  saveInBackground(state: DurableState, done: (err: Error | undefined) => void): void {
+    this.save(state);
+    this.disk.add(() => done(undefined));
+  }
 }
 
 /** Runs the throwaway group to completion (fake time: a few ms of real CPU). Throws if it never elects. */
@@ -157,6 +178,7 @@ export async function warmUpElectionPath(options: WarmUpOptions): Promise<WarmUp
   const clock = new FakeClock();
   const timing: PeerTiming = { tickMs: options.tickMs, electionTicks: options.electionTicks, maxClockDriftMs: options.maxClockDriftMs };
   const net = new WarmUpNetwork(timing);
+  const disk = new WarmUpDisk();
   const silent = pino({ level: 'silent' });
   const members = Ids.map(
     (id, i) =>
@@ -167,7 +189,7 @@ export async function warmUpElectionPath(options: WarmUpOptions): Promise<WarmUp
         electionTicks: options.electionTicks,
         heartbeatTicks: options.heartbeatTicks,
         maxClockDriftMs: options.maxClockDriftMs,
-        store: new WarmUpStore(id),
+        store: new WarmUpStore(id, disk),
         logger: silent,
         random: seededRandom(i + 1),
         monotonicNowMs: () => clock.nowMs,
@@ -179,7 +201,10 @@ export async function warmUpElectionPath(options: WarmUpOptions): Promise<WarmUp
   let leaderChanges = 0;
   let lastLeader: string | null = null;
   const drain = (): void => {
-    net.drain();
+    do {
+      disk.completeAll();
+      net.drain();
+    } while (disk.pending);
     const leader = members.find((m) => m.view().role === 'Leader')?.id ?? null;
     if (leader !== null && leader !== lastLeader) leaderChanges++;
     lastLeader = leader ?? lastLeader;
@@ -209,7 +234,10 @@ export async function warmUpElectionPath(options: WarmUpOptions): Promise<WarmUp
       await runUntil(() => done && (last || claimed() !== undefined), 'handover');
     }
   } finally {
-    for (const m of members) await m.stop();
+    // stop() waits for a write under way, which only the drive loop completes.
+    const stopped = Promise.all(members.map((m) => m.stop()));
+    disk.completeAll();
+    await stopped;
   }
   return { leaderChanges, messages: net.messages };
 }

@@ -65,6 +65,7 @@ function loadedOnce(store: StateStore, loaded: DurableState | undefined): StateS
       return loaded;
     },
     save: (state, options) => store.save(state, options),
+    ...(store.saveInBackground ? { saveInBackground: store.saveInBackground.bind(store) } : {}),
   };
 }
 

@@ -208,6 +208,7 @@ export function voteMustBeMember(store: StateStore & { filePath: string }, voter
     save(state: DurableState, options?: SaveOptions): void {
       store.save(state, options);
     },
+    ...(store.saveInBackground ? { saveInBackground: store.saveInBackground.bind(store) } : {}),
   };
 }
 

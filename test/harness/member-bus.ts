@@ -101,14 +101,27 @@ export class Bus {
   }
 }
 
+/** How a MemoryStore's background syncs behave: how long each takes, and whether a kill keeps it. */
+export interface BackgroundSync {
+  delayMs(): number;
+  /** The process dies mid-sync: true if the written slot survives (it reached the page cache). */
+  keptOnKill(): boolean;
+}
+
 export class MemoryStore implements StateStore {
   state: DurableState | undefined;
   corrupt = false;
   failWrites = false;
+  /** Present only with a BackgroundSync: members then sync off the event loop, as with the state file. */
+  readonly saveInBackground?: (state: DurableState, done: (err: Error | undefined) => void) => void;
+  private pending: { timer: ReturnType<typeof setTimeout>; state: DurableState; done: (err: Error | undefined) => void } | undefined;
   constructor(
     private readonly id: string,
     private readonly bus: Bus,
-  ) {}
+    private readonly sync?: BackgroundSync,
+  ) {
+    if (sync) this.saveInBackground = (state, done) => this.startSync(state, done, sync);
+  }
   load(): DurableState | undefined {
     if (this.corrupt) throw new ClusterError('STATE_FILE_CORRUPT', `/data/${this.id}/raft-state.json: checksum mismatch`);
     return this.state ? structuredClone(this.state) : undefined;
@@ -118,5 +131,48 @@ export class MemoryStore implements StateStore {
     if (this.bus.tracing) this.bus.trace.push({ event: 'save', member: this.id, detail: `term=${state.hardState.term} vote=${state.hardState.vote}` });
     this.state = structuredClone(state);
   }
-}
 
+  /** The process dies: a sync under way ends with an error (nothing of its Ready leaves), its state kept or lost. */
+  kill(): void {
+    const p = this.pending;
+    if (!p) return;
+    clearTimeout(p.timer);
+    this.pending = undefined;
+    // A failing disk keeps nothing.
+    if (this.sync!.keptOnKill() && !this.failWrites) this.save(p.state);
+    p.done(new ClusterError('STATE_FILE_WRITE_FAILED', `/data/${this.id}/raft-state.json: the process was killed during the sync`));
+  }
+
+  private startSync(state: DurableState, done: (err: Error | undefined) => void, sync: BackgroundSync): void {
+    // The contract members keep: one at a time.
+    if (this.pending) throw new Error(`${this.id}: a second background save before the first was done`);
+    if (this.failWrites) {
+      const err = new ClusterError('STATE_FILE_WRITE_FAILED', `/data/${this.id}/raft-state.json: ENOSPC`);
+      queueMicrotask(() => done(err));
+      return;
+    }
+    // Lands when the sync is done: a kill before that may lose it.
+    const copy = structuredClone(state);
+    const timer = setTimeout(() => this.finishSync(), sync.delayMs());
+    this.pending = { timer, state: copy, done };
+  }
+
+  get syncPending(): boolean {
+    return this.pending !== undefined;
+  }
+
+  /** The sync under way completes now (the state lands, then `done`). */
+  finishSync(): void {
+    const p = this.pending;
+    if (!p) throw new Error(`${this.id}: no sync under way`);
+    clearTimeout(p.timer);
+    this.pending = undefined;
+    try {
+      this.save(p.state);
+    } catch (err) {
+      p.done(err as Error);
+      return;
+    }
+    p.done(undefined);
+  }
+}

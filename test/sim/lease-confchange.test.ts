@@ -16,8 +16,8 @@ import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { RaftMember } from '../../cluster/member.js';
 import { MemoryTimingRecord } from '../../cluster/timing-record.js';
 import { confStateEqual, seededRandom, type ConfChangeV2, type ConfState, type DurableState } from '../../raft/index.js';
-import { Bus, MemoryStore } from '../harness/member-bus.js';
-import { LeaseGroup, StepMs } from './lease-group.js';
+import { type BackgroundSync, Bus, MemoryStore } from '../harness/member-bus.js';
+import { LeaseGroup, StepMs, syncsInBackground } from './lease-group.js';
 
 const Bootstrap = ['a', 'b', 'c'];
 /** Every id a run may use: the bootstrap three, then joiners and new incarnations. */
@@ -71,8 +71,9 @@ class CheckedStore extends MemoryStore {
     private readonly who: string,
     bus: Bus,
     private readonly violations: string[],
+    sync: BackgroundSync | undefined,
   ) {
-    super(who, bus);
+    super(who, bus, sync);
   }
   override save(state: DurableState): void {
     const { term, vote } = state.hardState;
@@ -94,7 +95,7 @@ class Group extends LeaseGroup {
 
   async start(id: string): Promise<void> {
     this.starts++;
-    if (!this.stores.has(id)) this.stores.set(id, new CheckedStore(id, this.bus, this.violations));
+    if (!this.stores.has(id)) this.stores.set(id, new CheckedStore(id, this.bus, this.violations, this.backgroundSync));
     if (!this.records.has(id)) this.records.set(id, new MemoryTimingRecord());
     const member = new RaftMember({
       id,
@@ -144,8 +145,12 @@ function propose(g: Group, cc: ConfChangeV2): void {
 
 const pickFrom = <T>(xs: readonly T[], n: number): T | undefined => xs[n % Math.max(xs.length, 1)];
 
-async function runSchedule(seed: number, actions: Action[]): Promise<{ samples: number; claims: number; terms: number; changes: number; lostQuorum: number }> {
-  const g = new Group(seed);
+async function runSchedule(
+  seed: number,
+  actions: Action[],
+  options: { syncInBackground?: boolean } = {},
+): Promise<{ samples: number; claims: number; terms: number; changes: number; lostQuorum: number }> {
+  const g = new Group(seed, options);
   try {
     for (const id of Bootstrap) await g.start(id);
     await g.run(3_000);
@@ -286,7 +291,7 @@ describe('lease safety of real members while the configuration changes', () => {
     await fc.assert(
       fc.asyncProperty(fc.integer({ min: 1, max: 2 ** 30 }), fc.array(actionArb, { minLength: 3, maxLength: 14 }), async (s, actions) => {
         vi.setSystemTime(1_000_000);
-        const r = await runSchedule(s, actions);
+        const r = await runSchedule(s, actions, { syncInBackground: syncsInBackground(s) });
         samples += r.samples;
         claims += r.claims;
         changes += r.changes;
@@ -308,7 +313,7 @@ describe('lease safety of real members while the configuration changes', () => {
     await fc.assert(
       fc.asyncProperty(fc.integer({ min: 1, max: 2 ** 30 }), fc.array(forgetActionArb, { minLength: 3, maxLength: 14 }), async (s, actions) => {
         vi.setSystemTime(1_000_000);
-        const r = await runSchedule(s, actions);
+        const r = await runSchedule(s, actions, { syncInBackground: syncsInBackground(s) });
         samples += r.samples;
         claims += r.claims;
       }),

@@ -17,7 +17,7 @@ import { RaftMember } from '../../cluster/member.js';
 import { MemoryTimingRecord } from '../../cluster/timing-record.js';
 import { seededRandom } from '../../raft/index.js';
 import { MemoryStore } from '../harness/member-bus.js';
-import { LeaseGroup } from './lease-group.js';
+import { LeaseGroup, syncsInBackground } from './lease-group.js';
 
 const Ids = ['a', 'b', 'c', 'd', 'e'];
 const Uniform: PeerTiming = { tickMs: 100, electionTicks: 10, maxClockDriftMs: 100 };
@@ -29,7 +29,7 @@ const Timings: readonly PeerTiming[] = [Uniform, Short, { tickMs: 50, electionTi
 const defaultSeed = Date.now() % 1_000_000_000;
 
 class FiveGroup extends LeaseGroup {
-  readonly stores = new Map(Ids.map((id) => [id, new MemoryStore(id, this.bus)]));
+  readonly stores = new Map(Ids.map((id) => [id, new MemoryStore(id, this.bus, this.backgroundSync)]));
   readonly records = new Map(Ids.map((id) => [id, new MemoryTimingRecord()]));
   readonly timings = new Map<string, PeerTiming>(Ids.map((id) => [id, Uniform]));
   private starts = 0;
@@ -226,7 +226,7 @@ function cutFor(g: FiveGroup, cuts: Map<string, number>, x: string, y: string, m
 }
 
 async function runRandom(seed: number, timings: readonly number[], actions: Action[]): Promise<{ samples: number; claims: number }> {
-  const g = new FiveGroup(seed);
+  const g = new FiveGroup(seed, { syncInBackground: syncsInBackground(seed) });
   const delays = seededRandom(seed ^ 0x1b873593);
   g.bus.delayMs = () => delays.nextInt(21);
   Ids.forEach((id, i) => g.timings.set(id, Timings[timings[i]!]!));

@@ -8,7 +8,10 @@
 import { vi } from 'vitest';
 import type { RaftMember } from '../../cluster/member.js';
 import { seededRandom } from '../../raft/index.js';
-import { Bus } from '../harness/member-bus.js';
+import { type BackgroundSync, Bus, type MemoryStore } from '../harness/member-bus.js';
+
+/** Half the random schedules sync off the event loop (as the state file does), half synchronously (as a plain store). */
+export const syncsInBackground = (seed: number): boolean => seed % 2 === 1;
 
 /** Simulated time between two samples. */
 export const StepMs = 10;
@@ -22,12 +25,26 @@ export abstract class LeaseGroup {
   samples = 0;
   claims = 0;
   private readonly timers: (() => void)[] = [];
+  /** Each store's syncs, when the members sync off the event loop (as with the state file). */
+  protected readonly backgroundSync: BackgroundSync | undefined;
+  abstract readonly stores: Map<string, MemoryStore>;
 
-  constructor(protected readonly seed: number) {
+  /** `syncInBackground`: synced writes take 0 to 8 ms (a few 1 to 3 s), with peers' messages and ticks going on meanwhile. */
+  constructor(
+    protected readonly seed: number,
+    options: { syncInBackground?: boolean } = {},
+  ) {
     const delays = seededRandom(seed ^ 0x5bd1e995);
     this.bus.tracing = false;
     // Up to 20 ms per message, independently: reordering comes with it.
     this.bus.delayMs = () => delays.nextInt(21);
+    if (options.syncInBackground) {
+      const disk = seededRandom(seed ^ 0x85ebca6b);
+      // One sync in 50 stalls for one to three election timeouts (a disk hiccup): the member's
+      // shown role and term lag raft's for that long, and what it owes its peers waits.
+      const delayMs = () => (disk.nextInt(50) === 0 ? 1_000 + disk.nextInt(2_001) : disk.nextInt(9));
+      this.backgroundSync = { delayMs, keptOnKill: () => disk.nextInt(2) === 1 };
+    }
   }
 
   abstract start(id: string): Promise<void>;
@@ -36,6 +53,8 @@ export abstract class LeaseGroup {
     const m = this.members.get(id);
     if (!m) return;
     this.members.delete(id);
+    // Before stop(), which waits for a sync under way: a killed process does not finish it.
+    this.stores.get(id)?.kill();
     await m.stop();
     this.bus.crash(id);
   }
@@ -89,6 +108,7 @@ export abstract class LeaseGroup {
 
   async stop(): Promise<void> {
     for (const cancel of this.timers) cancel();
+    for (const store of this.stores.values()) store.kill();
     for (const m of this.members.values()) await m.stop();
   }
 }

@@ -15,7 +15,7 @@ import { RaftMember } from '../../cluster/member.js';
 import { MemoryTimingRecord } from '../../cluster/timing-record.js';
 import { seededRandom } from '../../raft/index.js';
 import { MemoryStore } from '../harness/member-bus.js';
-import { LeaseGroup, StepMs } from './lease-group.js';
+import { LeaseGroup, StepMs, syncsInBackground } from './lease-group.js';
 
 const Ids = ['a', 'b', 'c'];
 const TickMs = 100;
@@ -101,15 +101,15 @@ const restartActionArb: fc.Arbitrary<Action> = fc.oneof(
 );
 
 class Group extends LeaseGroup {
-  readonly stores = new Map(Ids.map((id) => [id, new MemoryStore(id, this.bus)]));
+  readonly stores = new Map(Ids.map((id) => [id, new MemoryStore(id, this.bus, this.backgroundSync)]));
   readonly records = new Map(Ids.map((id) => [id, new MemoryTimingRecord()]));
   /** The settings each member runs with at its next start. */
   readonly timings = new Map<string, PeerTiming>(Ids.map((id) => [id, Uniform]));
   private readonly restarts = new Map<string, number>();
   private readonly rates = new Map<string, number>();
 
-  constructor(seed: number) {
-    super(seed);
+  constructor(seed: number, options: { syncInBackground?: boolean } = {}) {
+    super(seed, options);
     const skew = seededRandom(seed ^ 0x27d4eb2d);
     for (const id of Ids) this.rates.set(id, 1 - maxRateSkew + (2 * maxRateSkew * skew.nextInt(1001)) / 1000);
   }
@@ -154,8 +154,9 @@ async function runSchedule(
   seed: number,
   actions: Action[],
   initialTimings: readonly PeerTiming[] = [],
+  options: { syncInBackground?: boolean } = {},
 ): Promise<{ samples: number; claims: number; terms: number }> {
-  const g = new Group(seed);
+  const g = new Group(seed, options);
   const choose = seededRandom(seed);
   const rnd = () => choose.nextInt(1_000_000);
   Ids.forEach((id, i) => g.timings.set(id, initialTimings[i] ?? Uniform));
@@ -272,7 +273,7 @@ describe('lease safety of real members over random schedules', () => {
     await fc.assert(
       fc.asyncProperty(fc.integer({ min: 1, max: 2 ** 30 }), fc.array(actionArb, { minLength: 3, maxLength: 12 }), async (s, actions) => {
         vi.setSystemTime(1_000_000);
-        const r = await runSchedule(s, actions);
+        const r = await runSchedule(s, actions, [], { syncInBackground: syncsInBackground(s) });
         samples += r.samples;
         claims += r.claims;
         terms += r.terms;
@@ -307,7 +308,7 @@ describe('lease safety of real members with mixed timing settings', () => {
         fc.array(o.actions, { minLength: 3, maxLength: 12 }),
         async (s, timingIdx, actions) => {
           vi.setSystemTime(1_000_000);
-          const r = await runSchedule(s, actions, timingIdx.map((i) => Timings[i]!));
+          const r = await runSchedule(s, actions, timingIdx.map((i) => Timings[i]!), { syncInBackground: syncsInBackground(s) });
           samples += r.samples;
           claims += r.claims;
         },
