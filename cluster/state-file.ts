@@ -361,9 +361,7 @@ export class StateFile implements StateStore {
     } catch (err) {
       // A half-written temp file (ENOSPC) only takes space the next save needs.
       if (!renamed) removeQuietly(tempPath);
-      throw new ClusterError('STATE_FILE_WRITE_FAILED', `cannot save state to ${this.filePath}: failed to ${step}: ${(err as Error).message}`, {
-        cause: err,
-      });
+      throw this.writeFailed(step, err);
     }
     // Both slots hold the new state; the next save goes to slot 1. The fd opens after the
     // directory's was closed, so a save on a full fd table needs only the one spare fd.
